@@ -1,0 +1,112 @@
+"""The ``lean-p2p`` command line.
+
+Runs on the main thread of the command's own process. Each subcommand lives in its own
+module, imported when the parser is built; a command module exposes
+
+- ``DESCRIPTION: str`` — one line for ``--help``;
+- ``configure(parser: argparse.ArgumentParser) -> None`` — adds its options;
+- ``run(args: argparse.Namespace) -> int`` — does the work, returns the exit code.
+
+Command modules keep their top-level imports light (heavy imports go inside ``run``)
+so that ``lean-p2p --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+__all__ = ["BENCHMARKS", "COMMANDS", "build_parser", "main"]
+
+#: subcommand name -> module implementing it
+COMMANDS: dict[str, str] = {
+    "node": "lean_p2p.node.cli_node",
+    "devnet": "lean_p2p.node.cli_devnet",
+    "stress": "lean_p2p.runtime.cli_stress",
+    "spectest": "lean_p2p.spectest.cli",
+    "profile": "lean_p2p.node.cli_profile",
+    "replay": "lean_p2p.node.cli_replay",
+}
+
+#: ``lean-p2p bench NAME`` -> module implementing the benchmark
+BENCHMARKS: dict[str, str] = {
+    "bridge": "lean_p2p.bench.bridge",
+    "native": "lean_p2p.bench.native",
+    "wire": "lean_p2p.bench.wire",
+    "consensus": "lean_p2p.bench.consensus",
+    "gossip": "lean_p2p.bench.gossip",
+}
+
+
+def _load(module_name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        # Only a missing command module itself is tolerated; a missing dependency of an
+        # existing module is a real error and must surface.
+        if error.name == module_name:
+            return None
+        raise
+
+
+def _add_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    module_name: str,
+) -> None:
+    module = _load(module_name)
+    if module is None:
+        return
+    description: str = module.DESCRIPTION
+    parser = subparsers.add_parser(name, help=description, description=description)
+    module.configure(parser)
+    parser.set_defaults(_run=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lean-p2p",
+        description="Event-loop core for Ethereum lean-consensus clients.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        _add_command(subparsers, name, module_name)
+    bench = subparsers.add_parser(
+        "bench",
+        help="run a benchmark; prints a table and writes JSON with --json",
+        description="Benchmarks: each prints a table and writes JSON with --json PATH.",
+    )
+    bench_subparsers = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
+    for name, module_name in BENCHMARKS.items():
+        _add_command(bench_subparsers, name, module_name)
+    bench.set_defaults(_run=lambda _args: _print_help(bench))
+    return parser
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _version() -> str:
+    from lean_p2p import __version__
+
+    return f"lean-p2p {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        return _print_help(parser)
+    exit_code: int = run(args)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
