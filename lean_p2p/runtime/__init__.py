@@ -1,5 +1,35 @@
-"""The loop-thread runtime: mailbox, loop-affinity guard, actors and timers."""
+"""The loop-thread runtime: mailbox, loop-affinity guard, actors and timers.
+
+Thread map: ``Mailbox.put`` (and ``Actor.send``) are any-thread entry points; the drain,
+actors, timers and everything they touch run on the loop thread.
+"""
 
 from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
+from lean_p2p.runtime.lanes import LEAN_LANES
+from lean_p2p.runtime.mailbox import (
+    DEFAULT_BUDGET,
+    HandlerFailure,
+    LaneSpec,
+    LaneStatistics,
+    Mailbox,
+    MailboxClosed,
+    MailboxStatistics,
+    OverflowPolicy,
+    UnknownLaneError,
+)
 
-__all__ = ["LoopAffinity", "WrongThreadError", "loop_only"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "LEAN_LANES",
+    "HandlerFailure",
+    "LaneSpec",
+    "LaneStatistics",
+    "LoopAffinity",
+    "Mailbox",
+    "MailboxClosed",
+    "MailboxStatistics",
+    "OverflowPolicy",
+    "UnknownLaneError",
+    "WrongThreadError",
+    "loop_only",
+]

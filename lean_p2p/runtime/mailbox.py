@@ -1,0 +1,556 @@
+"""The mailbox: a lock-free, bounded, multi-lane hand-off from any thread into one loop.
+
+Threads: :meth:`Mailbox.put` runs on ANY thread (Python threads, threads entering
+through ctypes, the loop thread itself) and never blocks. Everything else — the drain,
+the handler, :meth:`Mailbox.aclose` — runs on the loop thread.
+
+Algorithm (the ``xev.Async`` analogue)::
+
+    put(lane, item)                  # any thread
+        lane.offer(item)             # 1. publish first (apply the overflow policy)
+        if idle_token.pop():         # 2. then test-and-set "armed"
+            loop.call_soon_threadsafe(drain)
+
+    drain()                          # loop thread
+        idle_token.append()          # 3. clear "armed" BEFORE reading the lanes
+        serve lanes in priority order, a quantum per lane per round, up to a budget
+        if work remains and idle_token.pop():
+            loop.call_soon(drain)    # 4. re-arm ourselves; I/O and timers run between
+
+"Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
+``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
+locks), so exactly one producer wins the test-and-set per drain cycle: one
+``call_soon_threadsafe`` per cycle, never one per event, and never two drains pending.
+
+Why no wakeup is lost. Invariant: the token is absent exactly while one drain is
+scheduled that has not yet executed step 3. Take any item a producer publishes at step
+1. That producer then tests the token at step 2:
+
+- token present: it takes it and schedules a drain itself; that drain's step 3 and its
+  reading of the lanes happen after the publish, so it sees the item;
+- token absent: by the invariant a drain is scheduled whose step 3 has not run yet; its
+  step 3 — and therefore its reading of the lanes — comes after the publish, so it sees
+  the item.
+
+"Sees" means the item is served by that drain or, if the budget runs out first, the
+drain finds work remaining and re-arms (step 4), so a later drain serves it. Reverse
+either order and the argument breaks: testing the token before publishing lets a drain
+scheduled earlier run its step 3 and read empty lanes in between (the item is stranded
+until some unrelated put); clearing the token after reading the lanes lets a producer
+find the token absent, skip the wakeup, and publish after that drain read the lanes.
+``tests/runtime/test_lost_wakeup.py`` widens both windows and shows the right order
+holds and both wrong orders strand events.
+
+Close contract. A put that starts after :meth:`Mailbox.aclose` began raises
+:class:`MailboxClosed`. Every put that returned normally has its item handled (or,
+for an evicting lane, evicted and counted) before ``aclose`` returns: ``aclose`` first
+waits until no put is in flight (two lock-free counters, entered and left), then
+drains to empty. A handler that raises is counted, reported with its lane and item to
+``on_handler_error`` (default: logged), and the drain continues with the next item; a
+node makes handler errors fatal by passing a callback that starts its shutdown.
+
+When to use which: this mailbox for every producer that must never block — network
+callbacks, native threads, the trio driver. :class:`lean_p2p.runtime.blocking.BlockingMailbox`
+(janus) for a producer that is allowed to block and wants backpressure instead of drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lean_p2p.runtime.affinity import LoopAffinity, loop_only
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "HandlerFailure",
+    "LaneSpec",
+    "LaneStatistics",
+    "Mailbox",
+    "MailboxClosed",
+    "MailboxStatistics",
+    "OverflowPolicy",
+    "UnknownLaneError",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Items one drain serves before it yields back to the loop (step 4 above).
+DEFAULT_BUDGET = 1024
+
+
+class MailboxClosed(RuntimeError):
+    """``put`` was called after the mailbox began closing; the item was not accepted."""
+
+
+class UnknownLaneError(ValueError):
+    """``put`` named a lane the mailbox does not have."""
+
+
+class OverflowPolicy(enum.Enum):
+    """What a full lane does with one more item, and the order it is served in."""
+
+    #: FIFO; a full lane rejects the new item (``put`` returns False, counted "full").
+    REJECT_NEWEST = "reject_newest"
+    #: LIFO (freshest first); a full lane evicts its oldest item (counted "evicted").
+    EVICT_OLDEST = "evict_oldest"
+    #: FIFO; never drops (control lane: stop, ticks, timers). Capacity is advisory;
+    #: only the runtime's own low-rate messages should use it.
+    NEVER_DROP = "never_drop"
+
+
+@dataclass(frozen=True, slots=True)
+class LaneSpec:
+    """One lane: its name, bound, overflow policy and per-round quantum."""
+
+    name: str
+    capacity: int
+    policy: OverflowPolicy
+    quantum: int
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("lane name must not be empty")
+        if self.capacity < 1:
+            raise ValueError(f"lane {self.name!r}: capacity must be >= 1, not {self.capacity}")
+        if self.quantum < 1:
+            raise ValueError(f"lane {self.name!r}: quantum must be >= 1, not {self.quantum}")
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerFailure:
+    """A handler raised while handling ``item`` from ``lane``."""
+
+    lane: str
+    item: object
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStatistics:
+    name: str
+    policy: OverflowPolicy
+    capacity: int
+    quantum: int
+    depth: int
+    #: Highest depth seen by a producer right after publishing. Under contention two
+    #: producers may race the update, so it can miss the true peak by a few items.
+    high_water: int
+    accepted: int
+    handled: int
+    rejected_full: int
+    evicted: int
+    handler_errors: int
+    handling_time_s: float
+
+    @property
+    def dropped(self) -> int:
+        return self.rejected_full + self.evicted
+
+    def drops_by_reason(self) -> dict[str, int]:
+        return {"full": self.rejected_full, "evicted": self.evicted}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "policy": self.policy.value,
+            "capacity": self.capacity,
+            "quantum": self.quantum,
+            "depth": self.depth,
+            "high_water": self.high_water,
+            "accepted": self.accepted,
+            "handled": self.handled,
+            "dropped": self.drops_by_reason(),
+            "handler_errors": self.handler_errors,
+            "handling_time_s": self.handling_time_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatistics:
+    lanes: tuple[LaneStatistics, ...]
+    #: drain callbacks run on the loop
+    drains: int
+    #: ``call_soon_threadsafe`` calls made by producers (at most one per drain cycle)
+    wakeups: int
+    #: drains that stopped at the budget with work left and re-armed with ``call_soon``
+    budget_exhausted: int
+    closed: bool
+
+    @property
+    def accepted(self) -> int:
+        return sum(lane.accepted for lane in self.lanes)
+
+    @property
+    def handled(self) -> int:
+        return sum(lane.handled for lane in self.lanes)
+
+    @property
+    def dropped(self) -> int:
+        return sum(lane.dropped for lane in self.lanes)
+
+    @property
+    def depth(self) -> int:
+        return sum(lane.depth for lane in self.lanes)
+
+    @property
+    def handler_errors(self) -> int:
+        return sum(lane.handler_errors for lane in self.lanes)
+
+    @property
+    def handling_time_s(self) -> float:
+        return sum(lane.handling_time_s for lane in self.lanes)
+
+    def lane(self, name: str) -> LaneStatistics:
+        for lane in self.lanes:
+            if lane.name == name:
+                return lane
+        raise UnknownLaneError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "handled": self.handled,
+            "dropped": self.dropped,
+            "depth": self.depth,
+            "drains": self.drains,
+            "wakeups": self.wakeups,
+            "budget_exhausted": self.budget_exhausted,
+            "handler_errors": self.handler_errors,
+            "handling_time_s": self.handling_time_s,
+            "closed": self.closed,
+            "lanes": [lane.as_dict() for lane in self.lanes],
+        }
+
+
+class _Counter:
+    """A counter any thread may increment without a lock.
+
+    ``next()`` on an ``itertools.count`` is a single C call, so concurrent increments
+    are never lost (``x += 1`` on an attribute can be). Its ``repr`` reads the current
+    value without incrementing.
+    """
+
+    __slots__ = ("_count", "increment")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self.increment: Callable[[], object] = self._count.__next__
+
+    @property
+    def value(self) -> int:
+        return int(repr(self._count)[len("count(") : -1])
+
+
+class _Lane:
+    """A lane's queue and counters. ``offer`` runs on any thread; the rest on the loop."""
+
+    __slots__ = (
+        "_accept",
+        "_evict",
+        "_reject_full",
+        "capacity",
+        "handled",
+        "handler_errors",
+        "handling_time_s",
+        "high_water",
+        "items",
+        "name",
+        "serve_one",
+        "spec",
+    )
+
+    def __init__(self, spec: LaneSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.capacity = spec.capacity
+        self.items: deque[object] = deque()
+        # FIFO lanes serve the oldest item; evicting lanes serve the freshest (LIFO) and
+        # shed from the old end, so a producer's eviction and the loop's pop never
+        # contend for the same end when the lane holds more than one item.
+        self.serve_one = (
+            self.items.pop if spec.policy is OverflowPolicy.EVICT_OLDEST else self.items.popleft
+        )
+        self._accept = _Counter()
+        self._reject_full = _Counter()
+        self._evict = _Counter()
+        self.high_water = 0
+        # Loop-thread-only counters: plain ints are exact there.
+        self.handled = 0
+        self.handler_errors = 0
+        self.handling_time_s = 0.0
+
+    def offer(self, item: object) -> bool:
+        """Apply the overflow policy and publish ``item``; True if accepted.
+
+        The length check and the append are two steps, so concurrent producers may
+        overshoot the capacity by at most (number of producers - 1) items: memory stays
+        bounded, and no lock is taken.
+        """
+        items = self.items
+        if len(items) >= self.capacity:
+            policy = self.spec.policy
+            if policy is OverflowPolicy.REJECT_NEWEST:
+                self._reject_full.increment()
+                return False
+            if policy is OverflowPolicy.EVICT_OLDEST:
+                try:
+                    items.popleft()
+                except IndexError:  # the loop emptied the lane meanwhile: nothing to shed
+                    pass
+                else:
+                    self._evict.increment()
+        items.append(item)
+        self._accept.increment()
+        depth = len(items)
+        if depth > self.high_water:  # noqa: PLR1730 -- store only when it grows
+            self.high_water = depth
+        return True
+
+    def statistics(self) -> LaneStatistics:
+        spec = self.spec
+        return LaneStatistics(
+            name=spec.name,
+            policy=spec.policy,
+            capacity=spec.capacity,
+            quantum=spec.quantum,
+            depth=len(self.items),
+            high_water=self.high_water,
+            accepted=self._accept.value,
+            handled=self.handled,
+            rejected_full=self._reject_full.value,
+            evicted=self._evict.value,
+            handler_errors=self.handler_errors,
+            handling_time_s=self.handling_time_s,
+        )
+
+
+#: Called between publishing and testing the flag in ``put`` with ``"published"``, and
+#: between clearing the flag and reading the lanes in the drain with ``"cleared"``.
+#: Tests use it to widen the race windows; production leaves it None.
+RaceHook = Callable[[str], None]
+
+
+def _log_handler_failure(failure: HandlerFailure) -> None:
+    logger.error(
+        "mailbox handler failed",
+        exc_info=failure.error,
+        extra={"lane": failure.lane, "item": repr(failure.item)[:200]},
+    )
+
+
+class Mailbox:
+    """Bounded lanes drained on one loop thread; ``put`` from any thread.
+
+    ``lanes`` are in priority order (first = served first each round). ``handler`` is
+    called on the loop thread as ``handler(lane_name, item)`` for every accepted item.
+    ``loop`` defaults to the running loop (so construct on the loop thread, or pass it).
+    ``budget`` caps the items one drain handles before yielding to the loop.
+    """
+
+    def __init__(
+        self,
+        lanes: Sequence[LaneSpec],
+        handler: Callable[[str, object], None],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        budget: int = DEFAULT_BUDGET,
+        on_handler_error: Callable[[HandlerFailure], None] = _log_handler_failure,
+        race_hook: RaceHook | None = None,
+    ) -> None:
+        if not lanes:
+            raise ValueError("a mailbox needs at least one lane")
+        names = [spec.name for spec in lanes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"lane names must be unique: {names}")
+        if budget < 1:
+            raise ValueError(f"budget must be >= 1, not {budget}")
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._handler = handler
+        self._on_handler_error = on_handler_error
+        self._budget = budget
+        self._lanes = tuple(_Lane(spec) for spec in lanes)
+        self._lanes_by_name = {lane.name: lane for lane in self._lanes}
+        # One token present = idle (not armed). See the module docstring.
+        self._idle_token: list[None] = [None]
+        self._wakeups = _Counter()
+        self._puts_entered = _Counter()
+        self._puts_left = _Counter()
+        self._closed = False
+        self._close_finished = False
+        self._drains = 0
+        self._budget_exhausted = 0
+        self._race_hook = race_hook
+        self.affinity = LoopAffinity("Mailbox (drain, aclose)", "Mailbox.put")
+
+    # -- any thread -------------------------------------------------------------------
+
+    def put(self, lane: str, item: object) -> bool:
+        """Enqueue ``item`` on ``lane``; any thread, never blocks.
+
+        Returns True if accepted (it will be handled, or on an evicting lane possibly
+        evicted later and counted), False if the lane was full and rejected it (counted).
+        Raises :class:`MailboxClosed` once closing has begun, :class:`UnknownLaneError`
+        for a lane the mailbox does not have.
+        """
+        target = self._lanes_by_name.get(lane)
+        if target is None:
+            raise UnknownLaneError(f"no lane {lane!r}; lanes are {list(self._lanes_by_name)}")
+        # Entered/left bracket the put so aclose can wait until no put is between its
+        # closed-check and its publish; otherwise a put could pass the check, close could
+        # finish, and the item would be published after the final drain.
+        self._puts_entered.increment()
+        try:
+            if self._closed:
+                raise MailboxClosed(f"mailbox is closed; {lane!r} item not accepted")
+            accepted = target.offer(item)  # 1. publish first ...
+            if self._race_hook is not None:
+                self._race_hook("published")
+            if self._idle_token:  # cheap pre-check; the pop below is the real test-and-set
+                self._arm_from_producer()  # 2. ... then test-and-set
+            return accepted
+        finally:
+            self._puts_left.increment()
+
+    def _arm_from_producer(self) -> None:
+        try:
+            self._idle_token.pop()
+        except IndexError:  # another producer (or the drain's re-arm) won the race
+            return
+        self._wakeups.increment()
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError as error:  # the loop is closed: nothing can ever drain
+            raise MailboxClosed(f"the mailbox's event loop is closed: {error}") from error
+
+    def depth(self, lane: str) -> int:
+        """Items waiting in ``lane`` (a snapshot; any thread)."""
+        return len(self._lanes_by_name[lane].items)
+
+    def headroom(self, lane: str) -> int:
+        """Free slots in ``lane`` (a snapshot; any thread): lets a requester stop asking."""
+        target = self._lanes_by_name[lane]
+        return max(0, target.capacity - len(target.items))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def lane_names(self) -> tuple[str, ...]:
+        return tuple(lane.name for lane in self._lanes)
+
+    def statistics(self) -> MailboxStatistics:
+        """A snapshot of every counter (any thread; exact once producers are quiet)."""
+        return MailboxStatistics(
+            lanes=tuple(lane.statistics() for lane in self._lanes),
+            drains=self._drains,
+            wakeups=self._wakeups.value,
+            budget_exhausted=self._budget_exhausted,
+            closed=self._closed,
+        )
+
+    # -- loop thread ------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        self.affinity.check()
+        self._idle_token.append(None)  # 3. clear "armed" BEFORE reading the lanes
+        if self._race_hook is not None:
+            self._race_hook("cleared")
+        self._drains += 1
+        try:
+            if self._serve(self._budget) == 0 and self._has_work():
+                self._budget_exhausted += 1
+        finally:
+            # 4. work left (budget spent, or a put landed after we read a lane): re-arm
+            # with call_soon so I/O and timers run first. If a producer already took the
+            # token, its drain is pending and covers the work.
+            if self._has_work():
+                self._rearm_from_loop()
+
+    def _rearm_from_loop(self) -> None:
+        try:
+            self._idle_token.pop()
+        except IndexError:
+            return
+        self._loop.call_soon(self._drain)
+
+    def _has_work(self) -> bool:
+        return any(lane.items for lane in self._lanes)
+
+    def _serve(self, budget: int) -> int:
+        """Serve lanes in priority order, a quantum each per round; returns budget left."""
+        handler = self._handler
+        while budget > 0:
+            budget_at_round_start = budget
+            for lane in self._lanes:
+                if not lane.items:
+                    continue
+                budget -= self._serve_lane(lane, min(lane.spec.quantum, budget), handler)
+                if budget == 0:
+                    break
+            if budget == budget_at_round_start:  # every lane empty
+                break
+        return budget
+
+    def _serve_lane(self, lane: _Lane, limit: int, handler: Callable[[str, object], None]) -> int:
+        serve_one = lane.serve_one
+        name = lane.name
+        served = 0
+        started = time.perf_counter()
+        try:
+            while served < limit:
+                try:
+                    item = serve_one()
+                except IndexError:  # emptied (an evicting producer shed the last item)
+                    break
+                served += 1
+                try:
+                    handler(name, item)
+                except Exception as error:
+                    lane.handler_errors += 1
+                    self._report(HandlerFailure(name, item, error))
+        finally:
+            lane.handled += served
+            lane.handling_time_s += time.perf_counter() - started
+        return served
+
+    def _report(self, failure: HandlerFailure) -> None:
+        try:
+            self._on_handler_error(failure)
+        except Exception:
+            # The error callback itself failed: still never strand the other items.
+            logger.exception(
+                "mailbox on_handler_error callback failed", extra={"lane": failure.lane}
+            )
+
+    @loop_only
+    async def aclose(self) -> None:
+        """Refuse new puts, then handle every accepted item; returns when all are done.
+
+        Idempotent: a second call waits for the same guarantee.
+        """
+        self._closed = True
+        # Wait until no put is between its closed-check and its publish. A put entering
+        # from now on sees _closed and raises. Read "left" before "entered": if they are
+        # equal, no put was in flight at the moment "left" was read.
+        spins = 0
+        while self._puts_left.value != self._puts_entered.value:
+            spins += 1
+            # Yield the GIL as well as the loop: the in-flight producer needs to run.
+            await asyncio.sleep(0 if spins < 16 else 0.001)
+        while self._has_work():
+            self._serve(self._budget)
+            await asyncio.sleep(0)  # keep I/O and timers alive between batches
+        self._close_finished = True
+
+    @property
+    def close_finished(self) -> bool:
+        return self._close_finished

@@ -1,0 +1,347 @@
+"""Mailbox behaviour: lanes, policies, priorities, budget, close contract, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from lean_p2p.runtime import LEAN_LANES
+from lean_p2p.runtime.affinity import WrongThreadError
+from lean_p2p.runtime.mailbox import (
+    HandlerFailure,
+    LaneSpec,
+    Mailbox,
+    MailboxClosed,
+    OverflowPolicy,
+    UnknownLaneError,
+)
+
+FIFO = OverflowPolicy.REJECT_NEWEST
+LIFO = OverflowPolicy.EVICT_OLDEST
+
+
+class Recorder:
+    """A handler that records (lane, item) pairs in handling order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def __call__(self, lane: str, item: object) -> None:
+        self.seen.append((lane, item))
+
+    def items(self, lane: str | None = None) -> list[object]:
+        return [item for name, item in self.seen if lane is None or name == lane]
+
+
+async def settle(mailbox: Mailbox) -> None:
+    """Yield to the loop until no drain is pending and every lane is empty."""
+    for _ in range(10_000):
+        stats = mailbox.statistics()
+        if stats.depth == 0 and mailbox._idle_token:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"mailbox did not settle: {mailbox.statistics()}")
+
+
+def one_lane(
+    capacity: int = 100, policy: OverflowPolicy = FIFO, quantum: int = 8
+) -> list[LaneSpec]:
+    return [LaneSpec("only", capacity, policy, quantum)]
+
+
+async def test_items_are_handled_in_fifo_order_on_the_loop_thread() -> None:
+    threads: set[int] = set()
+    recorder = Recorder()
+
+    def handler(lane: str, item: object) -> None:
+        threads.add(threading.get_ident())
+        recorder(lane, item)
+
+    mailbox = Mailbox(one_lane(), handler)
+    for number in range(50):
+        assert mailbox.put("only", number)
+    await settle(mailbox)
+    assert recorder.items() == list(range(50))
+    assert threads == {threading.get_ident()}
+    await mailbox.aclose()
+
+
+async def test_one_wakeup_per_drain_cycle() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=10_000), recorder)
+    for number in range(1_000):
+        mailbox.put("only", number)
+    stats = mailbox.statistics()
+    assert stats.wakeups == 1  # 1,000 puts before the loop ran: one call_soon_threadsafe
+    await settle(mailbox)
+    stats = mailbox.statistics()
+    assert stats.handled == 1_000
+    assert stats.wakeups == 1
+    assert stats.drains >= 1
+    await mailbox.aclose()
+
+
+async def test_reject_newest_counts_the_rejection_and_keeps_the_old_items() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=3), recorder)
+    results = [mailbox.put("only", number) for number in range(5)]
+    assert results == [True, True, True, False, False]
+    await settle(mailbox)
+    assert recorder.items() == [0, 1, 2]
+    lane = mailbox.statistics().lane("only")
+    assert (lane.accepted, lane.rejected_full, lane.evicted, lane.handled) == (3, 2, 0, 3)
+    assert lane.drops_by_reason() == {"full": 2, "evicted": 0}
+    assert lane.high_water == 3
+    await mailbox.aclose()
+
+
+async def test_evict_oldest_sheds_the_oldest_and_serves_the_freshest_first() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=3, policy=LIFO), recorder)
+    assert all(mailbox.put("only", number) for number in range(6))
+    await settle(mailbox)
+    assert recorder.items() == [5, 4, 3]
+    lane = mailbox.statistics().lane("only")
+    assert (lane.accepted, lane.evicted, lane.handled, lane.depth) == (6, 3, 3, 0)
+    await mailbox.aclose()
+
+
+async def test_never_drop_lane_exceeds_its_advisory_capacity() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox([LaneSpec("control", 2, OverflowPolicy.NEVER_DROP, 4)], recorder)
+    assert all(mailbox.put("control", number) for number in range(10))
+    await settle(mailbox)
+    assert recorder.items() == list(range(10))
+    assert mailbox.statistics().dropped == 0
+    await mailbox.aclose()
+
+
+async def test_lanes_are_served_in_priority_order_with_a_quantum_per_round() -> None:
+    recorder = Recorder()
+    lanes = [LaneSpec("high", 100, FIFO, 2), LaneSpec("low", 100, FIFO, 1)]
+    mailbox = Mailbox(lanes, recorder)
+    for number in range(3):
+        mailbox.put("low", f"l{number}")
+    for number in range(5):
+        mailbox.put("high", f"h{number}")
+    await settle(mailbox)
+    assert recorder.items() == ["h0", "h1", "l0", "h2", "h3", "l1", "h4", "l2"]
+    await mailbox.aclose()
+
+
+async def test_budget_yields_to_the_loop_between_batches() -> None:
+    order: list[str] = []
+    mailbox = Mailbox(
+        one_lane(capacity=1_000, quantum=10), lambda _lane, _item: order.append("item"), budget=10
+    )
+    for number in range(35):
+        mailbox.put("only", number)
+    # A callback scheduled now must run before the whole backlog is handled.
+    asyncio.get_running_loop().call_soon(lambda: order.append("timer"))
+    await settle(mailbox)
+    assert order.count("item") == 35
+    assert order.index("timer") <= 20
+    stats = mailbox.statistics()
+    assert stats.budget_exhausted >= 3
+    assert stats.wakeups == 1  # re-arming uses call_soon, not another threadsafe wakeup
+    await mailbox.aclose()
+
+
+async def test_standard_lean_lanes_are_in_priority_order() -> None:
+    names = [spec.name for spec in LEAN_LANES]
+    assert names == [
+        "control",
+        "responses",
+        "blocks",
+        "aggregates",
+        "attestations",
+        "peer_requests",
+    ]
+    mailbox = Mailbox(LEAN_LANES, Recorder())
+    assert mailbox.lane_names == tuple(names)
+    await mailbox.aclose()
+
+
+async def test_put_on_an_unknown_lane_raises_a_typed_error() -> None:
+    mailbox = Mailbox(one_lane(), Recorder())
+    with pytest.raises(UnknownLaneError, match="nope"):
+        mailbox.put("nope", 1)
+    await mailbox.aclose()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "", "capacity": 1, "quantum": 1}, "name"),
+        ({"name": "x", "capacity": 0, "quantum": 1}, "capacity"),
+        ({"name": "x", "capacity": 1, "quantum": 0}, "quantum"),
+    ],
+)
+def test_invalid_lane_specs_are_rejected(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LaneSpec(policy=FIFO, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_invalid_mailbox_configurations_are_rejected() -> None:
+    with pytest.raises(ValueError, match="at least one lane"):
+        Mailbox([], Recorder())
+    with pytest.raises(ValueError, match="unique"):
+        Mailbox(one_lane() + one_lane(), Recorder())
+    with pytest.raises(ValueError, match="budget"):
+        Mailbox(one_lane(), Recorder(), budget=0)
+
+
+async def test_put_after_close_raises_and_accepted_items_are_handled_first() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=10_000), recorder, budget=7)
+    for number in range(100):
+        mailbox.put("only", number)
+    await mailbox.aclose()
+    assert recorder.items() == list(range(100))
+    assert mailbox.closed and mailbox.close_finished
+    with pytest.raises(MailboxClosed):
+        mailbox.put("only", "late")
+    await mailbox.aclose()  # idempotent
+    assert mailbox.statistics().accepted == 100
+
+
+async def test_a_raising_handler_is_reported_counted_and_strands_nothing() -> None:
+    failures: list[HandlerFailure] = []
+    handled: list[object] = []
+
+    def handler(_lane: str, item: object) -> None:
+        if item == 3:
+            raise ValueError("bad item")
+        handled.append(item)
+
+    mailbox = Mailbox(one_lane(), handler, on_handler_error=failures.append)
+    for number in range(6):
+        mailbox.put("only", number)
+    await settle(mailbox)
+    assert handled == [0, 1, 2, 4, 5]
+    assert len(failures) == 1
+    assert (failures[0].lane, failures[0].item) == ("only", 3)
+    assert isinstance(failures[0].error, ValueError)
+    assert mailbox.statistics().lane("only").handler_errors == 1
+    await mailbox.aclose()
+
+
+async def test_a_raising_error_callback_still_strands_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled: list[object] = []
+
+    def handler(_lane: str, item: object) -> None:
+        if item == 1:
+            raise ValueError("bad item")
+        handled.append(item)
+
+    def failing_callback(_failure: HandlerFailure) -> None:
+        raise RuntimeError("callback broke")
+
+    mailbox = Mailbox(one_lane(), handler, on_handler_error=failing_callback)
+    for number in range(3):
+        mailbox.put("only", number)
+    await settle(mailbox)
+    assert handled == [0, 2]
+    assert "on_handler_error callback failed" in caplog.text
+    await mailbox.aclose()
+
+
+async def test_default_error_report_logs_the_lane(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(_lane: str, _item: object) -> None:
+        raise KeyError("boom")
+
+    mailbox = Mailbox(one_lane(), handler)
+    mailbox.put("only", "payload")
+    await settle(mailbox)
+    records = [
+        record for record in caplog.records if record.getMessage() == "mailbox handler failed"
+    ]
+    assert len(records) == 1
+    assert records[0].__dict__["lane"] == "only"
+    assert "payload" in records[0].__dict__["item"]
+    await mailbox.aclose()
+
+
+async def test_a_fatal_policy_can_close_the_mailbox_from_the_error_callback() -> None:
+    loop = asyncio.get_running_loop()
+    fatal: asyncio.Future[HandlerFailure] = loop.create_future()
+
+    def handler(_lane: str, item: object) -> None:
+        if item == "poison":
+            raise RuntimeError("fatal")
+
+    def make_fatal(failure: HandlerFailure) -> None:
+        if not fatal.done():
+            fatal.set_result(failure)
+
+    mailbox = Mailbox(one_lane(), handler, on_handler_error=make_fatal)
+    mailbox.put("only", "poison")
+    failure = await fatal
+    await mailbox.aclose()
+    assert failure.item == "poison"
+    with pytest.raises(MailboxClosed):
+        mailbox.put("only", "after")
+
+
+async def test_put_from_another_thread_wakes_the_loop() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=10_000), recorder)
+
+    def produce() -> None:
+        for number in range(500):
+            mailbox.put("only", number)
+
+    await asyncio.to_thread(produce)
+    await settle(mailbox)
+    assert recorder.items() == list(range(500))
+    await mailbox.aclose()
+
+
+async def test_aclose_from_another_thread_raises_wrong_thread() -> None:
+    mailbox = Mailbox(one_lane(), Recorder())
+    mailbox.put("only", 1)
+    await settle(mailbox)  # the drain binds the guard to the loop thread
+
+    def close_elsewhere() -> None:
+        coroutine = mailbox.aclose()
+        try:
+            coroutine.send(None)
+        finally:
+            coroutine.close()
+
+    with pytest.raises(WrongThreadError, match=r"Mailbox\.put"):
+        await asyncio.to_thread(close_elsewhere)
+    await mailbox.aclose()
+
+
+def test_put_after_the_loop_closed_raises_mailbox_closed() -> None:
+    loop = asyncio.new_event_loop()
+    mailbox = Mailbox(one_lane(), Recorder(), loop=loop)
+    loop.close()
+    with pytest.raises(MailboxClosed, match="event loop is closed"):
+        mailbox.put("only", 1)
+
+
+async def test_headroom_and_depth_report_the_lane() -> None:
+    mailbox = Mailbox(one_lane(capacity=4), Recorder())
+    mailbox.put("only", 1)
+    assert mailbox.depth("only") == 1
+    assert mailbox.headroom("only") == 3
+    await mailbox.aclose()
+    assert mailbox.depth("only") == 0
+
+
+async def test_statistics_as_dict_has_every_counter() -> None:
+    mailbox = Mailbox(one_lane(), Recorder())
+    mailbox.put("only", 1)
+    await mailbox.aclose()
+    document = mailbox.statistics().as_dict()
+    for key in ("accepted", "handled", "dropped", "depth", "drains", "wakeups", "handling_time_s"):
+        assert key in document
+    lane = document["lanes"][0]
+    for key in ("depth", "high_water", "accepted", "dropped", "handled", "handling_time_s"):
+        assert key in lane
