@@ -1,0 +1,816 @@
+"""The sans-IO P2P core: all P2P business logic, no clock, no tasks, no I/O. Loop thread.
+
+Driven by three inputs, each given the current time ``now`` by the caller:
+
+- :meth:`P2PCore.handle_event` — driver events (:mod:`lean_p2p.net.events`);
+- :meth:`P2PCore.handle_request` — chain requests (:mod:`lean_p2p.p2p.chain`);
+- :meth:`P2PCore.handle_timer` — called at (or after) :meth:`P2PCore.next_deadline`.
+
+It answers through two outboxes, drained by the caller after every input:
+:meth:`P2PCore.drain_commands` (driver commands) and :meth:`P2PCore.drain_to_chain`
+(blocks, attestations and aggregates to import, fetches given up, publishes failed).
+Since the caller drains after each input, an outbox never holds more than one input's
+output (at most ``MAX_BLOCKS_PER_REQUEST`` response chunks plus a few commands).
+
+What it does: peer table and Status handshake (sent on every new connection, answered
+when received, incompatible peers disconnected with a reason); block fetch by root,
+deduplicated, batched up to 1,024 roots per request, correlated by request id, retried
+with capped exponential backoff on another peer; range sync from the best peer;
+bootnode redial at a fixed interval, scheduled only in answer to a disconnect or a
+failed dial (never by itself); publishing; serving Status, BlocksByRoot and
+BlocksByRange from the store.
+
+Misbehaving peers never raise out of the core: their input is counted (see
+:meth:`P2PCore.statistics`) and logged with structured fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lean_p2p.net.commands import (
+    Command,
+    Dial,
+    Disconnect,
+    Publish,
+    SendRequest,
+    SendResponseChunk,
+    SendResponseEnd,
+    SendResponseError,
+)
+from lean_p2p.net.events import (
+    DialFailed,
+    DriverStarted,
+    DriverStopped,
+    Event,
+    GossipAggregate,
+    GossipAttestation,
+    GossipBlock,
+    InboundRequest,
+    PeerConnected,
+    PeerDisconnected,
+    PublishFailed,
+    RequestCompleted,
+    RequestFailed,
+    RequestFailure,
+    ResponseChunk,
+)
+from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol, ResultCode
+from lean_p2p.p2p import backoff
+from lean_p2p.p2p.chain import (
+    AggregateReceived,
+    AttestationReceived,
+    BlockReceived,
+    BlockSource,
+    ChainReader,
+    ChainRequest,
+    FetchAbandoned,
+    FetchRoots,
+    PublishAggregate,
+    PublishAttestation,
+    PublishBlock,
+    PublishRejected,
+    ToChain,
+)
+from lean_p2p.p2p.deadlines import Deadlines
+from lean_p2p.p2p.fetch import OutboundRequest, RequestKind, RootFetcher
+from lean_p2p.p2p.peers import PeerTable, status_conflict
+from lean_p2p.p2p.sync import RangeSync
+
+if TYPE_CHECKING:
+    from lean_p2p.containers import SignedBlock, Status
+
+__all__ = ["P2PCore", "P2PStatistics", "block_root", "bootnode_peer_id"]
+
+logger = logging.getLogger("lean_p2p.p2p")
+
+
+# Deadline keys: one class per kind, so kinds never collide and ``match`` can dispatch.
+@dataclass(frozen=True, slots=True)
+class _RequestDeadline:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _RootRetry:
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Redial:
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class _RangeRetry:
+    pass
+
+
+_RANGE_RETRY = _RangeRetry()
+
+
+def block_root(block: SignedBlock) -> bytes:
+    """The root a block is known by: the hash tree root of the (unsigned) block."""
+    return block.block.hash_tree_root()
+
+
+def bootnode_peer_id(address: str) -> str | None:
+    """The peer id in a multiaddr's ``/p2p/<id>`` component, if any."""
+    parts = address.split("/")
+    for index, part in enumerate(parts[:-1]):
+        if part == "p2p" and parts[index + 1]:
+            return parts[index + 1]
+    return None
+
+
+def _log(level: int, event: str, **fields: Any) -> None:
+    """Structured log line: a constant message, the fields as record attributes.
+
+    Roots are logged as hex. Handlers that want the fields read ``record.p2p_fields``
+    (or the individual attributes ``record.peer_id``, ``record.root``, ...).
+    """
+    if not logger.isEnabledFor(level):
+        return
+    rendered = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
+    logger.log(level, event, extra={**rendered, "p2p_event": event, "p2p_fields": rendered})
+
+
+@dataclass(frozen=True, slots=True)
+class P2PStatistics:
+    """A snapshot of the core's sizes (each bounded) and counters."""
+
+    peers: int
+    pending_roots: int
+    ready_roots: int
+    requests_in_flight: int
+    deadlines: int
+    deadline_heap: int
+    range_sync_active: bool
+    stopped: bool
+    counters: Mapping[str, int]
+
+
+class P2PCore:
+    """The P2P actor's state machine. Every method runs on the loop thread."""
+
+    def __init__(
+        self,
+        chain: ChainReader,
+        *,
+        bootnodes: Sequence[str] = (),
+        block_root: Callable[[SignedBlock], bytes] = block_root,
+        max_peers: int = backoff.MAX_PEERS,
+        max_pending_roots: int = backoff.MAX_PENDING_ROOTS,
+        max_requests_in_flight: int = backoff.MAX_REQUESTS_IN_FLIGHT,
+    ) -> None:
+        self._chain = chain
+        self._block_root = block_root
+        self._bootnodes: dict[str, str | None] = {a: bootnode_peer_id(a) for a in bootnodes}
+        self._max_requests = max_requests_in_flight
+        self._peers = PeerTable(max_peers)
+        self._fetcher = RootFetcher(max_pending_roots)
+        self._requests: dict[int, OutboundRequest] = {}
+        self._deadlines = Deadlines()
+        self._range: RangeSync | None = None
+        # Highest slot a finished range sync covered: a new range sync starts above it
+        # even while the chain is still importing the previous one's blocks.
+        self._synced_through = -1
+        self._next_request_id = 1
+        self._commands: list[Command] = []
+        self._to_chain: list[ToChain] = []
+        self._counters: Counter[str] = Counter()
+        self._started = False
+        self._stopped_reason: str | None = None
+
+    # --- outboxes and introspection -------------------------------------------------
+
+    def drain_commands(self) -> list[Command]:
+        """Commands for the driver produced since the last drain, in order."""
+        commands, self._commands = self._commands, []
+        return commands
+
+    def drain_to_chain(self) -> list[ToChain]:
+        """Values for the chain produced since the last drain, in order."""
+        values, self._to_chain = self._to_chain, []
+        return values
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """Why the core stopped; None while it runs."""
+        return self._stopped_reason
+
+    def statistics(self) -> P2PStatistics:
+        return P2PStatistics(
+            peers=len(self._peers),
+            pending_roots=len(self._fetcher),
+            ready_roots=self._fetcher.ready_count,
+            requests_in_flight=len(self._requests),
+            deadlines=len(self._deadlines),
+            deadline_heap=self._deadlines.heap_size,
+            range_sync_active=self._range is not None,
+            stopped=self._stopped_reason is not None,
+            counters=dict(self._counters),
+        )
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next run; None when nothing is scheduled."""
+        return self._deadlines.next()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Dial the bootnodes (once). Also done on :class:`DriverStarted`."""
+        if self._started or self._stopped_reason is not None:
+            return
+        self._started = True
+        for address in self._bootnodes:
+            self._dial(address)
+
+    def stop(self, reason: str) -> None:
+        """Stop for good: no more commands or timers; wanted roots are reported given up.
+
+        Nothing is rescheduled after this: in particular no redial, whatever events
+        still arrive (the reference design's redial loop outlived its driver).
+        """
+        if self._stopped_reason is not None:
+            return
+        self._stopped_reason = reason
+        _log(logging.WARNING, "p2p stopped", reason=reason)
+        abandoned = self._fetcher.roots()
+        if abandoned:
+            self._to_chain.append(FetchAbandoned(abandoned, f"p2p stopped: {reason}"))
+        self._fetcher.clear()
+        self._requests.clear()
+        self._deadlines.clear()
+        self._range = None
+        self._commands.clear()
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def handle_event(self, event: Event, now: float) -> None:
+        if self._stopped_reason is not None:
+            self._counters["inputs_after_stop"] += 1
+            return
+        match event:
+            case ResponseChunk():
+                self._on_response_chunk(event, now)
+            case RequestCompleted():
+                self._on_request_completed(event, now)
+            case RequestFailed():
+                self._on_request_failed(event, now)
+            case GossipBlock():
+                self._on_block(event.block, event.peer_id, BlockSource.GOSSIP)
+            case GossipAttestation():
+                self._counters["gossip_attestations"] += 1
+                self._to_chain.append(
+                    AttestationReceived(event.attestation, event.peer_id, event.message_id)
+                )
+            case GossipAggregate():
+                self._counters["gossip_aggregates"] += 1
+                self._to_chain.append(
+                    AggregateReceived(event.aggregate, event.peer_id, event.message_id)
+                )
+            case InboundRequest():
+                self._on_inbound_request(event, now)
+            case PeerConnected():
+                self._on_peer_connected(event, now)
+            case PeerDisconnected():
+                self._on_peer_disconnected(event, now)
+            case DialFailed():
+                self._on_dial_failed(event, now)
+            case PublishFailed():
+                self._counters[f"publish_failed_{event.topic.name.lower()}"] += 1
+                _log(
+                    logging.WARNING,
+                    "publish failed",
+                    topic=event.topic.value,
+                    message_id=event.message_id,
+                    reason=event.reason,
+                )
+                self._to_chain.append(PublishRejected(event.topic, event.message_id, event.reason))
+            case DriverStarted():
+                self.start(now)
+            case DriverStopped():
+                detail = f": {event.error}" if event.error else ""
+                self.stop(f"driver stopped ({event.reason}){detail}")
+        self._dispatch(now)
+
+    def handle_request(self, request: ChainRequest, now: float) -> None:
+        if self._stopped_reason is not None:
+            self._counters["inputs_after_stop"] += 1
+            return
+        match request:
+            case FetchRoots():
+                self._fetch_roots(request.roots)
+            case PublishBlock():
+                self._publish(GossipTopic.BLOCK, request.block)
+            case PublishAttestation():
+                self._publish(GossipTopic.ATTESTATION, request.attestation)
+            case PublishAggregate():
+                self._publish(GossipTopic.AGGREGATION, request.aggregate)
+        self._dispatch(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run everything due at ``now`` (early or spurious calls are harmless)."""
+        if self._stopped_reason is not None:
+            return
+        for key in self._deadlines.pop_due(now):
+            self._on_deadline(key, now)
+        self._dispatch(now)
+
+    # --- peers and status -------------------------------------------------------------
+
+    def _our_status(self) -> Status:
+        from lean_p2p.containers import Status
+
+        return Status(finalized=self._chain.finalized(), head=self._chain.head())
+
+    def _on_peer_connected(self, event: PeerConnected, now: float) -> None:
+        peer_id = event.peer_id
+        if peer_id in self._peers:
+            # A second connection to the same peer: one handshake is enough.
+            self._counters["duplicate_connections"] += 1
+            return
+        if self._peers.full:
+            self._counters["peers_refused_full"] += 1
+            self._disconnect(peer_id, "peer table full")
+            return
+        self._peers.add(peer_id, event.direction, event.address)
+        self._counters["peers_connected"] += 1
+        _log(
+            logging.INFO,
+            "peer connected",
+            peer_id=peer_id,
+            direction=event.direction.value,
+            address=event.address,
+        )
+        for address, bootnode_id in self._bootnodes.items():
+            if bootnode_id == peer_id:
+                self._deadlines.cancel(_Redial(address))
+        request_id = self._send_request(peer_id, RequestKind.STATUS, self._our_status(), now)
+        _log(logging.DEBUG, "status sent", peer_id=peer_id, request_id=request_id)
+
+    def _on_peer_disconnected(self, event: PeerDisconnected, now: float) -> None:
+        peer = self._peers.remove(event.peer_id)
+        if peer is None:
+            self._counters["unknown_peer_disconnected"] += 1
+        else:
+            self._counters["peers_disconnected"] += 1
+            _log(logging.INFO, "peer disconnected", peer_id=event.peer_id, reason=event.reason)
+        # The driver may not report the fate of requests to a vanished peer: settle
+        # them here, so no entry outlives its peer.
+        for request in [r for r in self._requests.values() if r.peer_id == event.peer_id]:
+            self._settle_failed(request, now, f"peer disconnected: {event.reason}")
+        for address, bootnode_id in self._bootnodes.items():
+            if bootnode_id == event.peer_id:
+                self._schedule_redial(address, now)
+
+    def _on_dial_failed(self, event: DialFailed, now: float) -> None:
+        self._counters["dials_failed"] += 1
+        _log(
+            logging.INFO,
+            "dial failed",
+            address=event.address,
+            peer_id=event.peer_id,
+            reason=event.reason,
+        )
+        for address, bootnode_id in self._bootnodes.items():
+            if address == event.address or (bootnode_id and bootnode_id == event.peer_id):
+                self._schedule_redial(address, now)
+
+    def _schedule_redial(self, address: str, now: float) -> None:
+        # Only ever scheduled in answer to a disconnect or failed dial event, so once
+        # the driver is gone (no more events) or the core stopped, redialling ends.
+        self._deadlines.set(_Redial(address), now + backoff.BOOTNODE_REDIAL_INTERVAL)
+
+    def _on_peer_status(self, peer_id: str, status: Status, now: float) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            self._counters["status_from_unknown_peer"] += 1
+            return
+        conflict = status_conflict(status, self._chain)
+        if conflict is not None:
+            self._counters["peers_incompatible"] += 1
+            self._drop_peer(peer_id, conflict, now)
+            return
+        peer.status = status
+        _log(
+            logging.DEBUG,
+            "peer status",
+            peer_id=peer_id,
+            slot=status.head.slot,
+            root=status.head.root,
+            finalized_slot=status.finalized.slot,
+        )
+        self._consider_range_sync()
+
+    def _drop_peer(self, peer_id: str, reason: str, now: float) -> None:
+        """Disconnect a peer ourselves; forget it now (the driver's event may follow)."""
+        self._peers.remove(peer_id)
+        self._disconnect(peer_id, reason)
+        for request in [r for r in self._requests.values() if r.peer_id == peer_id]:
+            self._settle_failed(request, now, f"peer dropped: {reason}")
+
+    def _disconnect(self, peer_id: str, reason: str) -> None:
+        _log(logging.INFO, "disconnecting peer", peer_id=peer_id, reason=reason)
+        self._commands.append(Disconnect(peer_id, reason))
+
+    def _dial(self, address: str) -> None:
+        self._counters["dials"] += 1
+        _log(logging.DEBUG, "dialling", address=address)
+        self._commands.append(Dial(address))
+
+    # --- requests out -----------------------------------------------------------------
+
+    def _send_request(
+        self,
+        peer_id: str,
+        kind: RequestKind,
+        payload: Any,
+        now: float,
+        *,
+        roots: frozenset[bytes] = frozenset(),
+        start_slot: int = 0,
+        count: int = 0,
+    ) -> int:
+        request_id = self._next_request_id
+        self._next_request_id += 1
+        deadline = now + backoff.REQUEST_DEADLINE
+        self._requests[request_id] = OutboundRequest(
+            request_id, peer_id, kind, deadline, roots=roots, start_slot=start_slot, count=count
+        )
+        self._deadlines.set(_RequestDeadline(request_id), deadline)
+        self._counters[f"requests_{kind.value}"] += 1
+        self._commands.append(SendRequest(peer_id, request_id, payload))
+        return request_id
+
+    def _dispatch(self, now: float) -> None:
+        """Send whatever is ready and allowed: the next range batch, ready roots."""
+        if self._stopped_reason is not None or len(self._peers) == 0:
+            return
+        self._dispatch_range(now)
+        if self._fetcher.ready_count == 0 or len(self._requests) >= self._max_requests:
+            return
+        from lean_p2p.containers import BlocksByRootRequest
+
+        ranked = [peer.peer_id for peer in self._peers.ranked()]
+        for peer_id, roots in self._fetcher.group_by_peer(ranked):
+            if len(self._requests) >= self._max_requests:
+                self._counters["dispatch_deferred_request_limit"] += 1
+                return
+            request_id = self._send_request(
+                peer_id,
+                RequestKind.BY_ROOT,
+                BlocksByRootRequest(roots=roots),
+                now,
+                roots=frozenset(roots),
+            )
+            self._fetcher.mark_in_flight(roots, request_id)
+            _log(
+                logging.DEBUG,
+                "blocks by root requested",
+                peer_id=peer_id,
+                request_id=request_id,
+                count=len(roots),
+                root=roots[0],
+            )
+
+    # --- block fetch by root ----------------------------------------------------------
+
+    def _fetch_roots(self, roots: Iterable[bytes]) -> None:
+        refused: list[bytes] = []
+        for root in roots:
+            if self._chain.get_block(root) is not None:
+                self._counters["fetch_already_known"] += 1
+                continue
+            added = self._fetcher.add(root)
+            if added is None:
+                refused.append(root)
+            elif added:
+                self._counters["fetch_roots_added"] += 1
+            else:
+                self._counters["fetch_deduplicated"] += 1
+        if refused:
+            # Overload: never grow past the bound; count, log and tell the chain.
+            self._counters["fetch_refused_full"] += len(refused)
+            _log(logging.WARNING, "fetch table full", count=len(refused), root=refused[0])
+            self._to_chain.append(FetchAbandoned(tuple(refused), "fetch table full"))
+
+    def _fail_roots(
+        self, request: OutboundRequest, roots: Iterable[bytes], now: float, reason: str
+    ) -> None:
+        """``request`` did not bring ``roots``: back each off, or give it up."""
+        abandoned: list[bytes] = []
+        for root in sorted(roots):  # sorted: the command log must not depend on hashing
+            fetch = self._fetcher.get(root)
+            if fetch is None or fetch.request_id != request.request_id:
+                continue  # settled meanwhile (e.g. by gossip): nothing to retry
+            attempt = self._fetcher.fail(root, request.peer_id)
+            if attempt is None:
+                abandoned.append(root)
+            else:
+                self._deadlines.set(_RootRetry(root), now + backoff.retry_delay(attempt))
+                self._counters["root_retries"] += 1
+        if abandoned:
+            self._counters["roots_abandoned"] += len(abandoned)
+            _log(
+                logging.WARNING,
+                "fetch abandoned",
+                peer_id=request.peer_id,
+                request_id=request.request_id,
+                count=len(abandoned),
+                root=abandoned[0],
+                reason=reason,
+            )
+            self._to_chain.append(FetchAbandoned(tuple(abandoned), reason))
+
+    # --- responses --------------------------------------------------------------------
+
+    def _owned_request(self, request_id: int, peer_id: str) -> OutboundRequest | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            # Late (after a timeout or disconnect settled it) or never ours: ignore.
+            self._counters["stale_response_events"] += 1
+            return None
+        if request.peer_id != peer_id:
+            self._counters["response_from_wrong_peer"] += 1
+            _log(
+                logging.WARNING,
+                "response from wrong peer",
+                peer_id=peer_id,
+                request_id=request_id,
+                expected_peer_id=request.peer_id,
+            )
+            return None
+        return request
+
+    def _on_response_chunk(self, event: ResponseChunk, now: float) -> None:
+        from lean_p2p.containers import SignedBlock, Status
+
+        request = self._owned_request(event.request_id, event.peer_id)
+        if request is None:
+            return
+        payload = event.payload
+        if request.kind is RequestKind.STATUS:
+            if isinstance(payload, Status) and not request.status_received:
+                request.status_received = True
+                self._on_peer_status(event.peer_id, payload, now)
+            else:
+                request.rejected += 1
+                self._counters["status_response_invalid"] += 1
+            return
+        if not isinstance(payload, SignedBlock):
+            request.rejected += 1
+            self._counters["response_wrong_payload_type"] += 1
+            return
+        root = self._block_root(payload)
+        if root in request.received:
+            self._counters["response_duplicate_chunks"] += 1
+            return
+        if request.kind is RequestKind.BY_ROOT:
+            accepted = root in request.roots
+        else:
+            slot = payload.block.slot
+            accepted = request.start_slot <= slot < request.start_slot + request.count
+            if accepted:
+                request.highest_slot = max(request.highest_slot, slot)
+        if not accepted:
+            # Not what we asked for: never imported (it could be anything).
+            request.rejected += 1
+            self._counters["response_unrequested_blocks"] += 1
+            _log(
+                logging.INFO,
+                "unrequested block in response",
+                peer_id=event.peer_id,
+                request_id=event.request_id,
+                root=root,
+                slot=payload.block.slot,
+            )
+            return
+        request.received.add(root)
+        source = (
+            BlockSource.BY_ROOT if request.kind is RequestKind.BY_ROOT else BlockSource.BY_RANGE
+        )
+        self._on_block(payload, event.peer_id, source, root)
+
+    def _on_block(
+        self, block: SignedBlock, peer_id: str, source: BlockSource, root: bytes | None = None
+    ) -> None:
+        if root is None:
+            root = self._block_root(block)
+        if self._fetcher.settle(root):
+            self._deadlines.cancel(_RootRetry(root))
+            self._counters["fetch_roots_settled"] += 1
+        self._counters[f"blocks_{source.value}"] += 1
+        self._to_chain.append(BlockReceived(block, root, peer_id, source))
+
+    def _on_request_completed(self, event: RequestCompleted, now: float) -> None:
+        request = self._owned_request(event.request_id, event.peer_id)
+        if request is None:
+            return
+        self._forget_request(request)
+        peer = self._peers.get(request.peer_id)
+        match request.kind:
+            case RequestKind.STATUS:
+                if not request.status_received:
+                    self._counters["status_response_missing"] += 1
+                    if peer is not None:
+                        peer.failures += 1
+            case RequestKind.BY_ROOT:
+                missing = request.roots - request.received
+                if not request.received:
+                    # Empty, or nothing matched: a failure of the whole request.
+                    self._counters["by_root_nothing_useful"] += 1
+                    if peer is not None:
+                        peer.failures += 1
+                if missing:
+                    self._fail_roots(request, missing, now, "not served by peer")
+            case RequestKind.BY_RANGE:
+                clean = request.rejected == 0 and len(request.received) >= event.chunks
+                self._settle_range(request, now, clean=clean)
+
+    def _on_request_failed(self, event: RequestFailed, now: float) -> None:
+        request = self._owned_request(event.request_id, event.peer_id)
+        if request is None:
+            return
+        reason = event.failure.value
+        if event.failure is RequestFailure.ERROR_RESPONSE and event.result_code is not None:
+            reason = f"{reason} {event.result_code.name}: {event.message}"
+        self._settle_failed(request, now, reason)
+
+    def _settle_failed(self, request: OutboundRequest, now: float, reason: str) -> None:
+        """End a request that did not complete normally; its entry goes, its work retries."""
+        self._forget_request(request)
+        self._counters[f"failed_{request.kind.value}"] += 1
+        _log(
+            logging.INFO,
+            "request failed",
+            peer_id=request.peer_id,
+            request_id=request.request_id,
+            kind=request.kind.value,
+            reason=reason,
+        )
+        peer = self._peers.get(request.peer_id)
+        if peer is not None:
+            peer.failures += 1
+        if request.kind is RequestKind.BY_ROOT:
+            self._fail_roots(request, request.roots - request.received, now, reason)
+        elif request.kind is RequestKind.BY_RANGE:
+            self._settle_range(request, now, clean=False)
+
+    def _forget_request(self, request: OutboundRequest) -> None:
+        del self._requests[request.request_id]
+        self._deadlines.cancel(_RequestDeadline(request.request_id))
+
+    # --- range sync -------------------------------------------------------------------
+
+    def _consider_range_sync(self) -> None:
+        best = self._peers.best_head_slot()
+        if self._range is not None:
+            self._range.target_slot = max(self._range.target_slot, best)
+            return
+        start = max(self._chain.head().slot, self._synced_through) + 1
+        if best >= start:
+            self._range = RangeSync(cursor=start, target_slot=best)
+            self._counters["range_syncs_started"] += 1
+            _log(logging.INFO, "range sync started", slot=start, target_slot=best)
+
+    def _dispatch_range(self, now: float) -> None:
+        sync = self._range
+        if sync is None or sync.request_id is not None or sync.backing_off:
+            return
+        if len(self._requests) >= self._max_requests:
+            return
+        candidates = [p for p in self._peers.ranked() if p.head_slot >= sync.cursor]
+        if not candidates:
+            if any(p.status is not None for p in self._peers):
+                # Nobody still connected has these slots: stop; a later Status restarts.
+                self._finish_range("no peer has the remaining slots")
+            return
+        fresh = [p for p in candidates if p.peer_id not in sync.failed_peers]
+        peer = (fresh or candidates)[0]
+        from lean_p2p.containers import BlocksByRangeRequest
+
+        count = sync.next_count()
+        request = BlocksByRangeRequest(start_slot=sync.cursor, count=count)
+        sync.request_id = self._send_request(
+            peer.peer_id, RequestKind.BY_RANGE, request, now, start_slot=sync.cursor, count=count
+        )
+        _log(
+            logging.DEBUG,
+            "blocks by range requested",
+            peer_id=peer.peer_id,
+            request_id=sync.request_id,
+            slot=sync.cursor,
+            count=count,
+        )
+
+    def _settle_range(self, request: OutboundRequest, now: float, *, clean: bool) -> None:
+        sync = self._range
+        if sync is None or sync.request_id != request.request_id:
+            return
+        outcome = sync.settle(
+            peer_id=request.peer_id,
+            start_slot=request.start_slot,
+            count=request.count,
+            highest_slot=request.highest_slot,
+            clean=clean,
+        )
+        if not clean:
+            self._counters["range_batches_incomplete"] += 1
+        if outcome.retry_attempt is not None:
+            self._deadlines.set(_RANGE_RETRY, now + backoff.retry_delay(outcome.retry_attempt))
+        elif outcome.abandoned:
+            self._counters["range_syncs_abandoned"] += 1
+            self._finish_range("too many failed batches")
+        elif outcome.finished:
+            self._synced_through = max(self._synced_through, sync.target_slot)
+            self._counters["range_syncs_completed"] += 1
+            self._finish_range("caught up")
+            self._consider_range_sync()
+
+    def _finish_range(self, reason: str) -> None:
+        if self._range is not None:
+            _log(
+                logging.INFO,
+                "range sync ended",
+                slot=self._range.cursor,
+                target_slot=self._range.target_slot,
+                reason=reason,
+            )
+        self._range = None
+        self._deadlines.cancel(_RANGE_RETRY)
+
+    # --- timers -----------------------------------------------------------------------
+
+    def _on_deadline(self, key: Hashable, now: float) -> None:
+        match key:
+            case _RequestDeadline(request_id):
+                request = self._requests.get(request_id)
+                if request is not None:
+                    self._counters["request_deadlines_expired"] += 1
+                    self._settle_failed(request, now, RequestFailure.TIMEOUT.value)
+            case _RootRetry(root):
+                self._fetcher.mark_ready(root)
+            case _Redial(address):
+                self._counters["redials"] += 1
+                self._dial(address)
+            case _RangeRetry():
+                if self._range is not None:
+                    self._range.backing_off = False
+
+    # --- inbound requests and publishing ------------------------------------------------
+
+    def _on_inbound_request(self, event: InboundRequest, now: float) -> None:
+        from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, Status
+
+        request = event.request
+        match event.protocol:
+            case ReqRespProtocol.STATUS if isinstance(request, Status):
+                self._counters["served_status"] += 1
+                self._commands.append(SendResponseChunk(event.request_id, self._our_status()))
+                self._commands.append(SendResponseEnd(event.request_id))
+                self._on_peer_status(event.peer_id, request, now)
+            case ReqRespProtocol.BLOCKS_BY_ROOT if isinstance(request, BlocksByRootRequest):
+                if len(request.roots) > backoff.MAX_ROOTS_PER_REQUEST:
+                    self._refuse(event, f"more than {backoff.MAX_ROOTS_PER_REQUEST} roots")
+                    return
+                self._counters["served_by_root"] += 1
+                found = [self._chain.get_block(root) for root in request.roots]
+                self._respond(event.request_id, [b for b in found if b is not None])
+            case ReqRespProtocol.BLOCKS_BY_RANGE if isinstance(request, BlocksByRangeRequest):
+                if not 1 <= request.count <= backoff.MAX_BLOCKS_PER_REQUEST:
+                    self._refuse(event, f"count must be 1..{backoff.MAX_BLOCKS_PER_REQUEST}")
+                    return
+                self._counters["served_by_range"] += 1
+                in_range = self._chain.blocks_by_range(request.start_slot, request.count)
+                self._respond(event.request_id, in_range[: request.count])
+            case _:
+                self._refuse(event, "request type does not match protocol")
+
+    def _respond(self, request_id: int, blocks: Sequence[SignedBlock]) -> None:
+        for block in blocks:
+            self._commands.append(SendResponseChunk(request_id, block))
+        self._commands.append(SendResponseEnd(request_id))
+
+    def _refuse(self, event: InboundRequest, message: str) -> None:
+        self._counters["inbound_requests_refused"] += 1
+        _log(
+            logging.INFO,
+            "inbound request refused",
+            peer_id=event.peer_id,
+            request_id=event.request_id,
+            protocol=event.protocol.name,
+            reason=message,
+        )
+        self._commands.append(
+            SendResponseError(event.request_id, ResultCode.INVALID_REQUEST, message)
+        )
+
+    def _publish(self, topic: GossipTopic, message: Any) -> None:
+        self._counters[f"published_{topic.name.lower()}"] += 1
+        self._commands.append(Publish(topic, message))
