@@ -1,0 +1,361 @@
+"""Node configuration: from arguments, or from the devnet files lean tooling writes.
+
+Runs on the main thread before the node starts (plain file I/O, no loop needed).
+
+A devnet directory holds, as lean-quickstart lays it out:
+
+- ``config.yaml``: ``GENESIS_TIME``, ``VALIDATOR_COUNT`` and ``GENESIS_VALIDATORS`` (each
+  validator's attestation and proposal public keys, hex);
+- ``validator-config.yaml``: one entry per node: ``name``, ``privkey`` (64 hex),
+  ``enrFields`` (``ip``, ``quic``), ``apiPort``, ``metricsPort``, ``isAggregator``,
+  ``count`` (how many validators it runs);
+- ``validators.yaml``: node name -> the validator indices it runs;
+- ``nodes.yaml``: the list of every node's ENR (the static peer list: no discovery);
+- ``<name>.key``: each node's secp256k1 identity key, 64 hex characters.
+
+:func:`write_devnet` generates all of them; :func:`load_node_config` reads them back
+into the :class:`NodeConfig` one node runs from. Validator public keys are placeholders
+derived from the index: like the leanSpec fixtures (``proofSetting: 0``) the devnet runs
+with mocked signature crypto.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lean_p2p.node.enr import Enr, EnrError
+from lean_p2p.node.keys import KeyFileError, NodeKey
+
+__all__ = [
+    "PUBLIC_KEY_BYTES",
+    "DevnetConfigError",
+    "GenesisSpec",
+    "NodeConfig",
+    "NodeEntry",
+    "load_devnet",
+    "load_node_config",
+    "placeholder_public_keys",
+    "write_devnet",
+]
+
+PUBLIC_KEY_BYTES = 52  # an XMSS public key in the lstar test parameters
+
+CONFIG_FILE = "config.yaml"
+VALIDATOR_CONFIG_FILE = "validator-config.yaml"
+VALIDATORS_FILE = "validators.yaml"
+NODES_FILE = "nodes.yaml"
+
+
+class DevnetConfigError(ValueError):
+    """A devnet file is missing, malformed, or inconsistent with the others."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisSpec:
+    """What the genesis state is built from."""
+
+    genesis_time: int
+    #: (attestation_public_key, proposal_public_key) per validator index
+    validator_keys: tuple[tuple[bytes, bytes], ...]
+
+    @property
+    def validator_count(self) -> int:
+        return len(self.validator_keys)
+
+    @classmethod
+    def placeholder(cls, genesis_time: int, validator_count: int) -> GenesisSpec:
+        return cls(genesis_time, tuple(placeholder_public_keys(validator_count)))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One node of ``validator-config.yaml``."""
+
+    name: str
+    key: NodeKey
+    ip: str
+    quic_port: int
+    api_port: int | None
+    metrics_port: int | None
+    is_aggregator: bool
+    validator_count: int
+
+    def enr(self) -> Enr:
+        return Enr.create(self.key, ip=self.ip, quic=self.quic_port)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything one node runs from."""
+
+    name: str
+    key: NodeKey
+    genesis: GenesisSpec
+    listen_ip: str = "127.0.0.1"
+    quic_port: int = 0  # 0: let the OS choose
+    validator_indices: tuple[int, ...] = ()
+    is_aggregator: bool = False
+    bootnodes: tuple[str, ...] = ()  # multiaddrs to dial
+    api_port: int | None = None  # None: no HTTP server
+    metrics_port: int | None = None  # None or equal to api_port: metrics on the API port
+    record_path: Path | None = None  # record every handled event here
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def listen_address(self) -> str:
+        return f"/ip4/{self.listen_ip}/udp/{self.quic_port}/quic-v1"
+
+
+def placeholder_public_keys(count: int) -> list[tuple[bytes, bytes]]:
+    """Deterministic stand-in XMSS public keys (signatures are mocked in devnets)."""
+
+    def derive(purpose: str, index: int) -> bytes:
+        seed = f"lean-p2p devnet {purpose} key {index}".encode()
+        return hashlib.shake_256(seed).digest(PUBLIC_KEY_BYTES)
+
+    return [(derive("attestation", i), derive("proposal", i)) for i in range(count)]
+
+
+def write_devnet(
+    directory: Path,
+    *,
+    nodes: int,
+    validators: int,
+    genesis_time: int | None = None,
+    genesis_delay: float = 10.0,
+    ip: str = "127.0.0.1",
+    base_quic_port: int = 9100,
+    base_api_port: int = 5100,
+    aggregators: int = 1,
+) -> list[NodeEntry]:
+    """Generate a devnet directory: keys, config, validator assignment and ENRs.
+
+    Validators are assigned round-robin (index ``i`` runs on node ``i % nodes``), so
+    every node proposes in turn. The first ``aggregators`` nodes aggregate.
+    """
+    if nodes < 1 or validators < 1:
+        raise DevnetConfigError("a devnet needs at least one node and one validator")
+    directory.mkdir(parents=True, exist_ok=True)
+    if genesis_time is None:
+        genesis_time = int(time.time() + genesis_delay)
+    entries = [
+        NodeEntry(
+            name=f"lean_p2p_{index}",
+            key=NodeKey.generate(),
+            ip=ip,
+            quic_port=base_quic_port + index,
+            api_port=base_api_port + index,
+            metrics_port=base_api_port + index,
+            is_aggregator=index < aggregators,
+            validator_count=len(range(index, validators, nodes)),
+        )
+        for index in range(nodes)
+    ]
+    spec = GenesisSpec.placeholder(genesis_time, validators)
+    _write_yaml(directory / CONFIG_FILE, _config_document(spec))
+    _write_yaml(
+        directory / VALIDATOR_CONFIG_FILE,
+        {"shuffle": "roundrobin", "validators": [_entry_document(e) for e in entries]},
+    )
+    _write_yaml(
+        directory / VALIDATORS_FILE,
+        {entry.name: list(range(index, validators, nodes)) for index, entry in enumerate(entries)},
+    )
+    _write_yaml(directory / NODES_FILE, [entry.enr().text() for entry in entries])
+    for entry in entries:
+        entry.key.write(directory / f"{entry.name}.key")
+    return entries
+
+
+def _config_document(spec: GenesisSpec) -> dict[str, Any]:
+    return {
+        "GENESIS_TIME": spec.genesis_time,
+        "VALIDATOR_COUNT": spec.validator_count,
+        "GENESIS_VALIDATORS": [
+            {"attestation_public_key": a.hex(), "proposal_public_key": p.hex()}
+            for a, p in spec.validator_keys
+        ],
+    }
+
+
+def _entry_document(entry: NodeEntry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "privkey": entry.key.to_hex(),
+        "enrFields": {"ip": entry.ip, "quic": entry.quic_port},
+        "apiPort": entry.api_port,
+        "metricsPort": entry.metrics_port,
+        "isAggregator": entry.is_aggregator,
+        "count": entry.validator_count,
+    }
+
+
+def _write_yaml(path: Path, document: object) -> None:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise DevnetConfigError(f"{path} is missing") from error
+    except yaml.YAMLError as error:
+        raise DevnetConfigError(f"{path} is not valid YAML: {error}") from error
+
+
+def _require(document: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:
+    value = document.get(key)
+    # bool is a subclass of int in Python; YAML's ``true`` must not pass as a count
+    wrong_bool = isinstance(value, bool) and kind is not bool
+    if not isinstance(value, kind) or wrong_bool:
+        raise DevnetConfigError(f"{where}: {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _hex_bytes(text: object, length: int, where: str) -> bytes:
+    if not isinstance(text, str):
+        raise DevnetConfigError(f"{where}: expected hex text, got {text!r}")
+    try:
+        value = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError as error:
+        raise DevnetConfigError(f"{where}: not hex: {error}") from error
+    if len(value) != length:
+        raise DevnetConfigError(f"{where}: expected {length} bytes, got {len(value)}")
+    return value
+
+
+def load_genesis(directory: Path) -> GenesisSpec:
+    path = directory / CONFIG_FILE
+    document = _read_yaml(path)
+    if not isinstance(document, dict):
+        raise DevnetConfigError(f"{path}: expected a mapping")
+    genesis_time = _require(document, "GENESIS_TIME", int, path)
+    count = _require(document, "VALIDATOR_COUNT", int, path)
+    listed = document.get("GENESIS_VALIDATORS")
+    if listed is None:
+        keys = placeholder_public_keys(count)
+    else:
+        if not isinstance(listed, list) or len(listed) != count:
+            raise DevnetConfigError(f"{path}: GENESIS_VALIDATORS must list {count} validators")
+        keys = []
+        for index, item in enumerate(listed):
+            if not isinstance(item, dict):
+                raise DevnetConfigError(f"{path}: validator {index} must be a mapping")
+            where = f"{path}: validator {index}"
+            keys.append(
+                (
+                    _hex_bytes(item.get("attestation_public_key"), PUBLIC_KEY_BYTES, where),
+                    _hex_bytes(item.get("proposal_public_key"), PUBLIC_KEY_BYTES, where),
+                )
+            )
+    return GenesisSpec(genesis_time, tuple(keys))
+
+
+def _parse_entry(item: object, path: Path, directory: Path) -> NodeEntry:
+    if not isinstance(item, dict):
+        raise DevnetConfigError(f"{path}: each validator entry must be a mapping")
+    name = _require(item, "name", str, path)
+    key_file = directory / f"{name}.key"
+    try:
+        if "privkey" in item:
+            key = NodeKey.from_hex(str(item["privkey"]))
+        else:
+            key = NodeKey.read(key_file)
+    except (KeyFileError, FileNotFoundError) as error:
+        raise DevnetConfigError(f"{path}: node {name!r}: {error}") from error
+    enr_fields = item.get("enrFields") or {}
+    if not isinstance(enr_fields, dict):
+        raise DevnetConfigError(f"{path}: node {name!r}: enrFields must be a mapping")
+    return NodeEntry(
+        name=name,
+        key=key,
+        ip=str(enr_fields.get("ip", "127.0.0.1")),
+        quic_port=int(enr_fields.get("quic", 9000)),
+        api_port=_optional_int(item.get("apiPort"), path),
+        metrics_port=_optional_int(item.get("metricsPort"), path),
+        is_aggregator=bool(item.get("isAggregator", False)),
+        validator_count=int(item.get("count", 1)),
+    )
+
+
+def _optional_int(value: object, path: Path) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DevnetConfigError(f"{path}: port must be an integer, got {value!r}")
+    return value
+
+
+def load_devnet(directory: Path) -> tuple[GenesisSpec, list[NodeEntry], list[Enr]]:
+    """Read and cross-check every devnet file."""
+    genesis = load_genesis(directory)
+    path = directory / VALIDATOR_CONFIG_FILE
+    document = _read_yaml(path)
+    if not isinstance(document, dict) or not isinstance(document.get("validators"), list):
+        raise DevnetConfigError(f"{path}: expected a 'validators' list")
+    entries = [_parse_entry(item, path, directory) for item in document["validators"]]
+    total = sum(entry.validator_count for entry in entries)
+    if total != genesis.validator_count:
+        raise DevnetConfigError(
+            f"{path}: node counts add up to {total} validators, "
+            f"{CONFIG_FILE} has {genesis.validator_count}"
+        )
+    nodes_path = directory / NODES_FILE
+    listed = _read_yaml(nodes_path) if nodes_path.exists() else []
+    if not isinstance(listed, list):
+        raise DevnetConfigError(f"{nodes_path}: expected a list of ENRs")
+    try:
+        records = [Enr.from_text(str(text)) for text in listed]
+    except EnrError as error:
+        raise DevnetConfigError(f"{nodes_path}: {error}") from error
+    return genesis, entries, records
+
+
+def _assignment(directory: Path, entries: Sequence[NodeEntry]) -> dict[str, tuple[int, ...]]:
+    path = directory / VALIDATORS_FILE
+    if not path.exists():  # round-robin, as write_devnet assigns
+        total = sum(entry.validator_count for entry in entries)
+        return {e.name: tuple(range(i, total, len(entries))) for i, e in enumerate(entries)}
+    document = _read_yaml(path)
+    if not isinstance(document, dict):
+        raise DevnetConfigError(f"{path}: expected node name -> validator indices")
+    assignment: dict[str, tuple[int, ...]] = {}
+    for name, indices in document.items():
+        if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
+            raise DevnetConfigError(f"{path}: {name!r} must list integer indices")
+        assignment[str(name)] = tuple(indices)
+    return assignment
+
+
+def load_node_config(directory: Path, name: str, *, record_path: Path | None = None) -> NodeConfig:
+    """The configuration of node ``name`` in a devnet directory."""
+    genesis, entries, records = load_devnet(directory)
+    by_name = {entry.name: entry for entry in entries}
+    if name not in by_name:
+        raise DevnetConfigError(f"no node named {name!r}; known: {sorted(by_name)}")
+    entry = by_name[name]
+    indices = _assignment(directory, entries).get(name, ())
+    if any(index >= genesis.validator_count for index in indices):
+        raise DevnetConfigError(f"{name}: validator index beyond VALIDATOR_COUNT")
+    own_peer_id = entry.key.peer_id
+    bootnodes = tuple(r.multiaddr() for r in records if r.peer_id != own_peer_id)
+    return NodeConfig(
+        name=name,
+        key=entry.key,
+        genesis=genesis,
+        listen_ip=entry.ip,
+        quic_port=entry.quic_port,
+        validator_indices=indices,
+        is_aggregator=entry.is_aggregator,
+        bootnodes=bootnodes,
+        api_port=entry.api_port,
+        metrics_port=entry.metrics_port,
+        record_path=record_path,
+    )

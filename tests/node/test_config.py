@@ -1,0 +1,134 @@
+"""Devnet files: generation, loading, and rejection of inconsistent or malformed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lean_p2p.node.config import (
+    PUBLIC_KEY_BYTES,
+    DevnetConfigError,
+    load_devnet,
+    load_node_config,
+    write_devnet,
+)
+from lean_p2p.node.enr import Enr
+
+
+def test_written_devnet_loads_back(tmp_path: Path) -> None:
+    entries = write_devnet(tmp_path, nodes=3, validators=7, genesis_time=1_000)
+    for name in ("config.yaml", "validator-config.yaml", "validators.yaml", "nodes.yaml"):
+        assert (tmp_path / name).is_file()
+    genesis, loaded, records = load_devnet(tmp_path)
+    assert genesis.genesis_time == 1_000
+    assert genesis.validator_count == 7
+    assert all(len(key) == PUBLIC_KEY_BYTES for pair in genesis.validator_keys for key in pair)
+    assert [entry.name for entry in loaded] == [entry.name for entry in entries]
+    assert [record.peer_id for record in records] == [entry.key.peer_id for entry in entries]
+    for entry in entries:
+        key_text = (tmp_path / f"{entry.name}.key").read_text().strip()
+        assert key_text == entry.key.to_hex()
+
+
+def test_node_config_assigns_round_robin_and_lists_the_other_nodes(tmp_path: Path) -> None:
+    entries = write_devnet(tmp_path, nodes=3, validators=7, genesis_time=1_000)
+    config = load_node_config(tmp_path, entries[1].name)
+    assert config.validator_indices == (1, 4)
+    assert config.key == entries[1].key
+    assert config.quic_port == entries[1].quic_port
+    expected = {Enr.create(e.key, ip=e.ip, quic=e.quic_port).multiaddr() for e in entries}
+    expected.discard(
+        Enr.create(entries[1].key, ip="127.0.0.1", quic=entries[1].quic_port).multiaddr()
+    )
+    assert set(config.bootnodes) == expected
+    assert config.is_aggregator is False
+    assert load_node_config(tmp_path, entries[0].name).is_aggregator is True
+
+
+def test_key_file_is_used_when_privkey_is_absent(tmp_path: Path) -> None:
+    entries = write_devnet(tmp_path, nodes=2, validators=2, genesis_time=1)
+    path = tmp_path / "validator-config.yaml"
+    document = yaml.safe_load(path.read_text())
+    for item in document["validators"]:
+        del item["privkey"]
+    path.write_text(yaml.safe_dump(document))
+    assert load_node_config(tmp_path, entries[0].name).key == entries[0].key
+
+
+def test_unknown_node_name(tmp_path: Path) -> None:
+    write_devnet(tmp_path, nodes=1, validators=1, genesis_time=1)
+    with pytest.raises(DevnetConfigError, match="no node named"):
+        load_node_config(tmp_path, "nobody")
+
+
+def _edit(path: Path, change: dict[str, object]) -> None:
+    document = yaml.safe_load(path.read_text())
+    document.update(change)
+    path.write_text(yaml.safe_dump(document))
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("config.yaml", {"VALIDATOR_COUNT": 5}, "GENESIS_VALIDATORS"),
+        ("config.yaml", {"GENESIS_TIME": "soon"}, "GENESIS_TIME"),
+        ("config.yaml", {"GENESIS_TIME": True}, "GENESIS_TIME"),
+        (
+            "config.yaml",
+            {
+                "GENESIS_VALIDATORS": [
+                    {"attestation_public_key": "00", "proposal_public_key": "00"}
+                ]
+                * 4
+            },
+            "bytes",
+        ),
+        ("validator-config.yaml", {"validators": "none"}, "validators"),
+    ],
+)
+def test_malformed_files_are_rejected(
+    tmp_path: Path, file: str, change: dict[str, object], message: str
+) -> None:
+    write_devnet(tmp_path, nodes=2, validators=4, genesis_time=1)
+    _edit(tmp_path / file, change)
+    with pytest.raises(DevnetConfigError, match=message):
+        load_devnet(tmp_path)
+
+
+def test_counts_must_match_the_genesis(tmp_path: Path) -> None:
+    write_devnet(tmp_path, nodes=2, validators=4, genesis_time=1)
+    path = tmp_path / "validator-config.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["validators"][0]["count"] = 5
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(DevnetConfigError, match="add up"):
+        load_devnet(tmp_path)
+
+
+def test_bad_enr_and_bad_key_and_bad_yaml(tmp_path: Path) -> None:
+    write_devnet(tmp_path, nodes=2, validators=2, genesis_time=1)
+    (tmp_path / "nodes.yaml").write_text("- enr:notarecord\n")
+    with pytest.raises(DevnetConfigError, match=r"nodes\.yaml"):
+        load_devnet(tmp_path)
+    (tmp_path / "nodes.yaml").write_text("[unclosed\n")
+    with pytest.raises(DevnetConfigError, match="not valid YAML"):
+        load_devnet(tmp_path)
+    (tmp_path / "nodes.yaml").unlink()
+    path = tmp_path / "validator-config.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["validators"][0]["privkey"] = "12"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(DevnetConfigError, match="64 hex"):
+        load_devnet(tmp_path)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(DevnetConfigError, match="missing"):
+        load_devnet(tmp_path / "absent")
+
+
+def test_devnet_needs_nodes_and_validators(tmp_path: Path) -> None:
+    with pytest.raises(DevnetConfigError):
+        write_devnet(tmp_path, nodes=0, validators=1)
