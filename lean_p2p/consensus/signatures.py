@@ -1,0 +1,168 @@
+"""Signature verification behind one interface. Loop thread (pure CPU, no I/O).
+
+The fork-choice store calls a :class:`SignatureVerifier` for three things: a validator's
+XMSS signature over an attestation, a single-message aggregate proof (gossip
+aggregates), and the multi-message proof a block carries. This is where a real XMSS /
+leanMultisig verifier plugs in.
+
+The default, :class:`MockedProofVerifier`, is **not** cryptographic verification. It
+accepts the placeholder proofs that leanSpec's vectors are generated with (mocked
+prover, ``proofSetting: 0``; every such proof starts with :data:`MOCK_PROOF_PREFIX`),
+and for single XMSS signatures it performs a structural check only: the bytes must
+decode as a signature of the active parameter set, with every field element canonical
+and non-zero randomness. It logs a WARNING once at construction naming the mode, so a
+node running on it can never be mistaken for one that verifies signatures.
+
+What a real verifier needs is recorded in ``docs/consensus.md`` (PyPI's
+``py-lean-multisig`` 0.4.0 was examined and does not match the devnet byte layout).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Final, Protocol
+
+from lean_p2p.containers import active_scheme
+from lean_p2p.containers.xmss import FIELD_MODULUS
+
+__all__ = [
+    "MOCK_PROOF_PREFIX",
+    "MockedProofVerifier",
+    "SignatureVerifier",
+    "mock_proof",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Opening bytes of every placeholder proof in the leanSpec vectors (mocked prover).
+MOCK_PROOF_PREFIX: Final = b"\x00MOCKED-AGGREGATION-PROOF\x00"
+
+
+def mock_proof(fingerprint: bytes) -> bytes:
+    """A placeholder proof in the vectors' format, distinct per ``fingerprint``."""
+    import hashlib
+
+    return MOCK_PROOF_PREFIX + hashlib.sha256(fingerprint).digest()
+
+
+class SignatureVerifier(Protocol):
+    """What the store needs verified. Each method returns False for a bad signature."""
+
+    @property
+    def mode(self) -> str:
+        """A short name for logs and ``--help`` (for example ``"mocked"``)."""
+        ...
+
+    def verify_attestation(
+        self, public_key: bytes, slot: int, message: bytes, signature: bytes
+    ) -> bool:
+        """One validator's XMSS signature over ``message`` (an AttestationData root)."""
+        ...
+
+    def verify_aggregate(
+        self, public_keys: Sequence[bytes], message: bytes, slot: int, proof: bytes
+    ) -> bool:
+        """A single-message aggregate: ``public_keys`` all signed ``message`` at ``slot``."""
+        ...
+
+    def verify_block_proof(
+        self,
+        public_keys_per_message: Sequence[Sequence[bytes]],
+        messages: Sequence[tuple[bytes, int]],
+        proof: bytes,
+    ) -> bool:
+        """A block's merged proof: component i is ``messages[i]`` signed by keys i."""
+        ...
+
+    def aggregate(
+        self,
+        message: bytes,
+        slot: int,
+        signatures: Sequence[tuple[int, bytes, bytes]],
+        children: Sequence[tuple[bytes, Sequence[bytes]]],
+    ) -> bytes:
+        """Build an aggregate proof from (index, key, signature) and child proofs."""
+        ...
+
+
+class MockedProofVerifier:
+    """Accepts the vectors' mocked proofs; structural checks only on XMSS signatures."""
+
+    mode: Final = "mocked"
+
+    def __init__(self) -> None:
+        logger.warning(
+            "signature verification mode=%s: aggregate and block proofs are accepted when "
+            "they carry the mocked-prover placeholder, XMSS signatures are checked for "
+            "structure only. NOT cryptographically secure; for test vectors and local "
+            "devnets only",
+            self.mode,
+        )
+
+    def verify_attestation(
+        self, public_key: bytes, slot: int, message: bytes, signature: bytes
+    ) -> bool:
+        return _structurally_valid_signature(signature)
+
+    def verify_aggregate(
+        self, public_keys: Sequence[bytes], message: bytes, slot: int, proof: bytes
+    ) -> bool:
+        return proof.startswith(MOCK_PROOF_PREFIX)
+
+    def verify_block_proof(
+        self,
+        public_keys_per_message: Sequence[Sequence[bytes]],
+        messages: Sequence[tuple[bytes, int]],
+        proof: bytes,
+    ) -> bool:
+        if len(public_keys_per_message) != len(messages):
+            return False
+        return proof.startswith(MOCK_PROOF_PREFIX)
+
+    def aggregate(
+        self,
+        message: bytes,
+        slot: int,
+        signatures: Sequence[tuple[int, bytes, bytes]],
+        children: Sequence[tuple[bytes, Sequence[bytes]]],
+    ) -> bytes:
+        # Distinct inputs give distinct placeholders, so proof sets deduplicate exactly
+        # when the inputs are the same, as with the mocked prover the vectors used.
+        parts = [message, slot.to_bytes(8, "little")]
+        for index, key, signature in signatures:
+            parts += [index.to_bytes(8, "little"), key, signature]
+        for proof, keys in children:
+            parts += [proof, *keys]
+        return mock_proof(b"".join(parts))
+
+
+def _structurally_valid_signature(signature: bytes) -> bool:
+    """Whether ``signature`` decodes as an XMSS signature with canonical, live fields.
+
+    Layout (fixed for a scheme): offset(path) | rho | offset(hashes) | path | hashes,
+    with path = offset(siblings) | siblings. Rejects wrong sizes, wrong offsets,
+    non-canonical field elements, and an all-zero randomness ``rho`` (a forged or
+    blank signature), which no honest signer produces.
+    """
+    scheme = active_scheme()
+    if len(signature) != scheme.signature_size:
+        return False
+    rho_bytes = scheme.rand_length * 4
+    fixed_part = 4 + rho_bytes + 4
+    path_offset = int.from_bytes(signature[0:4], "little")
+    hashes_offset = int.from_bytes(signature[4 + rho_bytes : fixed_part], "little")
+    path_size = 4 + scheme.log_lifetime * scheme.digest_bytes
+    if path_offset != fixed_part or hashes_offset != fixed_part + path_size:
+        return False
+    if int.from_bytes(signature[fixed_part : fixed_part + 4], "little") != 4:
+        return False
+    rho = signature[4 : 4 + rho_bytes]
+    if not any(rho):
+        return False
+    words = [
+        int.from_bytes(signature[i : i + 4], "little")
+        for i in range(fixed_part + 4, len(signature), 4)
+    ]
+    words += [int.from_bytes(rho[i : i + 4], "little") for i in range(0, rho_bytes, 4)]
+    return all(word < FIELD_MODULUS for word in words)
