@@ -14,24 +14,30 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-RING_MODULE = "lean_p2p.native.liblean_p2p_ring"
-RING_FILENAME = "liblean_p2p_ring.so"
+#: Plain shared libraries (not Python modules): dotted name -> file name.
+LIBRARIES = {
+    # The ring: what embedders push into.
+    "lean_p2p.native.liblean_p2p_ring": "liblean_p2p_ring.so",
+    # The native producer driver used by `lean-p2p bench native` and `lean-p2p stress`.
+    "lean_p2p.native.liblean_p2p_producers": "liblean_p2p_producers.so",
+}
 
 NO_NATIVE_MESSAGE = """
-lean_p2p: the native event ring (bindings/lean_p2p_ring.c) was NOT built: {reason}
-lean_p2p: everything else is installed and the pure-Python paths work; to get the ring,
+lean_p2p: the native library {what} was NOT built: {reason}
+lean_p2p: everything else is installed and the pure-Python paths work; to get it,
 lean_p2p: install a C compiler (e.g. `apt-get install gcc`) and reinstall.
 """
 
 
 class OptionalNativeBuild(build_ext):
-    """Builds the ring as a plain shared library; a failed build is a warning."""
+    """Builds the native libraries as plain shared libraries; a failure is a warning."""
 
     def get_ext_filename(self, fullname: str) -> str:
         # Not a Python extension module: no ABI tag, a fixed name that ctypes looks for.
         # distutils asks with the dotted name or with its last component only.
-        if fullname in (RING_MODULE, RING_MODULE.rsplit(".", 1)[1]):
-            return os.path.join(*fullname.split(".")[:-1], RING_FILENAME)
+        for module, filename in LIBRARIES.items():
+            if fullname in (module, module.rsplit(".", 1)[1]):
+                return os.path.join(*fullname.split(".")[:-1], filename)
         return str(super().get_ext_filename(fullname))
 
     def get_export_symbols(self, ext: Extension) -> list[str]:
@@ -40,34 +46,46 @@ class OptionalNativeBuild(build_ext):
 
     def run(self) -> None:
         if not sys.platform.startswith("linux"):
-            self._skip("the ring needs Linux (eventfd)")
+            self._skip(list(self.extensions), "the ring needs Linux (eventfd)")
             return
         try:
             super().run()
-        except Exception as error:  # no compiler, or the compiler failed
-            self._skip(f"{type(error).__name__}: {error}")
+        except Exception as error:  # no compiler at all, or the build machinery failed
+            self._skip(list(self.extensions), f"{type(error).__name__}: {error}")
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as error:
-            self._skip(f"{type(error).__name__}: {error}")
+        except Exception as error:  # this library failed to compile or link
+            self._skip([ext], f"{type(error).__name__}: {error}")
 
-    def _skip(self, reason: str) -> None:
-        sys.stderr.write(NO_NATIVE_MESSAGE.format(reason=reason))
-        self.extensions = []
+    def _skip(self, failed: list[Extension], reason: str) -> None:
+        for ext in failed:
+            sys.stderr.write(NO_NATIVE_MESSAGE.format(what=ext.sources[0], reason=reason))
+        # Later steps (copying into the source tree, listing outputs) must not expect
+        # the libraries that failed.
+        self.extensions = [ext for ext in self.extensions if ext not in failed]
 
 
 setup(
     ext_modules=[
         Extension(
-            RING_MODULE,
+            "lean_p2p.native.liblean_p2p_ring",
             sources=["bindings/lean_p2p_ring.c"],
             include_dirs=["bindings"],
             depends=["bindings/lean_p2p.h"],
             extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
             optional=True,
-        )
+        ),
+        Extension(
+            "lean_p2p.native.liblean_p2p_producers",
+            sources=["bindings/testing/lean_p2p_producers.c"],
+            include_dirs=["bindings"],
+            depends=["bindings/lean_p2p.h"],
+            extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden", "-pthread"],
+            extra_link_args=["-pthread"],
+            optional=True,
+        ),
     ],
     cmdclass={"build_ext": OptionalNativeBuild},
 )

@@ -142,10 +142,10 @@ typedef struct lean_p2p_record_header {
 
 /* Consumer: move up to max_events published events into buffer (capacity bytes).
  * Returns the number of records written and stores the bytes used in *used. Stops
- * early at the first record that does not fit; if that is the very first one,
- * returns 0 and stores its size in *needed (otherwise *needed is 0) so the
- * consumer can grow its buffer and call again. An event still being written by a
- * producer ends the batch (it is taken by a later drain). */
+ * early at the first record that does not fit and stores its size in *needed (else
+ * *needed is 0): the consumer calls again, with a larger buffer if nothing fitted.
+ * An event still being written by a producer ends the batch; that producer's wakeup
+ * brings the consumer back for it. */
 size_t lean_p2p_ring_drain(lean_p2p_ring *ring, uint8_t *buffer, size_t capacity,
                            size_t max_events, size_t *used, size_t *needed);
 

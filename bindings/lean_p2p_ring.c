@@ -306,9 +306,7 @@ LEAN_P2P_EXPORT size_t lean_p2p_ring_drain(lean_p2p_ring *ring, uint8_t *buffer,
         size_t data_len = (size_t)source->peer_id_len + source->payload_len;
         size_t record_len = RECORD_HEADER_BYTES + data_len;
         if (record_len > capacity - offset) {
-            if (drained == 0) {
-                *needed = record_len;
-            }
+            *needed = record_len;
             break;
         }
         lean_p2p_record_header header = {

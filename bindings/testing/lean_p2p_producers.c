@@ -1,0 +1,290 @@
+/*
+ * lean_p2p_producers.c - a native producer driver for tests, benchmarks and the stress
+ * command: N pthreads each push M events through a push function, exactly as an
+ * embedder's networking threads would.
+ *
+ * The push function is either lean_p2p_ring_push (the ring) or any function with the
+ * same signature, such as a ctypes callback (the callback path), so both paths are
+ * driven by the same code. Threads never touch Python themselves.
+ *
+ * Each event's payload starts with a 24-byte little-endian stamp: producer index
+ * (u32), zero (u32), sequence number within that producer (u64), and the
+ * CLOCK_MONOTONIC time of the push in nanoseconds (u64). The request id repeats
+ * (producer << 40) | sequence. The consumer checks exactly-once and per-producer order
+ * from the stamp and measures latency from the time.
+ */
+#define _GNU_SOURCE
+#include "lean_p2p.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define STAMP_BYTES 24
+
+typedef struct producer_totals {
+    uint64_t attempted; /* events this producer tried to hand over (retries excluded) */
+    uint64_t accepted;
+    uint64_t full;      /* pushes answered LEAN_P2P_FULL (each retry counts) */
+    uint64_t closed;
+    uint64_t other_errors;
+    uint64_t push_ns;   /* time spent inside accepted push calls */
+    uint64_t wall_ns;   /* from the thread's first push to its last */
+} producer_totals;
+
+typedef struct producer producer;
+
+typedef struct producer_run {
+    lean_p2p_push_fn push;
+    void (*on_thread_exit)(void); /* e.g. a callback bridge's detach; may be NULL */
+    lean_p2p_ring *ring;
+    uint64_t events_per_thread; /* 0: until stopped or closed */
+    uint32_t payload_len;
+    int retry_when_full;
+    int record_costs;
+    int thread_count;
+    atomic_int stop;
+    atomic_int ready;
+    atomic_int go;
+    producer *producers;
+} producer_run;
+
+struct producer {
+    producer_run *run;
+    pthread_t thread;
+    int joinable;
+    uint32_t index;
+    producer_totals totals;
+    uint64_t *costs; /* ns per accepted push, when record_costs */
+    uint8_t *payload;
+    char peer_id[32];
+};
+
+static uint64_t now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void put_u32(uint8_t *out, uint32_t value) {
+    for (int byte = 0; byte < 4; byte++) {
+        out[byte] = (uint8_t)(value >> (8 * byte));
+    }
+}
+
+static void put_u64(uint8_t *out, uint64_t value) {
+    for (int byte = 0; byte < 8; byte++) {
+        out[byte] = (uint8_t)(value >> (8 * byte));
+    }
+}
+
+static void *produce(void *argument) {
+    producer *self = argument;
+    producer_run *run = self->run;
+    lean_p2p_event event = {
+        .kind = LEAN_P2P_EVENT_GOSSIP,
+        .channel = LEAN_P2P_TOPIC_ATTESTATION,
+        .peer_id = (const uint8_t *)self->peer_id,
+        .peer_id_len = strlen(self->peer_id),
+        .payload = self->payload,
+        .payload_len = run->payload_len,
+    };
+    put_u32(self->payload, self->index);
+    put_u32(self->payload + 4, 0);
+    /* Start together, so that "8 producers" really contend. */
+    atomic_fetch_add(&run->ready, 1);
+    while (!atomic_load(&run->go)) {
+        sched_yield();
+    }
+    uint64_t started = now_ns();
+    for (uint64_t sequence = 0;
+         run->events_per_thread == 0 || sequence < run->events_per_thread; sequence++) {
+        if (atomic_load_explicit(&run->stop, memory_order_relaxed)) {
+            break;
+        }
+        event.request_id = ((uint64_t)self->index << 40) | sequence;
+        put_u64(self->payload + 8, sequence);
+        self->totals.attempted++;
+        int result;
+        for (;;) {
+            uint64_t before = now_ns();
+            put_u64(self->payload + 16, before);
+            result = run->push(run->ring, &event);
+            if (result == LEAN_P2P_OK) {
+                uint64_t cost = now_ns() - before;
+                self->totals.push_ns += cost;
+                if (self->costs != NULL) {
+                    self->costs[self->totals.accepted] = cost;
+                }
+                self->totals.accepted++;
+                break;
+            }
+            if (result == LEAN_P2P_FULL) {
+                self->totals.full++;
+                if (run->retry_when_full &&
+                    !atomic_load_explicit(&run->stop, memory_order_relaxed)) {
+                    sched_yield();
+                    continue;
+                }
+            } else if (result == LEAN_P2P_ERR_CLOSED) {
+                self->totals.closed++;
+            } else {
+                self->totals.other_errors++;
+            }
+            break;
+        }
+        if (result == LEAN_P2P_ERR_CLOSED) {
+            break; /* the header's rule: stop pushing once the ring is closed */
+        }
+    }
+    self->totals.wall_ns = now_ns() - started;
+    if (run->on_thread_exit != NULL) {
+        run->on_thread_exit();
+    }
+    return NULL;
+}
+
+EXPORT void producers_free(producer_run *run);
+
+/* Start `threads` producers. payload_len is raised to the 24-byte stamp if smaller.
+ * on_thread_exit (may be NULL) runs on each producer thread after its last push.
+ * Returns NULL if memory or threads could not be had. */
+EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring, int threads,
+                                     uint64_t events_per_thread, uint32_t payload_len,
+                                     int retry_when_full, int record_costs,
+                                     void (*on_thread_exit)(void)) {
+    if (push == NULL || threads <= 0) {
+        return NULL;
+    }
+    producer_run *run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        return NULL;
+    }
+    run->push = push;
+    run->on_thread_exit = on_thread_exit;
+    run->ring = ring;
+    run->events_per_thread = events_per_thread;
+    run->payload_len = payload_len < STAMP_BYTES ? STAMP_BYTES : payload_len;
+    run->retry_when_full = retry_when_full;
+    run->record_costs = record_costs && events_per_thread != 0;
+    run->producers = calloc((size_t)threads, sizeof(producer));
+    if (run->producers == NULL) {
+        free(run);
+        return NULL;
+    }
+    for (int index = 0; index < threads; index++) {
+        producer *self = &run->producers[index];
+        self->run = run;
+        self->index = (uint32_t)index;
+        snprintf(self->peer_id, sizeof(self->peer_id), "native-producer-%d", index);
+        self->payload = calloc(1, run->payload_len);
+        if (run->record_costs) {
+            self->costs = calloc(events_per_thread, sizeof(uint64_t));
+        }
+        if (self->payload == NULL || (run->record_costs && self->costs == NULL) ||
+            pthread_create(&self->thread, NULL, produce, self) != 0) {
+            atomic_store(&run->stop, 1);
+            atomic_store(&run->go, 1);
+            run->thread_count = index + 1; /* frees its buffers; it was never started */
+            producers_free(run);
+            return NULL;
+        }
+        self->joinable = 1;
+        run->thread_count = index + 1;
+    }
+    while (atomic_load(&run->ready) < threads) {
+        sched_yield();
+    }
+    atomic_store(&run->go, 1);
+    return run;
+}
+
+/* Ask the producers to stop at their next event (they finish the push in hand). */
+EXPORT void producers_stop(producer_run *run) {
+    atomic_store(&run->stop, 1);
+}
+
+/* Wait for every producer; returns the summed totals in *out. Call once. */
+EXPORT void producers_join(producer_run *run, producer_totals *out) {
+    memset(out, 0, sizeof(*out));
+    for (int index = 0; index < run->thread_count; index++) {
+        producer *self = &run->producers[index];
+        if (self->joinable) {
+            pthread_join(self->thread, NULL);
+            self->joinable = 0;
+        }
+        out->attempted += self->totals.attempted;
+        out->accepted += self->totals.accepted;
+        out->full += self->totals.full;
+        out->closed += self->totals.closed;
+        out->other_errors += self->totals.other_errors;
+        out->push_ns += self->totals.push_ns;
+        if (self->totals.wall_ns > out->wall_ns) {
+            out->wall_ns = self->totals.wall_ns;
+        }
+    }
+}
+
+/* Accepted events of one producer (after join): lets the consumer check its count. */
+EXPORT uint64_t producers_accepted(const producer_run *run, int index) {
+    return run->producers[index].totals.accepted;
+}
+
+static int compare_u64(const void *left, const void *right) {
+    uint64_t a = *(const uint64_t *)left;
+    uint64_t b = *(const uint64_t *)right;
+    return (a > b) - (a < b);
+}
+
+/* Push-cost percentile in ns over all producers (after join; needs record_costs). */
+EXPORT uint64_t producers_cost_percentile(const producer_run *run, double fraction) {
+    uint64_t total = 0;
+    for (int index = 0; index < run->thread_count; index++) {
+        total += run->producers[index].costs != NULL ? run->producers[index].totals.accepted : 0;
+    }
+    if (total == 0) {
+        return 0;
+    }
+    uint64_t *all = malloc(total * sizeof(uint64_t));
+    if (all == NULL) {
+        return 0;
+    }
+    uint64_t filled = 0;
+    for (int index = 0; index < run->thread_count; index++) {
+        const producer *self = &run->producers[index];
+        if (self->costs != NULL) {
+            memcpy(all + filled, self->costs, self->totals.accepted * sizeof(uint64_t));
+            filled += self->totals.accepted;
+        }
+    }
+    qsort(all, filled, sizeof(uint64_t), compare_u64);
+    double position = fraction * (double)(filled - 1) + 0.5;
+    uint64_t rank = position <= 0 ? 0 : (uint64_t)position;
+    uint64_t value = all[rank < filled ? rank : filled - 1];
+    free(all);
+    return value;
+}
+
+/* Join (if still running) and free everything. */
+EXPORT void producers_free(producer_run *run) {
+    if (run == NULL) {
+        return;
+    }
+    atomic_store(&run->stop, 1);
+    atomic_store(&run->go, 1);
+    for (int index = 0; index < run->thread_count; index++) {
+        producer *self = &run->producers[index];
+        if (self->joinable) {
+            pthread_join(self->thread, NULL);
+        }
+        free(self->payload);
+        free(self->costs);
+    }
+    free(run->producers);
+    free(run);
+}

@@ -1,0 +1,375 @@
+"""The loop-thread side of the native ring: eventfd wakeup, batched drain, close.
+
+Loop thread, except where a method says otherwise. Native threads push with the C
+function ``lean_p2p_ring_push`` (``bindings/lean_p2p.h``) without the GIL; the first
+push after a drain writes the ring's eventfd, which the loop watches with
+``loop.add_reader``. Each wakeup drains the ring in batches: the C side packs up to
+``batch`` events into one buffer, this side turns them into :class:`NativeEvent`
+values and hands each to ``sink`` (normally :func:`mailbox_sink`, which ``put``s it
+on its lane). A full batch re-schedules the drain with ``call_soon`` so timers and I/O
+run between batches, and marks the ring pending meanwhile so producers skip the
+eventfd write.
+
+An embedder hands :attr:`NativeRing.address` (the ``lean_p2p_ring *``) and
+:attr:`NativeRing.push_function_address` (``lean_p2p_ring_push``) to its native
+library, whose threads then push directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lean_p2p.native.library import EventStruct, RingStatsStruct, load_library
+from lean_p2p.native.records import (
+    EventKind,
+    NativeEvent,
+    PushResult,
+    UnroutableEvent,
+    iter_records,
+    lean_lane_for,
+)
+from lean_p2p.runtime.affinity import LoopAffinity, loop_only
+from lean_p2p.runtime.mailbox import Mailbox
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_CAPACITY",
+    "DEFAULT_MAX_PAYLOAD",
+    "NativeRing",
+    "NativeRingClosed",
+    "NativeRingStatistics",
+    "mailbox_sink",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CAPACITY = 16_384
+DEFAULT_MAX_PAYLOAD = 10 * 1024 * 1024
+#: Events per drain call before the drain yields back to the loop.
+DEFAULT_BATCH = 1_024
+_INITIAL_BUFFER = 256 * 1024
+_DROP_LOG_INTERVAL_S = 1.0
+
+Sink = Callable[[NativeEvent], object]
+
+
+class NativeRingClosed(RuntimeError):
+    """The ring was closed or released; nothing more can be pushed or drained."""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRingStatistics:
+    """Counters of the C ring and of the Python drain (a snapshot)."""
+
+    capacity: int
+    max_payload: int
+    accepted: int
+    drained: int
+    queued: int
+    dropped_full: int
+    rejected_invalid: int
+    rejected_too_large: int
+    rejected_no_memory: int
+    rejected_closed: int
+    wakeups: int
+    drains: int
+    delivered: int
+    sink_rejected: int
+    sink_errors: int
+    closed: bool
+
+    @property
+    def dropped(self) -> int:
+        """Every push that did not enqueue, for whatever reason."""
+        return (
+            self.dropped_full
+            + self.rejected_invalid
+            + self.rejected_too_large
+            + self.rejected_no_memory
+            + self.rejected_closed
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__} | {"dropped": self.dropped}
+
+
+def mailbox_sink(
+    mailbox: Mailbox, route: Callable[[NativeEvent], str] = lean_lane_for
+) -> Callable[[NativeEvent], bool]:
+    """A sink that puts each event on the mailbox lane ``route`` names.
+
+    Returns what ``put`` returns (False: the lane was full; the mailbox counts it). An
+    event no lane is meant for is logged and rejected (counted by the ring as
+    ``sink_rejected``).
+    """
+    put = mailbox.put
+
+    def sink(event: NativeEvent) -> bool:
+        try:
+            lane = route(event)
+        except UnroutableEvent as error:
+            logger.warning(
+                "native event rejected: %s",
+                error,
+                extra={"kind": event.kind.name, "channel": event.channel},
+            )
+            return False
+        return put(lane, event)
+
+    return sink
+
+
+class NativeRing:
+    """A native event ring whose eventfd this loop watches; drains into ``sink``.
+
+    Construct on the loop thread (or pass ``loop``). ``capacity`` is rounded up to a
+    power of two; ``max_payload`` bounds one event's payload (larger pushes are rejected
+    with ``LEAN_P2P_ERR_TOO_LARGE`` and counted). ``sink(event)`` returning False counts
+    the event as rejected by the sink; raising counts and logs it; either way the drain
+    goes on.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        batch: int = DEFAULT_BATCH,
+    ) -> None:
+        if capacity < 1 or capacity > 1 << 30:
+            raise ValueError(f"capacity must be in 1..2**30, not {capacity}")
+        if max_payload < 1 or max_payload >= 1 << 32:
+            raise ValueError(f"max_payload must be in 1..2**32-1, not {max_payload}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, not {batch}")
+        self._lib = load_library()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._sink = sink
+        self._batch = batch
+        ring = self._lib.lean_p2p_ring_create(capacity, max_payload)
+        if not ring:
+            raise MemoryError(f"lean_p2p_ring_create({capacity}, {max_payload}) failed")
+        self._ring: int | None = ring
+        self._capacity: int = self._lib.lean_p2p_ring_capacity(ring)
+        self._max_payload: int = self._lib.lean_p2p_ring_max_payload(ring)
+        self._final_counters = RingStatsStruct()  # kept at release()
+        self._event_fd: int = self._lib.lean_p2p_ring_eventfd(ring)
+        self._buffer = ctypes.create_string_buffer(_INITIAL_BUFFER)
+        self._used = ctypes.c_size_t()
+        self._needed = ctypes.c_size_t()
+        self._drains = 0
+        self._delivered = 0
+        self._sink_rejected = 0
+        self._sink_errors = 0
+        self._continue_scheduled = False
+        self._closed = False
+        self._dropped_logged = 0
+        self._drop_log_due = 0.0
+        self.affinity = LoopAffinity("NativeRing (drain, aclose)", "lean_p2p_ring_push")
+        self.affinity.bind()
+        self._loop.add_reader(self._event_fd, self._on_wakeup)
+
+    # -- any thread -------------------------------------------------------------------
+
+    @property
+    def address(self) -> int:
+        """The ``lean_p2p_ring *`` to hand to a native library (any thread)."""
+        return self._live_ring()
+
+    @property
+    def push_function_address(self) -> int:
+        """The address of ``lean_p2p_ring_push`` (a ``lean_p2p_push_fn``)."""
+        address = ctypes.cast(self._lib.lean_p2p_ring_push, ctypes.c_void_p).value
+        assert address is not None
+        return address
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def push_threadsafe(
+        self,
+        kind: EventKind,
+        *,
+        channel: int = 0,
+        request_id: int = 0,
+        peer_id: bytes = b"",
+        payload: bytes = b"",
+    ) -> PushResult:
+        """Push from Python (any thread; the C call runs without the GIL).
+
+        For Python producers that want the same path as native ones; a Python producer
+        is usually better served by ``Mailbox.put`` directly.
+        """
+        event = EventStruct(
+            kind,
+            channel,
+            request_id,
+            ctypes.cast(ctypes.c_char_p(peer_id), ctypes.c_void_p),
+            len(peer_id),
+            ctypes.cast(ctypes.c_char_p(payload), ctypes.c_void_p),
+            len(payload),
+        )
+        return PushResult(self._lib.lean_p2p_ring_push(self._live_ring(), ctypes.byref(event)))
+
+    def statistics(self) -> NativeRingStatistics:
+        """A snapshot of every counter (any thread; exact once producers are quiet)."""
+        ring = self._ring
+        if ring is None:
+            raw = self._final_counters
+        else:
+            raw = RingStatsStruct()
+            self._lib.lean_p2p_ring_stats_read(ring, ctypes.byref(raw))
+        return NativeRingStatistics(
+            capacity=self._capacity,
+            max_payload=self._max_payload,
+            accepted=raw.accepted,
+            drained=raw.drained,
+            queued=raw.queued,
+            dropped_full=raw.dropped_full,
+            rejected_invalid=raw.rejected_invalid,
+            rejected_too_large=raw.rejected_too_large,
+            rejected_no_memory=raw.rejected_no_memory,
+            rejected_closed=raw.rejected_closed,
+            wakeups=raw.wakeups,
+            drains=self._drains,
+            delivered=self._delivered,
+            sink_rejected=self._sink_rejected,
+            sink_errors=self._sink_errors,
+            closed=self._closed,
+        )
+
+    def _live_ring(self) -> int:
+        ring = self._ring
+        if ring is None:
+            raise NativeRingClosed("the native ring was released")
+        return ring
+
+    # -- loop thread ------------------------------------------------------------------
+
+    def _on_wakeup(self) -> None:
+        self._drain_batch()
+
+    def _on_continue(self) -> None:
+        self._continue_scheduled = False
+        if not self._closed:
+            self._drain_batch()
+
+    @loop_only
+    def _drain_batch(self) -> None:
+        ring = self._live_ring()
+        # Clear the pending flag BEFORE reading slots (the C side explains why).
+        self._lib.lean_p2p_ring_begin_drain(ring)
+        if self._drain_once(ring, self._batch) and not self._continue_scheduled:
+            # More is waiting: come back after timers and I/O had their turn; until
+            # then producers need not write the eventfd.
+            self._lib.lean_p2p_ring_mark_pending(ring)
+            self._continue_scheduled = True
+            self._loop.call_soon(self._on_continue)
+        self._log_new_drops()
+
+    def _drain_once(self, ring: int, limit: int) -> bool:
+        """Drain up to ``limit`` events into the sink; True if more are waiting."""
+        lib = self._lib
+        used = self._used
+        needed = self._needed
+        count: int = lib.lean_p2p_ring_drain(
+            ring, self._buffer, len(self._buffer), limit, ctypes.byref(used), ctypes.byref(needed)
+        )
+        if count == 0 and needed.value:
+            # One event larger than the buffer (up to the payload limit): grow and retry.
+            self._buffer = ctypes.create_string_buffer(needed.value)
+            count = lib.lean_p2p_ring_drain(
+                ring,
+                self._buffer,
+                len(self._buffer),
+                limit,
+                ctypes.byref(used),
+                ctypes.byref(needed),
+            )
+        self._drains += 1
+        if count:
+            self._deliver(ctypes.string_at(self._buffer, used.value), count)
+        return count == limit or needed.value != 0
+
+    def _deliver(self, data: bytes, count: int) -> None:
+        sink = self._sink
+        for event in iter_records(data, count):
+            try:
+                accepted = sink(event)
+            except Exception:
+                self._sink_errors += 1
+                logger.exception(
+                    "native event sink failed",
+                    extra={"kind": event.kind.name, "request_id": event.request_id},
+                )
+                continue
+            if accepted is False:
+                self._sink_rejected += 1
+            else:
+                self._delivered += 1
+
+    def _log_new_drops(self) -> None:
+        # Drops happen on native threads that cannot log; report them from here, at
+        # most once a second, with the count since the last report.
+        now = self._loop.time()
+        if now < self._drop_log_due:
+            return
+        statistics = self.statistics()
+        new_drops = statistics.dropped - self._dropped_logged
+        if new_drops > 0:
+            self._dropped_logged = statistics.dropped
+            self._drop_log_due = now + _DROP_LOG_INTERVAL_S
+            logger.warning(
+                "native ring dropped %d pushes",
+                new_drops,
+                extra={
+                    "dropped_full": statistics.dropped_full,
+                    "rejected_invalid": statistics.rejected_invalid,
+                    "rejected_too_large": statistics.rejected_too_large,
+                    "rejected_no_memory": statistics.rejected_no_memory,
+                    "rejected_closed": statistics.rejected_closed,
+                },
+            )
+
+    @loop_only
+    async def aclose(self) -> None:
+        """Close the ring: later pushes fail with ``LEAN_P2P_ERR_CLOSED``, and every
+        push that was accepted is delivered to the sink before this returns.
+
+        The memory stays valid (pushes keep failing cleanly) until :meth:`release`.
+        """
+        if self._closed:
+            return
+        ring = self._live_ring()
+        self._closed = True
+        self._loop.remove_reader(self._event_fd)
+        # lean_p2p_ring_close waits for pushes that claimed a slot to finish writing
+        # it; that is a copy's time unless a producer was preempted, so it runs off the
+        # loop thread rather than stall it.
+        await asyncio.to_thread(self._lib.lean_p2p_ring_close, ring)
+        while True:
+            if not self._drain_once(ring, self._batch):
+                break
+            await asyncio.sleep(0)  # let timers and I/O run between batches
+        self._log_new_drops()
+
+    @loop_only
+    def release(self) -> None:
+        """Free the ring. Only after :meth:`aclose`, and only once every native thread
+        that was given the ring has returned from its last push (lean_p2p.h)."""
+        if not self._closed:
+            raise RuntimeError("release() before aclose(): close the ring first")
+        ring = self._ring
+        if ring is None:
+            return
+        self._lib.lean_p2p_ring_stats_read(ring, ctypes.byref(self._final_counters))
+        self._ring = None
+        self._lib.lean_p2p_ring_destroy(ring)
