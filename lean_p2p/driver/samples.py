@@ -1,0 +1,65 @@
+"""Well-formed sample lean messages of a chosen size, for tests and benchmarks. Any thread.
+
+Signatures and proofs are opaque to the driver (it checks encodings, not crypto), so
+samples carry zero-filled signatures with the one valid offset layout of the active
+XMSS scheme, and proofs padded to reach a target encoded size.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from lean_p2p.containers import (
+    AttestationData,
+    Block,
+    BlockBody,
+    Checkpoint,
+    MultiMessageAggregate,
+    SignedAttestation,
+    SignedBlock,
+    Status,
+    active_scheme,
+)
+
+__all__ = ["sample_attestation", "sample_block", "sample_signature", "sample_status"]
+
+_U32 = struct.Struct("<I")
+
+
+def sample_signature() -> bytes:
+    """A zero-valued signature with the offsets the active scheme requires."""
+    scheme = active_scheme()
+    rho_end = 4 + scheme.rand_length * 4
+    path_offset = rho_end + 4
+    hashes_offset = path_offset + 4 + scheme.log_lifetime * scheme.digest_bytes
+    data = bytearray(scheme.signature_size)
+    _U32.pack_into(data, 0, path_offset)
+    _U32.pack_into(data, rho_end, hashes_offset)
+    _U32.pack_into(data, path_offset, 4)
+    return bytes(data)
+
+
+def _checkpoint(slot: int, tag: int) -> Checkpoint:
+    return Checkpoint(bytes([tag % 256]) * 32, slot)
+
+
+def sample_attestation(validator_index: int = 0, slot: int = 1) -> SignedAttestation:
+    """A signed attestation; distinct (validator, slot) pairs give distinct messages."""
+    data = AttestationData(slot, _checkpoint(slot, 1), _checkpoint(slot, 2), _checkpoint(0, 3))
+    return SignedAttestation(validator_index, data, sample_signature())
+
+
+def sample_block(
+    slot: int = 1, size_bytes: int = 0, parent_root: bytes = b"\x00" * 32
+) -> SignedBlock:
+    """A signed block whose encoding is about ``size_bytes`` (at least its minimum)."""
+    block = Block(slot, slot % 4, parent_root, b"\x22" * 32, BlockBody(()))
+    bare = SignedBlock(block, MultiMessageAggregate(b"")).encode()
+    padding = max(0, size_bytes - len(bare))
+    # Vary the proof bytes with the slot so that equal-size blocks differ.
+    proof = (slot.to_bytes(8, "little") * (padding // 8 + 1))[:padding]
+    return SignedBlock(block, MultiMessageAggregate(proof))
+
+
+def sample_status(head_slot: int = 0) -> Status:
+    return Status(_checkpoint(0, 9), _checkpoint(head_slot, 10))
