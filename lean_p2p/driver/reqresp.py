@@ -330,8 +330,11 @@ class ReqResp:
             )
             return False
         if isinstance(command, SendResponseChunk):
-            frame: bytes | None = codec.encode_success_chunk(command.payload)
-            if len(command.payload.encode()) > codec.MAX_PAYLOAD_SIZE:
+            frame: bytes | None
+            try:
+                frame = codec.encode_success_chunk(command.payload)
+            except WireError:
+                # Over the 10 MiB limit: the peer would reject it; skip this chunk.
                 self.statistics.response_chunks_oversized += 1
                 logger.warning(
                     "oversized response chunk not sent",
