@@ -32,7 +32,7 @@ import enum
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lean_p2p.runtime.affinity import LoopAffinity, loop_only
 from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
@@ -376,6 +376,9 @@ def _settle(
         reply.set_result(result)
 
 
+_ActorT = TypeVar("_ActorT", bound=Actor)
+
+
 class Supervisor:
     """Owns actors on the loop thread and surfaces every unexpected exit.
 
@@ -394,7 +397,7 @@ class Supervisor:
         self._first_failure: asyncio.Future[ActorExit] = self._loop.create_future()
 
     @loop_only
-    def watch(self, actor: Actor) -> Actor:
+    def watch(self, actor: _ActorT) -> _ActorT:
         self._actors.append(actor)
         actor.watch(self._on_exit)
         return actor

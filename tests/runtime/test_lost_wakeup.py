@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
@@ -65,9 +66,9 @@ def widening_hook(seed: int) -> Callable[[str], None]:
 
 
 async def count_stranded_bursts(mailbox_type: type[Mailbox], bursts: int, seed: int) -> int:
-    handled: list[object] = []
+    handled: list[int] = []
     mailbox = mailbox_type(
-        LANES, lambda _lane, item: handled.append(item), race_hook=widening_hook(seed)
+        LANES, lambda _lane, item: handled.append(cast(int, item)), race_hook=widening_hook(seed)
     )
     burst_sizes = random.Random(seed + 1)
     stranded_bursts = 0
