@@ -145,7 +145,7 @@ class NodeMetrics:
         lane_counters: Callable[[], Mapping[str, LaneCounters]],
         wakeups: Callable[[], int],
     ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         registry = self.registry
         info = Gauge("lean_node_info", "Node information", ["name", "version"], registry=registry)
         info.labels(name=node_name, version=__version__).set(1)

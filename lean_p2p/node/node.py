@@ -1,0 +1,513 @@
+"""The node: driver, mailbox, P2P core and chain composed, with ordered start and stop.
+
+Threads. :meth:`Node.emit_threadsafe` is the one entry point for foreign threads (the
+driver's trio thread, native threads, an embedder's threads): it routes an event into a
+mailbox lane and returns at once. Everything else — start, stop, the handler, the P2P
+core, the chain, the HTTP API, metrics, clock callbacks — runs on the loop thread that
+entered ``async with Node(...)``.
+
+Every state change passes through the mailbox: network events (routed by kind into the
+lean lanes), interval ticks and the P2P core's timer (``control``), and the admin API's
+role change (handled as a ``control`` item too). The handler reads the clock once per
+item and passes that ``now`` down; with a recorder attached it writes ``(now, lane,
+item)`` first, so a recording is the node's complete input and :meth:`Node.replay_item`
+reproduces it.
+
+Start order: mailbox, chain, P2P core, metrics and API, recorder, driver (events start
+flowing), then ticks. Stop order is the reverse, and the mailbox closes only after the
+driver stopped, so every event the mailbox accepted is handled (and recorded) before
+:meth:`Node.stop` returns; :attr:`NodeReport.lost_events` proves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from lean_p2p.consensus.signatures import SignatureVerifier
+from lean_p2p.net.commands import Command
+from lean_p2p.net.events import (
+    DialFailed,
+    DriverStarted,
+    DriverStopped,
+    Event,
+    GossipAggregate,
+    GossipAttestation,
+    GossipBlock,
+    InboundRequest,
+    PeerConnected,
+    PeerDisconnected,
+    PublishFailed,
+    RequestCompleted,
+    RequestFailed,
+    ResponseChunk,
+)
+from lean_p2p.node.api import ApiServer
+from lean_p2p.node.chain import ChainService, ChainSummary
+from lean_p2p.node.clock import Clock, ScheduledCall, SystemClock
+from lean_p2p.node.config import NodeConfig
+from lean_p2p.node.control import IntervalTick, SetAggregator, TimerExpired
+from lean_p2p.node.metrics import ChainGauges, LaneCounters, NodeMetrics
+from lean_p2p.node.recording import Recorder
+from lean_p2p.node.views import NodeApiSource
+from lean_p2p.p2p.core import P2PCore
+from lean_p2p.runtime import (
+    LEAN_LANES,
+    HandlerFailure,
+    LaneSpec,
+    LoopAffinity,
+    Mailbox,
+    MailboxClosed,
+    MailboxStatistics,
+)
+from lean_p2p.runtime.lanes import (
+    AGGREGATES,
+    ATTESTATIONS,
+    BLOCKS,
+    CONTROL,
+    PEER_REQUESTS,
+    RESPONSES,
+)
+
+__all__ = ["DriverPort", "Node", "NodeFailed", "NodeReport", "lane_for_event"]
+
+logger = logging.getLogger(__name__)
+
+_LANE_BY_EVENT: Mapping[type, str] = {
+    GossipBlock: BLOCKS,
+    GossipAttestation: ATTESTATIONS,
+    GossipAggregate: AGGREGATES,
+    InboundRequest: PEER_REQUESTS,
+    ResponseChunk: RESPONSES,
+    RequestCompleted: RESPONSES,
+    RequestFailed: RESPONSES,
+    DriverStarted: CONTROL,
+    DriverStopped: CONTROL,
+    PeerConnected: CONTROL,
+    PeerDisconnected: CONTROL,
+    DialFailed: CONTROL,
+    PublishFailed: CONTROL,
+}
+
+
+def lane_for_event(event: object) -> str:
+    """The mailbox lane a driver event goes to (``control`` for anything unknown)."""
+    return _LANE_BY_EVENT.get(type(event), CONTROL)
+
+
+class DriverPort(Protocol):
+    """What the node needs of a network driver (the real one, a fake, a native one).
+
+    ``start`` and ``send`` are called on the loop thread and must not block; ``emit``
+    (given to ``start``) is thread-safe. ``stop`` returns once no more events will be
+    emitted.
+    """
+
+    def start(self, emit: Callable[[Event], None]) -> None: ...
+
+    def send(self, command: Command) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class NodeFailed(RuntimeError):
+    """The node stopped because a component failed (a handler raised, the driver died)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """A node's numbers at one moment (loop thread builds it; any thread may read it)."""
+
+    name: str
+    peer_id: str
+    chain: ChainSummary
+    peers: int
+    handled: int
+    accepted: int
+    dropped: int
+    depth: int
+    #: accepted by the mailbox but neither handled nor evicted (counted) — 0 when closed
+    lost_events: int
+    handler_errors: int
+    mailbox: Mapping[str, Any]
+    chain_counters: Mapping[str, int]
+    p2p_counters: Mapping[str, int]
+    time: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        chain = self.chain
+        return {
+            "name": self.name,
+            "peer_id": self.peer_id,
+            "current_slot": chain.current_slot,
+            "head_slot": chain.head_slot,
+            "head_root": "0x" + chain.head_root.hex(),
+            "justified_slot": chain.justified_slot,
+            "finalized_slot": chain.finalized_slot,
+            "finalized_root": "0x" + chain.finalized_root.hex(),
+            "blocks": chain.blocks,
+            "parked": chain.parked,
+            "peers": self.peers,
+            "handled": self.handled,
+            "accepted": self.accepted,
+            "dropped": self.dropped,
+            "depth": self.depth,
+            "lost_events": self.lost_events,
+            "handler_errors": self.handler_errors,
+            "mailbox": dict(self.mailbox),
+            "chain_counters": dict(self.chain_counters),
+            "p2p_counters": dict(self.p2p_counters),
+            "time": self.time,
+        }
+
+
+class Node:
+    """An embeddable lean node; ``async with Node(config) as node:`` on the loop thread.
+
+    ``driver`` defaults to the py-libp2p driver on its own trio thread; pass a
+    :class:`~lean_p2p.node.testing.FakeDriver` (tests) or your own :class:`DriverPort`.
+    ``clock`` defaults to wall time; pass a :class:`~lean_p2p.node.testing.ManualClock`
+    to drive time by hand. ``live=False`` builds a node for replay: no ticks, no timers,
+    inputs come only from :meth:`replay_item`.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        driver: DriverPort | None = None,
+        clock: Clock | None = None,
+        lanes: Sequence[LaneSpec] = LEAN_LANES,
+        verifier: SignatureVerifier | None = None,
+        live: bool = True,
+        fail_fast: bool = True,
+        serve_api: bool = True,
+    ) -> None:
+        self.config = config
+        self.affinity = LoopAffinity(f"Node {config.name}", "Node.emit_threadsafe")
+        self._driver_given = driver
+        self._clock: Clock = clock or SystemClock()
+        self._lanes = tuple(lanes)
+        self._verifier = verifier
+        self._live = live
+        self._fail_fast = fail_fast
+        self._serve_api = serve_api
+        self.chain = ChainService(
+            config.genesis,
+            validator_indices=config.validator_indices,
+            is_aggregator=config.is_aggregator,
+            verifier=verifier,
+        )
+        self.p2p = P2PCore(self.chain, bootnodes=config.bootnodes)
+        self.metrics = NodeMetrics(
+            node_name=config.name,
+            validator_count=config.genesis.validator_count,
+            chain_gauges=self._chain_gauges,
+            lane_counters=self._lane_counters,
+            wakeups=lambda: self._mailbox.statistics().wakeups if self._mailbox else 0,
+        )
+        self._handler_seconds = {
+            spec.name: self.metrics.handler_seconds.labels(lane=spec.name) for spec in lanes
+        }
+        self._mailbox: Mailbox | None = None
+        self._driver: DriverPort | None = None
+        self._api: ApiServer | None = None
+        self._recorder: Recorder | None = None
+        self._tick_handle: ScheduledCall | None = None
+        self._timer_handle: ScheduledCall | None = None
+        self._timer_deadline: float | None = None
+        self._started = False
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._failure: BaseException | None = None
+        self.peer_id = config.key.peer_id
+        self.api_ports: list[int] = []
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.affinity.bind()
+        if self._started:
+            raise RuntimeError("a node starts once")
+        self._started = True
+        self._mailbox = Mailbox(self._lanes, self._handle, on_handler_error=self._on_handler_error)
+        if self._serve_api and self.config.api_port is not None:
+            ports = [self.config.api_port]
+            if self.config.metrics_port is not None:
+                ports.append(self.config.metrics_port)
+            self._api = ApiServer(NodeApiSource(self), self.metrics, self.config.listen_ip)
+            self.api_ports = await self._api.start(ports)
+        if self.config.record_path is not None:
+            self._recorder = Recorder(self.config.record_path, self.recording_header())
+        if not self._live:
+            return
+        self._driver = self._driver_given or _default_driver(self.config)
+        self._driver.start(self.emit_threadsafe)
+        self._schedule_tick(self._current_interval())
+
+    async def stop(self) -> None:
+        """Ordered shutdown; idempotent. Raises :class:`NodeFailed` if a component failed."""
+        if self._stopping:
+            await self._stopped.wait()
+        else:
+            self._stopping = True
+            try:
+                await self._shutdown()
+            finally:
+                self._stopped.set()
+        if self._failure is not None:
+            raise NodeFailed(f"node {self.config.name} failed: {self._failure!r}") from (
+                self._failure
+            )
+
+    async def _shutdown(self) -> None:
+        for handle in (self._tick_handle, self._timer_handle):
+            if handle is not None:
+                handle.cancel()
+        self._tick_handle = self._timer_handle = None
+        if self._api is not None:
+            await self._api.stop()
+        if self._driver is not None:
+            # After this no event is emitted, so closing the mailbox next loses nothing.
+            await self._driver.stop()
+        if self._mailbox is not None:
+            await self._mailbox.aclose()
+        if self._recorder is not None:
+            await asyncio.to_thread(self._recorder.close)
+
+    async def wait_stopped(self) -> None:
+        """Wait until the node stopped (by :meth:`stop` or a failure)."""
+        await self._stopped.wait()
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+    # --- any thread ---------------------------------------------------------------------
+
+    def emit_threadsafe(self, event: Event) -> None:
+        """Route a driver event into its lane (any thread, never blocks).
+
+        A full lane drops it (the mailbox counts it). After close, raises
+        :class:`~lean_p2p.runtime.MailboxClosed` so the driver knows to stop.
+        """
+        mailbox = self._mailbox
+        if mailbox is None:
+            raise MailboxClosed("the node has not started")
+        mailbox.put(lane_for_event(event), event)
+
+    # --- loop thread: the handler -------------------------------------------------------
+
+    def _handle(self, lane: str, item: object) -> None:
+        started = time.perf_counter()
+        now = self._clock.now()
+        if self._recorder is not None:
+            self._recorder.record(now, lane, item)
+        self._process(item, now)
+        self._handler_seconds[lane].observe(time.perf_counter() - started)
+
+    def replay_item(self, lane: str, item: object, now: float) -> None:
+        """Handle one recorded item at its recorded time (replay; loop thread)."""
+        self.affinity.check()
+        started = time.perf_counter()
+        self._process(item, now)
+        self._handler_seconds[lane].observe(time.perf_counter() - started)
+
+    def _process(self, item: object, now: float) -> None:
+        p2p = self.p2p
+        match item:
+            case IntervalTick():
+                for request in self.chain.on_interval(item.interval):
+                    p2p.handle_request(request, now)
+            case TimerExpired():
+                p2p.handle_timer(now)
+            case SetAggregator():
+                self.chain.is_aggregator = item.enabled
+            case _:
+                p2p.handle_event(item, now)  # type: ignore[arg-type]
+        self._pump(now)
+        self._observe_chain_timings()
+        if self._live and not self._stopping:
+            self._arm_timer()
+
+    def _pump(self, now: float) -> None:
+        """Move outputs until quiet: commands to the driver, chain values to the chain."""
+        p2p, chain = self.p2p, self.chain
+        while True:
+            commands = p2p.drain_commands()
+            driver = self._driver
+            if driver is not None:
+                for command in commands:
+                    driver.send(command)
+            values = p2p.drain_to_chain()
+            if not values:
+                return
+            for value in values:
+                for request in chain.on_input(value):
+                    p2p.handle_request(request, now)
+
+    def _observe_chain_timings(self) -> None:
+        blocks, attestations = self.chain.timings.drain()
+        for seconds in blocks:
+            self.metrics.block_processing_seconds.observe(seconds)
+            self.metrics.state_transition_seconds.observe(seconds)
+        for seconds in attestations:
+            self.metrics.attestation_validation_seconds.observe(seconds)
+
+    def _on_handler_error(self, failure: HandlerFailure) -> None:
+        self.metrics.handler_errors.labels(lane=failure.lane).inc()
+        logger.error(
+            "node handler failed",
+            exc_info=failure.error,
+            extra={"lane": failure.lane, "item": type(failure.item).__name__},
+        )
+        if self._fail_fast and self._failure is None:
+            self._failure = failure.error
+            if not self._stopping:
+                # Loud: the node stops; stop() (and wait_stopped) surface the failure.
+                asyncio.get_running_loop().create_task(self._stop_quietly())
+
+    async def _stop_quietly(self) -> None:
+        # The failure is reported to whoever awaits stop() or reads ``failure``.
+        with contextlib.suppress(NodeFailed):
+            await self.stop()
+
+    # --- loop thread: time --------------------------------------------------------------
+
+    def _current_interval(self) -> int:
+        return self.chain.slot_clock.total_intervals(self._clock.now())
+
+    def _schedule_tick(self, interval: int) -> None:
+        when = self.chain.slot_clock.interval_start(interval + 1)
+        self._tick_handle = self._clock.call_at(when, lambda: self._on_tick(interval + 1))
+
+    def _on_tick(self, interval: int) -> None:
+        if self._stopping or self._mailbox is None:
+            return
+        # A late wakeup (loop busy, machine suspended) catches up in one tick: the store
+        # runs the skipped intervals itself.
+        interval = max(interval, self._current_interval())
+        self._mailbox.put(CONTROL, IntervalTick(time=self._clock.now(), interval=interval))
+        self._schedule_tick(interval)
+
+    def _arm_timer(self) -> None:
+        """One armed timer for the P2P core, re-armed only when its deadline changes."""
+        deadline = self.p2p.next_deadline()
+        if deadline == self._timer_deadline:
+            return
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        self._timer_deadline = deadline
+        if deadline is not None:
+            self._timer_handle = self._clock.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer_handle = None
+        self._timer_deadline = None
+        if self._stopping or self._mailbox is None:
+            return
+        self._mailbox.put(CONTROL, TimerExpired(time=self._clock.now()))
+
+    # --- loop thread: admin and views ---------------------------------------------------
+
+    def set_aggregator(self, enabled: bool) -> None:
+        """Change the aggregator role, as a handled (and recorded) control item."""
+        self.affinity.check()
+        self._handle(CONTROL, SetAggregator(enabled))
+
+    def recording_header(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "format": 1,
+            "node": config.name,
+            "peer_id": self.peer_id,
+            "genesis_time": config.genesis.genesis_time,
+            "validator_keys": [[a.hex(), p.hex()] for a, p in config.genesis.validator_keys],
+            "validator_indices": list(config.validator_indices),
+            "is_aggregator": config.is_aggregator,
+            "bootnodes": list(config.bootnodes),
+        }
+
+    def mailbox_statistics(self) -> MailboxStatistics | None:
+        return self._mailbox.statistics() if self._mailbox is not None else None
+
+    def report(self) -> NodeReport:
+        stats = self.mailbox_statistics()
+        lanes = stats.lanes if stats is not None else ()
+        accepted = sum(lane.accepted for lane in lanes)
+        handled = sum(lane.handled for lane in lanes)
+        evicted = sum(lane.evicted for lane in lanes)
+        depth = sum(lane.depth for lane in lanes)
+        p2p_stats = self.p2p.statistics()
+        return NodeReport(
+            name=self.config.name,
+            peer_id=self.peer_id,
+            chain=self.chain.summary(),
+            peers=p2p_stats.peers,
+            handled=handled,
+            accepted=accepted,
+            dropped=sum(lane.dropped for lane in lanes),
+            depth=depth,
+            lost_events=accepted - handled - evicted - depth,
+            handler_errors=sum(lane.handler_errors for lane in lanes),
+            mailbox=stats.as_dict() if stats is not None else {},
+            chain_counters=dict(self.chain.counters),
+            p2p_counters=dict(p2p_stats.counters),
+        )
+
+    async def wait_idle(self, *, max_rounds: int = 1000) -> None:
+        """Yield to the loop until the mailbox is empty (tests; loop thread)."""
+        for _ in range(max_rounds):
+            stats = self.mailbox_statistics()
+            if stats is None or stats.depth == 0:
+                await asyncio.sleep(0)
+                stats = self.mailbox_statistics()
+                if stats is None or stats.depth == 0:
+                    return
+            await asyncio.sleep(0)
+        raise TimeoutError(f"mailbox still busy after {max_rounds} loop rounds")
+
+    def _chain_gauges(self) -> ChainGauges:
+        summary = self.chain.summary()
+        return ChainGauges(
+            head_slot=summary.head_slot,
+            current_slot=summary.current_slot,
+            safe_target_slot=summary.safe_target_slot,
+            justified_slot=summary.justified_slot,
+            finalized_slot=summary.finalized_slot,
+            connected_peers=self.p2p.statistics().peers,
+        )
+
+    def _lane_counters(self) -> dict[str, LaneCounters]:
+        stats = self.mailbox_statistics()
+        if stats is None:
+            return {}
+        return {
+            lane.name: LaneCounters(lane.depth, lane.accepted, lane.dropped, lane.handled)
+            for lane in stats.lanes
+        }
+
+
+def _default_driver(config: NodeConfig) -> DriverPort:
+    from lean_p2p.node.libp2p_driver import LibP2PDriver
+
+    return LibP2PDriver(config)
