@@ -188,7 +188,7 @@ async def test_failing_handler_stops_the_node_loudly() -> None:
     def broken(*_args: object) -> None:
         raise RuntimeError("boom")
 
-    node.p2p.handle_event = broken  # type: ignore[method-assign]
+    node.p2p.handle_event = broken  # type: ignore[method-assign,assignment]
     driver.inject(PeerConnected("peer", Direction.INBOUND, "/ip4/127.0.0.1/udp/1/quic-v1"))
     await asyncio.wait_for(node.wait_stopped(), timeout=30)
     assert isinstance(node.failure, RuntimeError)
