@@ -1,0 +1,20 @@
+"""Every leanSpec ``sync`` vector through the sync plug-in: none may fail or skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lean_p2p.spectest.formats import sync
+from lean_p2p.spectest.runner import Outcome, run_file
+from tests.leanspec import leanspec_params
+
+
+@pytest.mark.parametrize("path", leanspec_params("sync"))
+def test_sync_vector(leanspec_root: Path, path: Path | None) -> None:
+    assert path is not None, f"{leanspec_root}/sync holds no vector files"
+    results = list(run_file(sync.FORMAT, sync.run_vector, path))
+    assert results, f"{path} holds no fixtures"
+    for result in results:
+        assert result.outcome is Outcome.PASSED, f"{result.test_id}: {result.detail}"
