@@ -1,0 +1,392 @@
+"""The lean gossipsub router, driven without sockets: one test per behaviour that
+differs from stock py-libp2p (anonymous messages, lean message ids in dedup, mcache and
+IHAVE/IWANT/IDONTWANT, 10 MiB frames, no silent drops, spam limits), plus the mesh."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import trio
+from libp2p.pubsub.pb import rpc_pb2
+
+from lean_p2p.driver import codec
+from lean_p2p.driver.gossipsub import (
+    GossipParams,
+    LeanGossipsub,
+    MessageCache,
+    SeenCache,
+    Verdict,
+    _FrameReader,
+    _FrameTooLarge,
+    _Peer,
+    _rpc,
+)
+from lean_p2p.driver.samples import sample_attestation
+from lean_p2p.net.protocol import GossipTopic
+from lean_p2p.wire.varint import decode_varint, encode_varint
+
+TOPIC = GossipTopic.ATTESTATION.topic_string()
+V12 = "/meshsub/1.2.0"
+
+
+class Rig:
+    """A router with fake peers: each peer is the receive side of its outbound queue."""
+
+    def __init__(
+        self, params: GossipParams | None = None, verdict: Verdict = Verdict.ACCEPT
+    ) -> None:
+        self.now = 1000.0
+        self.delivered: list[tuple[str, bytes, object]] = []
+        self.verdict = verdict
+        self.router = LeanGossipsub(
+            codec.gossip_message_id, self._accept, params, clock=lambda: self.now
+        )
+        self.router.subscriptions.add(TOPIC)
+        self.router.mesh[TOPIC] = set()
+        self.queues: dict[str, trio.MemoryReceiveChannel[bytes]] = {}
+
+    def _accept(self, peer_id: str, topic: str, message_id: bytes, prepared: object) -> Verdict:
+        self.delivered.append((peer_id, message_id, prepared))
+        return self.verdict
+
+    def add_peer(
+        self, name: str, *, protocol: str = V12, in_mesh: bool = True, capacity: int = 1000
+    ) -> None:
+        send, receive = trio.open_memory_channel[bytes](capacity)
+        self.router.peers[name] = _Peer(peer_id=name, send=send, protocol=protocol, topics={TOPIC})
+        self.queues[name] = receive
+        if in_mesh:
+            self.router.mesh[TOPIC].add(name)
+
+    def sent(self, name: str) -> list[Any]:
+        """Every RPC queued to ``name`` so far, parsed."""
+        rpcs: list[Any] = []
+        while True:
+            try:
+                frame = self.queues[name].receive_nowait()
+            except trio.WouldBlock:
+                return rpcs
+            length, offset = decode_varint(frame)
+            assert len(frame) == offset + length
+            rpc = rpc_pb2.RPC()
+            rpc.ParseFromString(frame[offset:])
+            rpcs.append(rpc)
+
+    def receive(self, name: str, frame: bytes) -> None:
+        length, offset = decode_varint(frame)
+        self.router._handle_rpc(name, frame[offset : offset + length], V12)
+
+
+def _data(index: int) -> bytes:
+    return codec.encode_gossip(sample_attestation(index, 1))
+
+
+def _publish_frame(data: bytes, **fields: Any) -> bytes:
+    rpc = rpc_pb2.RPC()
+    rpc.publish.add(data=data, topicIDs=[TOPIC], **fields)
+    body = rpc.SerializeToString()
+    return encode_varint(len(body)) + body
+
+
+def published(rpcs: list[Any]) -> list[Any]:
+    return [message for rpc in rpcs for message in rpc.publish]
+
+
+# ----------------------------------------------------------- anonymous messages
+
+
+def test_published_messages_are_anonymous_and_carry_the_lean_id() -> None:
+    rig = Rig()
+    rig.add_peer("a")
+    data = _data(1)
+    message_id, sent = rig.router.publish(TOPIC, data)
+    assert sent == 1
+    assert message_id == codec.gossip_message_id(TOPIC, data)[0]
+    [message] = published(rig.sent("a"))
+    assert message.data == data
+    assert list(message.topicIDs) == [TOPIC]
+    for absent in ("from_id", "seqno", "signature", "key"):
+        assert not message.HasField(absent)
+
+
+def test_signed_or_attributed_messages_are_rejected_not_delivered() -> None:
+    rig = Rig()
+    rig.add_peer("a")
+    rig.receive("a", _publish_frame(_data(1), seqno=b"\x00" * 8, from_id=b"x"))
+    assert rig.delivered == []
+    assert rig.router.statistics.signed_or_attributed == 1
+    assert rig.router.statistics.rejected == 1
+
+
+def test_many_distinct_anonymous_messages_are_all_delivered_and_cached() -> None:
+    # Stock py-libp2p keys its seen cache and mcache on from+seqno: anonymous
+    # messages collapse onto one key there and only the first survives.
+    rig = Rig()
+    rig.add_peer("a")
+    for index in range(100):
+        rig.receive("a", _rpc(publish=[(TOPIC, _data(index))]))
+    assert len(rig.delivered) == 100
+    assert len(rig.router.mcache) == 100
+    assert rig.router.statistics.duplicates == 0
+
+
+# -------------------------------------------------------------- message ids
+
+
+def test_duplicates_are_detected_by_message_id_across_peers() -> None:
+    rig = Rig()
+    rig.add_peer("a")
+    rig.add_peer("b")
+    frame = _rpc(publish=[(TOPIC, _data(7))])
+    rig.receive("a", frame)
+    rig.receive("b", frame)
+    rig.receive("a", frame)
+    assert len(rig.delivered) == 1
+    assert rig.router.statistics.duplicates == 2
+
+
+def test_forwarding_goes_to_mesh_peers_except_the_source() -> None:
+    rig = Rig()
+    for name in ("a", "b", "c"):
+        rig.add_peer(name)
+    rig.add_peer("outside", in_mesh=False)
+    data = _data(3)
+    rig.receive("a", _rpc(publish=[(TOPIC, data)]))
+    assert published(rig.sent("a")) == []
+    assert [m.data for m in published(rig.sent("b"))] == [data]
+    assert [m.data for m in published(rig.sent("c"))] == [data]
+    assert published(rig.sent("outside")) == []
+
+
+def test_rejected_messages_are_neither_forwarded_nor_cached() -> None:
+    rig = Rig(verdict=Verdict.REJECT)
+    rig.add_peer("a")
+    rig.add_peer("b")
+    rig.receive("a", _rpc(publish=[(TOPIC, _data(1))]))
+    assert published(rig.sent("b")) == []
+    assert len(rig.router.mcache) == 0
+    assert rig.router.statistics.rejected == 1
+
+
+def test_iwant_is_served_from_the_cache_by_lean_message_id() -> None:
+    rig = Rig()
+    rig.add_peer("a")
+    data = _data(5)
+    message_id, _ = rig.router.publish(TOPIC, data)
+    rig.sent("a")
+    rig.receive("a", _rpc(iwant=[message_id, b"\x00" * 20]))
+    assert [m.data for m in published(rig.sent("a"))] == [data]
+    assert rig.router.statistics.iwant_served == 1
+
+
+def test_ihave_asks_only_for_unseen_ids() -> None:
+    rig = Rig()
+    rig.add_peer("a")
+    seen_id, _ = rig.router.publish(TOPIC, _data(1))
+    rig.sent("a")
+    unseen = b"\x42" * 20
+    rig.receive("a", _rpc(ihave=[(TOPIC, [seen_id, unseen])]))
+    [rpc] = rig.sent("a")
+    assert [list(iwant.messageIDs) for iwant in rpc.control.iwant] == [[unseen]]
+
+
+def test_heartbeat_gossips_cached_ids_to_non_mesh_peers() -> None:
+    rig = Rig(GossipParams(mesh_degree_low=1, mesh_degree=1))
+    rig.add_peer("mesh")
+    rig.add_peer("lazy", in_mesh=False)
+    message_id, _ = rig.router.publish(TOPIC, _data(1))
+    rig.sent("lazy")
+    rig.router.heartbeat()
+    ihaves = [ihave for rpc in rig.sent("lazy") for ihave in rpc.control.ihave]
+    assert [list(ihave.messageIDs) for ihave in ihaves] == [[message_id]]
+
+
+def test_idontwant_is_sent_for_large_messages_to_v12_peers_and_honoured() -> None:
+    rig = Rig()
+    rig.add_peer("source")
+    rig.add_peer("modern")
+    rig.add_peer("legacy", protocol="/meshsub/1.1.0")
+    rig.add_peer("declined")
+    big = random.Random(1).randbytes(2000)  # the router does not care what it is
+    assert len(big) > rig.router.params.idontwant_size_threshold
+    message_id = codec.gossip_message_id(TOPIC, big)[0]
+    rig.receive("declined", _rpc(idontwant=[message_id]))
+    rig.receive("source", _rpc(publish=[(TOPIC, big)]))
+    modern = rig.sent("modern")
+    assert [list(i.messageIDs) for rpc in modern for i in rpc.control.idontwant] == [[message_id]]
+    assert all(not rpc.control.idontwant for rpc in rig.sent("legacy"))
+    assert published(rig.sent("declined")) == []
+    assert rig.router.statistics.idontwant_skips == 1
+
+
+# ------------------------------------------------------------ no silent drops
+
+
+def test_publish_without_subscribed_peers_reports_zero_and_counts() -> None:
+    rig = Rig()
+    _, sent = rig.router.publish(TOPIC, _data(1))
+    assert sent == 0
+    assert rig.router.statistics.publish_no_peers == 1
+
+
+def test_full_outbound_queue_is_counted_and_reported() -> None:
+    rig = Rig()
+    rig.add_peer("slow", capacity=1)
+    assert rig.router.publish(TOPIC, _data(1))[1] == 1
+    assert rig.router.publish(TOPIC, _data(2))[1] == 0
+    assert rig.router.statistics.queue_full_drops == 1
+
+
+def test_honest_rate_is_not_throttled() -> None:
+    # Stock py-libp2p throttles at 10 messages/s per topic by default.
+    rig = Rig()
+    rig.add_peer("a")
+    for index in range(500):
+        rig.receive("a", _rpc(publish=[(TOPIC, _data(index))]))
+    assert len(rig.delivered) == 500
+
+
+# ---------------------------------------------------------------- spam limits
+
+
+def test_ihave_flood_is_bounded_per_heartbeat() -> None:
+    rig = Rig(GossipParams(max_ihave_messages=2))
+    rig.add_peer("spammer")
+    for index in range(5):
+        rig.receive("spammer", _rpc(ihave=[(TOPIC, [bytes([index]) * 20])]))
+    assert rig.router.statistics.spam_ihave_dropped == 3
+    assert rig.router.statistics.iwant_sent == 2
+    rig.router.heartbeat()
+    rig.receive("spammer", _rpc(ihave=[(TOPIC, [b"\x77" * 20])]))
+    assert rig.router.statistics.iwant_sent == 3
+
+
+def test_iwant_retransmissions_are_bounded() -> None:
+    rig = Rig(GossipParams(gossip_retransmission=2))
+    rig.add_peer("greedy")
+    message_id, _ = rig.router.publish(TOPIC, _data(1))
+    for _ in range(4):
+        rig.receive("greedy", _rpc(iwant=[message_id]))
+    assert rig.router.statistics.iwant_served == 2
+    assert rig.router.statistics.spam_iwant_dropped == 2
+
+
+def test_subscription_flood_is_bounded() -> None:
+    rig = Rig(GossipParams(max_subscriptions_per_peer=3))
+    rig.add_peer("a")
+    rig.receive("a", _rpc(subscriptions=[(f"/t/{i}", True) for i in range(10)]))
+    assert len(rig.router.peers["a"].topics) == 3  # TOPIC + 2 more
+    assert rig.router.statistics.spam_subscriptions_dropped == 8
+
+
+def test_graft_during_backoff_is_pruned() -> None:
+    rig = Rig()
+    rig.add_peer("a", in_mesh=False)
+    rig.receive("a", _rpc(prune=[TOPIC], backoff=60))
+    rig.receive("a", _rpc(graft=[TOPIC]))
+    assert "a" not in rig.router.mesh[TOPIC]
+    assert rig.router.statistics.graft_during_backoff == 1
+    rig.now += 61
+    rig.router.heartbeat()  # backoff expired: heartbeat may graft again
+    assert "a" in rig.router.mesh[TOPIC]
+
+
+def test_unknown_topic_and_malformed_rpc_are_counted() -> None:
+    rig = Rig()
+    rig.add_peer("a")
+    rig.receive("a", _rpc(publish=[("/other/topic", b"x")]))
+    rig.router._handle_rpc("a", b"\xff\xff\xff", V12)
+    assert rig.router.statistics.unsubscribed_topic == 1
+    assert rig.router.statistics.malformed_rpc == 1
+
+
+# ---------------------------------------------------------------- mesh upkeep
+
+
+def test_heartbeat_grafts_up_to_d_and_prunes_above_d_high() -> None:
+    rig = Rig()
+    for index in range(20):
+        rig.add_peer(f"p{index}", in_mesh=False)
+    rig.router.heartbeat()
+    assert len(rig.router.mesh[TOPIC]) == 8
+    rig.router.mesh[TOPIC].update(f"p{index}" for index in range(20))
+    rig.router.heartbeat()
+    assert len(rig.router.mesh[TOPIC]) == 8
+
+
+def test_graft_for_unsubscribed_topic_is_answered_with_prune() -> None:
+    rig = Rig()
+    rig.add_peer("a", in_mesh=False)
+    rig.receive("a", _rpc(graft=["/not/ours"]))
+    [rpc] = rig.sent("a")
+    assert [prune.topicID for prune in rpc.control.prune] == ["/not/ours"]
+
+
+def test_seen_cache_expires_after_its_ttl() -> None:
+    seen = SeenCache(ttl=24.0)
+    assert seen.add(b"a", now=0.0)
+    assert not seen.add(b"a", now=1.0)
+    seen.add(b"b", now=10.0)
+    assert seen.expire(now=24.0) == 1
+    assert b"a" not in seen and b"b" in seen
+
+
+def test_message_cache_keeps_history_and_gossips_recent_windows() -> None:
+    cache = MessageCache(history_length=3, history_gossip=2)
+    cache.put(b"old", TOPIC, b"1")
+    cache.shift()
+    cache.put(b"mid", TOPIC, b"2")
+    cache.shift()
+    cache.put(b"new", "/other", b"3")
+    assert cache.gossip_ids(TOPIC) == [b"mid"]
+    assert cache.get(b"old") == (TOPIC, b"1")
+    cache.shift()
+    assert cache.get(b"old") is None
+    assert cache.get(b"mid") is not None
+
+
+# ------------------------------------------------------------------- framing
+
+
+class _FakeStream:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self.reads = 0
+
+    async def read(self, n: int) -> bytes:
+        self.reads += 1
+        return self._chunks.pop(0) if self._chunks else b""
+
+
+def _read_frames(stream: _FakeStream, limit: int) -> list[bytes]:
+    async def collect() -> list[bytes]:
+        reader = _FrameReader(stream, limit)
+        frames = []
+        while (frame := await reader.next_frame()) is not None:
+            frames.append(frame)
+        return frames
+
+    return trio.run(collect)
+
+
+def test_frames_up_to_the_12_mb_limit_are_read_whole() -> None:
+    params = GossipParams()
+    body = b"\x01" * (10 * 1024 * 1024 + 100)  # over py-libp2p's 1 MiB cap
+    frame = _rpc(publish=[(TOPIC, body)])
+    assert len(frame) < params.max_rpc_size
+    chunks = [frame[i : i + 65536] for i in range(0, len(frame), 65536)]
+    [read] = _read_frames(_FakeStream(chunks), params.max_rpc_size)
+    assert len(read) == len(frame) - (len(frame) - len(read))
+    rpc = rpc_pb2.RPC()
+    rpc.ParseFromString(read)
+    assert rpc.publish[0].data == body
+
+
+def test_oversized_frame_is_refused_from_its_header() -> None:
+    header = _rpc(publish=[(TOPIC, b"\x00" * 2000)])[:2]  # varint of a ~2 KB body
+    stream = _FakeStream([header])
+    with pytest.raises(_FrameTooLarge):
+        _read_frames(stream, limit=1000)
+    assert stream.reads == 1  # refused before reading the body
