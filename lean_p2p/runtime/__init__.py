@@ -5,6 +5,7 @@ actors, timers and everything they touch run on the loop thread.
 """
 
 from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
+from lean_p2p.runtime.blocking import BlockingMailbox, BlockingMailboxStatistics
 from lean_p2p.runtime.lanes import LEAN_LANES
 from lean_p2p.runtime.mailbox import (
     DEFAULT_BUDGET,
