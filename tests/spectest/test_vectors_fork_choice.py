@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lean_p2p.spectest.formats import fork_choice
-from lean_p2p.spectest.runner import Outcome, run_file
+from lean_p2p.spectest.runner import Outcome, VectorFailure, run_file
 from tests.leanspec import leanspec_params
 
 
@@ -18,3 +21,44 @@ def test_fork_choice_vector(leanspec_root: Path, path: Path | None) -> None:
     assert results, f"{path} holds no fixtures"
     for result in results:
         assert result.outcome is Outcome.PASSED, f"{result.test_id}: {result.detail}"
+
+
+def _vector(root: Path, name: str) -> dict[str, Any]:
+    (path,) = (root / "fork_choice").rglob(f"{name}.json")
+    (fixture,) = json.loads(path.read_text()).values()
+    assert isinstance(fixture, dict)
+    return fixture
+
+
+def test_a_wrong_snapshot_fails_the_vector(leanspec_root: Path) -> None:
+    fixture = _vector(leanspec_root, "test_head_switches_to_heavier_fork")
+    broken = copy.deepcopy(fixture)
+    broken["steps"][-1]["storeSnapshot"]["headRoot"] = "0x" + "11" * 32
+    with pytest.raises(VectorFailure, match="headRoot"):
+        fork_choice.run_vector("broken", broken)
+    weights = copy.deepcopy(fixture)
+    snapshot = weights["steps"][-1]["storeSnapshot"]
+    snapshot["blockWeights"][0]["weight"] += 1
+    with pytest.raises(VectorFailure, match="blockWeights"):
+        fork_choice.run_vector("broken", weights)
+
+
+def test_a_wrong_rejection_reason_fails_the_vector(leanspec_root: Path) -> None:
+    fixture = copy.deepcopy(
+        _vector(leanspec_root, "test_gossip_attestation_with_invalid_signature")
+    )
+    step = next(step for step in fixture["steps"] if not step["valid"])
+    step["rejectionReason"] = "UNKNOWN_HEAD_BLOCK"
+    with pytest.raises(VectorFailure, match="INVALID_SIGNATURE"):
+        fork_choice.run_vector("broken", fixture)
+
+
+def test_block_votes_are_never_recovered_from_the_snapshot(leanspec_root: Path) -> None:
+    # Claim that a block's own vote has one more voter than the block says: the replay
+    # must not "recover" it from the expected snapshot, so the vector must fail.
+    fixture = copy.deepcopy(_vector(leanspec_root, "test_block_includes_genesis_self_vote"))
+    step = fixture["steps"][0]
+    entry = step["storeSnapshot"]["knownAggregatedPayloads"][0]
+    entry["participantSets"] = [[0, 1, 2]]
+    with pytest.raises(VectorFailure, match="knownAggregatedPayloads"):
+        fork_choice.run_vector("broken", fixture)

@@ -1,0 +1,143 @@
+"""Parked blocks: batched fetches, bounds with counted evictions, in-order import."""
+
+from __future__ import annotations
+
+import pytest
+
+from lean_p2p.consensus.errors import RejectionReason
+from lean_p2p.consensus.parked import BlocksByRootFetch, ParkedBlockPool, import_with_parking
+from lean_p2p.consensus.signatures import mock_proof
+from lean_p2p.consensus.store import ForkChoiceStore
+from lean_p2p.consensus.validator import build_block
+from lean_p2p.containers import Block, BlockBody, MultiMessageAggregate, SignedBlock
+from tests.consensus.chain import devnet_store
+
+
+def _fake_block(slot: int, parent_root: bytes) -> SignedBlock:
+    block = Block(
+        slot=slot,
+        proposer_index=0,
+        parent_root=parent_root,
+        state_root=b"\x00" * 32,
+        body=BlockBody(attestations=()),
+    )
+    return SignedBlock(block=block, proof=MultiMessageAggregate(proof=b""))
+
+
+def _root(number: int) -> bytes:
+    return number.to_bytes(32, "big")
+
+
+def test_missing_parents_go_out_in_one_request_of_at_most_1024_roots() -> None:
+    pool = ParkedBlockPool(max_blocks=5000)
+    for number in range(1500):
+        pool.park(_root(10_000 + number), _fake_block(5, _root(number)), now=0.0)
+    first = pool.flush(0.0, is_known=lambda _root: False)
+    assert isinstance(first, BlocksByRootFetch)
+    assert first.roots == tuple(_root(number) for number in range(1024))
+    second = pool.flush(0.0, is_known=lambda _root: False)
+    assert second is not None
+    assert second.roots == tuple(_root(number) for number in range(1024, 1500))
+    # Everything is in flight now: nothing to ask for until the retry delay passes.
+    assert pool.flush(1.0, is_known=lambda _root: False) is None
+    retried = pool.flush(pool.retry_after + 0.5, is_known=lambda _root: False)
+    assert retried is not None and len(retried.roots) == 1024
+    stats = pool.statistics()
+    assert (stats.requests, stats.roots_requested) == (3, 1024 + 476 + 1024)
+
+
+def test_known_and_parked_parents_are_not_requested() -> None:
+    pool = ParkedBlockPool()
+    pool.park(_root(2), _fake_block(2, _root(1)), now=0.0)
+    pool.park(_root(3), _fake_block(3, _root(2)), now=0.0)  # parent parked: not missing
+    pool.park(_root(9), _fake_block(9, _root(8)), now=0.0)
+    fetch = pool.flush(0.0, is_known=lambda root: root == _root(8))
+    assert fetch == BlocksByRootFetch((_root(1),))
+
+
+def test_failed_request_is_retried_at_the_next_flush() -> None:
+    pool = ParkedBlockPool()
+    pool.park(_root(2), _fake_block(2, _root(1)), now=0.0)
+    fetch = pool.flush(0.0, is_known=lambda _root: False)
+    assert fetch is not None
+    pool.request_failed(fetch.roots)
+    assert pool.flush(0.1, is_known=lambda _root: False) == fetch
+
+
+def test_bounds_evict_and_count() -> None:
+    pool = ParkedBlockPool(max_blocks=3, max_age=10.0)
+    for number in range(5):
+        pool.park(_root(100 + number), _fake_block(1, _root(number)), now=float(number))
+    assert len(pool) == 3
+    assert _root(100) not in pool and _root(104) in pool
+    assert not pool.park(_root(104), _fake_block(1, _root(4)), now=5.0)
+    assert pool.expire(now=13.5) == 2  # parked at 2.0 and 3.0 are older than 10 s
+    stats = pool.statistics()
+    assert (stats.evicted_for_space, stats.evicted_for_age, stats.duplicates) == (2, 2, 1)
+    assert stats.parked == 1
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ParkedBlockPool(max_roots_per_request=1025)
+
+
+def _chain(store: ForkChoiceStore, length: int) -> list[SignedBlock]:
+    """``length`` valid blocks on the head, built without importing them."""
+    from lean_p2p.consensus.state_transition import state_transition
+
+    blocks: list[SignedBlock] = []
+    parent_root, state = store.head, store.head_state()
+    for slot in range(1, length + 1):
+        block, _, _ = build_block(
+            state,
+            slot=slot,
+            proposer_index=slot % state.validator_count,
+            parent_root=parent_root,
+            known_block_roots=frozenset(),
+            payloads={},
+        )
+        blocks.append(SignedBlock(block=block, proof=MultiMessageAggregate(proof=mock_proof(b"p"))))
+        state = state_transition(state, block)
+        parent_root = block.hash_tree_root()
+    return blocks
+
+
+def test_a_300_block_gap_costs_one_request_and_imports_in_order() -> None:
+    store = devnet_store(4)
+    chain = _chain(store, 300)
+    pool = ParkedBlockPool()
+    # Blocks arrive newest first (the worst order): every one is parked.
+    for signed in reversed(chain[1:]):
+        report = import_with_parking(store, pool, signed, now=0.0)
+        assert len(report.parked) == 1 and not report.imported
+    fetch = pool.flush(0.0, is_known=store.blocks.__contains__)
+    assert fetch is not None and len(fetch.roots) == 1
+    assert fetch.roots == (chain[1].block.parent_root,)
+    # The one missing block arrives: the whole branch imports, parents first.
+    report = import_with_parking(store, pool, chain[0], now=1.0)
+    assert report.imported == [signed.block.hash_tree_root() for signed in chain]
+    assert store.blocks[store.head].slot == 300
+    assert len(pool) == 0
+    assert pool.flush(2.0, is_known=store.blocks.__contains__) is None
+
+
+def test_a_rejected_block_drops_its_parked_descendants() -> None:
+    store = devnet_store(4)
+    chain = _chain(store, 3)
+    pool = ParkedBlockPool()
+    import_with_parking(store, pool, chain[2], now=0.0)
+    import_with_parking(store, pool, chain[1], now=0.0)
+    assert len(pool) == 2
+    # The base arrives with a proof that does not verify: it and everything parked on it
+    # are refused, and the pool does not keep blocks that can never import.
+    bad_base = SignedBlock(block=chain[0].block, proof=MultiMessageAggregate(proof=b"forged"))
+    report = import_with_parking(store, pool, bad_base, now=0.0)
+    roots = [signed.block.hash_tree_root() for signed in chain]
+    assert report.rejected == [
+        (roots[0], RejectionReason.INVALID_BLOCK_PROOF),
+        (roots[1], RejectionReason.UNKNOWN_PARENT_BLOCK),
+        (roots[2], RejectionReason.UNKNOWN_PARENT_BLOCK),
+    ]
+    assert len(pool) == 0 and not report.imported
+    assert len(store.blocks) == 1

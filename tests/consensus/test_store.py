@@ -1,0 +1,226 @@
+"""Fork-choice store: loop affinity, rejections with reasons, LMD-GHOST rules, pruning."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
+from lean_p2p.consensus.signatures import mock_proof
+from lean_p2p.consensus.store import ForkChoiceStore
+from lean_p2p.consensus.validator import PlaceholderSigner, build_block
+from lean_p2p.containers import (
+    AttestationData,
+    Bitlist,
+    Block,
+    Checkpoint,
+    MultiMessageAggregate,
+    SignedAggregatedAttestation,
+    SignedBlock,
+    SingleMessageAggregate,
+)
+from lean_p2p.runtime.affinity import WrongThreadError
+from tests.consensus.chain import devnet_store, genesis, run_slots
+
+
+def _signed(block: Block) -> SignedBlock:
+    return SignedBlock(block=block, proof=MultiMessageAggregate(proof=mock_proof(b"x")))
+
+
+def _child(store: ForkChoiceStore, parent: bytes, slot: int) -> SignedBlock:
+    block, _, _ = build_block(
+        store.states[parent],
+        slot=slot,
+        proposer_index=slot % store.states[parent].validator_count,
+        parent_root=parent,
+        known_block_roots=store.blocks.keys(),
+        payloads={},
+    )
+    return _signed(block)
+
+
+def _aggregate(data: AttestationData, voters: list[int]) -> SignedAggregatedAttestation:
+    bits = Bitlist.from_indices(max(voters) + 1, voters) if voters else Bitlist.zeros(0)
+    proof = SingleMessageAggregate(participants=bits, proof=mock_proof(bytes(voters)))
+    return SignedAggregatedAttestation(data=data, proof=proof)
+
+
+def test_touching_the_store_from_another_thread_raises() -> None:
+    store = devnet_store(4)
+    store.statistics()  # binds the guard to this thread
+    errors: list[BaseException] = []
+
+    def foreign() -> None:
+        try:
+            store.on_tick(5, has_proposal=False)
+        except WrongThreadError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=foreign)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1
+    assert "Mailbox.put" in str(errors[0])
+    assert store.time == 0
+
+
+def test_anchor_must_match_its_state() -> None:
+    state, block = genesis(4)
+    wrong = Block(
+        slot=0,
+        proposer_index=0,
+        parent_root=block.parent_root,
+        state_root=b"\x01" * 32,
+        body=block.body,
+    )
+    with pytest.raises(ConsensusRejection) as caught:
+        ForkChoiceStore(state, wrong)
+    assert caught.value.reason is RejectionReason.ANCHOR_STATE_ROOT_MISMATCH
+
+
+def test_unknown_parent_and_duplicates_are_counted() -> None:
+    store = devnet_store(4)
+    first = _child(store, store.head, 1)
+    root = store.on_block(first)
+    assert store.on_block(first) == root
+    orphan_parent = _child(store, root, 2)
+    orphan = _child_of_unknown(store, orphan_parent)
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_block(orphan)
+    assert caught.value.reason is RejectionReason.UNKNOWN_PARENT_BLOCK
+    stats = store.statistics()
+    assert (stats.blocks_imported, stats.duplicate_blocks, stats.rejections) == (1, 1, 1)
+
+
+def _child_of_unknown(store: ForkChoiceStore, parent: SignedBlock) -> SignedBlock:
+    block = parent.block
+    return _signed(
+        Block(
+            slot=block.slot + 1,
+            proposer_index=(block.slot + 1) % 4,
+            parent_root=block.hash_tree_root(),
+            state_root=b"\x00" * 32,
+            body=block.body,
+        )
+    )
+
+
+def test_block_proof_must_verify() -> None:
+    store = devnet_store(4)
+    block = _child(store, store.head, 1).block
+    bad = SignedBlock(block=block, proof=MultiMessageAggregate(proof=b"not a proof"))
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_block(bad)
+    assert caught.value.reason is RejectionReason.INVALID_BLOCK_PROOF
+    assert len(store.blocks) == 1
+
+
+def _fork_store() -> tuple[ForkChoiceStore, bytes, bytes]:
+    store = devnet_store(4)
+    genesis_root = store.head
+    store.on_tick(5, has_proposal=False)
+    left = store.on_block(_child(store, genesis_root, 1))
+    store.on_tick(10, has_proposal=False)
+    right = store.on_block(_child(store, genesis_root, 2))
+    return store, left, right
+
+
+def _vote_for(store: ForkChoiceStore, root: bytes) -> AttestationData:
+    head = Checkpoint(root=root, slot=store.blocks[root].slot)
+    source = Checkpoint(root=store.latest_justified.root, slot=0)
+    return AttestationData(slot=head.slot, head=head, target=head, source=source)
+
+
+def test_equal_weight_goes_to_the_larger_root_and_weight_decides_otherwise() -> None:
+    store, left, right = _fork_store()
+    assert store.head == max(left, right)
+    lighter = min(left, right)
+    store.on_gossip_aggregated_attestation(_aggregate(_vote_for(store, lighter), [0]))
+    assert store.head == max(left, right)  # pending votes do not count yet
+    store.accept_new_attestations()
+    assert store.head == lighter
+    assert store.block_weights()[lighter] == 1
+
+
+def test_a_validator_counts_once_for_its_latest_vote() -> None:
+    store, left, right = _fork_store()
+    store.on_tick(12, has_proposal=False)
+    early = _vote_for(store, left)
+    late = _vote_for(store, right)
+    store.on_gossip_aggregated_attestation(_aggregate(late, [0, 1]))
+    store.on_gossip_aggregated_attestation(_aggregate(early, [0, 1, 2]))
+    store.accept_new_attestations()
+    weights = store.block_weights()
+    # Validators 0 and 1 voted later (slot 2) for ``right``; only 2 is left for ``left``.
+    assert weights[right] == 2 and weights[left] == 1
+    assert store.head == right
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d, s: _replace(d, source=Checkpoint(b"\x09" * 32, 0)), "UNKNOWN_SOURCE_BLOCK"),
+        (lambda d, s: _replace(d, target=Checkpoint(b"\x09" * 32, 1)), "UNKNOWN_TARGET_BLOCK"),
+        (lambda d, s: _replace(d, head=Checkpoint(b"\x09" * 32, 1)), "UNKNOWN_HEAD_BLOCK"),
+        (lambda d, s: _replace(d, source=Checkpoint(d.target.root, 5)), "SOURCE_AFTER_TARGET"),
+        (lambda d, s: _replace(d, slot=0), "ATTESTATION_SLOT_BEFORE_HEAD"),
+        (lambda d, s: _replace(d, slot=40), "ATTESTATION_TOO_FAR_IN_FUTURE"),
+    ],
+)
+def test_gossip_votes_are_validated(mutate: object, reason: str) -> None:
+    store, left, _ = _fork_store()
+    data = mutate(_vote_for(store, left), store)  # type: ignore[operator]
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_gossip_aggregated_attestation(_aggregate(data, [0]))
+    assert caught.value.reason.value == reason
+    assert store.new_payloads == {}
+    assert store.statistics().rejections == 1
+
+
+def _replace(data: AttestationData, **changes: object) -> AttestationData:
+    fields = {"slot": data.slot, "head": data.head, "target": data.target, "source": data.source}
+    fields.update(changes)
+    return AttestationData(**fields)  # type: ignore[arg-type]
+
+
+def test_aggregates_must_name_known_validators() -> None:
+    store, left, _ = _fork_store()
+    data = _vote_for(store, left)
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_gossip_aggregated_attestation(_aggregate(data, []))
+    assert caught.value.reason is RejectionReason.EMPTY_AGGREGATION_BITS
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_gossip_aggregated_attestation(_aggregate(data, [0, 4]))
+    assert caught.value.reason is RejectionReason.VALIDATOR_NOT_IN_STATE
+
+
+def test_single_votes_need_a_wellformed_signature() -> None:
+    store, left, _ = _fork_store()
+    data = _vote_for(store, left)
+    good = PlaceholderSigner().sign_attestation(1, data)
+    from lean_p2p.containers import SignedAttestation
+
+    store.on_gossip_attestation(
+        SignedAttestation(validator_index=1, data=data, signature=good), is_aggregator=True
+    )
+    assert store.attestation_signatures == {data: {(1, good)}}
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_gossip_attestation(
+            SignedAttestation(validator_index=1, data=data, signature=bytes(len(good)))
+        )
+    assert caught.value.reason is RejectionReason.INVALID_SIGNATURE
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_gossip_attestation(SignedAttestation(validator_index=9, data=data, signature=good))
+    assert caught.value.reason is RejectionReason.VALIDATOR_NOT_IN_STATE
+
+
+def test_finalization_prunes_votes_that_can_no_longer_matter() -> None:
+    store = devnet_store(4)
+    run_slots(store, 1, 3, voters=4)
+    stale = _vote_for(store, store.head)
+    store.known_payloads[stale] = {_aggregate(stale, [3]).proof}
+    run_slots(store, 4, 8, voters=4)
+    assert store.latest_finalized.slot >= stale.head.slot
+    assert stale not in store.known_payloads
+    assert all(data.head.slot > store.latest_finalized.slot for data in store.known_payloads)
