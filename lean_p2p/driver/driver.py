@@ -64,6 +64,8 @@ __all__ = ["DriverCrashed", "NetworkDriver"]
 
 logger = logging.getLogger(__name__)
 
+_CLOSE_TIMEOUT = 5.0  # seconds allowed for closing connections and sockets at stop
+
 
 class DriverCrashed(RuntimeError):
     """The driver's trio thread died from an unexpected exception (the ``__cause__``)."""
@@ -180,6 +182,8 @@ class NetworkDriver:
                 "inbound_in_flight": inbound,
             },
             "connected_peers": len(self._connections),
+            # {topic: (subscribed peers, mesh peers)}
+            "topics": self._gossip.topology,
         }
 
     # ------------------------------------------------------------- trio thread
@@ -213,24 +217,35 @@ class NetworkDriver:
         self._reqresp.attach(host)
         host.get_network().register_notifee(_ConnectionNotifee(self))
         listen = [multiaddr.Multiaddr(self.config.listen_address)]
-        async with host.run(listen), trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(self._gossip.run)
-            for topic in self._topics:
-                self._gossip.subscribe(topic)
-            self._listen_addresses = tuple(str(address) for address in host.get_addrs())
-            self._token = trio.lowlevel.current_trio_token()
-            for address in self.config.static_peers:
-                nursery.start_soon(self._keep_dialled, address)
-            self._emit(DriverStarted(self.peer_id, self._listen_addresses))
-            self._ready.set()
-            if self._stop_requested:
-                self._stop_event.set()
-            await self._stop_event.wait()
-            # Settle requests first so every pending one gets its terminal event
-            # before the tasks that carry them are cancelled.
-            self._reqresp.fail_all(self._stop_reason)
-            nursery.cancel_scope.cancel()
+        async with host.run(listen):
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    await self._serve(host, nursery)
+            finally:
+                # py-libp2p's own shutdown path runs cancelled and leaks the QUIC UDP
+                # sockets; close the host explicitly, shielded but bounded.
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + _CLOSE_TIMEOUT
+                    await host.close()
+
+    async def _serve(self, host: Any, nursery: trio.Nursery) -> None:
+        await nursery.start(self._gossip.run)
+        for topic in self._topics:
+            self._gossip.subscribe(topic)
+        self._listen_addresses = tuple(str(address) for address in host.get_addrs())
+        self._token = trio.lowlevel.current_trio_token()
+        for address in self.config.static_peers:
+            nursery.start_soon(self._keep_dialled, address)
+        self._emit(DriverStarted(self.peer_id, self._listen_addresses))
+        self._ready.set()
+        if self._stop_requested:
+            self._stop_event.set()
+        await self._stop_event.wait()
+        # Settle requests first so every pending one gets its terminal event before
+        # the tasks that carry them are cancelled.
+        self._reqresp.fail_all(self._stop_reason)
+        nursery.cancel_scope.cancel()
 
     def _request_stop_on_trio(self) -> None:
         self._stop_event.set()

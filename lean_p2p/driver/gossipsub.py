@@ -266,6 +266,8 @@ class LeanGossipsub:
         self._backoff: dict[tuple[Any, str], float] = {}
         self._host: Any = None
         self._nursery: trio.Nursery | None = None
+        #: {topic: (subscribed peers, mesh peers)}; an immutable snapshot, any thread
+        self.topology: dict[str, tuple[int, int]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -303,6 +305,7 @@ class LeanGossipsub:
             self._enqueue(peer, announce)
         for peer_id in mesh:
             self._send_control(peer_id, graft=[topic])
+        self._refresh_topology()
 
     # ---------------------------------------------------------------- peer set
 
@@ -324,6 +327,15 @@ class LeanGossipsub:
         peer.send.close()
         for members in (*self.mesh.values(), *self.fanout.values()):
             members.discard(peer_id)
+        self._refresh_topology()
+
+    def _refresh_topology(self) -> None:
+        # Rebuilt on the trio thread whenever subscriptions or meshes change and
+        # replaced in one assignment, so other threads may read ``topology`` safely.
+        self.topology = {
+            topic: (len(self._topic_peers(topic)), len(self.mesh.get(topic, ())))
+            for topic in self.subscriptions
+        }
 
     def _topic_peers(self, topic: str) -> list[Any]:
         return [pid for pid, peer in self.peers.items() if topic in peer.topics]
@@ -417,6 +429,7 @@ class LeanGossipsub:
         else:
             peer.topics.discard(topic)
             self.mesh.get(topic, set()).discard(peer.peer_id)
+        self._refresh_topology()
 
     def _handle_message(self, peer: _Peer, message: Any) -> None:
         stats = self.statistics
@@ -534,11 +547,13 @@ class LeanGossipsub:
             return
         peer.topics.add(topic)
         self.mesh.setdefault(topic, set()).add(peer.peer_id)
+        self._refresh_topology()
 
     def _handle_prune(self, peer: _Peer, topic: str, backoff: int) -> None:
         self.mesh.get(topic, set()).discard(peer.peer_id)
         duration = max(float(backoff), self.params.prune_backoff)
         self._backoff[(peer.peer_id, topic)] = self._clock() + duration
+        self._refresh_topology()
 
     def _send_control(
         self, peer_id: Any, *, graft: list[str] | None = None, prune: list[str] | None = None
@@ -602,6 +617,7 @@ class LeanGossipsub:
             peer.iwant_counts.clear()
         self.mcache.shift()
         self.seen.expire(now)
+        self._refresh_topology()
 
     def _emit_gossip(self, topic: str, mesh: set[Any]) -> None:
         message_ids = self.mcache.gossip_ids(topic)

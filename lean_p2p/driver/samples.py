@@ -11,17 +11,26 @@ import struct
 
 from lean_p2p.containers import (
     AttestationData,
+    Bitlist,
     Block,
     BlockBody,
     Checkpoint,
     MultiMessageAggregate,
+    SignedAggregatedAttestation,
     SignedAttestation,
     SignedBlock,
+    SingleMessageAggregate,
     Status,
     active_scheme,
 )
 
-__all__ = ["sample_attestation", "sample_block", "sample_signature", "sample_status"]
+__all__ = [
+    "sample_aggregate",
+    "sample_attestation",
+    "sample_block",
+    "sample_signature",
+    "sample_status",
+]
 
 _U32 = struct.Struct("<I")
 
@@ -47,6 +56,14 @@ def sample_attestation(validator_index: int = 0, slot: int = 1) -> SignedAttesta
     """A signed attestation; distinct (validator, slot) pairs give distinct messages."""
     data = AttestationData(slot, _checkpoint(slot, 1), _checkpoint(slot, 2), _checkpoint(0, 3))
     return SignedAttestation(validator_index, data, sample_signature())
+
+
+def sample_aggregate(slot: int = 1, validators: int = 8) -> SignedAggregatedAttestation:
+    """An aggregate of ``validators`` participants with a 1 KiB opaque proof."""
+    data = AttestationData(slot, _checkpoint(slot, 1), _checkpoint(slot, 2), _checkpoint(0, 3))
+    participants = Bitlist.from_indices(validators, range(validators))
+    proof = SingleMessageAggregate(participants, bytes([slot % 256]) * 1024)
+    return SignedAggregatedAttestation(data, proof)
 
 
 def sample_block(
