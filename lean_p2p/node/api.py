@@ -14,13 +14,14 @@ Endpoints (as the leanSpec ``api_endpoint`` vectors describe them):
 - ``GET /lean/v0/fork_choice`` -> the fork-choice tree with weights
 - ``GET|POST /lean/v0/admin/aggregator`` -> read or toggle the aggregator role
 - ``GET /metrics`` -> Prometheus text exposition
+- ``GET /lean_p2p/v0/report`` -> this implementation's node report (progress of a devnet)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,6 +123,8 @@ def _ssz_response(body: bytes | None, what: str) -> web.Response:
 
 _SOURCE = web.AppKey("source", ApiSource)
 _METRICS = web.AppKey("metrics", NodeMetrics)
+ReportFunction = Callable[[], Mapping[str, Any]]
+_REPORT: web.AppKey[ReportFunction] = web.AppKey("report")
 
 
 async def _health(_request: web.Request) -> web.Response:
@@ -172,10 +175,19 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[_METRICS].scrape(), headers={"Content-Type": CONTENT_TYPE})
 
 
-def build_app(source: ApiSource, metrics: NodeMetrics) -> web.Application:
+async def _report(request: web.Request) -> web.Response:
+    return _json_response(dict(request.app[_REPORT]()))
+
+
+def build_app(
+    source: ApiSource, metrics: NodeMetrics, report: ReportFunction | None = None
+) -> web.Application:
     app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
     app[_SOURCE] = source
     app[_METRICS] = metrics
+    if report is not None:
+        app[_REPORT] = report
+        app.router.add_get("/lean_p2p/v0/report", _report)
     app.router.add_get("/lean/v0/health", _health)
     app.router.add_get("/lean/v0/states/finalized", _finalized_state)
     app.router.add_get("/lean/v0/blocks/finalized", _finalized_block)
@@ -190,8 +202,14 @@ def build_app(source: ApiSource, metrics: NodeMetrics) -> web.Application:
 class ApiServer:
     """Serves :func:`build_app` on one or more ports of the running loop."""
 
-    def __init__(self, source: ApiSource, metrics: NodeMetrics, host: str = "127.0.0.1") -> None:
-        self._runner = web.AppRunner(build_app(source, metrics), access_log=None)
+    def __init__(
+        self,
+        source: ApiSource,
+        metrics: NodeMetrics,
+        host: str = "127.0.0.1",
+        report: ReportFunction | None = None,
+    ) -> None:
+        self._runner = web.AppRunner(build_app(source, metrics, report), access_log=None)
         self._host = host
         self.ports: list[int] = []
 

@@ -133,15 +133,22 @@ def write_devnet(
     ip: str = "127.0.0.1",
     base_quic_port: int = 9100,
     base_api_port: int = 5100,
+    quic_ports: Sequence[int] | None = None,
+    api_ports: Sequence[int] | None = None,
     aggregators: int = 1,
 ) -> list[NodeEntry]:
     """Generate a devnet directory: keys, config, validator assignment and ENRs.
 
     Validators are assigned round-robin (index ``i`` runs on node ``i % nodes``), so
-    every node proposes in turn. The first ``aggregators`` nodes aggregate.
+    every node proposes in turn. The first ``aggregators`` nodes aggregate. Ports are
+    ``base + node index`` unless listed explicitly (``quic_ports``, ``api_ports``).
     """
     if nodes < 1 or validators < 1:
         raise DevnetConfigError("a devnet needs at least one node and one validator")
+    quic_ports = list(quic_ports or range(base_quic_port, base_quic_port + nodes))
+    api_ports = list(api_ports or range(base_api_port, base_api_port + nodes))
+    if len(quic_ports) != nodes or len(api_ports) != nodes:
+        raise DevnetConfigError("give one QUIC port and one API port per node")
     directory.mkdir(parents=True, exist_ok=True)
     if genesis_time is None:
         genesis_time = int(time.time() + genesis_delay)
@@ -150,9 +157,9 @@ def write_devnet(
             name=f"lean_p2p_{index}",
             key=NodeKey.generate(),
             ip=ip,
-            quic_port=base_quic_port + index,
-            api_port=base_api_port + index,
-            metrics_port=base_api_port + index,
+            quic_port=quic_ports[index],
+            api_port=api_ports[index],
+            metrics_port=api_ports[index],
             is_aggregator=index < aggregators,
             validator_count=len(range(index, validators, nodes)),
         )

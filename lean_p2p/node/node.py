@@ -253,7 +253,12 @@ class Node:
             ports = [self.config.api_port]
             if self.config.metrics_port is not None:
                 ports.append(self.config.metrics_port)
-            self._api = ApiServer(NodeApiSource(self), self.metrics, self.config.listen_ip)
+            self._api = ApiServer(
+                NodeApiSource(self),
+                self.metrics,
+                self.config.listen_ip,
+                report=lambda: self.report().as_dict(),
+            )
             self.api_ports = await self._api.start(ports)
         if self.config.record_path is not None:
             self._recorder = Recorder(self.config.record_path, self.recording_header())

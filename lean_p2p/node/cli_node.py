@@ -1,0 +1,80 @@
+"""``lean-p2p node``: run one node from devnet files. Main thread, then the node's loop.
+
+Reads ``config.yaml``, ``validator-config.yaml``, ``validators.yaml``, ``nodes.yaml`` and
+the node's key from ``--devnet DIR``, runs until SIGINT/SIGTERM (or ``--duration``), stops
+in order, and optionally writes the final report (``--report-json``) and a recording of
+every handled event (``--record``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lean_p2p.node.config import NodeConfig
+
+DESCRIPTION = "run one lean node from devnet files (config.yaml, validator-config.yaml, ...)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devnet", type=Path, required=True, help="devnet directory")
+    parser.add_argument("--name", required=True, help="this node's name in validator-config.yaml")
+    parser.add_argument("--record", type=Path, help="record every handled event to this file")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--report-json", type=Path, help="write the final node report here")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lean_p2p.node.config import DevnetConfigError, load_node_config
+    from lean_p2p.node.runner import configure_logging, run_loop
+
+    configure_logging(args.log_level)
+    try:
+        config = load_node_config(args.devnet, args.name, record_path=args.record)
+    except DevnetConfigError as error:
+        print(f"lean-p2p node: {error}")
+        return 2
+    return run_loop(lambda: _main(config, args), use_uvloop=not args.no_uvloop)
+
+
+async def _main(config: NodeConfig, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lean_p2p.node.node import Node, NodeFailed
+    from lean_p2p.node.runner import install_stop_signals
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    node = Node(config)
+    await node.start()
+    print(f"node {config.name} peer_id={node.peer_id} api={node.api_ports}", flush=True)
+    waiters = [
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(node.wait_stopped()),
+    ]
+    if args.duration is not None:
+        waiters.append(asyncio.ensure_future(asyncio.sleep(args.duration)))
+    _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in pending:
+        waiter.cancel()
+    exit_code = 0
+    try:
+        await node.stop()
+    except NodeFailed as error:
+        print(f"lean-p2p node: {error}", flush=True)
+        exit_code = 1
+    report = node.report().as_dict()
+    if args.report_json is not None:
+        args.report_json.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"node {config.name} stopped: head={report['head_slot']} "
+        f"justified={report['justified_slot']} finalized={report['finalized_slot']} "
+        f"handled={report['handled']} lost={report['lost_events']}",
+        flush=True,
+    )
+    return exit_code

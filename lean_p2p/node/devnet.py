@@ -1,0 +1,303 @@
+"""A local devnet: N node processes on loopback, live progress, a JSON summary.
+
+Runs on the command's loop (main thread of the ``lean-p2p devnet`` process); the nodes
+are separate processes (``lean-p2p node``), each with its own loop and driver thread, so
+they share nothing but sockets. Progress comes from each node's HTTP API
+(``/lean_p2p/v0/report``), polled once a second; the final numbers come from the report
+each node writes after its ordered shutdown (so ``lost_events`` is measured after every
+mailbox closed and drained).
+
+Summary keys: ``finalized_slot`` and ``justified_slot`` (lowest over nodes at the end),
+``head_agreement`` (every node reported, and their head slots differ by at most one),
+``lost_events`` (events accepted by a mailbox and never handled, summed over nodes),
+plus the finalization history sampled each second and per-node reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from lean_p2p.node.config import NodeEntry, write_devnet
+
+__all__ = ["DevnetOptions", "DevnetProcess", "free_ports", "run_devnet"]
+
+_STOP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetOptions:
+    nodes: int = 4
+    validators: int = 4
+    duration: float = 60.0  # seconds after genesis
+    directory: Path | None = None
+    genesis_delay: float = 12.0  # time for the processes to start before genesis
+    record: bool = False
+    log_level: str = "WARNING"
+    extra_node_args: tuple[str, ...] = ()
+
+
+@dataclass
+class DevnetProcess:
+    entry: NodeEntry
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def report_path(self) -> Path:
+        return self.directory / f"{self.name}.report.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / f"{self.name}.log"
+
+    def command(self, options: DevnetOptions) -> list[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "lean_p2p.cli",
+            "node",
+            "--devnet",
+            str(self.directory),
+            "--name",
+            self.name,
+            "--report-json",
+            str(self.report_path),
+            "--log-level",
+            options.log_level,
+            *options.extra_node_args,
+        ]
+        if options.record:
+            command += ["--record", str(self.directory / f"{self.name}.rec")]
+        return command
+
+    def start(self, options: DevnetOptions) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(options), stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+
+def free_ports(count: int, kind: int) -> list[int]:
+    """``count`` distinct ports the OS reports free now (``kind``: SOCK_DGRAM/STREAM)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, kind)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _poll(session: aiohttp.ClientSession, port: int | None) -> dict[str, Any] | None:
+    if port is None:
+        return None
+    try:
+        async with session.get(
+            f"http://127.0.0.1:{port}/lean_p2p/v0/report", timeout=aiohttp.ClientTimeout(2)
+        ) as response:
+            if response.status != 200:
+                return None
+            report: dict[str, Any] = await response.json()
+            return report
+    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError):
+        return None
+
+
+def _progress_row(
+    elapsed: float, reports: Sequence[dict[str, Any] | None], events_per_second: float
+) -> dict[str, Any]:
+    live = [report for report in reports if report is not None]
+    if not live:
+        return {"t": round(elapsed, 1), "up": 0}
+    return {
+        "t": round(elapsed, 1),
+        "up": len(live),
+        "slot": max(r["current_slot"] for r in live),
+        "head": f"{min(r['head_slot'] for r in live)}-{max(r['head_slot'] for r in live)}",
+        "justified": min(r["justified_slot"] for r in live),
+        "finalized": min(r["finalized_slot"] for r in live),
+        "peers": min(r["peers"] for r in live),
+        "events/s": round(events_per_second),
+        "drops": sum(r["dropped"] for r in live),
+    }
+
+
+_PROGRESS_COLUMNS = (
+    "t",
+    "up",
+    "slot",
+    "head",
+    "justified",
+    "finalized",
+    "peers",
+    "events/s",
+    "drops",
+)
+
+
+def _format_progress(row: dict[str, Any]) -> str:
+    return "  ".join(f"{column}={row.get(column, '-')}" for column in _PROGRESS_COLUMNS)
+
+
+async def run_devnet(options: DevnetOptions, show: Callable[[str], None] = print) -> dict[str, Any]:
+    directory = options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))
+    genesis_time = int(time.time() + options.genesis_delay)
+    entries = write_devnet(
+        directory,
+        nodes=options.nodes,
+        validators=options.validators,
+        genesis_time=genesis_time,
+        quic_ports=free_ports(options.nodes, socket.SOCK_DGRAM),
+        api_ports=free_ports(options.nodes, socket.SOCK_STREAM),
+    )
+    processes = [DevnetProcess(entry, directory) for entry in entries]
+    show(
+        f"devnet: {options.nodes} nodes, {options.validators} validators, genesis in "
+        f"{genesis_time - time.time():.0f}s, running {options.duration:.0f}s after genesis, "
+        f"files in {directory}"
+    )
+    for process in processes:
+        process.start(options)
+    history: list[dict[str, Any]] = []
+    try:
+        history = await _watch(processes, genesis_time + options.duration, genesis_time, show)
+    finally:
+        exit_codes = await _stop_all(processes)
+    return _summary(
+        options,
+        processes=processes,
+        exit_codes=exit_codes,
+        history=history,
+        directory=directory,
+        genesis_time=genesis_time,
+    )
+
+
+async def _watch(
+    processes: Sequence[DevnetProcess],
+    end_time: float,
+    genesis_time: float,
+    show: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    history: list[dict[str, Any]] = []
+    previous_handled: int | None = None
+    previous_time = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        while time.time() < end_time:
+            await asyncio.sleep(1.0)
+            if any(p.process is not None and p.process.poll() is not None for p in processes):
+                show("devnet: a node process exited early; stopping")
+                break
+            reports = await asyncio.gather(
+                *(_poll(session, process.entry.api_port) for process in processes)
+            )
+            now = time.monotonic()
+            handled = sum(report["handled"] for report in reports if report is not None)
+            rate = 0.0
+            if previous_handled is not None and now > previous_time:
+                rate = max(0, handled - previous_handled) / (now - previous_time)
+            previous_handled, previous_time = handled, now
+            row = _progress_row(time.time() - genesis_time, reports, rate)
+            history.append(row)
+            show(_format_progress(row))
+    return history
+
+
+async def _stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
+    for process in processes:
+        process.signal(signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_TIMEOUT
+    codes: list[int | None] = []
+    for process in processes:
+        popen = process.process
+        if popen is None:
+            codes.append(None)
+            continue
+        # Wait in a worker thread: Popen.wait blocks, and the loop must not.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(popen.wait, max(0.1, deadline - time.monotonic()))
+        if popen.poll() is None:
+            popen.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=10)
+        codes.append(popen.returncode)
+    return codes
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    try:
+        report: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return report
+
+
+def _summary(
+    options: DevnetOptions,
+    *,
+    processes: Sequence[DevnetProcess],
+    exit_codes: Sequence[int | None],
+    history: Sequence[dict[str, Any]],
+    directory: Path,
+    genesis_time: float,
+) -> dict[str, Any]:
+    reports = [_read_report(process.report_path) for process in processes]
+    complete = [report for report in reports if report is not None]
+    all_reported = len(complete) == len(processes)
+    heads = [report["head_slot"] for report in complete]
+    finalized_over_time = [(row["t"], row["finalized"]) for row in history if "finalized" in row]
+    return {
+        "nodes": options.nodes,
+        "validators": options.validators,
+        "duration_s": options.duration,
+        "genesis_time": genesis_time,
+        "finalized_slot": min((r["finalized_slot"] for r in complete), default=0),
+        "justified_slot": min((r["justified_slot"] for r in complete), default=0),
+        "head_slot": max(heads, default=0),
+        "head_agreement": all_reported and bool(heads) and max(heads) - min(heads) <= 1,
+        "finalized_roots_agree": all_reported
+        and len({(r["finalized_slot"], r["finalized_root"]) for r in complete}) == 1,
+        "lost_events": sum(r["lost_events"] for r in complete),
+        "dropped_events": sum(r["dropped"] for r in complete),
+        "handled_events": sum(r["handled"] for r in complete),
+        "handler_errors": sum(r["handler_errors"] for r in complete),
+        "exit_codes": list(exit_codes),
+        "finalized_history": finalized_over_time,
+        "directory": str(directory),
+        "node_reports": complete,
+    }
+
+
+def devnet_succeeded(summary: dict[str, Any]) -> bool:
+    return bool(
+        summary["head_agreement"]
+        and summary["lost_events"] == 0
+        and summary["finalized_slot"] > 0
+        and all(code == 0 for code in summary["exit_codes"])
+    )
