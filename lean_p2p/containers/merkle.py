@@ -46,6 +46,21 @@ def _depth_for(chunk_count: int) -> int:
     return max(chunk_count - 1, 0).bit_length()
 
 
+def _hash_up(layer: list[bytes], level: int, depth: int) -> bytes:
+    """Hash ``layer`` (the populated nodes at ``level``) up to the root at ``depth``."""
+    # Hash only the populated part of each level; a missing right sibling is the
+    # zero-subtree root of that level, so the padding never costs a hash of its own.
+    sha256 = _sha256
+    while level < depth:
+        if len(layer) % 2:
+            layer.append(ZERO_HASHES[level])
+        # One iterator zipped with itself yields consecutive (left, right) pairs.
+        pairs = iter(layer)
+        layer = [sha256(left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+        level += 1
+    return layer[0]
+
+
 def merkleize_chunks(chunks: Sequence[bytes], limit: int | None = None) -> bytes:
     """Root of the 32-byte ``chunks`` padded with zero leaves to ``limit`` (or to a power of 2).
 
@@ -59,14 +74,7 @@ def merkleize_chunks(chunks: Sequence[bytes], limit: int | None = None) -> bytes
     depth = _depth_for(limit)
     if count == 0:
         return ZERO_HASHES[depth]
-    layer = list(chunks)
-    # Hash only the populated part of each level; a missing right sibling is the
-    # zero-subtree root of that level, so the padding never costs a hash of its own.
-    for level in range(depth):
-        if len(layer) % 2:
-            layer.append(ZERO_HASHES[level])
-        layer = [_sha256(layer[i] + layer[i + 1]).digest() for i in range(0, len(layer), 2)]
-    return layer[0]
+    return _hash_up(list(chunks), 0, depth)
 
 
 def pack_bytes(data: bytes) -> list[bytes]:
@@ -80,8 +88,23 @@ def pack_bytes(data: bytes) -> list[bytes]:
 
 
 def merkleize(data: bytes, limit_chunks: int | None = None) -> bytes:
-    """Root of packed bytes (``pack_bytes`` then ``merkleize_chunks``)."""
-    return merkleize_chunks(pack_bytes(data), limit_chunks)
+    """Root of packed bytes: ``merkleize_chunks(pack_bytes(data), limit_chunks)``, faster."""
+    count = (len(data) + BYTES_PER_CHUNK - 1) // BYTES_PER_CHUNK
+    if limit_chunks is None:
+        limit_chunks = count
+    if count > limit_chunks:
+        raise ValueError(f"{count} chunks exceed the limit of {limit_chunks}")
+    depth = _depth_for(limit_chunks)
+    if count == 0:
+        return ZERO_HASHES[depth]
+    pair_bytes = 2 * BYTES_PER_CHUNK
+    if depth == 0:
+        return bytes(data).ljust(BYTES_PER_CHUNK, b"\x00")
+    # The first level hashes 64-byte windows of the zero-padded data directly.
+    padded = bytes(data).ljust(-(-len(data) // pair_bytes) * pair_bytes, b"\x00")
+    sha256 = _sha256
+    layer = [sha256(padded[i : i + pair_bytes]).digest() for i in range(0, len(padded), pair_bytes)]
+    return _hash_up(layer, 1, depth)
 
 
 def mix_in_length(root: bytes, length: int) -> bytes:

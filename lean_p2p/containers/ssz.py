@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
 from typing import Any, Final, Generic, TypeVar
 
@@ -415,16 +415,68 @@ class ListType(SSZType[tuple[Any, ...]]):
 # -- containers ------------------------------------------------------------------------
 
 
-class _Layout:
-    """A container's byte layout, cached until the signature scheme changes."""
+_UINT_FORMATS: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
-    __slots__ = ("fixed_part", "fixed_sizes", "generation", "is_fixed")
+# How the fast path turns one struct field (or a run of them) back into a value:
+# ``None`` takes the unpacked value as is; a type decodes the raw bytes it was given;
+# a nested plan builds a sub-container from the following values.
+_Step = None | SSZType[Any] | tuple[Callable[..., Any], list[Any]]
+
+
+def _fast_plan(types: Sequence[SSZType[Any]]) -> tuple[str, list[_Step]]:
+    """One struct format for a fixed-size container, flattening nested fixed containers."""
+    layout = ""
+    steps: list[_Step] = []
+    for field_type in types:
+        if type(field_type) is UintType and field_type.byte_length in _UINT_FORMATS:
+            layout += _UINT_FORMATS[field_type.byte_length]
+            steps.append(None)
+        elif type(field_type) is ByteVectorType:
+            layout += f"{field_type.length}s"
+            steps.append(None)
+        elif isinstance(field_type, ContainerType):
+            nested_layout, nested_steps = _fast_plan(field_type._types)
+            layout += nested_layout
+            steps.append((field_type.cls, nested_steps))
+        else:
+            layout += f"{field_type.fixed_size()}s"
+            steps.append(field_type)
+    return layout, steps
+
+
+def _build(cls: Callable[..., Any], steps: list[_Step], values: Iterator[Any]) -> Any:
+    arguments = []
+    for step in steps:
+        if step is None:
+            arguments.append(next(values))
+        elif isinstance(step, tuple):
+            arguments.append(_build(step[0], step[1], values))
+        else:
+            arguments.append(step.decode(next(values)))
+    return cls(*arguments)
+
+
+class _Layout:
+    """A container's byte layout, cached until the signature scheme changes.
+
+    Fixed-size containers also get a fast path, chosen by measurement (see
+    docs/bench-wire.md): one ``struct`` unpack of every field, nested containers
+    included, decodes a SignedAttestation about 3x faster than field-by-field slicing.
+    """
+
+    __slots__ = ("fixed_part", "fixed_sizes", "generation", "is_fixed", "steps", "struct")
 
     def __init__(self, types: Sequence[SSZType[Any]]) -> None:
         self.generation = scheme_generation()
         self.fixed_sizes = [t.fixed_size() if t.is_fixed() else None for t in types]
         self.fixed_part = sum(OFFSET_BYTES if s is None else s for s in self.fixed_sizes)
         self.is_fixed = all(s is not None for s in self.fixed_sizes)
+        self.struct: struct.Struct | None = None
+        self.steps: list[_Step] = []
+        if self.is_fixed:
+            layout, self.steps = _fast_plan(types)
+            self.struct = struct.Struct("<" + layout)
+            assert self.struct.size == self.fixed_part
 
 
 class ContainerType(SSZType[T]):
@@ -485,6 +537,14 @@ class ContainerType(SSZType[T]):
 
     def decode(self, data: bytes) -> T:
         layout = self._layout()
+        if layout.struct is not None:
+            if len(data) != layout.fixed_part:
+                raise SSZError(f"{self!r} needs exactly {layout.fixed_part} bytes, got {len(data)}")
+            try:
+                value: T = _build(self.cls, layout.steps, iter(layout.struct.unpack(data)))
+            except (ValueError, TypeError) as error:
+                raise SSZError(f"{self!r}: {error}") from error
+            return value
         if layout.is_fixed:
             if len(data) != layout.fixed_part:
                 raise SSZError(f"{self!r} needs exactly {layout.fixed_part} bytes, got {len(data)}")

@@ -41,6 +41,7 @@ __all__ = [
     "SignatureType",
     "hash_tree_layer_type",
     "hash_tree_opening_type",
+    "signature_from_parts",
 ]
 
 #: The KoalaBear prime 2^31 - 2^24 + 1.
@@ -159,6 +160,34 @@ class PublicKeyType(SSZType[bytes]):
         self._expect_size(value)
         digest_bytes = active_scheme().digest_bytes
         return merkleize_chunks([value[:digest_bytes], _pad_chunk(value[digest_bytes:])])
+
+
+def signature_from_parts(
+    rho: bytes = b"", siblings: bytes = b"", hashes: bytes = b"", scheme: XmssScheme | None = None
+) -> bytes:
+    """Encode a signature from its raw parts, each zero-filled to the scheme's size.
+
+    With no arguments: the well-formed all-zero signature (what mocked-crypto vectors
+    carry), useful wherever a structurally valid placeholder is needed.
+    """
+    scheme = scheme or active_scheme()
+    rho_size = scheme.rand_length * FIELD_ELEMENT_BYTES
+    siblings_size = scheme.log_lifetime * scheme.digest_bytes
+    hashes_size = scheme.dimension * scheme.digest_bytes
+    if len(rho) > rho_size or len(siblings) > siblings_size or len(hashes) > hashes_size:
+        raise ValueError("a signature part is longer than the scheme allows")
+    path_offset = 4 + rho_size + 4
+    hashes_offset = path_offset + 4 + siblings_size
+    return b"".join(
+        (
+            _U32.pack(path_offset),
+            rho.ljust(rho_size, b"\x00"),
+            _U32.pack(hashes_offset),
+            _U32.pack(4),
+            siblings.ljust(siblings_size, b"\x00"),
+            hashes.ljust(hashes_size, b"\x00"),
+        )
+    )
 
 
 SIGNATURE: Final = SignatureType()

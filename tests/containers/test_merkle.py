@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from lean_p2p.containers import ZERO_HASHES, merkleize_chunks, mix_in_length, pack_bytes
+from lean_p2p.containers import ZERO_HASHES, merkleize, merkleize_chunks, mix_in_length, pack_bytes
 
 
 def _sha(data: bytes) -> bytes:
@@ -46,3 +46,16 @@ def test_pack_and_mix_in_length() -> None:
     assert pack_bytes(b"\x01" * 33) == [b"\x01" * 32, b"\x01" + b"\x00" * 31]
     root = b"\x07" * 32
     assert mix_in_length(root, 5) == _sha(root + (5).to_bytes(32, "little"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 33, 63, 64, 65, 100, 1000])
+@pytest.mark.parametrize("limit", [None, 64])
+def test_merkleize_of_bytes_equals_merkleize_of_packed_chunks(size: int, limit: int | None) -> None:
+    data = bytes(range(256)) * 4
+    data = data[:size]
+    assert merkleize(data, limit) == merkleize_chunks(pack_bytes(data), limit)
+
+
+def test_merkleize_over_the_limit_raises() -> None:
+    with pytest.raises(ValueError):
+        merkleize(b"\x01" * 65, 2)
