@@ -84,6 +84,8 @@ logger = logging.getLogger(__name__)
 
 #: Items one drain serves before it yields back to the loop (step 4 above).
 DEFAULT_BUDGET = 1024
+#: How long a drain stays armed (cheap call_soon passes) after serving work (see _drain).
+DEFAULT_LINGER_S = 50e-6
 
 
 class MailboxClosed(RuntimeError):
@@ -140,8 +142,8 @@ class LaneStatistics:
     capacity: int
     quantum: int
     depth: int
-    #: Highest depth seen by a producer right after publishing. Under contention two
-    #: producers may race the update, so it can miss the true peak by a few items.
+    #: Highest depth seen, sampled by the loop whenever a drain starts serving the lane
+    #: and by ``statistics()``: a peak reached and drained within one drain is missed.
     high_water: int
     accepted: int
     handled: int
@@ -250,10 +252,14 @@ class _Counter:
 
 
 class _Lane:
-    """A lane's queue and counters. ``offer`` runs on any thread; the rest on the loop."""
+    """A lane's queue and counters. ``make_room`` runs on any thread; the rest on the loop.
+
+    Accepted items are not counted on the hot path: every accepted item is handled,
+    still queued or evicted, so ``accepted = handled + depth + evicted`` (exact once
+    producers are quiet; a snapshot under load may be off by the puts in flight).
+    """
 
     __slots__ = (
-        "_accept",
         "_evict",
         "_reject_full",
         "capacity",
@@ -278,7 +284,6 @@ class _Lane:
         self.serve_one = (
             self.items.pop if spec.policy is OverflowPolicy.EVICT_OLDEST else self.items.popleft
         )
-        self._accept = _Counter()
         self._reject_full = _Counter()
         self._evict = _Counter()
         self.high_water = 0
@@ -287,46 +292,47 @@ class _Lane:
         self.handler_errors = 0
         self.handling_time_s = 0.0
 
-    def offer(self, item: object) -> bool:
-        """Apply the overflow policy and publish ``item``; True if accepted.
+    def make_room(self) -> bool:
+        """The lane looked full to a producer: apply the policy; True if it may append.
 
         The length check and the append are two steps, so concurrent producers may
         overshoot the capacity by at most (number of producers - 1) items: memory stays
         bounded, and no lock is taken.
         """
-        items = self.items
-        if len(items) >= self.capacity:
-            policy = self.spec.policy
-            if policy is OverflowPolicy.REJECT_NEWEST:
-                self._reject_full.increment()
-                return False
-            if policy is OverflowPolicy.EVICT_OLDEST:
-                try:
-                    items.popleft()
-                except IndexError:  # the loop emptied the lane meanwhile: nothing to shed
-                    pass
-                else:
-                    self._evict.increment()
-        items.append(item)
-        self._accept.increment()
-        depth = len(items)
+        policy = self.spec.policy
+        if policy is OverflowPolicy.REJECT_NEWEST:
+            self._reject_full.increment()
+            return False
+        if policy is OverflowPolicy.EVICT_OLDEST:
+            try:
+                self.items.popleft()
+            except IndexError:  # the loop emptied the lane meanwhile: nothing to shed
+                pass
+            else:
+                self._evict.increment()
+        return True
+
+    def sample_depth(self) -> None:
+        """Loop thread: record the high-water mark (sampled when a drain serves the lane)."""
+        depth = len(self.items)
         if depth > self.high_water:  # noqa: PLR1730 -- store only when it grows
             self.high_water = depth
-        return True
 
     def statistics(self) -> LaneStatistics:
         spec = self.spec
+        depth = len(self.items)
+        evicted = self._evict.value
         return LaneStatistics(
             name=spec.name,
             policy=spec.policy,
             capacity=spec.capacity,
             quantum=spec.quantum,
-            depth=len(self.items),
-            high_water=self.high_water,
-            accepted=self._accept.value,
+            depth=depth,
+            high_water=max(self.high_water, depth),
+            accepted=self.handled + depth + evicted,
             handled=self.handled,
             rejected_full=self._reject_full.value,
-            evicted=self._evict.value,
+            evicted=evicted,
             handler_errors=self.handler_errors,
             handling_time_s=self.handling_time_s,
         )
@@ -353,6 +359,9 @@ class Mailbox:
     called on the loop thread as ``handler(lane_name, item)`` for every accepted item.
     ``loop`` defaults to the running loop (so construct on the loop thread, or pass it).
     ``budget`` caps the items one drain handles before yielding to the loop.
+    ``linger_s`` is how long the drain stays armed after serving work, polling with
+    cheap ``call_soon`` passes (0 = go idle at once): fewer threadsafe wakeups at high
+    rates, for the price of that much loop time per burst of work.
     """
 
     def __init__(
@@ -364,6 +373,7 @@ class Mailbox:
         budget: int = DEFAULT_BUDGET,
         on_handler_error: Callable[[HandlerFailure], None] = _log_handler_failure,
         race_hook: RaceHook | None = None,
+        linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         if not lanes:
             raise ValueError("a mailbox needs at least one lane")
@@ -372,6 +382,8 @@ class Mailbox:
             raise ValueError(f"lane names must be unique: {names}")
         if budget < 1:
             raise ValueError(f"budget must be >= 1, not {budget}")
+        if linger_s < 0:
+            raise ValueError(f"linger_s must be >= 0, not {linger_s}")
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._handler = handler
         self._on_handler_error = on_handler_error
@@ -381,13 +393,18 @@ class Mailbox:
         # One token present = idle (not armed). See the module docstring.
         self._idle_token: list[None] = [None]
         self._wakeups = _Counter()
-        self._puts_entered = _Counter()
-        self._puts_left = _Counter()
+        self._puts_entered_counter = _Counter()
+        self._puts_left_counter = _Counter()
+        # Bound increments: one C call each on the hot path.
+        self._puts_entered = self._puts_entered_counter.increment
+        self._puts_left = self._puts_left_counter.increment
         self._closed = False
         self._close_finished = False
         self._drains = 0
         self._budget_exhausted = 0
         self._race_hook = race_hook
+        self._linger_s = linger_s
+        self._last_work = 0.0
         self.affinity = LoopAffinity("Mailbox (drain, aclose)", "Mailbox.put")
 
     # -- any thread -------------------------------------------------------------------
@@ -406,18 +423,21 @@ class Mailbox:
         # Entered/left bracket the put so aclose can wait until no put is between its
         # closed-check and its publish; otherwise a put could pass the check, close could
         # finish, and the item would be published after the final drain.
-        self._puts_entered.increment()
+        self._puts_entered()
         try:
             if self._closed:
                 raise MailboxClosed(f"mailbox is closed; {lane!r} item not accepted")
-            accepted = target.offer(item)  # 1. publish first ...
+            items = target.items
+            if len(items) >= target.capacity and not target.make_room():
+                return False  # rejected and counted; the queued items already have a drain
+            items.append(item)  # 1. publish first ...
             if self._race_hook is not None:
                 self._race_hook("published")
             if self._idle_token:  # cheap pre-check; the pop below is the real test-and-set
                 self._arm_from_producer()  # 2. ... then test-and-set
-            return accepted
+            return True
         finally:
-            self._puts_left.increment()
+            self._puts_left()
 
     def _arm_from_producer(self) -> None:
         try:
@@ -465,14 +485,25 @@ class Mailbox:
         if self._race_hook is not None:
             self._race_hook("cleared")
         self._drains += 1
+        served = 0
         try:
-            if self._serve(self._budget) == 0 and self._has_work():
-                self._budget_exhausted += 1
+            served = self._budget - self._serve(self._budget)
         finally:
             # 4. work left (budget spent, or a put landed after we read a lane): re-arm
             # with call_soon so I/O and timers run first. If a producer already took the
             # token, its drain is pending and covers the work.
             if self._has_work():
+                if served == self._budget:
+                    self._budget_exhausted += 1
+                self._rearm_from_loop()
+            elif served:
+                # Linger: stay armed (call_soon passes, no syscall) for a short while after
+                # real work, so events arriving right behind this batch ride a pass
+                # instead of a call_soon_threadsafe wakeup (a syscall on stock asyncio).
+                self._last_work = time.perf_counter()
+                if self._linger_s:
+                    self._rearm_from_loop()
+            elif time.perf_counter() - self._last_work < self._linger_s:
                 self._rearm_from_loop()
 
     def _rearm_from_loop(self) -> None:
@@ -501,6 +532,7 @@ class Mailbox:
         return budget
 
     def _serve_lane(self, lane: _Lane, limit: int, handler: Callable[[str, object], None]) -> int:
+        lane.sample_depth()
         serve_one = lane.serve_one
         name = lane.name
         served = 0
@@ -542,7 +574,7 @@ class Mailbox:
         # from now on sees _closed and raises. Read "left" before "entered": if they are
         # equal, no put was in flight at the moment "left" was read.
         spins = 0
-        while self._puts_left.value != self._puts_entered.value:
+        while self._puts_left_counter.value != self._puts_entered_counter.value:
             spins += 1
             # Yield the GIL as well as the loop: the in-flight producer needs to run.
             await asyncio.sleep(0 if spins < 16 else 0.001)

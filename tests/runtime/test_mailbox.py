@@ -37,11 +37,11 @@ class Recorder:
 
 async def settle(mailbox: Mailbox) -> None:
     """Yield to the loop until no drain is pending and every lane is empty."""
-    for _ in range(10_000):
+    for attempt in range(10_000):
         stats = mailbox.statistics()
         if stats.depth == 0 and mailbox._idle_token:
             return
-        await asyncio.sleep(0)
+        await asyncio.sleep(0 if attempt < 1_000 else 0.001)
     raise AssertionError(f"mailbox did not settle: {mailbox.statistics()}")
 
 
@@ -345,3 +345,36 @@ async def test_statistics_as_dict_has_every_counter() -> None:
     lane = document["lanes"][0]
     for key in ("depth", "high_water", "accepted", "dropped", "handled", "handling_time_s"):
         assert key in lane
+
+
+async def test_without_linger_the_drain_goes_idle_right_after_the_work() -> None:
+    mailbox = Mailbox(one_lane(), Recorder(), linger_s=0)
+    mailbox.put("only", 1)
+    await asyncio.sleep(0)  # the one drain runs
+    assert mailbox._idle_token  # idle: the next put will need a threadsafe wakeup
+    assert mailbox.statistics().drains == 1
+    await mailbox.aclose()
+
+
+async def test_linger_keeps_the_drain_armed_briefly_then_goes_idle() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(), recorder, linger_s=0.2)
+    mailbox.put("only", 1)
+    await asyncio.sleep(0)
+    assert not mailbox._idle_token  # still armed: polling with call_soon passes
+    mailbox.put("only", 2)  # rides the armed drain: no second wakeup
+    await settle(mailbox)
+    stats = mailbox.statistics()
+    assert recorder.items() == [1, 2]
+    assert stats.wakeups == 1
+    assert stats.drains > 2
+    await mailbox.aclose()
+
+
+def test_negative_linger_is_rejected() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="linger"):
+            Mailbox(one_lane(), Recorder(), loop=loop, linger_s=-1)
+    finally:
+        loop.close()
