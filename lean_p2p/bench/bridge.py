@@ -1,0 +1,383 @@
+"""``lean-p2p bench bridge``: hand-off from producer threads into the loop, side by side.
+
+Runs on the benchmark's main thread, which becomes the loop thread of each case (a
+fresh asyncio or uvloop loop per case); producers are Python threads.
+
+Variants, each carrying the same events (a ``perf_counter_ns`` stamp taken just before
+the hand-off) into the same handler (record latency, count):
+
+- ``mailbox``  — :class:`lean_p2p.runtime.Mailbox`: lock-free lanes, coalesced wakeup;
+- ``call_soon`` — one ``loop.call_soon_threadsafe(handler, event)`` per event;
+- ``janus``    — ``janus.Queue``: ``sync_q.put`` in the producer, ``await async_q.get()``
+  in a consumer task;
+- ``mutex``    — no hand-off: producers apply the event to the state under a
+  ``threading.Lock`` while a loop task also reads the state under that lock.
+
+Per variant, loop (asyncio, uvloop) and producer count (1, 2, 8): flat-out events/s
+(median of repeats), latency p50/p99 at fixed total rates (20k/s and 100k/s), wakeups
+per event (``call_soon_threadsafe`` calls, counted), and the loop thread's worst stall:
+a 1 ms ticker task on the loop records how late it wakes (in the mutex case the ticker
+also reads the state under the lock, as the loop thread must there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lean_p2p.runtime.stress import LoopKind, loop_factory
+
+DESCRIPTION = "mailbox vs call_soon_threadsafe vs janus vs mutex: events/s, p50/p99, wakeups"
+
+VARIANTS = ("mailbox", "call_soon", "janus", "mutex")
+LOOPS = ("asyncio", "uvloop")
+RATES = (20_000, 100_000)
+_CASE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    variant: str
+    loop: str
+    producers: int
+    #: total events per second over all producers; None = flat out
+    rate: int | None
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    events: int
+    elapsed_s: float
+    latencies_ns: tuple[int, ...]
+    wakeups: int
+    stall_max_s: float
+    timed_out: bool
+
+
+class _Sink:
+    """The handler all variants feed; loop thread (mutex: producer threads, under lock)."""
+
+    def __init__(self, target: int, done: Callable[[], None]) -> None:
+        self.target = target
+        self.count = 0
+        self.latencies: list[int] = []
+        self._done = done
+        self._clock = time.perf_counter_ns
+
+    def handle(self, stamp: int) -> None:
+        self.latencies.append(self._clock() - stamp)
+        self.count += 1
+        if self.count == self.target:
+            self._done()
+
+    def handle_lane(self, _lane: str, stamp: object) -> None:
+        self.handle(stamp)  # type: ignore[arg-type]
+
+
+class _Ticker:
+    """A 1 ms periodic task on the loop; records its worst lateness (the loop's stall)."""
+
+    def __init__(self, read_state: Callable[[], object] | None = None) -> None:
+        self.worst_s = 0.0
+        self._read_state = read_state
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="bench-ticker")
+
+    async def _run(self) -> None:
+        while True:
+            expected = time.perf_counter() + 0.001
+            await asyncio.sleep(0.001)
+            if self._read_state is not None:
+                self._read_state()
+            self.worst_s = max(self.worst_s, time.perf_counter() - expected)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _produce(
+    submit: Callable[[int], object], count: int, rate: float | None, go: threading.Event
+) -> None:
+    clock = time.perf_counter_ns
+    go.wait()
+    if rate is None:
+        for _ in range(count):
+            submit(clock())
+        return
+    # Paced: at each moment send the events that are due, then nap briefly. Python's
+    # sleep granularity (~60 µs) makes this small bursts at the target mean rate.
+    started = time.perf_counter()
+    sent = 0
+    while sent < count:
+        due = min(count, int((time.perf_counter() - started) * rate) + 1)
+        while sent < due:
+            submit(clock())
+            sent += 1
+        time.sleep(0.0001)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    share, extra = divmod(total, parts)
+    return [share + (1 if index < extra else 0) for index in range(parts)]
+
+
+async def _measure(case: Case) -> Measurement:
+    loop = asyncio.get_running_loop()
+    finished = loop.create_future()
+
+    def mark_done() -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    sink = _Sink(case.events, mark_done)
+    wakeups: Callable[[], int]
+    cleanup: Callable[[], Any]
+    ticker_read: Callable[[], object] | None = None
+
+    if case.variant == "mailbox":
+        from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, OverflowPolicy
+
+        lane = LaneSpec("bench", 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
+        mailbox = Mailbox([lane], sink.handle_lane, loop=loop)
+        submit: Callable[[int], object] = functools.partial(mailbox.put, "bench")
+
+        def mailbox_wakeups() -> int:
+            return mailbox.statistics().wakeups
+
+        wakeups, cleanup = mailbox_wakeups, mailbox.aclose
+    elif case.variant == "call_soon":
+        call_soon_threadsafe: Callable[..., object] = loop.call_soon_threadsafe
+        submit = functools.partial(call_soon_threadsafe, sink.handle)
+        wakeups, cleanup = (lambda: case.events), _nothing  # one call per event, by design
+    elif case.variant == "janus":
+        queue = _new_counting_janus_queue()
+        consumer = loop.create_task(_janus_consumer(queue, sink), name="bench-janus-consumer")
+        submit = queue.sync_q.put
+
+        async def close_janus() -> None:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            queue.close()
+            await queue.wait_closed()
+
+        wakeups, cleanup = (lambda: queue.notifications), close_janus
+    elif case.variant == "mutex":
+        lock = threading.Lock()
+
+        def apply_under_lock(stamp: int) -> None:
+            with lock:
+                sink.handle(stamp)
+
+        def read_under_lock() -> object:
+            with lock:  # the loop thread reading shared state: it may block here
+                return sink.count
+
+        submit, ticker_read = apply_under_lock, read_under_lock
+        wakeups, cleanup = (lambda: 0), _nothing
+    else:
+        raise ValueError(f"unknown variant {case.variant!r}")
+
+    ticker = _Ticker(ticker_read)
+    ticker.start()
+    go = threading.Event()
+    per_producer_rate = case.rate / case.producers if case.rate else None
+    threads = [
+        threading.Thread(
+            target=_produce,
+            args=(submit, count, per_producer_rate, go),
+            name=f"bench-producer-{index}",
+            daemon=True,
+        )
+        for index, count in enumerate(_split(case.events, case.producers))
+    ]
+    for thread in threads:
+        thread.start()
+    await asyncio.sleep(0.01)  # let every producer reach go.wait()
+    started = time.perf_counter()
+    go.set()
+    timed_out = False
+    try:
+        await asyncio.wait_for(asyncio.shield(finished), _CASE_TIMEOUT_S)
+    except TimeoutError:
+        timed_out = True
+    elapsed = time.perf_counter() - started
+    await ticker.stop()
+    await asyncio.to_thread(_join_all, threads)
+    await cleanup()
+    return Measurement(
+        events=sink.count,
+        elapsed_s=elapsed,
+        latencies_ns=tuple(sink.latencies),
+        wakeups=wakeups(),
+        stall_max_s=ticker.worst_s,
+        timed_out=timed_out,
+    )
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _join_all(threads: Sequence[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
+
+
+def _janus_queue_type() -> type[Any]:
+    import janus
+
+    class CountingQueue(janus.Queue[int]):
+        """janus.Queue that counts its loop notifications (call_soon_threadsafe)."""
+
+        notifications = 0
+
+        def _notify_async(self, method: Callable[[], None]) -> None:
+            self.notifications += 1
+            super()._notify_async(method)
+
+    return CountingQueue
+
+
+def _new_counting_janus_queue() -> Any:
+    return _janus_queue_type()()
+
+
+async def _janus_consumer(queue: Any, sink: _Sink) -> None:
+    get = queue.async_q.get
+    while True:
+        sink.handle(await get())
+
+
+def run_case(case: Case) -> Measurement:
+    """Run one case on a fresh loop in the calling thread."""
+
+    with asyncio.Runner(loop_factory=loop_factory(_loop_kind(case.loop))) as runner:
+        return runner.run(_measure(case))
+
+
+def _loop_kind(name: str) -> LoopKind:
+    if name == "uvloop":
+        return "uvloop"
+    return "asyncio"
+
+
+def _row(case: Case, measurements: Sequence[Measurement]) -> dict[str, Any]:
+    from lean_p2p.bench.report import percentile
+
+    rates = [m.events / m.elapsed_s for m in measurements if m.elapsed_s > 0]
+    latencies = sorted(latency for m in measurements for latency in m.latencies_ns)
+    events = sum(m.events for m in measurements)
+    return {
+        "variant": case.variant,
+        "loop": case.loop,
+        "producers": case.producers,
+        "rate": "max" if case.rate is None else f"{case.rate // 1000}k",
+        "events_per_s": statistics.median(rates) if rates else 0.0,
+        "p50_us": percentile(latencies, 0.50) / 1e3,
+        "p99_us": percentile(latencies, 0.99) / 1e3,
+        "wakeups_per_event": sum(m.wakeups for m in measurements) / max(1, events),
+        "stall_max_us": max(m.stall_max_s for m in measurements) * 1e6,
+        "events": events,
+        "repeats": len(measurements),
+        "timed_out": any(m.timed_out for m in measurements),
+    }
+
+
+def plan(args: argparse.Namespace) -> list[tuple[Case, int]]:
+    """The cases to run and how often each repeats."""
+    producer_counts: Sequence[int]
+    if args.quick:
+        producer_counts, flat_events, rate_seconds, repeats = (1, 8), 60_000, 0.25, 1
+    else:
+        producer_counts, flat_events, rate_seconds, repeats = (1, 2, 8), 300_000, 1.0, 3
+    if args.producers:
+        producer_counts = args.producers
+    cases: list[tuple[Case, int]] = []
+    for loop in args.loops:
+        for producers in producer_counts:
+            for variant in args.variants:
+                cases.append((Case(variant, loop, producers, None, flat_events), repeats))
+                for rate in RATES:
+                    cases.append(
+                        (Case(variant, loop, producers, rate, int(rate * rate_seconds)), 1)
+                    )
+    return cases
+
+
+def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat-out mailbox throughput over each other variant's, per loop and producers."""
+    flat = {(r["variant"], r["loop"], r["producers"]): r for r in rows if r["rate"] == "max"}
+    result = []
+    for (variant, loop, producers), row in flat.items():
+        if variant != "mailbox":
+            continue
+        entry: dict[str, Any] = {"loop": loop, "producers": producers}
+        for other in ("call_soon", "janus", "mutex"):
+            baseline = flat.get((other, loop, producers))
+            if baseline and baseline["events_per_s"]:
+                entry[f"x_{other}"] = row["events_per_s"] / baseline["events_per_s"]
+        asyncio_call_soon = flat.get(("call_soon", "asyncio", producers))
+        if asyncio_call_soon and asyncio_call_soon["events_per_s"]:
+            entry["x_call_soon_asyncio"] = row["events_per_s"] / asyncio_call_soon["events_per_s"]
+        result.append(entry)
+    return result
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a run of under a minute")
+    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT"
+    )
+    parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS), metavar="LOOP")
+    parser.add_argument("--producers", nargs="+", type=int, metavar="N")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lean_p2p.bench.report import print_table, write_json
+
+    rows = []
+    for case, repeats in plan(args):
+        measurements = [run_case(case) for _ in range(repeats)]
+        row = _row(case, measurements)
+        rows.append(row)
+        print(
+            f"{case.variant:>9} {case.loop:>7} producers={case.producers} rate={row['rate']:>4}: "
+            f"{row['events_per_s']:>10,.0f} events/s  p50 {row['p50_us']:,.1f} us  "
+            f"p99 {row['p99_us']:,.1f} us  wakeups/event {row['wakeups_per_event']:.4f}",
+            flush=True,
+        )
+    print_table(rows, _COLUMNS, title="bench bridge (all rows)")
+    ratio_rows = ratios(rows)
+    if ratio_rows:
+        columns = ["loop", "producers", "x_call_soon", "x_call_soon_asyncio", "x_janus", "x_mutex"]
+        print_table(ratio_rows, columns, title="flat out: mailbox events/s over each variant")
+    if args.json:
+        write_json(args.json, rows)
+    return 1 if any(row["timed_out"] for row in rows) else 0
+
+
+_COLUMNS = [
+    "variant",
+    "loop",
+    "producers",
+    "rate",
+    "events_per_s",
+    "p50_us",
+    "p99_us",
+    "wakeups_per_event",
+    "stall_max_us",
+    "events",
+]

@@ -1,0 +1,68 @@
+"""``lean-p2p bench bridge``: every variant runs, rows carry the contract keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from lean_p2p.bench.bridge import VARIANTS, Case, plan, ratios, run_case
+from lean_p2p.cli import main
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_each_variant_delivers_every_event(variant: str, loop: str) -> None:
+    measurement = run_case(Case(variant, loop, producers=2, rate=None, events=5_000))
+    assert not measurement.timed_out
+    assert measurement.events == 5_000
+    assert len(measurement.latencies_ns) == 5_000
+    assert all(latency >= 0 for latency in measurement.latencies_ns)
+
+
+def test_call_soon_counts_one_wakeup_per_event_and_the_mailbox_fewer() -> None:
+    call_soon = run_case(Case("call_soon", "asyncio", 1, None, 2_000))
+    mailbox = run_case(Case("mailbox", "asyncio", 1, None, 2_000))
+    assert call_soon.wakeups == 2_000
+    assert 1 <= mailbox.wakeups < 2_000
+
+
+def test_a_paced_case_sends_every_event() -> None:
+    measurement = run_case(Case("mailbox", "asyncio", 2, rate=20_000, events=2_000))
+    assert measurement.events == 2_000
+
+
+def test_quick_plan_covers_eight_producers_on_asyncio() -> None:
+    args = argparse.Namespace(quick=True, producers=None, loops=["asyncio"], variants=["mailbox"])
+    cases = [case for case, _ in plan(args)]
+    assert any(case.producers == 8 and case.loop == "asyncio" for case in cases)
+    assert {case.rate for case in cases} == {None, 20_000, 100_000}
+
+
+def test_ratios_compare_flat_out_rows_of_the_same_loop_and_producers() -> None:
+    rows = [
+        {
+            "variant": "mailbox",
+            "loop": "asyncio",
+            "producers": 8,
+            "rate": "max",
+            "events_per_s": 10.0,
+        },
+        {"variant": "janus", "loop": "asyncio", "producers": 8, "rate": "max", "events_per_s": 2.0},
+        {"variant": "janus", "loop": "asyncio", "producers": 8, "rate": "20k", "events_per_s": 1.0},
+    ]
+    assert ratios(rows) == [{"loop": "asyncio", "producers": 8, "x_janus": 5.0}]
+
+
+def test_the_command_writes_rows_with_the_contract_keys(tmp_path: Path) -> None:
+    output = tmp_path / "bridge.json"
+    arguments = ["bench", "bridge", "--quick", "--loops", "asyncio", "--producers", "2"]
+    assert main([*arguments, "--json", str(output)]) == 0
+    rows = json.loads(output.read_text())
+    assert {row["variant"] for row in rows} == set(VARIANTS)
+    for row in rows:
+        for key in ("variant", "loop", "producers", "events_per_s", "p50_us", "p99_us"):
+            assert key in row
+        assert "wakeups_per_event" in row
