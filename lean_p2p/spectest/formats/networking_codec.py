@@ -22,6 +22,7 @@ import cramjam
 from lean_p2p.spectest.formats import _gossipsub_rpc as gossipsub_rpc
 from lean_p2p.spectest.formats._json import from_hex
 from lean_p2p.spectest.runner import VectorFailure, VectorSkipped
+from lean_p2p.wire.enr import EnrRecord
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.gossip import Topic, TopicKind, compute_message_id
 from lean_p2p.wire.peer_id import KeyType, encode_public_key, peer_id
@@ -192,6 +193,40 @@ def _peer_id(codec: Codec, output: Codec) -> None:
     _expect(text == output["peerId"], f"peer id {text} != {output['peerId']}")
 
 
+def _enr(codec: Codec, output: Codec) -> None:
+    record = EnrRecord.from_text(codec["enrString"])
+    raw = from_hex(output["rlp"])
+    _expect(record.encode() == raw, "re-encoded RLP differs")
+    _expect(EnrRecord.decode(raw) == record, "decoding the RLP gives another record")
+    eth2 = record.eth2
+    node_id = record.node_id()
+    found: dict[str, Any] = {
+        "seq": record.seq,
+        "identityScheme": record.identity_scheme,
+        "nodeId": None if node_id is None else "0x" + node_id.hex(),
+        "publicKey": None if record.public_key is None else "0x" + record.public_key.hex(),
+        "ip4": record.ip4,
+        "udpPort": record.udp_port,
+        "quicPort": record.quic_port,
+        "multiaddr": record.multiaddr,
+        "eth2Data": None
+        if eth2 is None
+        else {
+            "forkDigest": "0x" + eth2.fork_digest.hex(),
+            "nextForkVersion": "0x" + eth2.next_fork_version.hex(),
+            "nextForkEpoch": eth2.next_fork_epoch,
+        },
+        "attestationSubnets": record.attestation_subnets,
+        "isAggregator": record.is_aggregator,
+        "signatureValid": record.signature_valid(),
+        "isValid": record.is_valid(),
+    }
+    for key, value in found.items():
+        _expect(output.get(key) == value, f"{key}: {value!r} != {output.get(key)!r}")
+    unchecked = set(output) - set(found) - {"rlp"}
+    _expect(not unchecked, f"unchecked outputs {sorted(unchecked)}")
+
+
 _DECODERS: Final[dict[str, Callable[[bytes], object]]] = {
     "varint": decode_varint,
     "snappy_frame": decompress_frames,
@@ -199,6 +234,7 @@ _DECODERS: Final[dict[str, Callable[[bytes], object]]] = {
     "reqresp_request": decode_request,
     "reqresp_response": decode_response,
     "gossipsub_rpc": gossipsub_rpc.decode_rpc,
+    "enr": EnrRecord.decode,
 }
 
 
@@ -226,6 +262,7 @@ KINDS: Final[dict[str, Callable[[Codec, Codec], None]]] = {
     "gossip_topic": _gossip_topic,
     "gossipsub_rpc": _gossipsub_rpc,
     "peer_id": _peer_id,
+    "enr": _enr,
 }
 
 

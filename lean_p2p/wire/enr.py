@@ -1,0 +1,282 @@
+"""Ethereum Node Records (EIP-778): strict RLP, structure, lean keys. Any thread.
+
+:meth:`EnrRecord.decode` checks only the structure (canonical RLP, at most 300 bytes,
+a 64-byte signature, keys unique and sorted); the ``v4`` signature is checked apart by
+:meth:`EnrRecord.signature_valid`, so a caller can tell a malformed record from a
+forged one. The accessors read the keys a lean node advertises: ``ip``, ``udp``,
+``quic``, ``secp256k1``, ``eth2``, ``attnets`` and ``is_aggregator``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Final
+
+from lean_p2p.wire.errors import WireError
+
+__all__ = [
+    "MAX_ENR_BYTES",
+    "EnrError",
+    "EnrRecord",
+    "Eth2Data",
+    "RlpItem",
+    "rlp_decode",
+    "rlp_encode",
+]
+
+MAX_ENR_BYTES: Final = 300
+_SIGNATURE_BYTES: Final = 64
+_ATTNETS_BYTES: Final = 8
+_ETH2_BYTES: Final = 16
+
+RlpItem = bytes | list["RlpItem"]
+
+
+class EnrError(WireError):
+    """A record that is not canonical RLP or not a well-formed ENR."""
+
+
+# -- RLP -------------------------------------------------------------------------------
+
+
+def _length_prefix(length: int, short_base: int) -> bytes:
+    if length < 56:
+        return bytes((short_base + length,))
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((short_base + 55 + len(encoded),)) + encoded
+
+
+def rlp_encode(item: RlpItem) -> bytes:
+    if isinstance(item, bytes):
+        if len(item) == 1 and item[0] < 0x80:
+            return item
+        return _length_prefix(len(item), 0x80) + item
+    payload = b"".join(rlp_encode(element) for element in item)
+    return _length_prefix(len(payload), 0xC0) + payload
+
+
+def _long_length(data: bytes, position: int, size: int) -> int:
+    raw = data[position : position + size]
+    if len(raw) < size:
+        raise EnrError("RLP length runs past the input")
+    if raw[0] == 0:
+        raise EnrError("RLP length has a leading zero")
+    length = int.from_bytes(raw, "big")
+    if length < 56:
+        raise EnrError("RLP long form used for a short item")
+    return length
+
+
+def _decode_item(data: bytes, position: int) -> tuple[RlpItem, int]:
+    if position >= len(data):
+        raise EnrError("RLP input ends early")
+    prefix = data[position]
+    if prefix < 0x80:
+        return data[position : position + 1], position + 1
+    if prefix < 0xC0:
+        if prefix <= 0xB7:
+            length, start = prefix - 0x80, position + 1
+            if length == 1 and start < len(data) and data[start] < 0x80:
+                raise EnrError("RLP single byte below 0x80 must not carry a prefix")
+        else:
+            size = prefix - 0xB7
+            length, start = _long_length(data, position + 1, size), position + 1 + size
+        end = start + length
+        if end > len(data):
+            raise EnrError("RLP string runs past the input")
+        return data[start:end], end
+    if prefix <= 0xF7:
+        length, start = prefix - 0xC0, position + 1
+    else:
+        size = prefix - 0xF7
+        length, start = _long_length(data, position + 1, size), position + 1 + size
+    end = start + length
+    if end > len(data):
+        raise EnrError("RLP list runs past the input")
+    items: list[RlpItem] = []
+    cursor = start
+    while cursor < end:
+        item, cursor = _decode_item(data, cursor)
+        items.append(item)
+    if cursor != end:
+        raise EnrError("RLP list items overrun the list")
+    return items, end
+
+
+def rlp_decode(data: bytes) -> RlpItem:
+    """One canonical RLP item spanning all of ``data``."""
+    item, end = _decode_item(data, 0)
+    if end != len(data):
+        raise EnrError(f"{len(data) - end} bytes after the RLP item")
+    return item
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Eth2Data:
+    fork_digest: bytes
+    next_fork_version: bytes
+    next_fork_epoch: int
+
+
+def _integer(raw: RlpItem, name: str, max_bytes: int) -> int:
+    if not isinstance(raw, bytes) or len(raw) > max_bytes:
+        raise EnrError(f"{name} is not an integer of at most {max_bytes} bytes")
+    return int.from_bytes(raw, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrRecord:
+    """A structurally valid record: signature, sequence number, sorted key/value pairs."""
+
+    signature: bytes
+    seq: int
+    pairs: tuple[tuple[bytes, RlpItem], ...]
+
+    @classmethod
+    def decode(cls, raw: bytes) -> EnrRecord:
+        if len(raw) > MAX_ENR_BYTES:
+            raise EnrError(f"record is {len(raw)} bytes, over the {MAX_ENR_BYTES}-byte cap")
+        item = rlp_decode(raw)
+        if not isinstance(item, list) or len(item) < 2 or len(item) % 2:
+            raise EnrError("a record is an RLP list [signature, seq, key, value, ...]")
+        signature, seq, *rest = item
+        if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_BYTES:
+            raise EnrError("the signature must be 64 bytes")
+        pairs: list[tuple[bytes, RlpItem]] = []
+        for index in range(0, len(rest), 2):
+            key = rest[index]
+            if not isinstance(key, bytes):
+                raise EnrError("a key must be a byte string")
+            if pairs and key <= pairs[-1][0]:
+                raise EnrError("keys must be unique and in lexicographic order")
+            pairs.append((key, rest[index + 1]))
+        return cls(signature, _integer(seq, "seq", 8), tuple(pairs))
+
+    @classmethod
+    def from_text(cls, text: str) -> EnrRecord:
+        body = text.strip()
+        if not body.startswith("enr:"):
+            raise EnrError("an ENR text starts with 'enr:'")
+        body = body[4:]
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError) as error:
+            raise EnrError(f"not URL-safe base64: {error}") from None
+        return cls.decode(raw)
+
+    def content(self) -> list[RlpItem]:
+        items: list[RlpItem] = [self.seq.to_bytes((self.seq.bit_length() + 7) // 8, "big")]
+        for key, value in self.pairs:
+            items += [key, value]
+        return items
+
+    def encode(self) -> bytes:
+        return rlp_encode([self.signature, *self.content()])
+
+    def get(self, key: str) -> bytes | None:
+        wanted = key.encode()
+        for name, value in self.pairs:
+            if name == wanted:
+                return value if isinstance(value, bytes) else None
+        return None
+
+    @property
+    def identity_scheme(self) -> str | None:
+        raw = self.get("id")
+        return raw.decode("ascii", errors="replace") if raw is not None else None
+
+    @property
+    def public_key(self) -> bytes | None:
+        """The compressed secp256k1 key (33 bytes), when present and well-sized."""
+        raw = self.get("secp256k1")
+        return raw if raw is not None and len(raw) == 33 else None
+
+    def is_valid(self) -> bool:
+        """Structurally usable: identity scheme ``v4`` with a 33-byte public key."""
+        return self.identity_scheme == "v4" and self.public_key is not None
+
+    @property
+    def ip4(self) -> str | None:
+        raw = self.get("ip")
+        return ".".join(str(byte) for byte in raw) if raw is not None and len(raw) == 4 else None
+
+    def _port(self, key: str) -> int | None:
+        raw = self.get(key)
+        return _integer(raw, key, 2) if raw else None
+
+    @property
+    def udp_port(self) -> int | None:
+        return self._port("udp")
+
+    @property
+    def quic_port(self) -> int | None:
+        return self._port("quic")
+
+    @property
+    def multiaddr(self) -> str | None:
+        """Where to dial over QUIC: the ``quic`` port, else the ``udp`` one."""
+        port = self.quic_port or self.udp_port
+        if self.ip4 is None or not port:
+            return None
+        return f"/ip4/{self.ip4}/udp/{port}/quic-v1"
+
+    @property
+    def eth2(self) -> Eth2Data | None:
+        raw = self.get("eth2")
+        if raw is None or len(raw) < _ETH2_BYTES:
+            return None
+        return Eth2Data(raw[0:4], raw[4:8], int.from_bytes(raw[8:16], "little"))
+
+    @property
+    def attestation_subnets(self) -> list[int] | None:
+        """Subnets set in ``attnets`` (an SSZ Bitvector[64]); ``None`` when absent."""
+        raw = self.get("attnets")
+        if raw is None or len(raw) != _ATTNETS_BYTES:
+            return None
+        bits = int.from_bytes(raw, "little")
+        return [subnet for subnet in range(64) if bits >> subnet & 1]
+
+    @property
+    def is_aggregator(self) -> bool:
+        raw = self.get("is_aggregator")
+        return raw == b"\x01"
+
+    def node_id(self) -> bytes | None:
+        """keccak-256 of the uncompressed public key's coordinates."""
+        import coincurve
+
+        if self.public_key is None:
+            return None
+        try:
+            point = coincurve.PublicKey(self.public_key).format(compressed=False)
+        except ValueError:
+            return None
+        return _keccak256(point[1:])
+
+    def signature_valid(self) -> bool:
+        """Whether the ``v4`` signature (secp256k1 over keccak-256 of the content) holds."""
+        import coincurve
+        from coincurve.ecdsa import cdata_to_der, deserialize_compact
+
+        if not self.is_valid() or self.public_key is None:
+            return False
+        digest = _keccak256(rlp_encode(self.content()))
+        try:
+            signature = cdata_to_der(deserialize_compact(self.signature))
+            verified: bool = coincurve.PublicKey(self.public_key).verify(
+                signature, digest, hasher=None
+            )
+        except (ValueError, TypeError):
+            return False
+        return verified
+
+
+def _keccak256(data: bytes) -> bytes:
+    from Crypto.Hash import keccak
+
+    return keccak.new(digest_bits=256, data=data).digest()
