@@ -26,6 +26,18 @@ __all__ = ["RootHistory"]
 _DEPTH = (HISTORICAL_ROOTS_LIMIT - 1).bit_length()
 
 
+def _insert(frontier: list[bytes], leaf: bytes, index: int) -> None:
+    """Deposit-contract insertion of leaf ``index``: climb while it completes subtrees."""
+    node = leaf
+    size = index + 1
+    for level in range(_DEPTH):
+        if size & 1:
+            frontier[level] = node
+            return
+        node = hash_pair(frontier[level], node)
+        size >>= 1
+
+
 class RootHistory(Sequence[bytes]):
     """An immutable list of 32-byte roots whose ``hash_tree_root`` is cheap."""
 
@@ -75,11 +87,32 @@ class RootHistory(Sequence[bytes]):
 
     def appended(self, roots: Iterable[bytes]) -> RootHistory:
         """A new history with ``roots`` appended (this one is unchanged)."""
+        new_roots = list(roots)
         items = self._items
-        if len(items) != self._length:
-            # Another history already extended our shared storage (we are a fork
-            # point): take a private copy of our prefix before appending.
-            items = items[: self._length]
+        length = self._length
+        shared_tail = items[length : length + len(new_roots)]
+        if shared_tail and shared_tail == new_roots:
+            # The same roots were already appended after our prefix (the same block
+            # processed twice, as when a proposer builds a block and then imports it):
+            # share the storage instead of copying it.
+            return RootHistory(items, length, self._frontier)._extended_view(new_roots)
+        if len(items) != length:
+            # Another history already extended our shared storage with different roots
+            # (we are a fork point): take a private copy of our prefix first.
+            items = items[:length]
+        return RootHistory(items, length, self._frontier)._append_in_place(new_roots)
+
+    def _extended_view(self, roots: list[bytes]) -> RootHistory:
+        """A longer view of storage that already holds ``roots`` after our prefix."""
+        frontier = list(self._frontier)
+        length = self._length
+        for root in roots:
+            _insert(frontier, root, length)
+            length += 1
+        return RootHistory(self._items, length, tuple(frontier))
+
+    def _append_in_place(self, roots: list[bytes]) -> RootHistory:
+        items = self._items
         frontier = list(self._frontier)
         length = self._length
         for root in roots:
@@ -88,15 +121,7 @@ class RootHistory(Sequence[bytes]):
             if length >= HISTORICAL_ROOTS_LIMIT:
                 raise ValueError(f"history exceeds its limit of {HISTORICAL_ROOTS_LIMIT}")
             items.append(root)
-            # Deposit-contract insertion: climb while the new leaf completes subtrees.
-            node = root
-            size = length + 1
-            for level in range(_DEPTH):
-                if size & 1:
-                    frontier[level] = node
-                    break
-                node = hash_pair(frontier[level], node)
-                size >>= 1
+            _insert(frontier, root, length)
             length += 1
         return RootHistory(items, length, tuple(frontier))
 

@@ -69,8 +69,13 @@ def _with_state_root(header: BlockHeader, state_root: bytes) -> BlockHeader:
     )
 
 
-def process_block_header(state: ChainState, block: Block) -> ChainState:
-    """Check the block against the state's header and record it in the history."""
+def process_block_header(
+    state: ChainState, block: Block, body_root: bytes | None = None
+) -> ChainState:
+    """Check the block against the state's header and record it in the history.
+
+    ``body_root`` may be passed when the caller already hashed the body.
+    """
     parent_header = state.latest_block_header
     parent_root = parent_header.hash_tree_root()
     if block.slot != state.slot:
@@ -109,7 +114,7 @@ def process_block_header(state: ChainState, block: Block) -> ChainState:
         proposer_index=block.proposer_index,
         parent_root=block.parent_root,
         state_root=ZERO_ROOT,
-        body_root=block.body.hash_tree_root(),
+        body_root=block.body.hash_tree_root() if body_root is None else body_root,
     )
     return state.evolve(
         latest_justified=justified,
@@ -251,13 +256,14 @@ def process_attestations(
     )
 
 
-def process_block(state: ChainState, block: Block) -> ChainState:
-    return process_attestations(process_block_header(state, block), block.body.attestations)
+def process_block(state: ChainState, block: Block, body_root: bytes | None = None) -> ChainState:
+    with_header = process_block_header(state, block, body_root)
+    return process_attestations(with_header, block.body.attestations)
 
 
-def state_transition(state: ChainState, block: Block) -> ChainState:
+def state_transition(state: ChainState, block: Block, body_root: bytes | None = None) -> ChainState:
     """Apply ``block`` to ``state`` and check the block's state root."""
-    post = process_block(process_slots(state, block.slot), block)
+    post = process_block(process_slots(state, block.slot), block, body_root)
     if block.state_root != post.hash_tree_root():
         raise ConsensusRejection(
             RejectionReason.STATE_ROOT_MISMATCH, "block state root differs from the post-state"

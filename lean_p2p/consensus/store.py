@@ -20,6 +20,7 @@ immutable. Internal pools are mutable and private.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from lean_p2p.containers import (
     AttestationData,
     Bitlist,
     Block,
+    BlockHeader,
     Checkpoint,
     SignedAggregatedAttestation,
     SignedAttestation,
@@ -61,12 +63,8 @@ def participant_mask(bits: Bitlist) -> int:
 
 
 def _indices(mask: int) -> list[int]:
-    indices = []
-    while mask:
-        low = mask & -mask
-        indices.append(low.bit_length() - 1)
-        mask ^= low
-    return indices
+    # The binary string, least significant bit first: one C-level pass, no bigint ops.
+    return [index for index, bit in enumerate(bin(mask)[:1:-1]) if bit == "1"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,24 +202,38 @@ class ForkChoiceStore:
     # -- blocks ------------------------------------------------------------------------
 
     @loop_only
-    def on_block(self, signed_block: SignedBlock) -> bytes:
+    def on_block(self, signed_block: SignedBlock, *, recompute_head: bool = True) -> bytes:
         """Import a block whose parent state is known; returns its root.
 
         Re-importing a known block is a no-op. Raises :class:`ConsensusRejection`.
+        ``recompute_head=False`` defers the head to the caller's next
+        :meth:`update_head` (for importing a batch of synced blocks at once); the vote
+        pools are then pruned at the next import that advances finality, as the spec
+        prunes only on import.
         """
         block = signed_block.block
-        block_root = block.hash_tree_root()
+        # The block root is its header's root: hash the body once and reuse it.
+        body_root = block.body.hash_tree_root()
+        block_root = BlockHeader(
+            slot=block.slot,
+            proposer_index=block.proposer_index,
+            parent_root=block.parent_root,
+            state_root=block.state_root,
+            body_root=body_root,
+        ).hash_tree_root()
         if block_root in self.blocks:
             self._duplicate_blocks += 1
             return block_root
         try:
-            self._import_block(signed_block, block_root)
+            self._import_block(signed_block, block_root, body_root, recompute_head)
         except ConsensusRejection:
             self._rejections += 1
             raise
         return block_root
 
-    def _import_block(self, signed_block: SignedBlock, block_root: bytes) -> None:
+    def _import_block(
+        self, signed_block: SignedBlock, block_root: bytes, body_root: bytes, recompute_head: bool
+    ) -> None:
         block = signed_block.block
         previous_finalized_slot = self.latest_finalized.slot
         parent_state = self.states.get(block.parent_root)
@@ -236,8 +248,8 @@ class ForkChoiceStore:
                 RejectionReason.DUPLICATE_ATTESTATION_DATA,
                 "the block repeats an attestation data entry",
             )
-        self._verify_block_signatures(signed_block, parent_state)
-        post_state = state_transition(parent_state, block)
+        self._verify_block_signatures(signed_block, block_root, parent_state)
+        post_state = state_transition(parent_state, block, body_root)
         if post_state.latest_justified.slot > self.latest_justified.slot:
             self.latest_justified = post_state.latest_justified
         # The block's own votes enter the counted pool with no proof yet (they add no
@@ -252,11 +264,15 @@ class ForkChoiceStore:
         self.states[block_root] = post_state
         self._children.setdefault(block.parent_root, []).append(block_root)
         self._blocks_imported += 1
+        if not recompute_head:
+            return
         self.update_head()
         if self.latest_finalized.slot > previous_finalized_slot:
             self.prune_stale_attestation_data()
 
-    def _verify_block_signatures(self, signed_block: SignedBlock, state: ChainState) -> None:
+    def _verify_block_signatures(
+        self, signed_block: SignedBlock, block_root: bytes, state: ChainState
+    ) -> None:
         block = signed_block.block
         validators = state.validators
         count = len(validators)
@@ -283,7 +299,7 @@ class ForkChoiceStore:
                 f"proposer {block.proposer_index} is outside a registry of {count}",
             )
         keys_per_message.append([validators[block.proposer_index].proposal_public_key])
-        messages.append((block.hash_tree_root(), block.slot))
+        messages.append((block_root, block.slot))
         if not self.verifier.verify_block_proof(
             keys_per_message, messages, signed_block.proof.proof
         ):
@@ -474,17 +490,32 @@ class ForkChoiceStore:
         self, votes: Iterable[tuple[AttestationData, int]], start_slot: int
     ) -> dict[bytes, int]:
         """Votes crediting each block strictly above ``start_slot`` (head and ancestors)."""
-        per_head: dict[bytes, int] = {}
+        blocks = self.blocks
+        pending: dict[bytes, int] = {}
         for data, voters in votes:
             root = data.head.root
-            per_head[root] = per_head.get(root, 0) + voters.bit_count()
+            block = blocks.get(root)
+            if block is not None and block.slot > start_slot:
+                pending[root] = pending.get(root, 0) + voters.bit_count()
+        # Push counts up the tree, highest slot first: a parent's slot is below all its
+        # children's, so it is popped after every descendant has handed its count up and
+        # each block is visited once, however many votes pass through it.
+        heap = [(-blocks[root].slot, root) for root in pending]
+        heapq.heapify(heap)
         weights: dict[bytes, int] = {}
-        blocks = self.blocks
-        for head_root, count in per_head.items():
-            root = head_root
-            while (block := blocks.get(root)) is not None and block.slot > start_slot:
-                weights[root] = weights.get(root, 0) + count
-                root = block.parent_root
+        while heap:
+            _, root = heapq.heappop(heap)
+            count = pending.pop(root)
+            weights[root] = count
+            parent_root = blocks[root].parent_root
+            parent = blocks.get(parent_root)
+            if parent is None or parent.slot <= start_slot:
+                continue
+            if parent_root in pending:
+                pending[parent_root] += count
+            else:
+                pending[parent_root] = count
+                heapq.heappush(heap, (-parent.slot, parent_root))
         return weights
 
     def block_weights(self) -> dict[bytes, int]:

@@ -47,3 +47,15 @@ def test_forks_sharing_a_prefix_stay_independent() -> None:
 def test_rejects_bad_roots() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         RootHistory.empty().appended([b"short"])
+
+
+def test_appending_the_same_roots_twice_shares_storage() -> None:
+    base = RootHistory.of(_roots(10))
+    first = base.appended(_roots(2, b"block"))
+    again = base.appended(_roots(2, b"block"))  # same block processed twice
+    assert again._items is first._items
+    assert again.hash_tree_root() == first.hash_tree_root()
+    fork = base.appended(_roots(2, b"other"))
+    assert fork._items is not first._items
+    assert first.hash_tree_root() == _full_root(_roots(10) + _roots(2, b"block"))
+    assert fork.hash_tree_root() == _full_root(_roots(10) + _roots(2, b"other"))
