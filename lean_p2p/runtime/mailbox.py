@@ -7,7 +7,7 @@ the handler, :meth:`Mailbox.aclose` — runs on the loop thread.
 Algorithm (the ``xev.Async`` analogue)::
 
     put(lane, item)                  # any thread
-        lane.offer(item)             # 1. publish first (apply the overflow policy)
+        lane.append(item)            # 1. publish first (after the overflow policy)
         if idle_token.pop():         # 2. then test-and-set "armed"
             loop.call_soon_threadsafe(drain)
 
@@ -16,6 +16,7 @@ Algorithm (the ``xev.Async`` analogue)::
         serve lanes in priority order, a quantum per lane per round, up to a budget
         if work remains and idle_token.pop():
             loop.call_soon(drain)    # 4. re-arm ourselves; I/O and timers run between
+        (also re-armed for ``linger_s`` after serving work: cheap passes, no syscall)
 
 "Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
 ``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
