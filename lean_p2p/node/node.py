@@ -188,6 +188,7 @@ class Node:
         live: bool = True,
         fail_fast: bool = True,
         serve_api: bool = True,
+        on_handled: Callable[[str, object, float, float], None] | None = None,
     ) -> None:
         self.config = config
         self.affinity = LoopAffinity(f"Node {config.name}", "Node.emit_threadsafe")
@@ -198,6 +199,9 @@ class Node:
         self._live = live
         self._fail_fast = fail_fast
         self._serve_api = serve_api
+        # (lane, item, started, finished) in perf_counter seconds, after every handled
+        # item: the profiler's hook for hand-off and handling latency.
+        self._on_handled = on_handled
         self.chain = ChainService(
             config.genesis,
             validator_indices=config.validator_indices,
@@ -327,7 +331,10 @@ class Node:
         if self._recorder is not None:
             self._recorder.record(now, lane, item)
         self._process(item, now)
-        self._handler_seconds[lane].observe(time.perf_counter() - started)
+        finished = time.perf_counter()
+        self._handler_seconds[lane].observe(finished - started)
+        if self._on_handled is not None:
+            self._on_handled(lane, item, started, finished)
 
     def replay_item(self, lane: str, item: object, now: float) -> None:
         """Handle one recorded item at its recorded time (replay; loop thread)."""
