@@ -53,6 +53,7 @@ from lean_p2p.containers.scheme import (
     using_signature_scheme,
 )
 from lean_p2p.containers.ssz import SSZError
+from lean_p2p.containers.xmss import signature_from_parts
 
 __all__ = [
     "AGGREGATION_BITS_LIMIT",
@@ -93,5 +94,6 @@ __all__ = [
     "mix_in_length",
     "pack_bytes",
     "select_signature_scheme",
+    "signature_from_parts",
     "using_signature_scheme",
 ]
