@@ -51,14 +51,19 @@ def _hash_up(layer: list[bytes], level: int, depth: int) -> bytes:
     # Hash only the populated part of each level; a missing right sibling is the
     # zero-subtree root of that level, so the padding never costs a hash of its own.
     sha256 = _sha256
-    while level < depth:
+    while level < depth and len(layer) > 1:
         if len(layer) % 2:
             layer.append(ZERO_HASHES[level])
         # One iterator zipped with itself yields consecutive (left, right) pairs.
         pairs = iter(layer)
         layer = [sha256(left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
         level += 1
-    return layer[0]
+    # A single node left: climb the remaining levels beside zero subtrees, without
+    # building a list per level (list limits run 10 to 17 levels above the data).
+    node = layer[0]
+    for zero in ZERO_HASHES[level:depth]:
+        node = sha256(node + zero).digest()
+    return node
 
 
 def merkleize_chunks(chunks: Sequence[bytes], limit: int | None = None) -> bytes:
