@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "BOOTNODE_REDIAL_INTERVAL",
+    "BY_ROOT_REQUESTS_PER_PEER",
     "FETCH_BACKOFF_BASE",
     "FETCH_BACKOFF_CAP",
     "FETCH_BACKOFF_FACTOR",
@@ -25,7 +26,9 @@ __all__ = [
     "MAX_PENDING_ROOTS",
     "MAX_REQUESTS_IN_FLIGHT",
     "MAX_ROOTS_PER_REQUEST",
+    "RANGE_GAP_TOLERANCE",
     "REQUEST_DEADLINE",
+    "STATUS_REFRESH_INTERVAL",
     "retry_delay",
 ]
 
@@ -47,10 +50,27 @@ REQUEST_DEADLINE = 20.0
 #: fixed interval (not exponential: bootnodes are few and we always want them back).
 BOOTNODE_REDIAL_INTERVAL = 5.0
 
+#: A peer's Status is asked for again this long after the last successful exchange
+#: (8 slots): heads move, and a lost exchange must not hide a peer that is ahead. A
+#: failed exchange is retried after ``retry_delay``; ``FETCH_MAX_ATTEMPTS`` failures in a
+#: row drop the peer.
+STATUS_REFRESH_INTERVAL = 32.0
+
 #: Protocol limit: roots in one BlocksByRoot request (List[Bytes32, 1024]).
 MAX_ROOTS_PER_REQUEST = 1024
 #: Protocol limit: blocks in one BlocksByRange request and in any response we serve.
 MAX_BLOCKS_PER_REQUEST = 1024
+
+#: BlocksByRoot requests in flight to one peer. Roots wanted meanwhile wait and go
+#: together once it settles, so a burst of missing parents costs one round trip more,
+#: not one request per root.
+BY_ROOT_REQUESTS_PER_PEER = 1
+
+#: A BlocksByRange chunk that does not extend the blocks accepted so far is still
+#: accepted if it is at most this many slots ahead (a lost chunk: the chain fetches the
+#: missing parent by root); further ahead, it is rejected so a wrong block can never
+#: make range sync skip slots.
+RANGE_GAP_TOLERANCE = 8
 
 #: Bound of the root-fetch table; more roots are refused and counted.
 MAX_PENDING_ROOTS = 16 * MAX_ROOTS_PER_REQUEST

@@ -106,6 +106,11 @@ class _Redial:
 
 
 @dataclass(frozen=True, slots=True)
+class _StatusRefresh:
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class _RangeRetry:
     pass
 
@@ -176,15 +181,15 @@ class P2PCore:
         self._requests: dict[int, OutboundRequest] = {}
         self._deadlines = Deadlines()
         self._range: RangeSync | None = None
-        # Highest slot a finished range sync covered: a new range sync starts above it
-        # even while the chain is still importing the previous one's blocks.
-        self._synced_through = -1
         self._next_request_id = 1
         self._commands: list[Command] = []
         self._to_chain: list[ToChain] = []
         self._counters: Counter[str] = Counter()
         self._started = False
         self._stopped_reason: str | None = None
+        # Set whenever roots may have become sendable (new or retried roots, a settled
+        # request, a peer change); cleared by the dispatch pass that looks at them.
+        self._roots_dirty = False
 
     # --- outboxes and introspection -------------------------------------------------
 
@@ -340,6 +345,7 @@ class P2PCore:
             self._disconnect(peer_id, "peer table full")
             return
         self._peers.add(peer_id, event.direction, event.address)
+        self._roots_dirty = True
         self._counters["peers_connected"] += 1
         _log(
             logging.INFO,
@@ -351,11 +357,39 @@ class P2PCore:
         for address, bootnode_id in self._bootnodes.items():
             if bootnode_id == peer_id:
                 self._deadlines.cancel(_Redial(address))
+        self._send_status(peer_id, now)
+
+    def _send_status(self, peer_id: str, now: float) -> None:
         request_id = self._send_request(peer_id, RequestKind.STATUS, self._our_status(), now)
         _log(logging.DEBUG, "status sent", peer_id=peer_id, request_id=request_id)
 
+    def _status_settled(self, peer_id: str, now: float, *, ok: bool) -> None:
+        """Our Status request to ``peer_id`` ended: schedule the next one.
+
+        Refreshed periodically (peers' heads move; a lost exchange must not leave us
+        unaware of a peer that is ahead); a peer that keeps failing the handshake is
+        dropped.
+        """
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return
+        if ok:
+            peer.status_failures = 0
+            self._deadlines.set(_StatusRefresh(peer_id), now + backoff.STATUS_REFRESH_INTERVAL)
+            return
+        peer.failures += 1
+        peer.status_failures += 1
+        if peer.status_failures >= backoff.FETCH_MAX_ATTEMPTS:
+            self._counters["peers_dropped_no_status"] += 1
+            self._drop_peer(peer_id, "status handshake failed repeatedly", now)
+            return
+        self._deadlines.set(
+            _StatusRefresh(peer_id), now + backoff.retry_delay(peer.status_failures)
+        )
+
     def _on_peer_disconnected(self, event: PeerDisconnected, now: float) -> None:
         peer = self._peers.remove(event.peer_id)
+        self._deadlines.cancel(_StatusRefresh(event.peer_id))
         if peer is None:
             self._counters["unknown_peer_disconnected"] += 1
         else:
@@ -398,6 +432,7 @@ class P2PCore:
             self._drop_peer(peer_id, conflict, now)
             return
         peer.status = status
+        self._roots_dirty = True
         _log(
             logging.DEBUG,
             "peer status",
@@ -411,6 +446,7 @@ class P2PCore:
     def _drop_peer(self, peer_id: str, reason: str, now: float) -> None:
         """Disconnect a peer ourselves; forget it now (the driver's event may follow)."""
         self._peers.remove(peer_id)
+        self._deadlines.cancel(_StatusRefresh(peer_id))
         self._disconnect(peer_id, reason)
         for request in [r for r in self._requests.values() if r.peer_id == peer_id]:
             self._settle_failed(request, now, f"peer dropped: {reason}")
@@ -449,19 +485,31 @@ class P2PCore:
         return request_id
 
     def _dispatch(self, now: float) -> None:
-        """Send whatever is ready and allowed: the next range batch, ready roots."""
+        """Send whatever is ready and allowed: the next range batch, ready roots.
+
+        Roots go out only when something that can change the outcome happened
+        (``_roots_dirty``), not after every response chunk.
+        """
         if self._stopped_reason is not None or len(self._peers) == 0:
             return
         self._dispatch_range(now)
-        if self._fetcher.ready_count == 0 or len(self._requests) >= self._max_requests:
+        if not self._roots_dirty or self._fetcher.ready_count == 0:
             return
+        self._roots_dirty = False
         from lean_p2p.containers import BlocksByRootRequest
 
+        busy = Counter(r.peer_id for r in self._requests.values() if r.kind is RequestKind.BY_ROOT)
         ranked = [peer.peer_id for peer in self._peers.ranked()]
         for peer_id, roots in self._fetcher.group_by_peer(ranked):
             if len(self._requests) >= self._max_requests:
                 self._counters["dispatch_deferred_request_limit"] += 1
                 return
+            if busy[peer_id] >= backoff.BY_ROOT_REQUESTS_PER_PEER:
+                # Roots wanted while a request to this peer is out wait for it to
+                # settle and then go together: a burst of missing parents becomes one
+                # request, not one each.
+                continue
+            busy[peer_id] += 1
             request_id = self._send_request(
                 peer_id,
                 RequestKind.BY_ROOT,
@@ -492,6 +540,7 @@ class P2PCore:
                 refused.append(root)
             elif added:
                 self._counters["fetch_roots_added"] += 1
+                self._roots_dirty = True
             else:
                 self._counters["fetch_deduplicated"] += 1
         if refused:
@@ -574,10 +623,10 @@ class P2PCore:
         if request.kind is RequestKind.BY_ROOT:
             accepted = root in request.roots
         else:
-            slot = payload.block.slot
-            accepted = request.start_slot <= slot < request.start_slot + request.count
+            accepted = self._extends_range(request, payload)
             if accepted:
-                request.highest_slot = max(request.highest_slot, slot)
+                request.highest_slot = payload.block.slot
+                request.last_root = root
         if not accepted:
             # Not what we asked for: never imported (it could be anything).
             request.rejected += 1
@@ -592,10 +641,38 @@ class P2PCore:
             )
             return
         request.received.add(root)
-        source = (
-            BlockSource.BY_ROOT if request.kind is RequestKind.BY_ROOT else BlockSource.BY_RANGE
-        )
+        by_root = request.kind is RequestKind.BY_ROOT
+        source = BlockSource.BY_ROOT if by_root else BlockSource.BY_RANGE
         self._on_block(payload, event.peer_id, source, root)
+
+    def _extends_range(self, request: OutboundRequest, block: SignedBlock) -> bool:
+        """Whether to accept a BlocksByRange chunk.
+
+        It must lie in the requested slots, after the last accepted slot, and either be
+        the child of the last accepted block (of this batch or the previous one; for a
+        sync's first block, of a block the chain has), or leave a short gap of at most
+        ``RANGE_GAP_TOLERANCE`` slots: a lost chunk, whose block the chain then asks for
+        by root (one batched request for all such gaps). A block further ahead is
+        rejected: accepting it would make the sync skip every slot in between, which
+        the chain could only recover by walking parents back one round trip at a time.
+        """
+        slot = block.block.slot
+        if not (request.start_slot <= slot < request.start_slot + request.count):
+            return False
+        if slot <= request.highest_slot:
+            return False
+        parent = block.block.parent_root
+        if request.last_root is None:
+            linked = self._chain.get_block(parent) is not None
+        else:
+            linked = parent == request.last_root
+        if linked:
+            return True
+        previous_slot = max(request.highest_slot, request.start_slot - 1)
+        if slot - previous_slot <= backoff.RANGE_GAP_TOLERANCE:
+            self._counters["range_gaps_tolerated"] += 1
+            return True
+        return False
 
     def _on_block(
         self, block: SignedBlock, peer_id: str, source: BlockSource, root: bytes | None = None
@@ -618,8 +695,7 @@ class P2PCore:
             case RequestKind.STATUS:
                 if not request.status_received:
                     self._counters["status_response_missing"] += 1
-                    if peer is not None:
-                        peer.failures += 1
+                self._status_settled(request.peer_id, now, ok=request.status_received)
             case RequestKind.BY_ROOT:
                 missing = request.roots - request.received
                 if not request.received:
@@ -661,8 +737,11 @@ class P2PCore:
             self._fail_roots(request, request.roots - request.received, now, reason)
         elif request.kind is RequestKind.BY_RANGE:
             self._settle_range(request, now, clean=False)
+        else:
+            self._status_settled(request.peer_id, now, ok=request.status_received)
 
     def _forget_request(self, request: OutboundRequest) -> None:
+        self._roots_dirty = True
         del self._requests[request.request_id]
         self._deadlines.cancel(_RequestDeadline(request.request_id))
 
@@ -673,7 +752,9 @@ class P2PCore:
         if self._range is not None:
             self._range.target_slot = max(self._range.target_slot, best)
             return
-        start = max(self._chain.head().slot, self._synced_through) + 1
+        # The chain's head is the authority: blocks handed over but not yet imported
+        # may be fetched twice, never skipped.
+        start = self._chain.head().slot + 1
         if best >= start:
             self._range = RangeSync(cursor=start, target_slot=best)
             self._counters["range_syncs_started"] += 1
@@ -700,6 +781,7 @@ class P2PCore:
         sync.request_id = self._send_request(
             peer.peer_id, RequestKind.BY_RANGE, request, now, start_slot=sync.cursor, count=count
         )
+        self._requests[sync.request_id].last_root = sync.anchor_root
         _log(
             logging.DEBUG,
             "blocks by range requested",
@@ -718,6 +800,7 @@ class P2PCore:
             start_slot=request.start_slot,
             count=request.count,
             highest_slot=request.highest_slot,
+            last_root=request.last_root,
             clean=clean,
         )
         if not clean:
@@ -728,7 +811,6 @@ class P2PCore:
             self._counters["range_syncs_abandoned"] += 1
             self._finish_range("too many failed batches")
         elif outcome.finished:
-            self._synced_through = max(self._synced_through, sync.target_slot)
             self._counters["range_syncs_completed"] += 1
             self._finish_range("caught up")
             self._consider_range_sync()
@@ -756,9 +838,14 @@ class P2PCore:
                     self._settle_failed(request, now, RequestFailure.TIMEOUT.value)
             case _RootRetry(root):
                 self._fetcher.mark_ready(root)
+                self._roots_dirty = True
             case _Redial(address):
                 self._counters["redials"] += 1
                 self._dial(address)
+            case _StatusRefresh(peer_id):
+                if peer_id in self._peers:
+                    self._counters["status_refreshes"] += 1
+                    self._send_status(peer_id, now)
             case _RangeRetry():
                 if self._range is not None:
                     self._range.backing_off = False

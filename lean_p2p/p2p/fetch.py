@@ -40,6 +40,7 @@ class OutboundRequest:
     received: set[bytes] = field(default_factory=set)  # distinct accepted block roots
     rejected: int = 0  # chunks that matched nothing we asked for
     highest_slot: int = -1  # BY_RANGE: highest accepted slot
+    last_root: bytes | None = None  # BY_RANGE: root of the last accepted block
     status_received: bool = False  # STATUS
 
 

@@ -22,13 +22,14 @@ __all__ = ["Peer", "PeerTable", "status_conflict"]
 
 @dataclass(slots=True)
 class Peer:
-    """One connected peer. ``failures`` counts its failed or useless responses."""
+    """One connected peer. ``failures`` counts its failed or useless responses (ever)."""
 
     peer_id: str
     direction: Direction
     address: str
     status: Status | None = None
     failures: int = 0
+    status_failures: int = 0  # consecutive failed Status exchanges
 
     @property
     def head_slot(self) -> int:

@@ -4,10 +4,11 @@ Pure data, no I/O. One BlocksByRange request is in flight at a time, each for up
 ``MAX_BLOCKS_PER_REQUEST`` slots, so a node 1,000 blocks behind catches up with one
 request, not 1,000.
 
-Lost blocks do not restart a batch. Blocks that did arrive go to the chain at once;
-a block missing from the middle of a batch surfaces as a parked child whose parent the
-chain asks for by root, and a batch cut short resumes after the highest slot that
-arrived. Only a batch that brought nothing counts as a failed attempt.
+Accepted blocks ascend in slot and each is the child of the previous one (the first,
+of a block the chain has), except for short gaps left by lost chunks (see
+``P2PCore._extends_range``); ``anchor_root`` carries the link across batches. A batch
+that breaks off (stream reset, lost end) keeps what it accepted and the next batch
+resumes after it. Only a batch that brought nothing counts as a failed attempt.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RangeSync:
     attempts: int = 0
     request_id: int | None = None
     backing_off: bool = False
+    anchor_root: bytes | None = None  # last block of the verified segment so far
     failed_peers: set[str] = field(default_factory=set)
 
     @property
@@ -48,20 +50,30 @@ class RangeSync:
         return min(MAX_BLOCKS_PER_REQUEST, self.target_slot - self.cursor + 1)
 
     def settle(
-        self, *, peer_id: str, start_slot: int, count: int, highest_slot: int, clean: bool
+        self,
+        *,
+        peer_id: str,
+        start_slot: int,
+        count: int,
+        highest_slot: int,
+        last_root: bytes | None,
+        clean: bool,
     ) -> RangeOutcome:
         """Record how batch ``start_slot..start_slot+count-1`` ended.
 
         ``clean``: the peer completed normally, every announced chunk arrived and none
-        was rejected. ``highest_slot``: highest slot accepted, -1 if none.
+        was rejected. ``highest_slot`` and ``last_root``: the last block accepted
+        (-1 and None if none).
         """
         self.request_id = None
+        if last_root is not None:
+            self.anchor_root = last_root
         if clean:
             self.cursor = start_slot + count
             self.attempts = 0
             return RangeOutcome(True, self.finished, False, None)
         if highest_slot >= start_slot:
-            # Partial: keep what arrived, resume after it.
+            # Partial: keep what was accepted, resume after it.
             self.cursor = highest_slot + 1
             self.attempts = 0
             return RangeOutcome(True, self.finished, False, None)
