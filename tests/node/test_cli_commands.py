@@ -1,0 +1,75 @@
+"""The node's commands as a user runs them: exit codes, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lean_p2p.cli import main
+from lean_p2p.node.config import GenesisSpec, NodeConfig
+from lean_p2p.node.keys import NodeKey
+from lean_p2p.node.node import Node
+from lean_p2p.node.testing import FakeDriver, ManualClock
+
+GENESIS_TIME = 1_000
+
+
+async def _record(path: Path) -> str:
+    clock = ManualClock(GENESIS_TIME)
+    config = NodeConfig(
+        name="recorded",
+        key=NodeKey.generate(),
+        genesis=GenesisSpec.placeholder(GENESIS_TIME, 4),
+        validator_indices=(0, 1, 2, 3),
+        is_aggregator=True,
+        record_path=path,
+    )
+    async with Node(config, driver=FakeDriver(), clock=clock) as node:
+        for step in range(1, 5 * 6 + 1):
+            clock.set(GENESIS_TIME + step * 0.8)
+            await node.wait_idle()
+    return "0x" + node.chain.summary().head_root.hex()
+
+
+@pytest.fixture
+async def recording(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "node.rec"
+    head = await _record(path)
+    return path, head
+
+
+def test_replay_reaches_the_recorded_head(
+    recording: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, head = recording
+    out = tmp_path / "replay.json"
+    assert main(["replay", str(path), "--json", str(out), "--expect-head", head]) == 0
+    result = json.loads(out.read_text())
+    assert result["head_root"] == head
+    assert result["items"] > 0
+    assert result["handler_errors"] == 0
+    assert head in capsys.readouterr().out
+
+
+def test_replay_reports_a_mismatch(recording: tuple[Path, str]) -> None:
+    path, _ = recording
+    assert main(["replay", str(path), "--expect-head", "0x" + "00" * 32]) == 1
+
+
+def test_replay_rejects_a_corrupt_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.rec"
+    path.write_bytes(b"garbage!")
+    assert main(["replay", str(path)]) == 2
+    assert "magic" in capsys.readouterr().out
+    assert main(["replay", str(tmp_path / "missing.rec")]) == 2
+
+
+def test_node_rejects_a_missing_devnet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["node", "--devnet", str(tmp_path), "--name", "x"]) == 2
+    assert "missing" in capsys.readouterr().out
+
+
+def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["devnet", "--nodes", "0"]) == 2

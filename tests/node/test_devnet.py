@@ -1,0 +1,67 @@
+"""``lean-p2p devnet`` pieces, and a real two-process devnet over loopback QUIC."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lean_p2p.node.devnet import DevnetOptions, devnet_succeeded, free_ports, run_devnet
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(4, socket.SOCK_DGRAM)
+    assert len(set(ports)) == 4
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def _summary(**changes: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "head_agreement": True,
+        "lost_events": 0,
+        "finalized_slot": 3,
+        "exit_codes": [0, 0],
+    }
+    summary.update(changes)
+    return summary
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"head_agreement": False},
+        {"lost_events": 1},
+        {"finalized_slot": 0},
+        {"exit_codes": [0, 1]},
+        {"exit_codes": [0, None]},
+    ],
+    ids=["heads-disagree", "lost", "no-finality", "crashed", "killed"],
+)
+def test_devnet_fails_on_any_shortfall(changes: dict[str, Any]) -> None:
+    assert devnet_succeeded(_summary())
+    assert not devnet_succeeded(_summary(**changes))
+
+
+@pytest.mark.network
+async def test_two_node_devnet_finalizes_over_loopback(tmp_path: Path) -> None:
+    lines: list[str] = []
+    options = DevnetOptions(
+        nodes=2, validators=2, duration=18.0, directory=tmp_path, genesis_delay=8.0
+    )
+    summary = await run_devnet(options, show=lines.append)
+    assert devnet_succeeded(summary), (summary, _logs(tmp_path))
+    assert summary["head_agreement"] is True
+    assert summary["finalized_roots_agree"] is True
+    assert summary["lost_events"] == 0
+    assert summary["finalized_slot"] >= 1
+    assert summary["handled_events"] > 0
+    assert any("peers=1" in line for line in lines)  # each saw the other while running
+    assert all(report["handler_errors"] == 0 for report in summary["node_reports"])
+
+
+def _logs(directory: Path) -> dict[str, str]:
+    return {path.name: path.read_text()[-2000:] for path in directory.glob("*.log")}
