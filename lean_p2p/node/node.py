@@ -136,6 +136,8 @@ class NodeReport:
     lost_events: int
     handler_errors: int
     mailbox: Mapping[str, Any]
+    #: digest of the whole store (see ChainService.fingerprint); replay must match it
+    fingerprint: bytes
     chain_counters: Mapping[str, int]
     p2p_counters: Mapping[str, int]
     time: float = field(default_factory=time.time)
@@ -161,6 +163,7 @@ class NodeReport:
             "lost_events": self.lost_events,
             "handler_errors": self.handler_errors,
             "mailbox": dict(self.mailbox),
+            "fingerprint": "0x" + self.fingerprint.hex(),
             "chain_counters": dict(self.chain_counters),
             "p2p_counters": dict(self.p2p_counters),
             "time": self.time,
@@ -482,6 +485,7 @@ class Node:
             lost_events=accepted - handled - evicted - depth,
             handler_errors=sum(lane.handler_errors for lane in lanes),
             mailbox=stats.as_dict() if stats is not None else {},
+            fingerprint=self.chain.fingerprint(),
             chain_counters=dict(self.chain.counters),
             p2p_counters=dict(p2p_stats.counters),
         )
