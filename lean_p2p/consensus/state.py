@@ -20,9 +20,11 @@ and ``historical_block_hashes`` alone is 100k+ roots deep after a few days. Here
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from lean_p2p.consensus.config import HISTORICAL_ROOTS_LIMIT, VALIDATOR_REGISTRY_LIMIT, ZERO_ROOT
+from lean_p2p.consensus.hashing import block_header_root, checkpoint_root, validator_root
 from lean_p2p.consensus.history import RootHistory
 from lean_p2p.containers import (
     Bitlist,
@@ -35,6 +37,16 @@ from lean_p2p.containers import (
 from lean_p2p.containers.merkle import merkleize, merkleize_chunks, mix_in_length
 
 __all__ = ["ChainState", "bitlist_root", "validators_root"]
+
+# Which fields each cached root depends on (the validators never change in lstar).
+_ROOT_FIELDS: dict[str, tuple[str, ...]] = {
+    "header": ("latest_block_header",),
+    "justified": ("latest_justified",),
+    "finalized": ("latest_finalized",),
+    "justified_slots": ("justified_bits", "justified_length"),
+    "justifications_roots": ("justifications",),
+    "justifications_validators": ("justifications", "validators"),
+}
 
 _JUSTIFIED_SLOTS_CHUNK_LIMIT = (HISTORICAL_ROOTS_LIMIT + 255) // 256
 _JUSTIFICATIONS_BITS_CHUNK_LIMIT = (HISTORICAL_ROOTS_LIMIT * VALIDATOR_REGISTRY_LIMIT + 255) // 256
@@ -51,7 +63,7 @@ def bitlist_root(bits: int, length: int, chunk_limit: int) -> bytes:
 
 
 def validators_root(validators: tuple[Validator, ...]) -> bytes:
-    roots = [validator.hash_tree_root() for validator in validators]
+    roots = [validator_root(validator) for validator in validators]
     return mix_in_length(merkleize_chunks(roots, VALIDATOR_REGISTRY_LIMIT), len(validators))
 
 
@@ -75,43 +87,67 @@ class ChainState:
     validators: tuple[Validator, ...]
     validators_root: bytes
     justifications: tuple[tuple[bytes, int], ...]
-    _root: list[bytes] = field(default_factory=list, repr=False)
+    # Cached roots of the whole state ("state") and of its costlier fields, shared with
+    # the copies ``evolve`` makes when the field did not change.
+    _roots: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def validator_count(self) -> int:
         return len(self.validators)
 
     def evolve(self, **changes: object) -> ChainState:
-        """A copy with ``changes`` applied (and no cached root)."""
-        return replace(self, _root=[], **changes)  # type: ignore[arg-type]
+        """A copy with ``changes`` applied; cached roots of unchanged fields carry over."""
+        kept = {
+            key: root
+            for key, root in self._roots.items()
+            if key != "state" and not any(name in changes for name in _ROOT_FIELDS[key])
+        }
+        return replace(self, _roots=kept, **changes)  # type: ignore[arg-type]
+
+    def _cached(self, key: str, compute: Callable[[], bytes]) -> bytes:
+        root = self._roots.get(key)
+        if root is None:
+            root = self._roots[key] = compute()
+        return root
 
     def is_slot_justified_bit(self, index: int) -> bool:
         return bool(self.justified_bits >> index & 1)
 
     def hash_tree_root(self) -> bytes:
-        cached = self._root
-        if cached:
-            return cached[0]
-        count = len(self.validators)
-        roots = [self_root for self_root, _ in self.justifications]
-        flat = 0
-        for position, (_, votes) in enumerate(self.justifications):
-            flat |= votes << (position * count)
+        root = self._roots.get("state")
+        if root is not None:
+            return root
         field_roots = [
             _uint64_chunk(self.genesis_time),  # Config has one uint64 field: its root is it.
             _uint64_chunk(self.slot),
-            self.latest_block_header.hash_tree_root(),
-            self.latest_justified.hash_tree_root(),
-            self.latest_finalized.hash_tree_root(),
+            self._cached("header", lambda: block_header_root(self.latest_block_header)),
+            self._cached("justified", lambda: checkpoint_root(self.latest_justified)),
+            self._cached("finalized", lambda: checkpoint_root(self.latest_finalized)),
             self.history.hash_tree_root(),
-            bitlist_root(self.justified_bits, self.justified_length, _JUSTIFIED_SLOTS_CHUNK_LIMIT),
+            self._cached("justified_slots", self._justified_slots_root),
             self.validators_root,
-            mix_in_length(merkleize_chunks(roots, HISTORICAL_ROOTS_LIMIT), len(roots)),
-            bitlist_root(flat, len(roots) * count, _JUSTIFICATIONS_BITS_CHUNK_LIMIT),
+            self._cached("justifications_roots", self._justifications_roots_root),
+            self._cached("justifications_validators", self._justifications_bits_root),
         ]
-        root = merkleize_chunks(field_roots)
-        cached.append(root)
+        root = self._roots["state"] = merkleize_chunks(field_roots)
         return root
+
+    def _justified_slots_root(self) -> bytes:
+        return bitlist_root(
+            self.justified_bits, self.justified_length, _JUSTIFIED_SLOTS_CHUNK_LIMIT
+        )
+
+    def _justifications_roots_root(self) -> bytes:
+        roots = [root for root, _ in self.justifications]
+        return mix_in_length(merkleize_chunks(roots, HISTORICAL_ROOTS_LIMIT), len(roots))
+
+    def _justifications_bits_root(self) -> bytes:
+        count = len(self.validators)
+        flat = 0
+        for position, (_, votes) in enumerate(self.justifications):
+            flat |= votes << (position * count)
+        length = len(self.justifications) * count
+        return bitlist_root(flat, length, _JUSTIFICATIONS_BITS_CHUNK_LIMIT)
 
     # -- conversions -------------------------------------------------------------------
 

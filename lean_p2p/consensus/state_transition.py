@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from lean_p2p.consensus.config import MAX_ATTESTATIONS_DATA, ZERO_ROOT
 from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
+from lean_p2p.consensus.hashing import block_header_root
 from lean_p2p.consensus.justifiability import is_justifiable_after, justified_index_after
 from lean_p2p.consensus.state import ChainState
 from lean_p2p.containers import (
@@ -77,7 +78,7 @@ def process_block_header(
     ``body_root`` may be passed when the caller already hashed the body.
     """
     parent_header = state.latest_block_header
-    parent_root = parent_header.hash_tree_root()
+    parent_root = block_header_root(parent_header)
     if block.slot != state.slot:
         raise ConsensusRejection(
             RejectionReason.BLOCK_SLOT_MISMATCH,

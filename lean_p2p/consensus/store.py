@@ -32,6 +32,7 @@ from lean_p2p.consensus.config import (
     ZERO_ROOT,
 )
 from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
+from lean_p2p.consensus.hashing import attestation_data_root, header_root
 from lean_p2p.consensus.justifiability import is_justifiable_after
 from lean_p2p.consensus.signatures import MockedProofVerifier, SignatureVerifier
 from lean_p2p.consensus.state import ChainState
@@ -40,7 +41,6 @@ from lean_p2p.containers import (
     AttestationData,
     Bitlist,
     Block,
-    BlockHeader,
     Checkpoint,
     SignedAggregatedAttestation,
     SignedAttestation,
@@ -214,13 +214,9 @@ class ForkChoiceStore:
         block = signed_block.block
         # The block root is its header's root: hash the body once and reuse it.
         body_root = block.body.hash_tree_root()
-        block_root = BlockHeader(
-            slot=block.slot,
-            proposer_index=block.proposer_index,
-            parent_root=block.parent_root,
-            state_root=block.state_root,
-            body_root=body_root,
-        ).hash_tree_root()
+        block_root = header_root(
+            block.slot, block.proposer_index, block.parent_root, block.state_root, body_root
+        )
         if block_root in self.blocks:
             self._duplicate_blocks += 1
             return block_root
@@ -292,7 +288,7 @@ class ForkChoiceStore:
             keys_per_message.append(
                 [validators[index].attestation_public_key for index in _indices(voters)]
             )
-            messages.append((attestation.data.hash_tree_root(), attestation.data.slot))
+            messages.append((attestation_data_root(attestation.data), attestation.data.slot))
         if block.proposer_index >= count:
             raise ConsensusRejection(
                 RejectionReason.PROPOSER_INDEX_OUT_OF_RANGE,
@@ -374,7 +370,7 @@ class ForkChoiceStore:
             if not self.verifier.verify_attestation(
                 validators[index].attestation_public_key,
                 data.slot,
-                data.hash_tree_root(),
+                attestation_data_root(data),
                 signed_attestation.signature,
             ):
                 raise ConsensusRejection(
@@ -410,7 +406,7 @@ class ForkChoiceStore:
                 )
             keys = [validators[index].attestation_public_key for index in _indices(participants)]
             if not self.verifier.verify_aggregate(
-                keys, data.hash_tree_root(), data.slot, aggregate.proof.proof
+                keys, attestation_data_root(data), data.slot, aggregate.proof.proof
             ):
                 raise ConsensusRejection(
                     RejectionReason.INVALID_SIGNATURE, "aggregate proof does not verify"
@@ -620,7 +616,7 @@ class ForkChoiceStore:
                 for child in children
             ]
             proof = self.verifier.aggregate(
-                data.hash_tree_root(), data.slot, signatures, child_inputs
+                attestation_data_root(data), data.slot, signatures, child_inputs
             )
             bits = Bitlist(
                 participants.bit_length(),

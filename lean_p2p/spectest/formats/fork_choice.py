@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from lean_p2p.consensus.clock import interval_from_slot, interval_from_unix_time
 from lean_p2p.consensus.errors import ConsensusRejection
+from lean_p2p.consensus.hashing import attestation_data_root
 from lean_p2p.consensus.signatures import MockedProofVerifier, SignatureVerifier, mock_proof
 from lean_p2p.consensus.store import ForkChoiceStore, ProofPool, participant_mask
 from lean_p2p.containers import (
@@ -62,7 +63,7 @@ def _hex(root: bytes) -> str:
 def _pool_entries(pool: ProofPool) -> list[dict[str, Any]]:
     entries = [
         (
-            data.hash_tree_root(),
+            attestation_data_root(data),
             sorted(sorted(_bit_indices(participant_mask(proof.participants))) for proof in proofs),
         )
         for data, proofs in pool.items()
@@ -80,7 +81,7 @@ def snapshot(store: ForkChoiceStore) -> dict[str, Any]:
     weights = store.block_weights()
     roots = sorted(store.blocks)
     signatures = sorted(
-        (data.hash_tree_root(), sorted(index for index, _ in entries))
+        (attestation_data_root(data), sorted(index for index, _ in entries))
         for data, entries in store.attestation_signatures.items()
     )
     return {
@@ -243,8 +244,8 @@ def _recover_builder_votes(
     """
     if not expected:
         return 0
-    ours = {data.hash_tree_root() for data in store.known_payloads}
-    ours |= {attestation.data.hash_tree_root() for attestation in block.body.attestations}
+    ours = {attestation_data_root(data) for data in store.known_payloads}
+    ours |= {attestation_data_root(attestation.data) for attestation in block.body.attestations}
     missing = {
         from_hex(entry["dataRoot"]): entry["participantSets"]
         for entry in expected.get("knownAggregatedPayloads", ())
@@ -258,7 +259,7 @@ def _recover_builder_votes(
     )
     top_slot = max(slot for slot, _ in checkpoints) + 2
     for data in _candidate_votes(checkpoints, top_slot):
-        participant_sets = missing.get(data.hash_tree_root())
+        participant_sets = missing.get(attestation_data_root(data))
         if participant_sets is None:
             continue
         proofs = store.known_payloads.setdefault(data, set())
@@ -266,7 +267,7 @@ def _recover_builder_votes(
             bits = Bitlist.from_indices(max(participants) + 1, participants)
             marker = b"recovered-builder-vote" + bits.data
             proofs.add(SingleMessageAggregate(participants=bits, proof=mock_proof(marker)))
-        del missing[data.hash_tree_root()]
+        del missing[attestation_data_root(data)]
         if not missing:
             break
     RECOVERED_VOTES[0] += wanted - len(missing)
