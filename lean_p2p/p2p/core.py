@@ -500,7 +500,8 @@ class P2PCore:
 
         busy = Counter(r.peer_id for r in self._requests.values() if r.kind is RequestKind.BY_ROOT)
         ranked = [peer.peer_id for peer in self._peers.ranked()]
-        for peer_id, roots in self._fetcher.group_by_peer(ranked):
+        full = {peer_id for peer_id, n in busy.items() if n >= backoff.BY_ROOT_REQUESTS_PER_PEER}
+        for peer_id, roots in self._fetcher.group_by_peer(ranked, full):
             if len(self._requests) >= self._max_requests:
                 self._counters["dispatch_deferred_request_limit"] += 1
                 return
@@ -812,8 +813,10 @@ class P2PCore:
             self._finish_range("too many failed batches")
         elif outcome.finished:
             self._counters["range_syncs_completed"] += 1
+            # No immediate restart even if the chain's head still lags (its import may
+            # trail, or the peer overstated its head): the next Status decides, so a
+            # peer that claims slots it never serves costs one batch per refresh.
             self._finish_range("caught up")
-            self._consider_range_sync()
 
     def _finish_range(self, reason: str) -> None:
         if self._range is not None:

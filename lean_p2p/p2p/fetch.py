@@ -12,7 +12,7 @@ the invariants that the reference design broke:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass, field
 
 from lean_p2p.p2p.backoff import FETCH_MAX_ATTEMPTS, MAX_PENDING_ROOTS, MAX_ROOTS_PER_REQUEST
@@ -129,20 +129,23 @@ class RootFetcher:
         self._pending.clear()
         self._ready.clear()
 
-    def group_by_peer(self, ranked_peer_ids: list[str]) -> list[tuple[str, tuple[bytes, ...]]]:
+    def group_by_peer(
+        self, ranked_peer_ids: list[str], busy_peer_ids: Set[str] = frozenset()
+    ) -> list[tuple[str, tuple[bytes, ...]]]:
         """Ready roots as (peer, up to 1,024 roots) batches, in ask order.
 
         Each root goes to the best-ranked peer that has not failed for it; if every
-        peer has, to the best-ranked peer (a retry elsewhere is impossible, a retry
-        is still better than giving up early).
+        peer has, to the best-ranked peer (a retry elsewhere is impossible, a retry is
+        still better than giving up early). Busy peers are passed over; a root whose
+        every candidate is busy stays ready, to go with the next batch.
         """
-        if not ranked_peer_ids:
-            return []
         groups: dict[str, list[bytes]] = {}
         for root in self._ready:
             failed = self._pending[root].failed_peers
-            peer_id = next((p for p in ranked_peer_ids if p not in failed), ranked_peer_ids[0])
-            groups.setdefault(peer_id, []).append(root)
+            candidates = [p for p in ranked_peer_ids if p not in failed] or ranked_peer_ids
+            peer_id = next((p for p in candidates if p not in busy_peer_ids), None)
+            if peer_id is not None:
+                groups.setdefault(peer_id, []).append(root)
         batches: list[tuple[str, tuple[bytes, ...]]] = []
         for peer_id, roots in groups.items():
             for start in range(0, len(roots), MAX_ROOTS_PER_REQUEST):
