@@ -66,7 +66,9 @@ def widening_hook(seed: int) -> Callable[[str], None]:
     return hook
 
 
-async def count_stranded_bursts(mailbox_type: type[Mailbox], bursts: int, seed: int) -> int:
+async def count_stranded_bursts(
+    mailbox_type: type[Mailbox], bursts: int, seed: int, *, stop_at_first: bool = False
+) -> int:
     handled: list[int] = []
     mailbox = mailbox_type(
         LANES, lambda _lane, item: handled.append(cast(int, item)), race_hook=widening_hook(seed)
@@ -95,6 +97,8 @@ async def count_stranded_bursts(mailbox_type: type[Mailbox], bursts: int, seed: 
         if mailbox.depth("events"):
             stranded_bursts += 1
             mailbox._serve(1_000_000)  # rescue them so the next burst starts clean
+            if stop_at_first:
+                break
     assert sorted(handled) == list(range(sent))  # nothing lost once rescued
     return stranded_bursts
 
@@ -107,4 +111,5 @@ async def test_the_right_order_never_strands_an_event() -> None:
 @pytest.mark.stress
 @pytest.mark.parametrize("wrong_order", [FlagTestedBeforePublish, FlagClearedAfterReading])
 async def test_the_harness_catches_both_wrong_orders(wrong_order: type[Mailbox]) -> None:
-    assert await count_stranded_bursts(wrong_order, bursts=300, seed=3) > 0
+    # Typically 5-40% of bursts strand; stop at the first to keep the test short.
+    assert await count_stranded_bursts(wrong_order, bursts=3_000, seed=3, stop_at_first=True) == 1
