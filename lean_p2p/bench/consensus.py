@@ -112,8 +112,29 @@ def _bench_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
     repeats = 3 if args.quick else 7
     steps = sum(len(fixture["steps"]) for fixture in fixtures)
     prepared = [_prepare(fixture) for fixture in fixtures]
-    ours_plain = [_time(lambda: _replay_prepared(prepared)) for _ in range(repeats)]
-    ours_checked = [_time(lambda: _replay_checked(fixtures)) for _ in range(repeats)]
+    spec: _SpecReplayer | None = None
+    spec_error = "not run: pass --leanspec-python (see docs/bench-consensus.md)"
+    if args.leanspec_python:
+        try:
+            spec = _SpecReplayer(args.leanspec_python, args.leanspec_path, prepared)
+        except (OSError, RuntimeError) as error:
+            spec_error = f"leanSpec could not start: {error}"
+    ours_plain: list[float] = []
+    ours_checked: list[float] = []
+    spec_samples: list[float] = []
+    try:
+        # Interleaved, so a burst of load from other processes hits both sides alike.
+        for _ in range(repeats):
+            ours_plain.append(_time(lambda: _replay_prepared(prepared)))
+            ours_checked.append(_time(lambda: _replay_checked(fixtures)))
+            if spec is not None:
+                spec_samples.append(spec.run_once())
+    except RuntimeError as error:
+        spec_error = str(error)
+        spec_samples = []
+    finally:
+        if spec is not None:
+            spec.close()
     plain, plain_p90 = _median_p90(ours_plain)
     checked, checked_p90 = _median_p90(ours_checked)
     rows = [
@@ -138,32 +159,22 @@ def _bench_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
             "what the spectest runs",
         ),
     ]
-    if args.leanspec_python:
-        spec = _spec_replay(args.leanspec_python, args.leanspec_path, prepared, repeats)
-        if isinstance(spec, str):
-            rows.append({"benchmark": "fork_choice replay", "case": "leanSpec", "note": spec})
-        else:
-            spec_median, spec_p90, spec_errors = spec
-            rows.append(
-                _row(
-                    "fork_choice replay",
-                    "leanSpec (same steps)",
-                    len(fixtures),
-                    spec_median,
-                    spec_p90,
-                    "ms",
-                    spec_median / plain,
-                    f"ratio = leanSpec / lean_p2p; {spec_errors} step outcome mismatches",
-                )
-            )
-    else:
+    if spec is not None and spec_samples:
+        spec_median, spec_p90 = _median_p90(spec_samples)
         rows.append(
-            {
-                "benchmark": "fork_choice replay",
-                "case": "leanSpec",
-                "note": "not run: pass --leanspec-python (see docs/bench-consensus.md)",
-            }
+            _row(
+                "fork_choice replay",
+                "leanSpec (same steps)",
+                len(fixtures),
+                spec_median,
+                spec_p90,
+                "ms",
+                spec_median / plain,
+                f"ratio = leanSpec / lean_p2p; {spec.mismatches} step outcome mismatches",
+            )
         )
+    else:
+        rows.append({"benchmark": "fork_choice replay", "case": "leanSpec", "note": spec_error})
     return rows
 
 
@@ -319,7 +330,6 @@ class _AcceptAll:
 fork_choice_module.TARGET_SIGNATURE_SCHEME = _AcceptAll()
 MOCK = b"\x00MOCKED-AGGREGATION-PROOF\x00" + hashlib.sha256(b"block").digest()
 payload = json.load(open(sys.argv[1]))
-repeats = int(sys.argv[2])
 vectors = []
 for vector in payload:
     steps = []
@@ -373,65 +383,89 @@ def replay():
                 outcomes.append(False)
     return outcomes
 
-samples = []
-outcomes = None
-for _ in range(repeats):
+# Interleaved with the caller's own runs: one replay per "run" line on stdin, one JSON
+# line back, so both implementations meet the same machine load.
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    if line.strip() != "run":
+        break
     started = time.perf_counter()
     outcomes = replay()
-    samples.append((time.perf_counter() - started) * 1000)
-print(json.dumps({"samples": samples, "outcomes": outcomes}))
+    elapsed = (time.perf_counter() - started) * 1000
+    print(json.dumps({"sample": elapsed, "outcomes": outcomes}), flush=True)
 """
 
 
-def _spec_replay(
-    python: str, pythonpath: str, prepared: Sequence[_Prepared], repeats: int
-) -> tuple[float, float, int] | str:
-    """Run the same steps through leanSpec in its own interpreter; (median, p90, mismatches)."""
-    payload: list[dict[str, Any]] = []
-    expected: list[bool] = []
-    for vector in prepared:
-        steps = []
-        for step in vector["steps"]:
-            entry = {key: value for key, value in step.items() if key != "value"}
-            if "value" in step:
-                entry["value"] = step["value"].encode().hex()
-            steps.append(entry)
-        payload.append(
-            {
-                "anchor_state": vector["anchor_state"].encode().hex(),
-                "anchor_block": vector["anchor_block"].encode().hex(),
-                "steps": steps,
-            }
-        )
-        expected.append(vector["anchor_valid"])
-        if vector["anchor_valid"]:
-            expected.extend(step["valid"] for step in vector["steps"])
-    with tempfile.TemporaryDirectory() as directory:
-        payload_path = Path(directory) / "vectors.json"
+class _SpecReplayer:
+    """leanSpec replaying the same steps in its own interpreter, one run per request."""
+
+    def __init__(self, python: str, pythonpath: str, prepared: Sequence[_Prepared]) -> None:
+        payload: list[dict[str, Any]] = []
+        self.expected: list[bool] = []
+        for vector in prepared:
+            steps = []
+            for step in vector["steps"]:
+                entry = {key: value for key, value in step.items() if key != "value"}
+                if "value" in step:
+                    entry["value"] = step["value"].encode().hex()
+                steps.append(entry)
+            payload.append(
+                {
+                    "anchor_state": vector["anchor_state"].encode().hex(),
+                    "anchor_block": vector["anchor_block"].encode().hex(),
+                    "steps": steps,
+                }
+            )
+            self.expected.append(vector["anchor_valid"])
+            if vector["anchor_valid"]:
+                self.expected.extend(step["valid"] for step in vector["steps"])
+        self._directory = tempfile.TemporaryDirectory()
+        payload_path = Path(self._directory.name) / "vectors.json"
         payload_path.write_text(json.dumps(payload))
-        runner_path = Path(directory) / "spec_runner.py"
+        runner_path = Path(self._directory.name) / "spec_runner.py"
         runner_path.write_text(_SPEC_RUNNER)
         environment = dict(os.environ, LEAN_ENV="test", PYTHONPATH=pythonpath)
+        self._process = subprocess.Popen(
+            [python, str(runner_path), str(payload_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        self.mismatches = 0
+        self._read()  # the "ready" line: imports and decoding are done
+
+    def _read(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            assert self._process.stderr is not None
+            error = self._process.stderr.read().strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"leanSpec runner stopped: {error[0][:200]}")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def run_once(self) -> float:
+        assert self._process.stdin is not None
+        self._process.stdin.write("run\n")
+        self._process.stdin.flush()
+        message = self._read()
+        outcomes: list[bool] = message["outcomes"]
+        mismatches = sum(1 for a, b in zip(outcomes, self.expected, strict=False) if a != b)
+        self.mismatches = mismatches + abs(len(outcomes) - len(self.expected))
+        sample: float = message["sample"]
+        return sample
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         try:
-            completed = subprocess.run(
-                [python, str(runner_path), str(payload_path), str(repeats)],
-                capture_output=True,
-                text=True,
-                env=environment,
-                timeout=1800,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return f"leanSpec run failed: {error}"
-    if completed.returncode != 0:
-        tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
-        return f"leanSpec run failed: {tail[0][:200]}"
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    median, p90 = _median_p90(result["samples"])
-    outcomes: list[bool] = result["outcomes"]
-    mismatches = sum(1 for a, b in zip(outcomes, expected, strict=False) if a != b)
-    mismatches += abs(len(outcomes) - len(expected))
-    return median, p90, mismatches
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._directory.cleanup()
 
 
 # -- 2. on_block vs history length -----------------------------------------------------

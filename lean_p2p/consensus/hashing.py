@@ -12,11 +12,12 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import Final
 
-from lean_p2p.containers import AttestationData, BlockHeader, Checkpoint, Validator
+from lean_p2p.containers import AttestationData, BlockBody, BlockHeader, Checkpoint, Validator
 
 __all__ = [
     "attestation_data_root",
     "block_header_root",
+    "body_root_of",
     "checkpoint_root",
     "header_root",
     "validator_root",
@@ -74,3 +75,13 @@ def validator_root(validator: Validator) -> bytes:
         ).digest()
         + sha256(_uint64(validator.index) + _ZERO_CHUNK).digest()
     ).digest()
+
+
+_EMPTY_BODY_ROOT: Final = BlockBody(attestations=()).hash_tree_root()
+
+
+def body_root_of(body: BlockBody) -> bytes:
+    """The body's root; an empty body (most blocks on a quiet chain) is a constant."""
+    if not body.attestations:
+        return _EMPTY_BODY_ROOT
+    return body.hash_tree_root()

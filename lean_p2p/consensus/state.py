@@ -20,6 +20,7 @@ and ``historical_block_hashes`` alone is 100k+ roots deep after a few days. Here
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -36,7 +37,7 @@ from lean_p2p.containers import (
 )
 from lean_p2p.containers.merkle import merkleize, merkleize_chunks, mix_in_length
 
-__all__ = ["ChainState", "bitlist_root", "validators_root"]
+__all__ = ["ChainState", "bitlist_root", "empty_list_root", "validators_root"]
 
 # Which fields each cached root depends on (the validators never change in lstar).
 _ROOT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -56,9 +57,17 @@ def _uint64_chunk(value: int) -> bytes:
     return value.to_bytes(32, "little")
 
 
+@functools.cache
+def empty_list_root(chunk_limit: int) -> bytes:
+    """The root of an empty list or bitlist whose contents span ``chunk_limit`` chunks."""
+    return mix_in_length(merkleize_chunks([], chunk_limit), 0)
+
+
 def bitlist_root(bits: int, length: int, chunk_limit: int) -> bytes:
     """SSZ root of a bitlist given as an int (bit i = list element i) and its length."""
-    packed = bits.to_bytes((length + 7) // 8, "little") if length else b""
+    if length == 0:
+        return empty_list_root(chunk_limit)
+    packed = bits.to_bytes((length + 7) // 8, "little")
     return mix_in_length(merkleize(packed, chunk_limit), length)
 
 
@@ -100,7 +109,11 @@ class ChainState:
         kept = {
             key: root
             for key, root in self._roots.items()
-            if key != "state" and not any(name in changes for name in _ROOT_FIELDS[key])
+            if key != "state"
+            and not any(
+                name in changes and changes[name] is not getattr(self, name)
+                for name in _ROOT_FIELDS[key]
+            )
         }
         return replace(self, _roots=kept, **changes)  # type: ignore[arg-type]
 
@@ -138,6 +151,8 @@ class ChainState:
         )
 
     def _justifications_roots_root(self) -> bytes:
+        if not self.justifications:
+            return empty_list_root(HISTORICAL_ROOTS_LIMIT)
         roots = [root for root, _ in self.justifications]
         return mix_in_length(merkleize_chunks(roots, HISTORICAL_ROOTS_LIMIT), len(roots))
 

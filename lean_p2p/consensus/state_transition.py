@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from lean_p2p.consensus.config import MAX_ATTESTATIONS_DATA, ZERO_ROOT
 from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
-from lean_p2p.consensus.hashing import block_header_root
+from lean_p2p.consensus.hashing import block_header_root, body_root_of
 from lean_p2p.consensus.justifiability import is_justifiable_after, justified_index_after
 from lean_p2p.consensus.state import ChainState
 from lean_p2p.containers import (
@@ -115,7 +115,7 @@ def process_block_header(
         proposer_index=block.proposer_index,
         parent_root=block.parent_root,
         state_root=ZERO_ROOT,
-        body_root=block.body.hash_tree_root() if body_root is None else body_root,
+        body_root=body_root_of(block.body) if body_root is None else body_root,
     )
     return state.evolve(
         latest_justified=justified,
@@ -248,8 +248,11 @@ def process_attestations(
                 if root_to_slot[root] > source.slot
             }
 
+    justifications = tuple(sorted(votes_by_root.items()))
+    if justifications == state.justifications:
+        justifications = state.justifications  # unchanged: keep its cached roots
     return state.evolve(
-        justifications=tuple(sorted(votes_by_root.items())),
+        justifications=justifications,
         justified_bits=justified.bits,
         justified_length=justified.length,
         latest_justified=latest_justified,

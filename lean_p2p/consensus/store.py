@@ -32,7 +32,7 @@ from lean_p2p.consensus.config import (
     ZERO_ROOT,
 )
 from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
-from lean_p2p.consensus.hashing import attestation_data_root, header_root
+from lean_p2p.consensus.hashing import attestation_data_root, body_root_of, header_root
 from lean_p2p.consensus.justifiability import is_justifiable_after
 from lean_p2p.consensus.signatures import MockedProofVerifier, SignatureVerifier
 from lean_p2p.consensus.state import ChainState
@@ -213,7 +213,7 @@ class ForkChoiceStore:
         """
         block = signed_block.block
         # The block root is its header's root: hash the body once and reuse it.
-        body_root = block.body.hash_tree_root()
+        body_root = body_root_of(block.body)
         block_root = header_root(
             block.slot, block.proposer_index, block.parent_root, block.state_root, body_root
         )
