@@ -14,6 +14,7 @@ __all__ = [
     "BYTES_PER_CHUNK",
     "ZERO_HASHES",
     "hash_pair",
+    "hash_up",
     "merkleize",
     "merkleize_chunks",
     "mix_in_length",
@@ -46,7 +47,7 @@ def _depth_for(chunk_count: int) -> int:
     return max(chunk_count - 1, 0).bit_length()
 
 
-def _hash_up(layer: list[bytes], level: int, depth: int) -> bytes:
+def hash_up(layer: list[bytes], level: int, depth: int) -> bytes:
     """Hash ``layer`` (the populated nodes at ``level``) up to the root at ``depth``."""
     # Hash only the populated part of each level; a missing right sibling is the
     # zero-subtree root of that level, so the padding never costs a hash of its own.
@@ -79,7 +80,7 @@ def merkleize_chunks(chunks: Sequence[bytes], limit: int | None = None) -> bytes
     depth = _depth_for(limit)
     if count == 0:
         return ZERO_HASHES[depth]
-    return _hash_up(list(chunks), 0, depth)
+    return hash_up(list(chunks), 0, depth)
 
 
 def pack_bytes(data: bytes) -> list[bytes]:
@@ -94,6 +95,11 @@ def pack_bytes(data: bytes) -> list[bytes]:
 
 def merkleize(data: bytes, limit_chunks: int | None = None) -> bytes:
     """Root of packed bytes: ``merkleize_chunks(pack_bytes(data), limit_chunks)``, faster."""
+    if limit_chunks is None and len(data) <= 2 * BYTES_PER_CHUNK:
+        # The common small case (uints, Bytes52, short vectors): at most one hash.
+        if len(data) <= BYTES_PER_CHUNK:
+            return bytes(data).ljust(BYTES_PER_CHUNK, b"\x00")
+        return _sha256(bytes(data).ljust(2 * BYTES_PER_CHUNK, b"\x00")).digest()
     count = (len(data) + BYTES_PER_CHUNK - 1) // BYTES_PER_CHUNK
     if limit_chunks is None:
         limit_chunks = count
@@ -109,7 +115,7 @@ def merkleize(data: bytes, limit_chunks: int | None = None) -> bytes:
     padded = bytes(data).ljust(-(-len(data) // pair_bytes) * pair_bytes, b"\x00")
     sha256 = _sha256
     layer = [sha256(padded[i : i + pair_bytes]).digest() for i in range(0, len(padded), pair_bytes)]
-    return _hash_up(layer, 1, depth)
+    return hash_up(layer, 1, depth)
 
 
 def mix_in_length(root: bytes, length: int) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any, Final, Generic, TypeVar
 from lean_p2p.containers.bitlist import Bitlist
 from lean_p2p.containers.merkle import (
     BYTES_PER_CHUNK,
+    hash_up,
     merkleize,
     merkleize_chunks,
     mix_in_length,
@@ -495,6 +496,7 @@ class ContainerType(SSZType[T]):
         self._get_fields = attrgetter(*(name for name, _ in self.fields))
         self._single_field = len(self.fields) == 1
         self._cached: _Layout | None = None
+        self._depth = max(len(self.fields) - 1, 0).bit_length()
 
     def __repr__(self) -> str:
         return self.name
@@ -595,7 +597,7 @@ class ContainerType(SSZType[T]):
             field_type.hash_tree_root(field_value)
             for field_type, field_value in zip(self._types, self._values(value), strict=True)
         ]
-        return merkleize_chunks(roots)
+        return hash_up(roots, 0, self._depth)
 
 
 UINT8: Final = UintType(1)
