@@ -231,12 +231,15 @@ class ImportReport:
     """What one :func:`import_with_parking` call did."""
 
     imported: list[bytes] = field(default_factory=list)
+    duplicates: list[bytes] = field(default_factory=list)
     parked: list[bytes] = field(default_factory=list)
     rejected: list[tuple[bytes, RejectionReason]] = field(default_factory=list)
 
 
 class BlockImporter(Protocol):
     """What the import loop needs of the fork-choice store."""
+
+    def has_block(self, root: bytes) -> bool: ...
 
     def on_block(self, signed_block: SignedBlock) -> bytes: ...
 
@@ -260,6 +263,11 @@ def import_with_parking(
     while queue:
         known_root, block = queue.pop(0)
         root = known_root if known_root is not None else block.block.hash_tree_root()
+        if store.has_block(root):
+            # Already imported (a second copy from another peer): nothing waits on it,
+            # since children of a known block import directly and never park.
+            report.duplicates.append(root)
+            continue
         try:
             on_block(block)
         except ConsensusRejection as rejection:

@@ -135,6 +135,10 @@ class ForkChoiceStore:
         return self.time // INTERVALS_PER_SLOT
 
     @loop_only
+    def has_block(self, root: bytes) -> bool:
+        return root in self.blocks
+
+    @loop_only
     def head_state(self) -> ChainState:
         return self.states[self.head]
 
