@@ -39,6 +39,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="close the mailbox after N handled events, racing the producers",
     )
     parser.add_argument("--timeout", type=float, default=3_600.0, help="give up after (s)")
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="instead: flood the standard lanes at 3x what a slow handler serves",
+    )
 
 
 def producer_groups(args: argparse.Namespace) -> list[ProducerGroup]:
@@ -53,6 +58,9 @@ def producer_groups(args: argparse.Namespace) -> list[ProducerGroup]:
 
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.runtime.stress import StressConfig, run_stress
+
+    if args.overload:
+        return _run_overload(args)
 
     groups = producer_groups(args)
     if not groups or args.events < 1:
@@ -75,6 +83,24 @@ def run(args: argparse.Namespace) -> int:
         from lean_p2p.bench.report import write_json
 
         write_json(args.json, [result.as_dict()])
+    return 0 if result.ok else 1
+
+
+def _run_overload(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lean_p2p.bench.report import print_table, write_json
+    from lean_p2p.runtime.stress import loop_factory, run_overload_async
+
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        result = runner.run(run_overload_async())
+    summary = result.as_dict()
+    print_table([summary], [key for key in summary if key != "mailbox"], title="overload")
+    lanes = [{**lane, "dropped": sum(lane["dropped"].values())} for lane in result.mailbox["lanes"]]
+    columns = ["name", "policy", "capacity", "high_water", "accepted", "handled", "dropped"]
+    print_table(lanes, columns, title="lanes")
+    if args.json:
+        write_json(args.json, [summary])
     return 0 if result.ok else 1
 
 

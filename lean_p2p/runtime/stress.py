@@ -36,12 +36,14 @@ from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, MailboxClosed, OverflowP
 
 __all__ = [
     "LoopKind",
+    "OverloadResult",
     "ProducerGroup",
     "ProducerOutcome",
     "StressConfig",
     "StressResult",
     "ThreadProducers",
     "loop_factory",
+    "run_overload_async",
     "run_stress",
     "run_stress_async",
     "sequential_model",
@@ -415,3 +417,121 @@ def run_stress(config: StressConfig, groups: Sequence[ProducerGroup] | None = No
     """Run the scenario on a fresh loop of ``config.loop`` in the calling thread."""
     with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
         return runner.run(run_stress_async(config, groups))
+
+
+@dataclass(frozen=True, slots=True)
+class OverloadResult:
+    """What a flood of the standard lanes did to them (see :func:`run_overload_async`)."""
+
+    #: attestations offered over what the handler served while the flood lasted
+    overload_factor: float
+    attestations_offered: int
+    attestations_handled: int
+    attestations_evicted: int
+    attestations_high_water: int
+    attestations_capacity: int
+    #: every one of the newest ``capacity`` attestations was handled
+    freshest_survived: bool
+    blocks_offered: int
+    blocks_handled: int
+    blocks_dropped: int
+    blocks_in_order: bool
+    #: offered == handled + dropped on every lane, nothing left queued
+    accounted: bool
+    mailbox: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.freshest_survived
+            and self.blocks_dropped == 0
+            and self.blocks_in_order
+            and self.accounted
+            and self.attestations_high_water <= self.attestations_capacity + 1
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "overload_factor": self.overload_factor,
+            "attestations_offered": self.attestations_offered,
+            "attestations_handled": self.attestations_handled,
+            "attestations_evicted": self.attestations_evicted,
+            "attestations_high_water": self.attestations_high_water,
+            "attestations_capacity": self.attestations_capacity,
+            "freshest_survived": self.freshest_survived,
+            "blocks_offered": self.blocks_offered,
+            "blocks_handled": self.blocks_handled,
+            "blocks_dropped": self.blocks_dropped,
+            "blocks_in_order": self.blocks_in_order,
+            "accounted": self.accounted,
+            "ok": self.ok,
+            "mailbox": self.mailbox,
+        }
+
+
+async def run_overload_async(
+    *, flood_factor: float = 3.0, block_every: int = 64, service_s: float = 50e-6
+) -> OverloadResult:
+    """Flood ``LEAN_LANES`` at ``flood_factor`` times what the handler can serve.
+
+    A slow handler spends ``service_s`` of busy work per item; a producer thread keeps
+    the attestations offered at ``flood_factor`` times those served so far (three lane
+    capacities in all) and sends one block per ``block_every`` attestations. The
+    measured factor, offered over served while the flood lasted, is reported.
+    """
+    from lean_p2p.runtime.lanes import ATTESTATIONS, BLOCKS, LEAN_LANES
+
+    capacity = next(spec.capacity for spec in LEAN_LANES if spec.name == ATTESTATIONS)
+    flood = 3 * capacity
+    handled: dict[str, list[int]] = {BLOCKS: [], ATTESTATIONS: []}
+
+    def handler(lane: str, item: object) -> None:
+        handled[lane].append(cast(int, item))
+        deadline = time.perf_counter() + service_s
+        while time.perf_counter() < deadline:  # a slow handler: busy, not sleeping
+            pass
+
+    mailbox = Mailbox(LEAN_LANES, handler)
+
+    def produce() -> int:
+        offered_blocks = 0
+        sent = 0
+        while sent < flood:
+            # Offer flood_factor times what the loop has served so far: an overload
+            # relative to the handler's real speed, whatever else the machine is doing.
+            served = mailbox.statistics().lane(ATTESTATIONS).handled
+            due = min(flood, int(flood_factor * served) + 64)
+            for number in range(sent, due):
+                mailbox.put(ATTESTATIONS, number)
+                if number % block_every == 0:
+                    mailbox.put(BLOCKS, offered_blocks)
+                    offered_blocks += 1
+            sent = due
+            time.sleep(0.0002)
+        return offered_blocks
+
+    blocks_offered = await asyncio.to_thread(produce)
+    served_during_flood = len(handled[ATTESTATIONS])
+    await mailbox.aclose()
+    stats = mailbox.statistics()
+    attestations, blocks = stats.lane(ATTESTATIONS), stats.lane(BLOCKS)
+    survivors = set(handled[ATTESTATIONS])
+    return OverloadResult(
+        overload_factor=flood / max(1, served_during_flood),
+        attestations_offered=flood,
+        attestations_handled=attestations.handled,
+        attestations_evicted=attestations.evicted,
+        attestations_high_water=attestations.high_water,
+        attestations_capacity=capacity,
+        freshest_survived=all(n in survivors for n in range(flood - capacity, flood)),
+        blocks_offered=blocks_offered,
+        blocks_handled=blocks.handled,
+        blocks_dropped=blocks.dropped,
+        blocks_in_order=handled[BLOCKS] == list(range(len(handled[BLOCKS]))),
+        accounted=(
+            stats.depth == 0
+            and attestations.handled + attestations.evicted == flood
+            and blocks.handled + blocks.dropped == blocks_offered
+        ),
+        mailbox=stats.as_dict(),
+    )

@@ -39,3 +39,11 @@ def test_stress_command_races_close(tmp_path: Path) -> None:
 def test_stress_command_rejects_an_empty_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stress", "--events", "0", "--producers", "1"]) == 2
     assert "at least one producer" in capsys.readouterr().out
+
+
+def test_overload_mode_reports_bounded_accounted_lanes(tmp_path: Path) -> None:
+    output = tmp_path / "overload.json"
+    assert main(["stress", "--overload", "--loop", "asyncio", "--json", str(output)]) == 0
+    (row,) = json.loads(output.read_text())
+    assert row["ok"] and row["accounted"] and row["blocks_dropped"] == 0
+    assert row["attestations_high_water"] <= row["attestations_capacity"] + 1

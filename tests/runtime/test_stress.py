@@ -7,19 +7,17 @@ deliberately faulty producers, so a clean stress result means something.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 import pytest
 
-from lean_p2p.runtime import LEAN_LANES, Mailbox
 from lean_p2p.runtime.stress import (
     ProducerOutcome,
     StressConfig,
     StressResult,
     ThreadProducers,
+    run_overload_async,
     run_stress,
     run_stress_async,
     sequential_model,
@@ -151,48 +149,26 @@ def test_sequential_model_depends_on_order() -> None:
 
 
 async def test_three_times_overload_is_bounded_and_accounted() -> None:
-    """Attestations arrive 3x faster than the handler serves them; blocks trickle in."""
-    attestations_capacity = 16_384
-    flood = 3 * attestations_capacity
-    handled: dict[str, list[int]] = {"blocks": [], "attestations": []}
-    slow_down = threading.Event()
-
-    def handler(lane: str, item: object) -> None:
-        assert isinstance(item, int)
-        handled[lane].append(item)
-        if slow_down.is_set():
-            # A slow handler: the loop serves far fewer items than arrive.
-            deadline = time.perf_counter() + 20e-6
-            while time.perf_counter() < deadline:
-                pass
-
-    mailbox = Mailbox(LEAN_LANES, handler)
-    slow_down.set()
-
-    def produce() -> None:
-        for number in range(flood):
-            mailbox.put("attestations", number)
-            if number % 64 == 0:
-                assert mailbox.put("blocks", number // 64)
-
-    await asyncio.to_thread(produce)
-    await mailbox.aclose()
-    stats = mailbox.statistics()
-    attestations = stats.lane("attestations")
-    blocks = stats.lane("blocks")
+    """Attestations offered at 3x what the handler serves; blocks trickle in."""
+    result = await run_overload_async(flood_factor=3, service_s=20e-6)
+    stats = result.mailbox
+    attestations = next(lane for lane in stats["lanes"] if lane["name"] == "attestations")
+    blocks = next(lane for lane in stats["lanes"] if lane["name"] == "blocks")
+    assert result.overload_factor > 2  # the overload really happened
+    # Memory bounded by the capacity (one producer: no overshoot beyond one item).
+    assert attestations["high_water"] <= attestations["capacity"] + 1
     # Every put accounted for: handled or evicted, nothing left, nothing else.
-    assert attestations.accepted == flood
-    assert attestations.handled + attestations.evicted == flood
-    assert attestations.evicted > 0  # the overload really happened
-    assert attestations.high_water <= attestations_capacity + 1
-    assert len(handled["attestations"]) == attestations.handled
+    assert attestations["accepted"] == result.attestations_offered
+    assert attestations["handled"] + attestations["dropped"]["evicted"] == 3 * 16_384
+    assert attestations["dropped"]["evicted"] > 0
+    assert stats["depth"] == 0
     # Shed oldest first: the freshest capacity's worth all survived.
-    survivors = set(handled["attestations"])
-    assert set(range(flood - attestations_capacity, flood)) <= survivors
+    assert result.freshest_survived
     # The block lane dropped nothing and kept its order.
-    assert blocks.dropped == 0
-    assert handled["blocks"] == list(range(len(handled["blocks"])))
-    assert len(handled["blocks"]) == (flood + 63) // 64
+    assert blocks["dropped"] == {"full": 0, "evicted": 0}
+    assert result.blocks_in_order
+    assert blocks["handled"] == result.blocks_offered == 3 * 16_384 // 64
+    assert result.ok
 
 
 def test_thread_producers_report_outcomes_per_producer() -> None:
