@@ -141,7 +141,11 @@ class MemoryChain:
                             wanted[root] = None
                 case _:
                     self.counters["other_inputs"] += 1
-        return FetchRoots(tuple(wanted)) if wanted else None
+        # A root wanted early in the batch may have arrived later in it.
+        still_missing = tuple(
+            root for root in wanted if root not in self._blocks and root not in self._parked_parent
+        )
+        return FetchRoots(still_missing) if still_missing else None
 
     def import_block(self, block: SignedBlock, root: bytes) -> bytes | None:
         """Import or park ``block``; returns the root to fetch when it had to park."""
