@@ -33,7 +33,16 @@ import aiohttp
 
 from lean_p2p.node.config import NodeEntry, write_devnet
 
-__all__ = ["DevnetOptions", "DevnetProcess", "free_ports", "run_devnet"]
+__all__ = [
+    "DevnetOptions",
+    "DevnetProcess",
+    "devnet_succeeded",
+    "free_ports",
+    "poll_report",
+    "read_report",
+    "run_devnet",
+    "stop_all",
+]
 
 _STOP_TIMEOUT = 60.0
 
@@ -114,7 +123,7 @@ def free_ports(count: int, kind: int) -> list[int]:
             sock.close()
 
 
-async def _poll(session: aiohttp.ClientSession, port: int | None) -> dict[str, Any] | None:
+async def poll_report(session: aiohttp.ClientSession, port: int | None) -> dict[str, Any] | None:
     if port is None:
         return None
     try:
@@ -188,7 +197,7 @@ async def run_devnet(options: DevnetOptions, show: Callable[[str], None] = print
     try:
         history = await _watch(processes, genesis_time + options.duration, genesis_time, show)
     finally:
-        exit_codes = await _stop_all(processes)
+        exit_codes = await stop_all(processes)
     return _summary(
         options,
         processes=processes,
@@ -215,7 +224,7 @@ async def _watch(
                 show("devnet: a node process exited early; stopping")
                 break
             reports = await asyncio.gather(
-                *(_poll(session, process.entry.api_port) for process in processes)
+                *(poll_report(session, process.entry.api_port) for process in processes)
             )
             now = time.monotonic()
             handled = sum(report["handled"] for report in reports if report is not None)
@@ -229,7 +238,7 @@ async def _watch(
     return history
 
 
-async def _stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
+async def stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
     for process in processes:
         process.signal(signal.SIGTERM)
     deadline = time.monotonic() + _STOP_TIMEOUT
@@ -250,7 +259,7 @@ async def _stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
     return codes
 
 
-def _read_report(path: Path) -> dict[str, Any] | None:
+def read_report(path: Path) -> dict[str, Any] | None:
     try:
         report: dict[str, Any] = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -267,7 +276,7 @@ def _summary(
     directory: Path,
     genesis_time: float,
 ) -> dict[str, Any]:
-    reports = [_read_report(process.report_path) for process in processes]
+    reports = [read_report(process.report_path) for process in processes]
     complete = [report for report in reports if report is not None]
     all_reported = len(complete) == len(processes)
     heads = [report["head_slot"] for report in complete]

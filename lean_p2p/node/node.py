@@ -140,6 +140,7 @@ class NodeReport:
     fingerprint: bytes
     chain_counters: Mapping[str, int]
     p2p_counters: Mapping[str, int]
+    driver: Mapping[str, Any]  # the driver's own statistics, when it has any
     time: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
@@ -166,6 +167,7 @@ class NodeReport:
             "fingerprint": "0x" + self.fingerprint.hex(),
             "chain_counters": dict(self.chain_counters),
             "p2p_counters": dict(self.p2p_counters),
+            "driver": dict(self.driver),
             "time": self.time,
         }
 
@@ -488,7 +490,15 @@ class Node:
             fingerprint=self.chain.fingerprint(),
             chain_counters=dict(self.chain.counters),
             p2p_counters=dict(p2p_stats.counters),
+            driver=self._driver_statistics(),
         )
+
+    def _driver_statistics(self) -> dict[str, Any]:
+        statistics = getattr(self._driver, "statistics", None)
+        if statistics is None:
+            return {}
+        result: dict[str, Any] = statistics()
+        return result
 
     async def wait_idle(self, *, max_rounds: int = 1000) -> None:
         """Yield to the loop until the mailbox is empty (tests; loop thread)."""
