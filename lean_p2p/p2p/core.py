@@ -171,8 +171,13 @@ class P2PCore:
         max_peers: int = backoff.MAX_PEERS,
         max_pending_roots: int = backoff.MAX_PENDING_ROOTS,
         max_requests_in_flight: int = backoff.MAX_REQUESTS_IN_FLIGHT,
+        range_sync: bool = True,
     ) -> None:
+        """``range_sync=False`` follows gossip only: a node behind then learns its
+        missing blocks one parent at a time (the slow path range sync exists to avoid;
+        kept for comparison and for nodes that must not bulk-download)."""
         self._chain = chain
+        self._range_sync_enabled = range_sync
         self._block_root = block_root
         self._bootnodes: dict[str, str | None] = {a: bootnode_peer_id(a) for a in bootnodes}
         self._max_requests = max_requests_in_flight
@@ -749,6 +754,8 @@ class P2PCore:
     # --- range sync -------------------------------------------------------------------
 
     def _consider_range_sync(self) -> None:
+        if not self._range_sync_enabled:
+            return
         best = self._peers.best_head_slot()
         if self._range is not None:
             self._range.target_slot = max(self._range.target_slot, best)

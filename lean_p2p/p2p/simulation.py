@@ -140,13 +140,18 @@ class TwoNodeSimulation:
         chaos: Chaos = Chaos(),
         client_blocks: int = 1,
         gossip_blocks: Sequence[SignedBlock] = (),
+        client_range_sync: bool = True,
+        gossip_window: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self._rng = random.Random(seed)
         self._chaos = chaos
         self._full_chain = list(chain)
         self.server = self._node("server", MemoryChain(chain))
         self.client = self._node(
-            "client", MemoryChain(chain[:client_blocks]), bootnodes=(self.server.address,)
+            "client",
+            MemoryChain(chain[:client_blocks]),
+            bootnodes=(self.server.address,),
+            range_sync=client_range_sync,
         )
         self._nodes = {self.server.name: self.server, self.client.name: self.client}
         self._heap: list[_Delivery] = []
@@ -163,16 +168,18 @@ class TwoNodeSimulation:
         self._high_water: Counter[str] = Counter()
         # The server extends its chain and gossips each new block at a random time.
         self._unpublished = len(gossip_blocks)
-        publish_times = sorted(self._rng.uniform(1.0, 30.0) for _ in gossip_blocks)
+        publish_times = sorted(self._rng.uniform(*gossip_window) for _ in gossip_blocks)
         for block, when in zip(gossip_blocks, publish_times, strict=True):
             self._schedule(self.server, PublishBlock(block), when)
         self._reset_times = sorted(self._rng.uniform(0.5, 20.0) for _ in range(chaos.resets))
 
     @staticmethod
-    def _node(name: str, chain: MemoryChain, bootnodes: tuple[str, ...] = ()) -> SimulatedNode:
+    def _node(
+        name: str, chain: MemoryChain, bootnodes: tuple[str, ...] = (), range_sync: bool = True
+    ) -> SimulatedNode:
         peer_id = f"16Uiu2{name}"
         address = f"/ip4/127.0.0.1/udp/9000/quic-v1/p2p/{peer_id}"
-        core = P2PCore(chain, bootnodes=bootnodes)
+        core = P2PCore(chain, bootnodes=bootnodes, range_sync=range_sync)
         return SimulatedNode(name, peer_id, address, core, chain)
 
     # --- running ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lean_p2p import p2p
 from lean_p2p.p2p import (
     backoff,
+    catchup,
     chain,
     core,
     deadlines,
@@ -31,7 +32,19 @@ def test_the_contract_names_come_from_their_modules() -> None:
 
 
 def test_every_module_lists_its_public_names() -> None:
-    modules = (backoff, chain, core, deadlines, fetch, memory_chain, peers, shell, simulation, sync)
+    modules = (
+        backoff,
+        catchup,
+        chain,
+        core,
+        deadlines,
+        fetch,
+        memory_chain,
+        peers,
+        shell,
+        simulation,
+        sync,
+    )
     for module in modules:
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
