@@ -16,7 +16,7 @@ Algorithm (the ``xev.Async`` analogue)::
         serve lanes in priority order, a quantum per lane per round, up to a budget
         if work remains and idle_token.pop():
             loop.call_soon(drain)    # 4. re-arm ourselves; I/O and timers run between
-        (also re-armed for ``linger_s`` after serving work: cheap passes, no syscall)
+        (also re-armed for ``linger_s`` after a batch: cheap passes, no syscall)
 
 "Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
 ``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
@@ -71,6 +71,8 @@ from lean_p2p.runtime.affinity import LoopAffinity, loop_only
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "DEFAULT_LINGER_S",
+    "LINGER_MIN_BATCH",
     "HandlerFailure",
     "LaneSpec",
     "LaneStatistics",
@@ -85,8 +87,10 @@ logger = logging.getLogger(__name__)
 
 #: Items one drain serves before it yields back to the loop (step 4 above).
 DEFAULT_BUDGET = 1024
-#: How long a drain stays armed (cheap call_soon passes) after serving work (see _drain).
-DEFAULT_LINGER_S = 50e-6
+#: How long a drain stays armed (cheap call_soon passes) after a batch (see _should_linger).
+DEFAULT_LINGER_S = 100e-6
+#: A drain that served at least this many items counts as a batch and starts a linger.
+LINGER_MIN_BATCH = 4
 
 
 class MailboxClosed(RuntimeError):
@@ -360,9 +364,10 @@ class Mailbox:
     called on the loop thread as ``handler(lane_name, item)`` for every accepted item.
     ``loop`` defaults to the running loop (so construct on the loop thread, or pass it).
     ``budget`` caps the items one drain handles before yielding to the loop.
-    ``linger_s`` is how long the drain stays armed after serving work, polling with
-    cheap ``call_soon`` passes (0 = go idle at once): fewer threadsafe wakeups at high
-    rates, for the price of that much loop time per burst of work.
+    ``linger_s`` is how long the drain stays armed after a batch (at least
+    ``LINGER_MIN_BATCH`` items), polling with cheap ``call_soon`` passes (0 = go idle at
+    once): fewer threadsafe wakeups at high rates, for the price of that much loop time
+    per batch; at low rates batches are small and the loop never polls.
     """
 
     def __init__(
@@ -405,7 +410,7 @@ class Mailbox:
         self._budget_exhausted = 0
         self._race_hook = race_hook
         self._linger_s = linger_s
-        self._last_work = 0.0
+        self._last_batch = float("-inf")
         self.affinity = LoopAffinity("Mailbox (drain, aclose)", "Mailbox.put")
 
     # -- any thread -------------------------------------------------------------------
@@ -497,15 +502,23 @@ class Mailbox:
                 if served == self._budget:
                     self._budget_exhausted += 1
                 self._rearm_from_loop()
-            elif served:
-                # Linger: stay armed (call_soon passes, no syscall) for a short while after
-                # real work, so events arriving right behind this batch ride a pass
-                # instead of a call_soon_threadsafe wakeup (a syscall on stock asyncio).
-                self._last_work = time.perf_counter()
-                if self._linger_s:
-                    self._rearm_from_loop()
-            elif time.perf_counter() - self._last_work < self._linger_s:
+            elif self._linger_s and self._should_linger(served):
                 self._rearm_from_loop()
+
+    def _should_linger(self, served: int) -> bool:
+        """Stay armed a little longer (cheap call_soon passes, no syscall)?
+
+        Only while events arrive in batches: a drain that found at least
+        ``LINGER_MIN_BATCH`` items starts a linger of ``linger_s``, during which passes
+        poll for the events arriving right behind it instead of each needing a
+        ``call_soon_threadsafe`` (a syscall on stock asyncio). At low rates batches are
+        small, so the loop never polls and sleeps as soon as the lanes are empty.
+        """
+        now = time.perf_counter()
+        if served >= LINGER_MIN_BATCH:
+            self._last_batch = now
+            return True
+        return now - self._last_batch < self._linger_s
 
     def _rearm_from_loop(self) -> None:
         try:

@@ -10,6 +10,7 @@ import pytest
 from lean_p2p.runtime import LEAN_LANES
 from lean_p2p.runtime.affinity import WrongThreadError
 from lean_p2p.runtime.mailbox import (
+    LINGER_MIN_BATCH,
     HandlerFailure,
     LaneSpec,
     Mailbox,
@@ -356,18 +357,28 @@ async def test_without_linger_the_drain_goes_idle_right_after_the_work() -> None
     await mailbox.aclose()
 
 
-async def test_linger_keeps_the_drain_armed_briefly_then_goes_idle() -> None:
+async def test_linger_keeps_the_drain_armed_briefly_after_a_batch_then_goes_idle() -> None:
     recorder = Recorder()
     mailbox = Mailbox(one_lane(), recorder, linger_s=0.2)
-    mailbox.put("only", 1)
+    for number in range(LINGER_MIN_BATCH):
+        mailbox.put("only", number)
     await asyncio.sleep(0)
     assert not mailbox._idle_token  # still armed: polling with call_soon passes
-    mailbox.put("only", 2)  # rides the armed drain: no second wakeup
+    mailbox.put("only", "late")  # rides the armed drain: no second wakeup
     await settle(mailbox)
     stats = mailbox.statistics()
-    assert recorder.items() == [1, 2]
+    assert recorder.items() == [*range(LINGER_MIN_BATCH), "late"]
     assert stats.wakeups == 1
     assert stats.drains > 2
+    await mailbox.aclose()
+
+
+async def test_a_small_batch_does_not_linger() -> None:
+    mailbox = Mailbox(one_lane(), Recorder(), linger_s=0.2)
+    for number in range(LINGER_MIN_BATCH - 1):
+        mailbox.put("only", number)
+    await asyncio.sleep(0)
+    assert mailbox._idle_token  # low rate: the loop sleeps at once, no polling
     await mailbox.aclose()
 
 
