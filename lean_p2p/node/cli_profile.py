@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from lean_p2p.node.runner import configure_logging, run_loop
 
     configure_logging("ERROR")
+    if args.out.exists() and not args.out.is_dir():
+        print(f"lean-p2p profile: --out {args.out} exists and is not a directory")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
     rate, duration = (1000.0, 6.0) if args.quick else (args.rate, args.duration)
     options = ProfileOptions(
         rate=rate,
@@ -82,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     print_table(summary, _SUMMARY_COLUMNS, title="throughput (loop thread)")
     print_table(lanes, _LANE_COLUMNS, title="latency per lane (microseconds)")
     print(f"\nprofiler overhead: {overhead:+.1f}% loop CPU per handled event")
-    args.out.mkdir(parents=True, exist_ok=True)
     plot_latencies(runs, args.out / "latency.png")
     if profiled.profile_html:
         (args.out / "profile.html").write_text(profiled.profile_html)
