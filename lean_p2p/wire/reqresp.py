@@ -126,16 +126,28 @@ class _PayloadState:
 
 
 class _StreamDecoder:
-    __slots__ = ("_buffer", "_failed")
+    __slots__ = ("_buffer", "_bytes_fed", "_failed", "_messages")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._failed = False
+        self._bytes_fed = 0
+        self._messages = 0
 
     def _take(self, data: bytes) -> None:
         if self._failed:
             raise ReqRespError("the stream already failed to decode")
+        self._bytes_fed += len(data)
         self._buffer += data
+
+    def statistics(self) -> dict[str, int | bool]:
+        """Bytes fed, messages completed, bytes buffered, and whether decoding failed."""
+        return {
+            "bytes_fed": self._bytes_fed,
+            "messages": self._messages,
+            "buffered": len(self._buffer),
+            "failed": self._failed,
+        }
 
     def _consumed(self, position: int) -> None:
         # Drop what was read so the buffer holds only an unfinished message's bytes.
@@ -167,6 +179,8 @@ class RequestDecoder(_StreamDecoder):
                 return self._request
             position, self._request = self._payload.advance(self._buffer, 0)
             self._consumed(position)
+            if self._request is not None:
+                self._messages = 1
             if self._request is not None and self._buffer:
                 raise ReqRespError(f"{len(self._buffer)} bytes after the complete request")
         except ReqRespError:
@@ -226,6 +240,7 @@ class ResponseDecoder(_StreamDecoder):
             if payload is None:
                 break
             chunks.append(ResponseChunk(self._code, payload))
+            self._messages += 1
             self._code = None
             self._payload = None
             if self._chunks_left is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Callable
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lean_p2p.wire.enr import EnrRecord, rlp_encode
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.gossip import Topic
 from lean_p2p.wire.reqresp import (
@@ -39,6 +41,8 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
     "request": decode_request,
     "response": decode_response,
     "topic": lambda raw: Topic.parse(raw.decode("utf-8", errors="replace")),
+    "enr": EnrRecord.decode,
+    "enr_text": lambda raw: EnrRecord.from_text("enr:" + raw.decode("latin-1")),
 }
 
 ENCODERS: dict[str, Callable[[bytes], bytes]] = {
@@ -48,6 +52,10 @@ ENCODERS: dict[str, Callable[[bytes], bytes]] = {
     "request": encode_request,
     "response": lambda payload: encode_response_chunk(0, payload) * 2,
     "topic": lambda payload: b"/leanconsensus/12345678/block/ssz_snappy",
+    "enr": lambda payload: rlp_encode([b"\x00" * 64, b"\x01", b"id", b"v4", b"ip", payload[:4]]),
+    "enr_text": lambda payload: base64.urlsafe_b64encode(
+        rlp_encode([b"\x00" * 64, b"\x01", b"id", b"v4", b"udp", payload[:2]])
+    ),
 }
 
 PAYLOADS = st.one_of(st.binary(max_size=300), st.binary(max_size=8).map(lambda b: b * 50))

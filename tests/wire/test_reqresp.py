@@ -164,3 +164,36 @@ def test_corrupt_frames_inside_a_chunk_raise_reqresp_error() -> None:
 
 def test_empty_response_is_zero_chunks() -> None:
     assert decode_response(b"") == []
+
+
+def test_statistics_count_bytes_messages_and_failure() -> None:
+    stream = _stream()
+    decoder = ResponseDecoder()
+    decoder.feed(stream[:-3])
+    partial = decoder.statistics()
+    assert partial["bytes_fed"] == len(stream) - 3
+    assert partial["messages"] == len(CHUNKS) - 1
+    assert 0 < int(partial["buffered"]) <= 70_000
+    decoder.feed(stream[-3:])
+    assert decoder.statistics() == {
+        "bytes_fed": len(stream),
+        "messages": len(CHUNKS),
+        "buffered": 0,
+        "failed": False,
+    }
+    request = RequestDecoder()
+    with pytest.raises(ReqRespError):
+        request.feed(b"\xff" * 11)
+    assert request.statistics()["failed"] is True
+
+
+def test_a_maximum_size_payload_in_small_pieces() -> None:
+    payload = bytes(range(256)) * (MAX_PAYLOAD_SIZE // 256)
+    stream = encode_response_chunk(0, payload)
+    decoder = ResponseDecoder()
+    chunks: list[ResponseChunk] = []
+    for start in range(0, len(stream), 4096):
+        chunks += decoder.feed(stream[start : start + 4096])
+        assert decoder.buffered <= 70_000
+    decoder.finish()
+    assert chunks == [ResponseChunk(0, payload)]
