@@ -77,6 +77,18 @@ def _random(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+def _field_elements(count: int, seed: int) -> bytes:
+    """``count`` random KoalaBear field elements, as a signature carries them."""
+    import random
+    import struct
+
+    from lean_p2p.containers.xmss import FIELD_MODULUS
+
+    generator = random.Random(seed)
+    values = [generator.randrange(FIELD_MODULUS) for _ in range(count)]
+    return struct.pack(f"<{count}I", *values)
+
+
 def sample_objects() -> dict[str, Any]:
     """The three benchmark objects, built with lean_p2p's containers."""
     from lean_p2p.containers import (
@@ -107,9 +119,9 @@ def sample_objects() -> dict[str, Any]:
 
     scheme = PRODUCTION_SCHEME
     signature = signature_from_parts(
-        _random(28, 1),
-        _random(scheme.log_lifetime * 32, 2),
-        _random(scheme.dimension * 32, 3),
+        _field_elements(scheme.rand_length, 1),
+        _field_elements(scheme.log_lifetime * scheme.hash_length, 2),
+        _field_elements(scheme.dimension * scheme.hash_length, 3),
         scheme,
     )
     attestation = SignedAttestation(17, data(0), signature)

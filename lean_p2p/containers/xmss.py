@@ -8,11 +8,13 @@ declares:
 - ``Signature {path: HashTreeOpening, rho: Vector[Fp, 7], hashes: List[digest, N]}``
   with ``HashTreeOpening {siblings: List[digest, N]}``. Its lists are pinned to
   ``log_lifetime`` siblings and ``dimension`` hashes, so the encoding has one fixed size
-  and one valid set of offsets; decoding checks those offsets.
+  and one valid set of offsets; decoding checks those offsets, and (as leanSpec's
+  ``Fp`` does) that every field element is below the KoalaBear modulus.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -80,6 +82,21 @@ def _digest_list_root(blob: bytes, digest_bytes: int, limit: int) -> bytes:
     return mix_in_length(merkleize_chunks(digests, limit), len(digests))
 
 
+# The modulus is 0x7F000001: a word whose top byte is below 0x7F is always a valid
+# element, so a regex over the top bytes (C speed, ~0.2 us) clears almost every
+# signature; only a top byte of 0x7F or more needs the exact comparison.
+_HIGH_TOP_BYTE: Final = re.compile(rb"[\x7f-\xff]")
+
+
+def _check_field_elements(data: bytes, start: int, end: int) -> None:
+    """Raise unless every little-endian uint32 in ``data[start:end]`` is below the modulus."""
+    if _HIGH_TOP_BYTE.search(data[start + 3 : end : FIELD_ELEMENT_BYTES]) is None:
+        return
+    count = (end - start) // FIELD_ELEMENT_BYTES
+    if max(struct.unpack_from(f"<{count}I", data, start)) >= FIELD_MODULUS:
+        raise SSZError(f"a field element is not below the modulus {FIELD_MODULUS}")
+
+
 class SignatureType(SSZType[bytes]):
     """An XMSS signature as ``bytes`` of the active scheme's size."""
 
@@ -113,6 +130,9 @@ class SignatureType(SSZType[bytes]):
         )
         if found != (path_offset, hashes_offset, siblings_offset):
             raise SSZError(f"signature offsets {found} are not {path_offset, hashes_offset, 4}")
+        # Every other 4-byte word is a field element (rho, siblings, hashes).
+        _check_field_elements(data, 4, rho_end)
+        _check_field_elements(data, path_offset + 4, len(data))
 
     def encode(self, value: bytes) -> bytes:
         self.check(value)
@@ -154,6 +174,7 @@ class PublicKeyType(SSZType[bytes]):
 
     def decode(self, data: bytes) -> bytes:
         self._expect_size(data)
+        _check_field_elements(data, 0, len(data))
         return bytes(data)
 
     def hash_tree_root(self, value: bytes) -> bytes:

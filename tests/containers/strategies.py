@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from lean_p2p.containers.ssz import (
     UintType,
     VectorType,
 )
-from lean_p2p.containers.xmss import SignatureType
+from lean_p2p.containers.xmss import FIELD_MODULUS, SignatureType, signature_from_parts
 
 __all__ = ["signatures", "values_of"]
 
@@ -28,19 +29,19 @@ MAX_LIST = 4
 MAX_BYTES = 80
 
 
+def _field_elements(count: int) -> st.SearchStrategy[bytes]:
+    elements = st.lists(st.integers(0, FIELD_MODULUS - 1), min_size=count, max_size=count)
+    return elements.map(lambda values: struct.pack(f"<{count}I", *values))
+
+
 @st.composite
 def signatures(draw: st.DrawFn) -> bytes:
-    """Well-formed signature encodings of the active scheme with arbitrary contents."""
+    """Well-formed signature encodings of the active scheme with arbitrary field elements."""
     scheme = active_scheme()
-    path_offset = 4 + 4 * scheme.rand_length + 4
-    hashes_offset = path_offset + 4 + scheme.log_lifetime * scheme.digest_bytes
-    body = bytearray(
-        draw(st.binary(min_size=scheme.signature_size, max_size=scheme.signature_size))
-    )
-    body[0:4] = path_offset.to_bytes(4, "little")
-    body[4 + 4 * scheme.rand_length : path_offset] = hashes_offset.to_bytes(4, "little")
-    body[path_offset : path_offset + 4] = (4).to_bytes(4, "little")
-    return bytes(body)
+    rho = draw(_field_elements(scheme.rand_length))
+    siblings = draw(_field_elements(scheme.log_lifetime * scheme.hash_length))
+    hashes = draw(_field_elements(scheme.dimension * scheme.hash_length))
+    return signature_from_parts(rho, siblings, hashes, scheme)
 
 
 def values_of(ssz_type: SSZType[Any]) -> st.SearchStrategy[Any]:

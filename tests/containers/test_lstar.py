@@ -169,3 +169,19 @@ def test_encoding_an_out_of_range_value_raises() -> None:
         Checkpoint(b"\x00" * 32, 2**64).encode()
     with pytest.raises(SSZError):
         Checkpoint(b"\x00" * 31, 1).encode()
+
+
+def test_signature_field_element_at_the_modulus_is_rejected() -> None:
+    from lean_p2p.containers.xmss import FIELD_MODULUS, signature_from_parts
+
+    top = (FIELD_MODULUS - 1).to_bytes(4, "little")
+    assert SignedAttestation(1, DATA, signature_from_parts(rho=top)).encode()
+    bad = FIELD_MODULUS.to_bytes(4, "little")
+    for signature in (
+        signature_from_parts(rho=bad),
+        signature_from_parts(siblings=bad),
+        signature_from_parts(hashes=b"\x00" * 8 + bad),
+    ):
+        raw = (1).to_bytes(8, "little") + DATA.encode() + signature
+        with pytest.raises(SSZError, match="modulus"):
+            SignedAttestation.decode(raw)
