@@ -10,6 +10,10 @@ end of the stream raises if it ended inside a message. A declared length is chec
 against the limit as soon as its varint is complete, before any decompression; a frame
 that would expand past the declared length is refused mid-way. The unread buffer never
 holds more than one frame chunk beyond what the caller passed in.
+
+The functions are pure and safe on any thread; a decoder object holds one stream's
+state and belongs to whichever single thread reads that stream. After a decoder raises,
+it refuses further input (the stream is to be reset, not resumed).
 """
 
 from __future__ import annotations
