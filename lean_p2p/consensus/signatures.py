@@ -27,6 +27,7 @@ from lean_p2p.containers import active_scheme
 from lean_p2p.containers.xmss import FIELD_MODULUS
 
 __all__ = [
+    "MOCKED_MODE_NOTICE",
     "MOCK_PROOF_PREFIX",
     "MockedProofVerifier",
     "SignatureVerifier",
@@ -37,6 +38,14 @@ logger = logging.getLogger(__name__)
 
 #: Opening bytes of every placeholder proof in the leanSpec vectors (mocked prover).
 MOCK_PROOF_PREFIX: Final = b"\x00MOCKED-AGGREGATION-PROOF\x00"
+
+
+#: One line for a command's ``--help`` (and logs): what the default verifier does not do.
+MOCKED_MODE_NOTICE: Final = (
+    "signature verification: mode=mocked (default) accepts the test vectors' placeholder "
+    "proofs and checks XMSS signatures for structure only; it is NOT cryptographic "
+    "verification"
+)
 
 
 def mock_proof(fingerprint: bytes) -> bytes:
