@@ -49,8 +49,10 @@ typedef struct producer_run {
     int record_costs;
     int thread_count;
     atomic_int stop;
+    atomic_int join_state; /* 0: not joined, 1: a thread is joining, 2: all joined */
     atomic_int ready;
     atomic_int go;
+    atomic_int finished; /* threads past their last push */
     producer *producers;
 } producer_run;
 
@@ -146,6 +148,7 @@ static void *produce(void *argument) {
     if (run->on_thread_exit != NULL) {
         run->on_thread_exit();
     }
+    atomic_fetch_add(&run->finished, 1);
     return NULL;
 }
 
@@ -204,20 +207,43 @@ EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring,
     return run;
 }
 
+/* Non-blocking: 1 once every producer thread is past its last push, else 0. */
+EXPORT int producers_done(producer_run *run) {
+    return atomic_load(&run->finished) == run->thread_count;
+}
+
 /* Ask the producers to stop at their next event (they finish the push in hand). */
 EXPORT void producers_stop(producer_run *run) {
     atomic_store(&run->stop, 1);
 }
 
-/* Wait for every producer; returns the summed totals in *out. Call once. */
+/* Join every producer thread exactly once, whoever calls first (join and free may race
+ * when a test gives up early); later callers wait for that first join to finish. */
+static void join_threads(producer_run *run) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&run->join_state, &expected, 1)) {
+        for (int index = 0; index < run->thread_count; index++) {
+            producer *self = &run->producers[index];
+            if (self->joinable) {
+                pthread_join(self->thread, NULL);
+                self->joinable = 0;
+            }
+        }
+        atomic_store(&run->join_state, 2);
+        return;
+    }
+    while (atomic_load(&run->join_state) != 2) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Wait for every producer; returns the summed totals in *out. */
 EXPORT void producers_join(producer_run *run, producer_totals *out) {
+    join_threads(run);
     memset(out, 0, sizeof(*out));
     for (int index = 0; index < run->thread_count; index++) {
-        producer *self = &run->producers[index];
-        if (self->joinable) {
-            pthread_join(self->thread, NULL);
-            self->joinable = 0;
-        }
+        const producer *self = &run->producers[index];
         out->attempted += self->totals.attempted;
         out->accepted += self->totals.accepted;
         out->full += self->totals.full;
@@ -270,18 +296,16 @@ EXPORT uint64_t producers_cost_percentile(const producer_run *run, double fracti
     return value;
 }
 
-/* Join (if still running) and free everything. */
+/* Stop, join (if not yet joined) and free everything. No other call may follow. */
 EXPORT void producers_free(producer_run *run) {
     if (run == NULL) {
         return;
     }
     atomic_store(&run->stop, 1);
     atomic_store(&run->go, 1);
+    join_threads(run);
     for (int index = 0; index < run->thread_count; index++) {
         producer *self = &run->producers[index];
-        if (self->joinable) {
-            pthread_join(self->thread, NULL);
-        }
         free(self->payload);
         free(self->costs);
     }

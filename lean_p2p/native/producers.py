@@ -91,6 +91,8 @@ def _load(path: Path) -> ctypes.CDLL:
         ctypes.c_int,
         ctypes.c_void_p,
     )
+    library.producers_done.restype = ctypes.c_int
+    library.producers_done.argtypes = (ctypes.c_void_p,)
     library.producers_stop.restype = None
     library.producers_stop.argtypes = (ctypes.c_void_p,)
     library.producers_join.restype = None
@@ -151,6 +153,11 @@ class ProducerRun:
         self._run: int | None = run
         self.threads = threads
         self._totals: ProducerTotals | None = None
+
+    def done(self) -> bool:
+        """True once every producer is past its last push (any thread, never blocks):
+        poll it on the loop thread, then :meth:`join` returns at once."""
+        return bool(self._lib.producers_done(self._live()))
 
     def stop(self) -> None:
         """Ask every producer to stop after the push in hand (any thread)."""

@@ -1,0 +1,378 @@
+"""NativeRing: native pthreads push through the C ring while the loop thread is busy.
+
+The tests run on the loop thread (pytest-asyncio); producers are C pthreads from the
+driver in bindings/testing, compiled by the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from lean_p2p.native import (
+    EventKind,
+    NativeEvent,
+    NativeRing,
+    NativeRingClosed,
+    PushResult,
+    mailbox_sink,
+)
+from lean_p2p.native.library import EventStruct, load_library
+from lean_p2p.native.producers import ProducerDriver, ProducerRun, read_stamp
+from lean_p2p.runtime import LEAN_LANES, Mailbox
+
+TEN_MIB = 10 * 1024 * 1024
+
+
+class Collector:
+    """A sink that keeps every event (loop thread)."""
+
+    def __init__(self) -> None:
+        self.events: list[NativeEvent] = []
+
+    def __call__(self, event: NativeEvent) -> bool:
+        self.events.append(event)
+        return True
+
+    def sequences_by_producer(self) -> dict[int, list[int]]:
+        by_producer: dict[int, list[int]] = defaultdict(list)
+        for event in self.events:
+            stamp = read_stamp(event.payload)
+            by_producer[stamp.producer].append(stamp.sequence)
+        return by_producer
+
+
+def assert_exactly_once_in_order(collector: Collector, run: ProducerRun) -> None:
+    """Every accepted event arrived once, and each producer's events in push order."""
+    by_producer = collector.sequences_by_producer()
+    assert set(by_producer) <= set(range(run.threads))
+    for producer in range(run.threads):
+        assert by_producer.get(producer, []) == list(range(run.accepted_by(producer)))
+
+
+async def busy_python(until: Callable[[], bool]) -> None:
+    """Keep the loop thread running Python (a few hundred µs per slice), yielding to
+    the loop between slices, until ``until()`` holds (bounded: a hang fails)."""
+    async with asyncio.timeout(30):
+        while not until():
+            sum(index * index for index in range(5_000))
+            await asyncio.sleep(0)
+
+
+@pytest.mark.stress
+async def test_eight_pthreads_exactly_once_in_order_while_loop_busy(
+    producer_driver: ProducerDriver,
+) -> None:
+    collector = Collector()
+    ring = NativeRing(collector, capacity=1024, batch=256)
+    run = producer_driver.start(
+        ring.push_function_address, ring.address, threads=8, events_per_thread=20_000
+    )
+    await busy_python(run.done)
+    totals = run.join()
+    await busy_python(lambda: len(collector.events) >= totals.accepted)
+    await ring.aclose()
+
+    assert totals.accepted == 8 * 20_000  # producers retried every FULL
+    assert_exactly_once_in_order(collector, run)
+    statistics = ring.statistics()
+    assert statistics.accepted == statistics.drained == statistics.delivered == totals.accepted
+    assert statistics.dropped_full == totals.full  # every FULL answer counted
+    assert statistics.wakeups <= statistics.drains
+    ring.release()
+    run.free()
+
+
+async def test_full_ring_drops_are_counted_and_reported(
+    producer_driver: ProducerDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector = Collector()
+    ring = NativeRing(collector, capacity=64)
+    run = producer_driver.start(
+        ring.push_function_address,
+        ring.address,
+        threads=4,
+        events_per_thread=1_000,
+        retry_when_full=False,
+    )
+    # Joining ON the loop thread blocks every drain until the producers are done, so
+    # exactly the ring's capacity is accepted and the rest must be counted as FULL.
+    totals = run.join()
+    assert totals.accepted == 64
+    assert totals.full == 4_000 - 64
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.native.ring"):
+        await busy_python(lambda: len(collector.events) == 64)
+    assert ring.statistics().dropped_full == 4_000 - 64
+    assert ring.statistics().delivered == 64
+    assert "native ring dropped 3936 pushes" in caplog.text
+    assert_exactly_once_in_order(collector, run)
+    await ring.aclose()
+    ring.release()
+    run.free()
+
+
+async def test_one_wakeup_per_drain_not_per_push() -> None:
+    collector = Collector()
+    ring = NativeRing(collector, capacity=2048)
+    # All pushed from the loop thread itself: no drain can run in between.
+    for sequence in range(1_000):
+        assert ring.push_threadsafe(EventKind.CUSTOM, request_id=sequence) is PushResult.OK
+    assert ring.statistics().wakeups == 1
+    await busy_python(lambda: len(collector.events) == 1_000)
+    assert [event.request_id for event in collector.events] == list(range(1_000))
+    await ring.aclose()
+    ring.release()
+
+
+async def test_small_batches_continue_without_new_wakeups() -> None:
+    collector = Collector()
+    ring = NativeRing(collector, capacity=2048, batch=16)
+    for sequence in range(500):
+        ring.push_threadsafe(EventKind.CUSTOM, request_id=sequence)
+    await busy_python(lambda: len(collector.events) == 500)
+    statistics = ring.statistics()
+    assert statistics.wakeups == 1
+    assert statistics.drains >= 500 // 16
+    assert [event.request_id for event in collector.events] == list(range(500))
+    await ring.aclose()
+    ring.release()
+
+
+@pytest.mark.stress
+async def test_close_with_producers_still_pushing_delivers_every_accepted_push(
+    producer_driver: ProducerDriver,
+) -> None:
+    collector = Collector()
+    ring = NativeRing(collector, capacity=512, batch=128)
+    # events_per_thread=0: push until the ring says it is closed.
+    run = producer_driver.start(
+        ring.push_function_address, ring.address, threads=6, events_per_thread=0
+    )
+    await busy_python(lambda: len(collector.events) >= 20_000)
+    await ring.aclose()  # producers are still pushing now
+    await busy_python(run.done)
+    totals = run.join()
+
+    assert totals.closed == 6  # each producer saw CLOSED once, then stopped
+    assert totals.other_errors == 0
+    assert len(collector.events) == totals.accepted  # nothing accepted was lost
+    assert_exactly_once_in_order(collector, run)
+    statistics = ring.statistics()
+    assert statistics.rejected_closed == 6
+    assert statistics.queued == 0
+    ring.release()
+    run.free()
+
+
+async def test_push_after_close_is_rejected_and_counted() -> None:
+    ring = NativeRing(Collector())
+    await ring.aclose()
+    assert ring.push_threadsafe(EventKind.CUSTOM) is PushResult.ERR_CLOSED
+    assert ring.statistics().rejected_closed == 1
+    ring.release()
+    with pytest.raises(NativeRingClosed):
+        ring.push_threadsafe(EventKind.CUSTOM)
+    with pytest.raises(NativeRingClosed):
+        _ = ring.address
+    assert ring.statistics().rejected_closed == 1  # kept after release
+
+
+async def test_release_before_close_is_refused() -> None:
+    ring = NativeRing(Collector())
+    with pytest.raises(RuntimeError, match="aclose"):
+        ring.release()
+    await ring.aclose()
+    ring.release()
+    ring.release()  # idempotent
+
+
+async def test_zero_byte_and_ten_mib_payloads_arrive_intact() -> None:
+    collector = Collector()
+    ring = NativeRing(collector)
+    big = bytes(range(256)) * (TEN_MIB // 256)
+    assert len(big) == TEN_MIB
+    assert ring.push_threadsafe(EventKind.GOSSIP, channel=1, payload=b"") is PushResult.OK
+    assert ring.push_threadsafe(EventKind.GOSSIP, channel=1, payload=big) is PushResult.OK
+    assert ring.push_threadsafe(EventKind.GOSSIP, channel=1, payload=big + b"!") is (
+        PushResult.ERR_TOO_LARGE
+    )
+    await busy_python(lambda: len(collector.events) == 2)
+    assert collector.events[0].payload == b""
+    assert collector.events[1].payload == big
+    assert ring.statistics().rejected_too_large == 1
+    await ring.aclose()
+    ring.release()
+
+
+async def test_events_larger_than_the_drain_buffer_grow_it() -> None:
+    collector = Collector()
+    ring = NativeRing(collector, max_payload=2 * 1024 * 1024)
+    payloads = [bytes([index]) * (1024 * 1024 + index) for index in range(3)]
+    for payload in payloads:
+        ring.push_threadsafe(EventKind.RESPONSE_CHUNK, channel=2, payload=payload)
+    await busy_python(lambda: len(collector.events) == 3)
+    assert [event.payload for event in collector.events] == payloads
+    await ring.aclose()
+    ring.release()
+
+
+def _raw_push(ring: NativeRing, event: EventStruct | None) -> int:
+    push = load_library().lean_p2p_ring_push
+    result: int = push(ring.address, ctypes.byref(event) if event is not None else None)
+    return result
+
+
+def _event(**fields: int | None) -> EventStruct:
+    event = EventStruct()
+    event.kind = EventKind.GOSSIP
+    event.channel = 1
+    for name, value in fields.items():
+        setattr(event, name, value)
+    return event
+
+
+_PEER_ID = ctypes.create_string_buffer(b"p" * 200)
+_PEER_ADDRESS = ctypes.addressof(_PEER_ID)
+
+
+@pytest.mark.parametrize(
+    ("event", "expected", "counter"),
+    [
+        pytest.param(None, PushResult.ERR_INVALID, "rejected_invalid", id="null-event"),
+        pytest.param(_event(kind=0), PushResult.ERR_INVALID, "rejected_invalid", id="kind-0"),
+        pytest.param(_event(kind=9), PushResult.ERR_INVALID, "rejected_invalid", id="kind-9"),
+        pytest.param(
+            _event(peer_id=None, peer_id_len=5),
+            PushResult.ERR_INVALID,
+            "rejected_invalid",
+            id="null-peer-id-with-length",
+        ),
+        pytest.param(
+            _event(payload=None, payload_len=5),
+            PushResult.ERR_INVALID,
+            "rejected_invalid",
+            id="null-payload-with-length",
+        ),
+        pytest.param(
+            _event(peer_id=_PEER_ADDRESS, peer_id_len=129),
+            PushResult.ERR_TOO_LARGE,
+            "rejected_too_large",
+            id="peer-id-over-128",
+        ),
+        pytest.param(
+            # The length alone is checked against the limit before any byte is read.
+            _event(payload=_PEER_ADDRESS, payload_len=2**40),
+            PushResult.ERR_TOO_LARGE,
+            "rejected_too_large",
+            id="payload-length-over-limit",
+        ),
+    ],
+)
+async def test_malformed_records_are_rejected_with_a_code_and_counted(
+    event: EventStruct | None, expected: PushResult, counter: str
+) -> None:
+    collector = Collector()
+    ring = NativeRing(collector)
+    assert _raw_push(ring, event) == expected
+    assert getattr(ring.statistics(), counter) == 1
+    assert ring.statistics().dropped == 1
+    # The ring still works after the rejection.
+    assert _raw_push(ring, _event(peer_id=_PEER_ADDRESS, peer_id_len=128)) == PushResult.OK
+    await busy_python(lambda: len(collector.events) == 1)
+    assert collector.events[0].peer_id == b"p" * 128
+    await ring.aclose()
+    ring.release()
+
+
+def test_null_ring_is_rejected_without_a_crash() -> None:
+    push = load_library().lean_p2p_ring_push
+    assert push(None, ctypes.byref(_event())) == PushResult.ERR_INVALID
+
+
+async def test_sink_errors_and_rejections_are_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    delivered: list[int] = []
+
+    def sink(event: NativeEvent) -> bool:
+        if event.request_id == 1:
+            raise ValueError("handler bug")
+        if event.request_id == 2:
+            return False
+        delivered.append(event.request_id)
+        return True
+
+    ring = NativeRing(sink)
+    for request_id in range(4):
+        ring.push_threadsafe(EventKind.CUSTOM, request_id=request_id)
+    with caplog.at_level(logging.ERROR, logger="lean_p2p.native.ring"):
+        await busy_python(lambda: ring.statistics().drained == 4)
+    assert delivered == [0, 3]
+    statistics = ring.statistics()
+    assert (statistics.sink_errors, statistics.sink_rejected, statistics.delivered) == (1, 1, 2)
+    assert "native event sink failed" in caplog.text
+    await ring.aclose()
+    ring.release()
+
+
+async def test_mailbox_sink_routes_kinds_to_lean_lanes() -> None:
+    seen: list[tuple[str, EventKind]] = []
+
+    def handler(lane: str, item: object) -> None:
+        assert isinstance(item, NativeEvent)
+        seen.append((lane, item.kind))
+
+    mailbox = Mailbox(LEAN_LANES, handler)
+    ring = NativeRing(mailbox_sink(mailbox))
+    pushes = [
+        (EventKind.GOSSIP, 1, "blocks"),
+        (EventKind.GOSSIP, 2, "attestations"),
+        (EventKind.GOSSIP, 3, "aggregates"),
+        (EventKind.REQUEST, 2, "peer_requests"),
+        (EventKind.RESPONSE_CHUNK, 2, "responses"),
+        (EventKind.PEER_CONNECTED, 0, "control"),
+    ]
+    for kind, channel, _lane in pushes:
+        ring.push_threadsafe(kind, channel=channel)
+    ring.push_threadsafe(EventKind.GOSSIP, channel=77)  # no such topic
+    await busy_python(lambda: len(seen) == len(pushes) and ring.statistics().drained == 7)
+    assert sorted(seen, key=lambda pair: pair[0]) == sorted(
+        ((lane, kind) for kind, _channel, lane in pushes), key=lambda pair: pair[0]
+    )
+    assert ring.statistics().sink_rejected == 1
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
+def test_ring_under_uvloop(producer_driver: ProducerDriver) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        collector = Collector()
+        ring = NativeRing(collector, capacity=256)
+        run = producer_driver.start(
+            ring.push_function_address, ring.address, threads=4, events_per_thread=5_000
+        )
+        await busy_python(run.done)
+        totals = run.join()
+        await busy_python(lambda: len(collector.events) == totals.accepted)
+        await ring.aclose()
+        assert totals.accepted == 20_000
+        assert_exactly_once_in_order(collector, run)
+        ring.release()
+        run.free()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+@pytest.mark.parametrize(("capacity", "batch"), [(0, 1), (1 << 31, 1), (16, 0)])
+async def test_bad_configuration_is_a_value_error(capacity: int, batch: int) -> None:
+    with pytest.raises(ValueError):
+        NativeRing(Collector(), capacity=capacity, batch=batch)
