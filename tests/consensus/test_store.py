@@ -224,3 +224,51 @@ def test_finalization_prunes_votes_that_can_no_longer_matter() -> None:
     assert store.latest_finalized.slot >= stale.head.slot
     assert stale not in store.known_payloads
     assert all(data.head.slot > store.latest_finalized.slot for data in store.known_payloads)
+
+
+def test_interval_duties() -> None:
+    store, left, right = _fork_store()  # time 10: slot 2, interval 0
+    lighter = min(left, right)
+    store.on_gossip_aggregated_attestation(_aggregate(_vote_for(store, lighter), [0, 1, 2]))
+    genesis_root = store.latest_justified.root
+    store.on_tick(12, has_proposal=False)  # intervals 1 and 2: nothing to count yet
+    assert store.known_payloads == {}
+    # No block has 2/3 support yet: the safe target stays at the justified root.
+    assert store.safe_target == genesis_root and store.head == max(left, right)
+    # Interval 3 moves the safe target from the pending votes (3 of 4 >= 2/3).
+    store.on_tick(13, has_proposal=False)
+    assert store.safe_target == lighter and store.head == max(left, right)
+    # Interval 4 promotes them, and the head follows.
+    store.on_tick(14, has_proposal=False)
+    assert store.new_payloads == {} and store.head == lighter
+    # Interval 0 without a proposal does not promote what arrived since.
+    store.on_gossip_aggregated_attestation(_aggregate(_vote_for(store, lighter), [3]))
+    store.on_tick(15, has_proposal=False)
+    assert len(store.new_payloads) == 1
+
+
+def test_interval_zero_with_a_proposal_promotes() -> None:
+    store, left, _ = _fork_store()
+    store.on_gossip_aggregated_attestation(_aggregate(_vote_for(store, left), [3]))
+    store.on_tick(15, has_proposal=True)
+    assert store.new_payloads == {} and list(store.known_payloads) == [_vote_for(store, left)]
+
+
+def test_aggregators_publish_at_interval_two() -> None:
+    store, left, _ = _fork_store()
+    data = _vote_for(store, left)
+    signer = PlaceholderSigner()
+    from lean_p2p.containers import SignedAttestation
+
+    for index in (0, 2):
+        signature = signer.sign_attestation(index, data)
+        store.on_gossip_attestation(
+            SignedAttestation(validator_index=index, data=data, signature=signature),
+            is_aggregator=True,
+        )
+    assert store.on_tick(11, has_proposal=False, is_aggregator=True) == []
+    produced = store.on_tick(12, has_proposal=False, is_aggregator=True)
+    assert [aggregate.data for aggregate in produced] == [data]
+    assert produced[0].proof.participants.indices() == [0, 2]
+    assert store.attestation_signatures == {}
+    assert store.new_payloads == {data: {produced[0].proof}}
