@@ -1,0 +1,68 @@
+"""Record decoding and lane routing of native events (any thread)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lean_p2p.native.records import (
+    RECORD_HEADER,
+    EventKind,
+    NativeEvent,
+    UnroutableEvent,
+    iter_records,
+    lean_lane_for,
+)
+from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
+
+
+def _record(kind: int, channel: int, request_id: int, peer_id: bytes, payload: bytes) -> bytes:
+    header = RECORD_HEADER.pack(kind, channel, request_id, len(peer_id), len(payload))
+    return header + peer_id + payload
+
+
+def test_packed_records_decode_in_order() -> None:
+    data = _record(3, 1, 0, b"peer-a", b"\x00" * 10) + _record(4, 2, 99, b"", b"")
+    assert list(iter_records(data, 2)) == [
+        NativeEvent(EventKind.GOSSIP, 1, 0, b"peer-a", b"\x00" * 10),
+        NativeEvent(EventKind.REQUEST, 2, 99, b"", b""),
+    ]
+
+
+def test_truncated_record_raises() -> None:
+    data = _record(3, 1, 0, b"peer", b"payload")[:-1]
+    with pytest.raises(ValueError, match="truncated"):
+        list(iter_records(data, 1))
+
+
+@pytest.mark.parametrize(
+    ("kind", "channel", "lane"),
+    [
+        (EventKind.GOSSIP, 1, "blocks"),
+        (EventKind.GOSSIP, 2, "attestations"),
+        (EventKind.GOSSIP, 3, "aggregates"),
+        (EventKind.REQUEST, 1, "peer_requests"),
+        (EventKind.RESPONSE_CHUNK, 2, "responses"),
+        (EventKind.RESPONSE_END, 3, "responses"),
+        (EventKind.REQUEST_FAILED, 1, "responses"),
+        (EventKind.PEER_CONNECTED, 0, "control"),
+        (EventKind.PEER_DISCONNECTED, 0, "control"),
+        (EventKind.CUSTOM, 1234, "peer_requests"),
+    ],
+)
+def test_events_route_to_their_lean_lane(kind: EventKind, channel: int, lane: str) -> None:
+    assert lean_lane_for(NativeEvent(kind, channel, 0, b"", b"")) == lane
+
+
+@pytest.mark.parametrize(
+    ("kind", "channel"), [(EventKind.GOSSIP, 0), (EventKind.GOSSIP, 4), (EventKind.REQUEST, 9)]
+)
+def test_unknown_channels_are_unroutable(kind: EventKind, channel: int) -> None:
+    with pytest.raises(UnroutableEvent):
+        lean_lane_for(NativeEvent(kind, channel, 0, b"", b""))
+
+
+def test_topic_and_protocol_views() -> None:
+    gossip = NativeEvent(EventKind.GOSSIP, 3, 0, b"", b"")
+    request = NativeEvent(EventKind.REQUEST, 2, 5, b"", b"")
+    assert (gossip.topic, gossip.protocol) == (GossipTopic.AGGREGATION, None)
+    assert (request.topic, request.protocol) == (None, ReqRespProtocol.BLOCKS_BY_ROOT)
