@@ -12,7 +12,17 @@ from __future__ import annotations
 from hashlib import sha256
 from typing import Final
 
-from lean_p2p.containers import AttestationData, BlockBody, BlockHeader, Checkpoint, Validator
+from lean_p2p.containers import (
+    VALIDATOR_REGISTRY_LIMIT,
+    AttestationData,
+    BlockBody,
+    BlockHeader,
+    Checkpoint,
+    Validator,
+    merkleize,
+    merkleize_chunks,
+    mix_in_length,
+)
 
 __all__ = [
     "attestation_data_root",
@@ -78,10 +88,29 @@ def validator_root(validator: Validator) -> bytes:
 
 
 _EMPTY_BODY_ROOT: Final = BlockBody(attestations=()).hash_tree_root()
+_ATTESTATIONS_LIMIT: Final = VALIDATOR_REGISTRY_LIMIT
+_BITS_CHUNK_LIMIT: Final = (VALIDATOR_REGISTRY_LIMIT + 255) // 256
 
 
 def body_root_of(body: BlockBody) -> bytes:
-    """The body's root; an empty body (most blocks on a quiet chain) is a constant."""
-    if not body.attestations:
+    """BlockBody(attestations: List[AggregatedAttestation, 4096]) root.
+
+    An empty body (most blocks on a quiet chain) is a constant. Otherwise each element is
+    AggregatedAttestation(aggregation_bits: Bitlist[4096], data) = pair hash of the
+    bitlist root and the vote root; the body's single field makes its root the list's.
+    """
+    attestations = body.attestations
+    if not attestations:
         return _EMPTY_BODY_ROOT
-    return body.hash_tree_root()
+    element_roots = [
+        sha256(
+            _bitlist_root(attestation.aggregation_bits.data, len(attestation.aggregation_bits))
+            + attestation_data_root(attestation.data)
+        ).digest()
+        for attestation in attestations
+    ]
+    return mix_in_length(merkleize_chunks(element_roots, _ATTESTATIONS_LIMIT), len(element_roots))
+
+
+def _bitlist_root(packed: bytes, length: int) -> bytes:
+    return mix_in_length(merkleize(packed, _BITS_CHUNK_LIMIT), length)

@@ -106,15 +106,15 @@ class ChainState:
 
     def evolve(self, **changes: object) -> ChainState:
         """A copy with ``changes`` applied; cached roots of unchanged fields carry over."""
-        kept = {
-            key: root
-            for key, root in self._roots.items()
-            if key != "state"
-            and not any(
-                name in changes and changes[name] is not getattr(self, name)
-                for name in _ROOT_FIELDS[key]
-            )
-        }
+        kept: dict[str, bytes] = {}
+        for key, root in self._roots.items():
+            if key == "state":
+                continue
+            for name in _ROOT_FIELDS[key]:
+                if name in changes and changes[name] is not getattr(self, name):
+                    break
+            else:
+                kept[key] = root
         return replace(self, _roots=kept, **changes)  # type: ignore[arg-type]
 
     def _cached(self, key: str, compute: Callable[[], bytes]) -> bytes:

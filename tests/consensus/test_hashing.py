@@ -43,3 +43,26 @@ def test_roots_match_the_generic_merkleization() -> None:
             index=seed,
         )
         assert validator_root(validator) == validator.hash_tree_root()
+
+
+def test_body_root_matches_the_generic_merkleization() -> None:
+    from lean_p2p.consensus.hashing import body_root_of
+    from lean_p2p.containers import AggregatedAttestation, Bitlist, BlockBody
+
+    assert body_root_of(BlockBody(attestations=())) == BlockBody(attestations=()).hash_tree_root()
+    for count in (1, 2, 3, 8):
+        body = BlockBody(
+            attestations=tuple(
+                AggregatedAttestation(
+                    aggregation_bits=Bitlist.from_indices(5 + index * 300, [0, index]),
+                    data=AttestationData(
+                        slot=index,
+                        head=Checkpoint(root=_bytes(index), slot=index),
+                        target=Checkpoint(root=_bytes(index + 1), slot=index),
+                        source=Checkpoint(root=_bytes(index + 2), slot=0),
+                    ),
+                )
+                for index in range(count)
+            )
+        )
+        assert body_root_of(body) == body.hash_tree_root()
