@@ -497,8 +497,16 @@ class P2PCore:
         """
         if self._stopped_reason is not None or len(self._peers) == 0:
             return
+        self._dispatch_roots(now)
         self._dispatch_range(now)
+
+    def _dispatch_roots(self, now: float) -> None:
         if not self._roots_dirty or self._fetcher.ready_count == 0:
+            return
+        if self._range is not None and self._range.request_id is not None:
+            # A range batch is streaming in: the roots the chain misses now are mostly
+            # its blocks still on the way (or gaps in it). Send them once the batch
+            # settles, together, instead of walking parents one round trip at a time.
             return
         self._roots_dirty = False
         from lean_p2p.containers import BlocksByRootRequest

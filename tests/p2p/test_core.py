@@ -722,3 +722,22 @@ def test_logs_are_structured_with_peer_root_and_request_id(
 def test_memory_chain_used_here_is_a_chain_reader() -> None:
     chain: MemoryChain = make_core()[1]
     assert chain.head() == Checkpoint(root=root(9), slot=9)
+
+
+def test_roots_wanted_during_a_range_batch_go_together_after_it() -> None:
+    core, _ = make_core(blocks=3)
+    request_id = connect(core)
+    core.handle_event(
+        ResponseChunk(PEER_A, request_id, ReqRespProtocol.STATUS, peer_status(30, root(30))), 0
+    )
+    batch = only_request(core.drain_commands())
+    assert isinstance(batch.request, BlocksByRangeRequest)
+    # The chain misses parents while the batch streams in: nothing goes out yet ...
+    core.handle_request(FetchRoots((root(31),)), 0.0)
+    core.handle_request(FetchRoots((root(32),)), 0.0)
+    assert core.drain_commands() == []
+    # ... and once the batch settles, one request carries them all.
+    core.handle_event(RequestCompleted(PEER_A, batch.request_id, BY_RANGE, 0), 1.0)
+    request = only_request(core.drain_commands())
+    assert request.request == BlocksByRootRequest(roots=(root(31), root(32)))
+    assert core.statistics().range_sync_active is False
