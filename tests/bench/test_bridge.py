@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.bench.bridge import VARIANTS, Case, plan, ratios, run_case
+from lean_p2p.bench.bridge import VARIANTS, Case, interleaved, plan, ratios, run_case
 from lean_p2p.cli import main
 
 
@@ -66,3 +66,11 @@ def test_the_command_writes_rows_with_the_contract_keys(tmp_path: Path) -> None:
         for key in ("variant", "loop", "producers", "events_per_s", "p50_us", "p99_us"):
             assert key in row
         assert "wakeups_per_event" in row
+
+
+def test_repeats_are_interleaved_across_variants() -> None:
+    mailbox = Case("mailbox", "asyncio", 8, None, 10)
+    janus = Case("janus", "asyncio", 8, None, 10)
+    rate = Case("mailbox", "asyncio", 8, 20_000, 10)
+    order = interleaved([(mailbox, 2), (janus, 2), (rate, 1)])
+    assert order == [mailbox, janus, mailbox, janus, rate]
