@@ -103,7 +103,13 @@ class ForkChoiceStore:
                 RejectionReason.ANCHOR_STATE_ROOT_MISMATCH,
                 "anchor block state root differs from the anchor state's root",
             )
-        anchor_root = anchor_block.hash_tree_root()
+        anchor_root = header_root(
+            anchor_block.slot,
+            anchor_block.proposer_index,
+            anchor_block.parent_root,
+            anchor_block.state_root,
+            body_root_of(anchor_block.body),
+        )
         self.verifier: SignatureVerifier = verifier or MockedProofVerifier()
         self.validator_index = validator_index
         self.genesis_time = state.genesis_time
