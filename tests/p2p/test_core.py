@@ -53,7 +53,6 @@ from lean_p2p.p2p.chain import (
     PublishRejected,
 )
 from lean_p2p.p2p.core import P2PCore, bootnode_peer_id
-from lean_p2p.p2p.memory_chain import MemoryChain
 from tests.p2p.helpers import (
     ADDRESS_A,
     ADDRESS_B,
@@ -717,11 +716,6 @@ def test_logs_are_structured_with_peer_root_and_request_id(
         "kind": "by_root",
         "reason": "timeout",
     }
-
-
-def test_memory_chain_used_here_is_a_chain_reader() -> None:
-    chain: MemoryChain = make_core()[1]
-    assert chain.head() == Checkpoint(root=root(9), slot=9)
 
 
 def test_roots_wanted_during_a_range_batch_go_together_after_it() -> None:

@@ -13,6 +13,7 @@ from lean_p2p.net import (
     Direction,
     DriverStarted,
     DriverStopped,
+    GossipAttestation,
     PeerConnected,
     PeerDisconnected,
     ReqRespProtocol,
@@ -28,7 +29,7 @@ from lean_p2p.p2p.shell import DriverGone, P2PActor
 from lean_p2p.runtime import ActorState, Supervisor
 from lean_p2p.runtime.lanes import LEAN_LANES
 from lean_p2p.runtime.mailbox import Mailbox
-from tests.p2p.helpers import ADDRESS_A, CHAIN, PEER_A, peer_status, root
+from tests.p2p.helpers import ADDRESS_A, CHAIN, PEER_A, attestation, peer_status, root
 
 WAIT = 10.0  # generous bound for anything that should happen "soon"
 
@@ -119,6 +120,23 @@ async def test_one_timer_drives_retries_and_is_rearmed_only_when_deadline_moves(
     retry = commands[2]
     assert isinstance(retry, SendRequest) and retry.request == first.request
     assert actor.statistics().timers_pending == 1  # only ever one
+    # Inputs that leave the core's next deadline where it was do not touch the timer.
+    arms = actor.statistics().timer_arms
+    for index in range(5):
+        actor.send(GossipAttestation(PEER_A, b"%d" % index, attestation()))
+    await settle(actor)
+    assert actor.statistics().timer_arms == arms
+    await actor.stop()
+
+
+async def test_actor_lane_is_bounded_and_overload_counted() -> None:
+    sink = DriverSink()
+    core = P2PCore(MemoryChain(CHAIN[:3]))
+    actor = P2PActor(core, sink, lambda value: None, capacity=4)
+    # Nothing drains until this coroutine yields: the fifth send finds the lane full.
+    accepted = [actor.send(GossipAttestation(PEER_A, b"m", attestation())) for _ in range(6)]
+    assert accepted == [True] * 4 + [False] * 2
+    assert actor.statistics().mailbox_rejected == 2
     await actor.stop()
 
 
