@@ -43,7 +43,7 @@ typedef struct producer_run {
     lean_p2p_push_fn push;
     void (*on_thread_exit)(void); /* e.g. a callback bridge's detach; may be NULL */
     lean_p2p_ring *ring;
-    uint64_t events_per_thread; /* 0: until stopped or closed */
+    int until_stopped; /* push until stopped or closed instead of a fixed count */
     uint32_t payload_len;
     int retry_when_full;
     int record_costs;
@@ -58,6 +58,7 @@ typedef struct producer_run {
 
 struct producer {
     producer_run *run;
+    uint64_t events;
     pthread_t thread;
     int joinable;
     uint32_t index;
@@ -105,7 +106,7 @@ static void *produce(void *argument) {
     }
     uint64_t started = now_ns();
     for (uint64_t sequence = 0;
-         run->events_per_thread == 0 || sequence < run->events_per_thread; sequence++) {
+         run->until_stopped || sequence < self->events; sequence++) {
         if (atomic_load_explicit(&run->stop, memory_order_relaxed)) {
             break;
         }
@@ -154,13 +155,14 @@ static void *produce(void *argument) {
 
 EXPORT void producers_free(producer_run *run);
 
-/* Start `threads` producers. payload_len is raised to the 24-byte stamp if smaller.
+/* Start `threads` producers, producer i pushing counts[i] events (counts NULL: push
+ * until stopped or closed). payload_len is raised to the 24-byte stamp if smaller.
  * on_thread_exit (may be NULL) runs on each producer thread after its last push.
  * Returns NULL if memory or threads could not be had. */
-EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring, int threads,
-                                     uint64_t events_per_thread, uint32_t payload_len,
-                                     int retry_when_full, int record_costs,
-                                     void (*on_thread_exit)(void)) {
+EXPORT producer_run *producers_start_counts(lean_p2p_push_fn push, lean_p2p_ring *ring,
+                                            int threads, const uint64_t *counts,
+                                            uint32_t payload_len, int retry_when_full,
+                                            int record_costs, void (*on_thread_exit)(void)) {
     if (push == NULL || threads <= 0) {
         return NULL;
     }
@@ -171,10 +173,10 @@ EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring,
     run->push = push;
     run->on_thread_exit = on_thread_exit;
     run->ring = ring;
-    run->events_per_thread = events_per_thread;
+    run->until_stopped = counts == NULL;
     run->payload_len = payload_len < STAMP_BYTES ? STAMP_BYTES : payload_len;
     run->retry_when_full = retry_when_full;
-    run->record_costs = record_costs && events_per_thread != 0;
+    run->record_costs = record_costs && counts != NULL;
     run->producers = calloc((size_t)threads, sizeof(producer));
     if (run->producers == NULL) {
         free(run);
@@ -184,10 +186,11 @@ EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring,
         producer *self = &run->producers[index];
         self->run = run;
         self->index = (uint32_t)index;
+        self->events = counts != NULL ? counts[index] : 0;
         snprintf(self->peer_id, sizeof(self->peer_id), "native-producer-%d", index);
         self->payload = calloc(1, run->payload_len);
         if (run->record_costs) {
-            self->costs = calloc(events_per_thread, sizeof(uint64_t));
+            self->costs = calloc(self->events > 0 ? self->events : 1, sizeof(uint64_t));
         }
         if (self->payload == NULL || (run->record_costs && self->costs == NULL) ||
             pthread_create(&self->thread, NULL, produce, self) != 0) {
@@ -205,6 +208,23 @@ EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring,
     }
     atomic_store(&run->go, 1);
     return run;
+}
+
+/* Start `threads` producers pushing events_per_thread events each (0: until stopped or
+ * closed); otherwise as producers_start_counts. */
+EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring, int threads,
+                                     uint64_t events_per_thread, uint32_t payload_len,
+                                     int retry_when_full, int record_costs,
+                                     void (*on_thread_exit)(void)) {
+    if (threads <= 0 || threads > 4096) {
+        return NULL;
+    }
+    uint64_t counts[4096];
+    for (int index = 0; index < threads; index++) {
+        counts[index] = events_per_thread;
+    }
+    return producers_start_counts(push, ring, threads, events_per_thread ? counts : NULL,
+                                  payload_len, retry_when_full, record_costs, on_thread_exit);
 }
 
 /* Non-blocking: 1 once every producer thread is past its last push, else 0. */

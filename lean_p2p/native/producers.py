@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -91,6 +92,17 @@ def _load(path: Path) -> ctypes.CDLL:
         ctypes.c_int,
         ctypes.c_void_p,
     )
+    library.producers_start_counts.restype = ctypes.c_void_p
+    library.producers_start_counts.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_void_p,
+    )
     library.producers_done.restype = ctypes.c_int
     library.producers_done.argtypes = (ctypes.c_void_p,)
     library.producers_stop.restype = None
@@ -119,22 +131,29 @@ class ProducerDriver:
         context_address: int | None,
         *,
         threads: int,
-        events_per_thread: int,
+        events_per_thread: int | Sequence[int],
         payload_len: int = STAMP.size,
         retry_when_full: bool = True,
         record_costs: bool = False,
         on_thread_exit_address: int | None = None,
     ) -> ProducerRun:
         """Start ``threads`` pthreads pushing ``events_per_thread`` events each (0: until
-        stopped or the ring closes). ``context_address`` is the push function's first
-        argument (the ring; ignored by a callback bridge). ``on_thread_exit_address``
+        stopped or the ring closes; a sequence: producer i pushes the i-th count).
+        ``context_address`` is the push function's first argument (the ring; ignored
+        by a callback bridge). ``on_thread_exit_address``
         (``void (*)(void)``, e.g. ``CallbackBridge.detach_address``) runs on each
         producer thread after its last push."""
-        run = self._lib.producers_start(
+        if isinstance(events_per_thread, int):
+            counts = None if events_per_thread == 0 else [events_per_thread] * threads
+        else:
+            counts = list(events_per_thread)
+            if len(counts) != threads:
+                raise ValueError(f"{len(counts)} counts for {threads} producer threads")
+        run = self._lib.producers_start_counts(
             push_function_address,
             context_address,
             threads,
-            events_per_thread,
+            None if counts is None else (ctypes.c_uint64 * threads)(*counts),
             payload_len,
             int(retry_when_full),
             int(record_costs),

@@ -54,6 +54,8 @@ DEFAULT_MAX_PAYLOAD = 10 * 1024 * 1024
 DEFAULT_BATCH = 1_024
 _INITIAL_BUFFER = 256 * 1024
 _DROP_LOG_INTERVAL_S = 1.0
+#: How soon a drain that ``admit`` turned away tries again.
+_ADMIT_RETRY_S = 0.0005
 
 Sink = Callable[[NativeEvent], object]
 
@@ -132,6 +134,11 @@ class NativeRing:
     with ``LEAN_P2P_ERR_TOO_LARGE`` and counted). ``sink(event)`` returning False counts
     the event as rejected by the sink; raising counts and logs it; either way the drain
     goes on.
+
+    ``admit()``, if given, says how many events the consumer can take right now; the
+    drain takes no more (retrying shortly when it says 0). Events it leaves in the ring
+    fill it, and producers then get ``LEAN_P2P_FULL``: backpressure instead of loss,
+    for consumers that must not drop (a stress run, a request/response lane).
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class NativeRing:
         capacity: int = DEFAULT_CAPACITY,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         batch: int = DEFAULT_BATCH,
+        admit: Callable[[], int] | None = None,
     ) -> None:
         if capacity < 1 or capacity > 1 << 30:
             raise ValueError(f"capacity must be in 1..2**30, not {capacity}")
@@ -153,6 +161,7 @@ class NativeRing:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._sink = sink
         self._batch = batch
+        self._admit = admit
         ring = self._lib.lean_p2p_ring_create(capacity, max_payload)
         if not ring:
             raise MemoryError(f"lean_p2p_ring_create({capacity}, {max_payload}) failed")
@@ -267,13 +276,27 @@ class NativeRing:
         ring = self._live_ring()
         # Clear the pending flag BEFORE reading slots (the C side explains why).
         self._lib.lean_p2p_ring_begin_drain(ring)
-        if self._drain_once(ring, self._batch) and not self._continue_scheduled:
-            # More is waiting: come back after timers and I/O had their turn; until
-            # then producers need not write the eventfd.
-            self._lib.lean_p2p_ring_mark_pending(ring)
-            self._continue_scheduled = True
-            self._loop.call_soon(self._on_continue)
+        limit = self._admitted(self._batch)
+        if limit == 0:
+            self._schedule_continue(_ADMIT_RETRY_S)
+        elif self._drain_once(ring, limit):
+            # More is waiting: come back after timers and I/O had their turn.
+            self._schedule_continue(0.0)
         self._log_new_drops()
+
+    def _admitted(self, limit: int) -> int:
+        return limit if self._admit is None else max(0, min(limit, self._admit()))
+
+    def _schedule_continue(self, delay: float) -> None:
+        if self._continue_scheduled:
+            return
+        # Until the scheduled drain runs, producers need not write the eventfd.
+        self._lib.lean_p2p_ring_mark_pending(self._live_ring())
+        self._continue_scheduled = True
+        if delay:
+            self._loop.call_later(delay, self._on_continue)
+        else:
+            self._loop.call_soon(self._on_continue)
 
     def _drain_once(self, ring: int, limit: int) -> bool:
         """Drain up to ``limit`` events into the sink; True if more are waiting."""
@@ -356,7 +379,11 @@ class NativeRing:
         # loop thread rather than stall it.
         await asyncio.to_thread(self._lib.lean_p2p_ring_close, ring)
         while True:
-            if not self._drain_once(ring, self._batch):
+            limit = self._admitted(self._batch)
+            if limit == 0:
+                await asyncio.sleep(_ADMIT_RETRY_S)
+                continue
+            if not self._drain_once(ring, limit):
                 break
             await asyncio.sleep(0)  # let timers and I/O run between batches
         self._log_new_drops()

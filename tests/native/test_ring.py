@@ -376,3 +376,28 @@ def test_ring_under_uvloop(producer_driver: ProducerDriver) -> None:
 async def test_bad_configuration_is_a_value_error(capacity: int, batch: int) -> None:
     with pytest.raises(ValueError):
         NativeRing(Collector(), capacity=capacity, batch=batch)
+
+
+async def test_admit_holds_events_in_the_ring_as_backpressure() -> None:
+    collector = Collector()
+    allowed = [0]
+
+    def sink(event: NativeEvent) -> bool:
+        allowed[0] -= 1
+        return collector(event)
+
+    ring = NativeRing(sink, capacity=64, admit=lambda: allowed[0])
+    for sequence in range(64):
+        assert ring.push_threadsafe(EventKind.CUSTOM, request_id=sequence) is PushResult.OK
+    assert ring.push_threadsafe(EventKind.CUSTOM, request_id=64) is PushResult.FULL
+    for _ in range(20):  # the drain is turned away; the events stay in the ring
+        await asyncio.sleep(0.001)
+    assert collector.events == []
+    allowed[0] = 10
+    await busy_python(lambda: len(collector.events) == 10)
+    allowed[0] = 1_000
+    await busy_python(lambda: len(collector.events) == 64)
+    assert [event.request_id for event in collector.events] == list(range(64))
+    assert ring.statistics().dropped_full == 1
+    await ring.aclose()
+    ring.release()
