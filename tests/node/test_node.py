@@ -288,3 +288,29 @@ async def test_live_node_serves_the_api() -> None:
         assert node.chain.is_aggregator is False
         assert f"lean_head_slot {summary.head_slot}.0" in metrics
         assert 'lean_p2p_mailbox_handled_total{lane="control"}' in metrics
+
+
+async def test_replay_at_recorded_speed_reaches_the_same_store(tmp_path: Path) -> None:
+    from lean_p2p.node.recording import RecordedItem, Recording, read_recording
+
+    clock = ManualClock(GENESIS_TIME)
+    path = tmp_path / "lone.rec"
+    config = _config("lone", (0, 1, 2, 3), is_aggregator=True, record_path=path)
+    async with Node(config, driver=FakeDriver(), clock=clock) as node:
+        await _run_intervals(clock, [node], 5 * 3)
+    recording = read_recording(path)
+    # Squeeze the recorded times (seconds apart) into milliseconds apart, so keeping
+    # the recorded spacing stays quick; the items and their order are unchanged.
+    start = recording.items[0].time
+    squeezed = Recording(
+        recording.header,
+        tuple(
+            RecordedItem(start + (item.time - start) / 1000, item.lane, item.item)
+            for item in recording.items
+        ),
+        truncated=False,
+    )
+    paced = await replay_recording(squeezed, speed="recorded")
+    fastest = await replay_recording(squeezed, speed="max")
+    assert paced.fingerprint == fastest.fingerprint == node.chain.fingerprint()
+    assert paced.head_slot == node.chain.summary().head_slot == 3
