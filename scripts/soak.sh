@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
 exec "$PYTHON" -m lean_p2p.node.soak \
+    --restart-delay "${SOAK_RESTART_DELAY:-20}" \
     --duration "${SOAK_DURATION:-600}" \
     --json "${SOAK_JSON:-soak.json}" \
     --max-rss-mb "${SOAK_MAX_RSS_MB:-600}" \

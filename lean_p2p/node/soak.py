@@ -6,8 +6,9 @@ thread, in this process — connects to every node and publishes malformed gossi
 
 Timeline (fractions of ``--duration``):
 
-- 0.20: node 3 is killed (SIGKILL), restarted 20 s later from the same files; it must
-  catch up from its peers (gossip, parked blocks fetched by root, range sync).
+- 0.20: node 3 is killed (SIGKILL), restarted ``--restart-delay`` seconds (20) later
+  from the same files; it must catch up from its peers (gossip, parked blocks fetched
+  by root, range sync).
 - 0.40: node 2 is partitioned (SIGSTOP) for 30 s, then healed (SIGCONT).
 - 0.60 to 0.70: the chaos peer publishes malformed gossip (not snappy, oversized
   declared length, a payload of the wrong type) on every topic, several per second.
@@ -140,7 +141,7 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
 
     plan = [
         (0.20 * args.duration, "kill node 3"),
-        (0.20 * args.duration + 20, "restart node 3"),
+        (0.20 * args.duration + args.restart_delay, "restart node 3"),
         (0.40 * args.duration, "partition node 2"),
         (0.40 * args.duration + 30, "heal node 2"),
     ]
@@ -306,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the verdict as JSON here")
     parser.add_argument("--max-rss-mb", type=float, default=600.0)
     parser.add_argument("--max-growth-pct", type=float, default=25.0)
+    parser.add_argument(
+        "--restart-delay", type=float, default=20.0, help="seconds node 3 stays down"
+    )
     args = parser.parse_args(argv)
     from lean_p2p.node.runner import configure_logging, run_loop
 
