@@ -177,6 +177,16 @@ class ForkChoiceStore:
             root = block.parent_root
         return False
 
+    def _count_rejection(self, kind: str, rejection: ConsensusRejection, **fields: object) -> None:
+        # Counted here, logged with fields; the caller decides what the sender deserves.
+        self._rejections += 1
+        logger.debug(
+            "%s rejected: %s",
+            kind,
+            rejection.reason.value,
+            extra={"reason": rejection.reason.value, **fields},
+        )
+
     # -- time --------------------------------------------------------------------------
 
     @loop_only
@@ -232,8 +242,8 @@ class ForkChoiceStore:
             return block_root
         try:
             self._import_block(signed_block, block_root, body_root, recompute_head)
-        except ConsensusRejection:
-            self._rejections += 1
+        except ConsensusRejection as rejection:
+            self._count_rejection("block", rejection, slot=block.slot, root=block_root.hex())
             raise
         return block_root
 
@@ -386,8 +396,13 @@ class ForkChoiceStore:
                 raise ConsensusRejection(
                     RejectionReason.INVALID_SIGNATURE, "attestation signature does not verify"
                 )
-        except ConsensusRejection:
-            self._rejections += 1
+        except ConsensusRejection as rejection:
+            self._count_rejection(
+                "attestation",
+                rejection,
+                slot=signed_attestation.data.slot,
+                validator=signed_attestation.validator_index,
+            )
             raise
         self._attestations_accepted += 1
         if is_aggregator:
@@ -421,8 +436,8 @@ class ForkChoiceStore:
                 raise ConsensusRejection(
                     RejectionReason.INVALID_SIGNATURE, "aggregate proof does not verify"
                 )
-        except ConsensusRejection:
-            self._rejections += 1
+        except ConsensusRejection as rejection:
+            self._count_rejection("aggregate", rejection, slot=aggregate.data.slot)
             raise
         self._aggregates_accepted += 1
         proofs = self.new_payloads.get(data)

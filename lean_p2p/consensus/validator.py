@@ -149,7 +149,7 @@ def build_block(
         finalized_slot = state.latest_finalized.slot
         view = advanced
         empty_slots = slot - state.latest_block_header.slot - 1
-        history = [*state.history.to_tuple(), parent_root, *([ZERO_ROOT] * empty_slots)]
+        history = _ExtendedHistory(state.history, [parent_root, *([ZERO_ROOT] * empty_slots)])
         candidates = sorted(payloads.items(), key=lambda item: item[0].target.slot)
         while True:
             added = False
@@ -191,6 +191,23 @@ def merged_lists(
     merged: Mapping[AttestationData, SingleMessageAggregate],
 ) -> dict[AttestationData, list[SingleMessageAggregate]]:
     return {data: [proof] for data, proof in merged.items()}
+
+
+class _ExtendedHistory(Sequence[bytes]):
+    """The chain as it will look once the block applies, without copying the history."""
+
+    def __init__(self, history: Sequence[bytes], extension: list[bytes]) -> None:
+        self._history = history
+        self._extension = extension
+        self._split = len(history)
+
+    def __len__(self) -> int:
+        return self._split + len(self._extension)
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        if 0 <= index < self._split:
+            return self._history[index]
+        return self._extension[index - self._split]
 
 
 def _eligible(
