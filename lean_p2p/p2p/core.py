@@ -230,6 +230,44 @@ class P2PCore:
         """When :meth:`handle_timer` must next run; None when nothing is scheduled."""
         return self._deadlines.next()
 
+    def check_invariants(self) -> None:
+        """Raise AssertionError naming every broken invariant (for tests and harnesses).
+
+        Each wanted root is in exactly one place (ready, in flight in a live request, or
+        backing off with a deadline); each request has its deadline and a connected
+        peer; the range sync's request or retry is live; every table is within bounds.
+        """
+        problems: list[str] = []
+        for root, fetch in self._fetcher.items():
+            places = [
+                self._fetcher.is_ready(root),
+                fetch.request_id is not None,
+                _RootRetry(root) in self._deadlines,
+            ]
+            if sum(places) != 1:
+                problems.append(f"root {root.hex()[:16]} is in {sum(places)} places")
+            if fetch.request_id is not None:
+                request = self._requests.get(fetch.request_id)
+                if request is None or root not in request.roots:
+                    problems.append(f"root {root.hex()[:16]} in flight in a dead request")
+        for request_id, request in self._requests.items():
+            if _RequestDeadline(request_id) not in self._deadlines:
+                problems.append(f"request {request_id} has no deadline")
+            if request.peer_id not in self._peers:
+                problems.append(f"request {request_id} outlived peer {request.peer_id}")
+        sync = self._range
+        if sync is not None:
+            if sync.request_id is not None and sync.request_id not in self._requests:
+                problems.append(f"range request {sync.request_id} is gone")
+            if sync.backing_off and _RANGE_RETRY not in self._deadlines:
+                problems.append("range sync backs off without a deadline")
+        if len(self._requests) > self._max_requests:
+            problems.append(f"{len(self._requests)} requests in flight")
+        if self._stopped_reason is not None and (self._requests or len(self._deadlines)):
+            problems.append("stopped with live requests or deadlines")
+        if problems:
+            raise AssertionError("; ".join(problems))
+
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self, now: float) -> None:

@@ -77,6 +77,12 @@ class RootFetcher:
     def ready_roots(self) -> Iterator[bytes]:
         return iter(tuple(self._ready))
 
+    def items(self) -> Iterator[tuple[bytes, RootFetch]]:
+        return iter(tuple(self._pending.items()))
+
+    def is_ready(self, root: bytes) -> bool:
+        return root in self._ready
+
     def get(self, root: bytes) -> RootFetch | None:
         return self._pending.get(root)
 

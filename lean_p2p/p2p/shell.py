@@ -123,8 +123,11 @@ class P2PActor(Actor):
         now = self._loop.time()
         core = self._core
         if message is _DEADLINE:
-            self._timer = None
-            self._timer_deadline = None
+            # Forget the handle only if this is its expiry: a newer timer armed after
+            # this one fired (and was queued) stays the one and only timer.
+            if self._timer is not None and self._timer.fired:
+                self._timer = None
+                self._timer_deadline = None
             core.handle_timer(now)
         elif isinstance(message, _EVENT_TYPES):
             core.handle_event(message, now)

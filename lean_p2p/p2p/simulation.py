@@ -268,6 +268,7 @@ class TwoNodeSimulation:
             node.core.handle_request(fetch, self._now)
 
     def _note_high_water(self, node: SimulatedNode, commands: int) -> None:
+        node.core.check_invariants()
         stats = node.core.statistics()
         sizes = {
             "peers": stats.peers,
