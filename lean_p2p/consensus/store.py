@@ -197,9 +197,23 @@ class ForkChoiceStore:
 
         Only the last step may carry the proposal signal. Returns the aggregates this
         node produced (when it aggregates), for the P2P actor to publish.
+
+        With no pending votes, one full slot of duties reaches a fixed point (nothing is
+        left to promote or aggregate; head and safe target stop moving), so a long quiet
+        gap (a node waking after hours) skips to the last slot instead of running every
+        interval; the result is the same as ticking through.
         """
         produced: list[SignedAggregatedAttestation] = []
+        settle_until = self.time + INTERVALS_PER_SLOT
         while self.time < target_interval:
+            if (
+                self.time >= settle_until
+                and target_interval - self.time > INTERVALS_PER_SLOT
+                and not self.new_payloads
+                and not self.attestation_signatures
+            ):
+                # Keep the interval phase: land exactly one slot before the target.
+                self.time = target_interval - INTERVALS_PER_SLOT
             signal = has_proposal and self.time + 1 == target_interval
             produced += self._tick_interval(signal, is_aggregator)
         return produced

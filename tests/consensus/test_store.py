@@ -272,3 +272,21 @@ def test_aggregators_publish_at_interval_two() -> None:
     assert produced[0].proof.participants.indices() == [0, 2]
     assert store.attestation_signatures == {}
     assert store.new_payloads == {data: {produced[0].proof}}
+
+
+def test_a_long_quiet_gap_ends_where_ticking_through_would() -> None:
+    quick, left, _ = _fork_store()
+    slow, _, _ = _fork_store()
+    quick.on_gossip_aggregated_attestation(_aggregate(_vote_for(quick, left), [0, 1, 2]))
+    slow.on_gossip_aggregated_attestation(_aggregate(_vote_for(slow, left), [0, 1, 2]))
+    target = 10 + 5 * 2_000 + 3  # 2,000 slots later, at interval 3
+    quick.on_tick(target, has_proposal=False)
+    for interval in range(11, target + 1):  # one interval at a time: never skips
+        slow.on_tick(interval, has_proposal=False)
+    assert quick.time == slow.time == target
+    assert (quick.head, quick.safe_target) == (slow.head, slow.safe_target)
+    assert (quick.latest_justified, quick.latest_finalized) == (
+        slow.latest_justified,
+        slow.latest_finalized,
+    )
+    assert quick.known_payloads == slow.known_payloads and quick.new_payloads == {}
