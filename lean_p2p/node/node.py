@@ -235,6 +235,7 @@ class Node:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._failure: BaseException | None = None
+        self._stop_task: asyncio.Task[None] | None = None  # kept: tasks are weakly held
         self.peer_id = config.key.peer_id
         self.api_ports: list[int] = []
 
@@ -257,6 +258,16 @@ class Node:
         if self._started:
             raise RuntimeError("a node starts once")
         self._started = True
+        try:
+            await self._start_components()
+        except BaseException:
+            # Undo what did start (a bound port, a recorder thread) before reporting.
+            self._stopping = True
+            await self._shutdown()
+            self._stopped.set()
+            raise
+
+    async def _start_components(self) -> None:
         self._mailbox = Mailbox(self._lanes, self._handle, on_handler_error=self._on_handler_error)
         if self._serve_api and self.config.api_port is not None:
             ports = [self.config.api_port]
@@ -358,6 +369,11 @@ class Node:
                 p2p.handle_timer(now)
             case SetAggregator():
                 self.chain.is_aggregator = item.enabled
+            case DriverStopped() if self._live and not self._stopping:
+                p2p.handle_event(item, now)
+                # The network died under a running node: fail loudly, never run on
+                # silently without it.
+                self._fail(NodeFailed(f"driver stopped: {item.reason} {item.error or ''}"))
             case _:
                 p2p.handle_event(item, now)  # type: ignore[arg-type]
         self._pump(now)
@@ -396,11 +412,17 @@ class Node:
             exc_info=failure.error,
             extra={"lane": failure.lane, "item": type(failure.item).__name__},
         )
-        if self._fail_fast and self._failure is None:
-            self._failure = failure.error
-            if not self._stopping:
-                # Loud: the node stops; stop() (and wait_stopped) surface the failure.
-                asyncio.get_running_loop().create_task(self._stop_quietly())
+        if self._fail_fast:
+            self._fail(failure.error)
+
+    def _fail(self, error: BaseException) -> None:
+        """Record the first failure and start stopping (loop thread)."""
+        if self._failure is not None:
+            return
+        self._failure = error
+        if not self._stopping:
+            # Loud: the node stops; stop() (and wait_stopped) surface the failure.
+            self._stop_task = asyncio.get_running_loop().create_task(self._stop_quietly())
 
     async def _stop_quietly(self) -> None:
         # The failure is reported to whoever awaits stop() or reads ``failure``.

@@ -314,3 +314,30 @@ async def test_replay_at_recorded_speed_reaches_the_same_store(tmp_path: Path) -
     fastest = await replay_recording(squeezed, speed="max")
     assert paced.fingerprint == fastest.fingerprint == node.chain.fingerprint()
     assert paced.head_slot == node.chain.summary().head_slot == 3
+
+
+async def test_driver_death_stops_the_node_loudly() -> None:
+    from lean_p2p.net.events import DriverStopped
+
+    clock = ManualClock(GENESIS_TIME)
+    driver = FakeDriver()
+    node = Node(_config("n", ()), driver=driver, clock=clock)
+    await node.start()
+    driver.inject(DriverStopped("crashed", "RuntimeError('quic')"))
+    await asyncio.wait_for(node.wait_stopped(), timeout=30)
+    with pytest.raises(NodeFailed, match="driver stopped: crashed"):
+        await node.stop()
+    assert node.report().lost_events == 0
+
+
+async def test_a_start_that_fails_releases_what_it_started(tmp_path: Path) -> None:
+    class BrokenDriver(FakeDriver):
+        def start(self, emit: Any) -> None:
+            raise OSError("address in use")
+
+    path = tmp_path / "n.rec"
+    node = Node(_config("n", (), record_path=path), driver=BrokenDriver(), clock=ManualClock(0))
+    with pytest.raises(OSError, match="address in use"):
+        await node.start()
+    assert path.read_bytes().startswith(b"LEANREC1")  # the recorder was closed cleanly
+    await node.stop()  # idempotent after a failed start
