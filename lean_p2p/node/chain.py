@@ -123,11 +123,14 @@ class ChainService:
         self.is_aggregator = is_aggregator
         self.counters: Counter[str] = Counter()
         self.timings = ChainTimings()
+        self.reorg_depths: list[int] = []  # drained by the node into its metrics
+        self.last_aggregate_coverage = 0  # validators in the latest aggregate seen
         self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor}
         self._parked: dict[bytes, dict[bytes, SignedBlock]] = {}  # parent -> root -> block
         self._parked_count = 0
         self._max_parked = max_parked
         self._validator_count = len(genesis.validator_keys)
+        self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
 
     # --- ChainReader (for the P2P core) ---------------------------------------------
 
@@ -208,6 +211,37 @@ class ChainService:
 
     def on_interval(self, interval: int) -> list[ChainRequest]:
         """Advance the store to ``interval`` (since genesis) and run this node's duties."""
+        requests = self._on_interval(interval)
+        self._note_head()
+        return requests
+
+    def on_input(self, value: ToChain) -> list[ChainRequest]:
+        """Take what the P2P core hands over: blocks, votes, aggregates, failures."""
+        requests = self._on_input(value)
+        self._note_head()
+        return requests
+
+    def _note_head(self) -> None:
+        """Count a reorg when the head moves to a block that does not descend from it."""
+        store = self.store
+        previous = self._previous_head
+        if store.head == previous.root:
+            return
+        head = self.head()
+        self._previous_head = head
+        if store.is_ancestor(previous, head):
+            return
+        root = previous.root
+        blocks = store.blocks
+        while (block := blocks.get(root)) is not None and not store.is_ancestor(
+            Checkpoint(root=root, slot=block.slot), head
+        ):
+            root = block.parent_root
+        ancestor_slot = block.slot if block is not None else 0
+        self.counters["reorgs"] += 1
+        self.reorg_depths.append(previous.slot - ancestor_slot)
+
+    def _on_interval(self, interval: int) -> list[ChainRequest]:
         store = self.store
         if interval <= store.time:
             self.counters["stale_ticks"] += 1
@@ -220,13 +254,15 @@ class ChainService:
         )
         requests: list[ChainRequest] = [PublishAggregate(a) for a in aggregates]
         self.counters["aggregates_produced"] += len(aggregates)
+        for aggregate in aggregates:
+            self.last_aggregate_coverage = aggregate.proof.participants.count()
         if proposing:
             requests += self._propose(slot, proposer)
         if phase == 1:
             requests += self._attest(slot)
         return requests
 
-    def on_input(self, value: ToChain) -> list[ChainRequest]:
+    def _on_input(self, value: ToChain) -> list[ChainRequest]:
         match value:
             case BlockReceived():
                 return self._import(value.block, value.root)
@@ -236,6 +272,7 @@ class ChainService:
                 try:
                     self.store.on_gossip_aggregated_attestation(value.aggregate)
                     self.counters["aggregates_accepted"] += 1
+                    self.last_aggregate_coverage = value.aggregate.proof.participants.count()
                 except ConsensusRejection as rejection:
                     self._reject("aggregate", rejection)
             case FetchAbandoned():

@@ -235,6 +235,7 @@ class Node:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._failure: BaseException | None = None
+        self._last_coverage = 0
         self._stop_task: asyncio.Task[None] | None = None  # kept: tasks are weakly held
         self.peer_id = config.key.peer_id
         self.api_ports: list[int] = []
@@ -398,6 +399,18 @@ class Node:
                     p2p.handle_request(request, now)
 
     def _observe_chain_timings(self) -> None:
+        chain, metrics = self.chain, self.metrics
+        if chain.reorg_depths:
+            for depth in chain.reorg_depths:
+                metrics.reorgs.inc()
+                metrics.reorg_depth.observe(depth)
+            chain.reorg_depths.clear()
+        coverage = chain.last_aggregate_coverage
+        if coverage != self._last_coverage:
+            metrics.aggregate_coverage_diff_validators.set(coverage - self._last_coverage)
+            metrics.aggregate_coverage_validators.set(coverage)
+            metrics.aggregate_coverage_subnets.set(1)  # ATTESTATION_COMMITTEE_COUNT is 1
+            self._last_coverage = coverage
         blocks, attestations = self.chain.timings.drain()
         for seconds in blocks:
             self.metrics.block_processing_seconds.observe(seconds)

@@ -112,3 +112,27 @@ def test_failed_publish_is_counted() -> None:
     chain = _service()
     chain.on_input(PublishRejected(GossipTopic.BLOCK, b"\x00" * 20, "no peers"))
     assert chain.counters["publish_rejected_block"] == 1
+
+
+def _proposal(validator: int, slot: int) -> SignedBlock:
+    """The block ``validator`` proposes at ``slot`` having seen nothing but genesis."""
+    producer = _service(validator_indices=(validator,))
+    for interval in range(1, slot * 5 + 1):
+        for request in producer.on_interval(interval):
+            if isinstance(request, PublishBlock):
+                return request.block
+    raise AssertionError("no proposal")
+
+
+def test_a_head_switch_to_another_branch_is_a_reorg() -> None:
+    fork_a, fork_b = _proposal(1, 1), _proposal(2, 2)  # siblings on genesis, no votes
+    root_a, root_b = fork_a.block.hash_tree_root(), fork_b.block.hash_tree_root()
+    # With no votes the tie goes to the larger root: import the loser first.
+    first, second = (fork_a, fork_b) if root_b > root_a else (fork_b, fork_a)
+    chain = _service()
+    chain.on_input(BlockReceived(first, first.block.hash_tree_root(), "p", BlockSource.GOSSIP))
+    assert chain.counters["reorgs"] == 0  # genesis -> first: an extension, not a reorg
+    chain.on_input(BlockReceived(second, second.block.hash_tree_root(), "p", BlockSource.GOSSIP))
+    assert chain.summary().head_root == second.block.hash_tree_root()
+    assert chain.counters["reorgs"] == 1
+    assert chain.reorg_depths == [first.block.slot]  # back to genesis (slot 0)
