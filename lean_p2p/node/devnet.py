@@ -37,6 +37,7 @@ __all__ = [
     "DevnetOptions",
     "DevnetProcess",
     "devnet_succeeded",
+    "finality_cadence",
     "free_ports",
     "poll_report",
     "read_report",
@@ -281,6 +282,7 @@ def _summary(
     all_reported = len(complete) == len(processes)
     heads = [report["head_slot"] for report in complete]
     finalized_over_time = [(row["t"], row["finalized"]) for row in history if "finalized" in row]
+    advances, longest_gap = finality_cadence(finalized_over_time)
     return {
         "nodes": options.nodes,
         "validators": options.validators,
@@ -297,10 +299,31 @@ def _summary(
         "handled_events": sum(r["handled"] for r in complete),
         "handler_errors": sum(r["handler_errors"] for r in complete),
         "exit_codes": list(exit_codes),
+        "finality_advances": advances,
+        #: longest wait between two advances of the (lowest) finalized slot, after the
+        #: first one: "finalization advances every few slots" is this staying small
+        "longest_finality_gap_s": longest_gap,
         "finalized_history": finalized_over_time,
         "directory": str(directory),
         "node_reports": complete,
     }
+
+
+def finality_cadence(history: Sequence[tuple[float, int]]) -> tuple[int, float | None]:
+    """How often the finalized slot advanced, and the longest gap (s) after the first."""
+    advances = 0
+    longest: float | None = None
+    previous_slot: int | None = None
+    last_advance: float | None = None
+    for elapsed, slot in history:
+        if previous_slot is not None and slot > previous_slot:
+            advances += 1
+            if last_advance is not None:
+                gap = elapsed - last_advance
+                longest = gap if longest is None else max(longest, gap)
+            last_advance = elapsed
+        previous_slot = slot
+    return advances, longest
 
 
 def devnet_succeeded(summary: dict[str, Any]) -> bool:

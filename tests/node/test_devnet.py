@@ -65,3 +65,11 @@ async def test_two_node_devnet_finalizes_over_loopback(tmp_path: Path) -> None:
 
 def _logs(directory: Path) -> dict[str, str]:
     return {path.name: path.read_text()[-2000:] for path in directory.glob("*.log")}
+
+
+def test_finality_cadence() -> None:
+    from lean_p2p.node.devnet import finality_cadence
+
+    history = [(0.0, 0), (1.0, 0), (4.0, 1), (8.0, 2), (9.0, 2), (20.0, 3)]
+    assert finality_cadence(history) == (3, 12.0)
+    assert finality_cadence([(0.0, 0), (5.0, 0)]) == (0, None)
