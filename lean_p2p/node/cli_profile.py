@@ -55,12 +55,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("py-spy", "pyinstrument"),
         help="sampler (default: py-spy when installed, else pyinstrument)",
     )
+    parser.add_argument(
+        "--mix",
+        type=_parse_mix,
+        help="shares of the load, e.g. attestation=85,aggregate=5,block=5,request=5 (the default)",
+    )
     parser.add_argument("--quick", action="store_true", help="short runs (6 s at 1000/s)")
+
+
+_KINDS = ("attestation", "aggregate", "block", "request")
+
+
+def _parse_mix(text: str) -> dict[str, int]:
+    mix: dict[str, int] = {}
+    for part in text.split(","):
+        kind, _, share = part.partition("=")
+        if kind.strip() not in _KINDS or not share.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected KIND=SHARE with KIND one of {', '.join(_KINDS)}"
+            )
+        mix[kind.strip()] = int(share)
+    if not any(mix.values()):
+        raise argparse.ArgumentTypeError("the shares must not all be zero")
+    return mix
 
 
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.bench.report import format_table, print_table, write_json
-    from lean_p2p.node.profile import ProfileOptions, plot_latencies, py_spy_path, run_profile
+    from lean_p2p.node.profile import (
+        DEFAULT_MIX,
+        ProfileOptions,
+        plot_latencies,
+        py_spy_path,
+        run_profile,
+    )
     from lean_p2p.node.runner import configure_logging, run_loop
 
     configure_logging("ERROR")
@@ -75,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         validators=args.validators,
         peers=args.peers,
         sample_interval=args.interval,
+        mix=args.mix or dict(DEFAULT_MIX),
         profiler=args.profiler or ("py-spy" if py_spy_path() else "pyinstrument"),
     )
     plain = run_loop(lambda: run_profile(options, profiled=False))

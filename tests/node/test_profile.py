@@ -37,3 +37,16 @@ async def test_short_load_run_hands_every_event_to_the_node() -> None:
     assert {"attestations", "peer_requests"} <= set(lanes)
     assert lanes["attestations"]["handoff_p50_us"] is not None
     assert result.summary_row()["events_per_s"] > 0
+
+
+def test_mix_option_is_parsed_and_checked() -> None:
+    import argparse
+
+    import pytest
+
+    from lean_p2p.node.cli_profile import _parse_mix
+
+    assert _parse_mix("attestation=9,block=1") == {"attestation": 9, "block": 1}
+    for bad in ("votes=3", "block=x", "block=0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _parse_mix(bad)
