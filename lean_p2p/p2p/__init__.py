@@ -8,8 +8,9 @@ the driver's sink, values to the chain). :class:`ChainReader` and the request an
 output values in :mod:`lean_p2p.p2p.chain` are the whole contract with the store.
 
 Modules: ``core`` (the state machine), ``shell`` (the actor), ``chain`` (the contract
-with the store), ``peers``, ``fetch``, ``sync``, ``deadlines`` (its parts), ``backoff``
-(every constant), and the public test fakes ``memory_chain`` and ``simulation``.
+with the store), ``peers``, ``fetch``, ``sync``, ``serve``, ``deadlines``, ``logs`` (its
+parts), ``backoff`` (every constant), the public test fakes ``memory_chain`` and
+``simulation``, and ``catchup`` (the catch-up report).
 """
 
 from lean_p2p.p2p.chain import (

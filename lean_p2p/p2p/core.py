@@ -38,9 +38,6 @@ from lean_p2p.net.commands import (
     Disconnect,
     Publish,
     SendRequest,
-    SendResponseChunk,
-    SendResponseEnd,
-    SendResponseError,
 )
 from lean_p2p.net.events import (
     DialFailed,
@@ -59,8 +56,8 @@ from lean_p2p.net.events import (
     RequestFailure,
     ResponseChunk,
 )
-from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol, ResultCode
-from lean_p2p.p2p import backoff
+from lean_p2p.net.protocol import GossipTopic
+from lean_p2p.p2p import backoff, serve
 from lean_p2p.p2p.chain import (
     AggregateReceived,
     AttestationReceived,
@@ -78,6 +75,7 @@ from lean_p2p.p2p.chain import (
 )
 from lean_p2p.p2p.deadlines import Deadlines
 from lean_p2p.p2p.fetch import OutboundRequest, RequestKind, RootFetcher
+from lean_p2p.p2p.logs import log_event
 from lean_p2p.p2p.peers import PeerTable, status_conflict
 from lean_p2p.p2p.sync import RangeSync
 
@@ -86,7 +84,7 @@ if TYPE_CHECKING:
 
 __all__ = ["P2PCore", "P2PStatistics", "block_root", "bootnode_peer_id"]
 
-logger = logging.getLogger("lean_p2p.p2p")
+_log = log_event
 
 
 # Deadline keys: one class per kind, so kinds never collide and ``match`` can dispatch.
@@ -130,18 +128,6 @@ def bootnode_peer_id(address: str) -> str | None:
         if part == "p2p" and parts[index + 1]:
             return parts[index + 1]
     return None
-
-
-def _log(level: int, event: str, **fields: Any) -> None:
-    """Structured log line: a constant message, the fields as record attributes.
-
-    Roots are logged as hex. Handlers that want the fields read ``record.p2p_fields``
-    (or the individual attributes ``record.peer_id``, ``record.root``, ...).
-    """
-    if not logger.isEnabledFor(level):
-        return
-    rendered = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in fields.items()}
-    logger.log(level, event, extra={**rendered, "p2p_event": event, "p2p_fields": rendered})
 
 
 @dataclass(frozen=True, slots=True)
@@ -909,50 +895,20 @@ class P2PCore:
     # --- inbound requests and publishing ------------------------------------------------
 
     def _on_inbound_request(self, event: InboundRequest, now: float) -> None:
-        from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, Status
-
-        request = event.request
-        match event.protocol:
-            case ReqRespProtocol.STATUS if isinstance(request, Status):
-                self._counters["served_status"] += 1
-                self._commands.append(SendResponseChunk(event.request_id, self._our_status()))
-                self._commands.append(SendResponseEnd(event.request_id))
-                self._on_peer_status(event.peer_id, request, now)
-            case ReqRespProtocol.BLOCKS_BY_ROOT if isinstance(request, BlocksByRootRequest):
-                if len(request.roots) > backoff.MAX_ROOTS_PER_REQUEST:
-                    self._refuse(event, f"more than {backoff.MAX_ROOTS_PER_REQUEST} roots")
-                    return
-                self._counters["served_by_root"] += 1
-                found = [self._chain.get_block(root) for root in request.roots]
-                self._respond(event.request_id, [b for b in found if b is not None])
-            case ReqRespProtocol.BLOCKS_BY_RANGE if isinstance(request, BlocksByRangeRequest):
-                if not 1 <= request.count <= backoff.MAX_BLOCKS_PER_REQUEST:
-                    self._refuse(event, f"count must be 1..{backoff.MAX_BLOCKS_PER_REQUEST}")
-                    return
-                self._counters["served_by_range"] += 1
-                in_range = self._chain.blocks_by_range(request.start_slot, request.count)
-                self._respond(event.request_id, in_range[: request.count])
-            case _:
-                self._refuse(event, "request type does not match protocol")
-
-    def _respond(self, request_id: int, blocks: Sequence[SignedBlock]) -> None:
-        for block in blocks:
-            self._commands.append(SendResponseChunk(request_id, block))
-        self._commands.append(SendResponseEnd(request_id))
-
-    def _refuse(self, event: InboundRequest, message: str) -> None:
-        self._counters["inbound_requests_refused"] += 1
-        _log(
-            logging.INFO,
-            "inbound request refused",
-            peer_id=event.peer_id,
-            request_id=event.request_id,
-            protocol=event.protocol.name,
-            reason=message,
-        )
-        self._commands.append(
-            SendResponseError(event.request_id, ResultCode.INVALID_REQUEST, message)
-        )
+        response = serve.answer(event, self._chain, self._our_status())
+        self._counters[response.counter] += 1
+        if response.refused is not None:
+            _log(
+                logging.INFO,
+                "inbound request refused",
+                peer_id=event.peer_id,
+                request_id=event.request_id,
+                protocol=event.protocol.name,
+                reason=response.refused,
+            )
+        self._commands.extend(response.commands)
+        if response.peer_status is not None:
+            self._on_peer_status(event.peer_id, response.peer_status, now)
 
     def _publish(self, topic: GossipTopic, message: Any) -> None:
         self._counters[f"published_{topic.name.lower()}"] += 1
