@@ -74,7 +74,8 @@ RANGE_GAP_TOLERANCE = 8
 
 #: Bound of the root-fetch table; more roots are refused and counted.
 MAX_PENDING_ROOTS = 16 * MAX_ROOTS_PER_REQUEST
-#: Bound of the outbound request table; further work waits for a request to settle.
+#: Bound of block requests (BlocksByRoot and BlocksByRange) in flight; further work
+#: waits for one to settle. Status requests, at most one per peer, come on top.
 MAX_REQUESTS_IN_FLIGHT = 32
 #: Bound of the peer table; further connections are disconnected with a reason.
 MAX_PEERS = 64

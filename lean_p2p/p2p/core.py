@@ -84,8 +84,6 @@ if TYPE_CHECKING:
 
 __all__ = ["P2PCore", "P2PStatistics", "block_root", "bootnode_peer_id"]
 
-_log = log_event
-
 
 # Deadline keys: one class per kind, so kinds never collide and ``match`` can dispatch.
 @dataclass(frozen=True, slots=True)
@@ -247,8 +245,15 @@ class P2PCore:
                 problems.append(f"range request {sync.request_id} is gone")
             if sync.backing_off and _RANGE_RETRY not in self._deadlines:
                 problems.append("range sync backs off without a deadline")
-        if len(self._requests) > self._max_requests:
-            problems.append(f"{len(self._requests)} requests in flight")
+        kinds = Counter(request.kind for request in self._requests.values())
+        data_requests = kinds[RequestKind.BY_ROOT] + kinds[RequestKind.BY_RANGE]
+        if data_requests > self._max_requests:
+            problems.append(f"{data_requests} block requests in flight")
+        status_peers = Counter(
+            r.peer_id for r in self._requests.values() if r.kind is RequestKind.STATUS
+        )
+        if status_peers and max(status_peers.values()) > 1:
+            problems.append("more than one Status request in flight to a peer")
         if self._stopped_reason is not None and (self._requests or len(self._deadlines)):
             problems.append("stopped with live requests or deadlines")
         if problems:
@@ -273,7 +278,7 @@ class P2PCore:
         if self._stopped_reason is not None:
             return
         self._stopped_reason = reason
-        _log(logging.WARNING, "p2p stopped", reason=reason)
+        log_event(logging.WARNING, "p2p stopped", reason=reason)
         abandoned = self._fetcher.roots()
         if abandoned:
             self._to_chain.append(FetchAbandoned(abandoned, f"p2p stopped: {reason}"))
@@ -318,7 +323,7 @@ class P2PCore:
                 self._on_dial_failed(event, now)
             case PublishFailed():
                 self._counters[f"publish_failed_{event.topic.name.lower()}"] += 1
-                _log(
+                log_event(
                     logging.WARNING,
                     "publish failed",
                     topic=event.topic.value,
@@ -376,7 +381,7 @@ class P2PCore:
         self._peers.add(peer_id, event.direction, event.address)
         self._roots_dirty = True
         self._counters["peers_connected"] += 1
-        _log(
+        log_event(
             logging.INFO,
             "peer connected",
             peer_id=peer_id,
@@ -390,7 +395,7 @@ class P2PCore:
 
     def _send_status(self, peer_id: str, now: float) -> None:
         request_id = self._send_request(peer_id, RequestKind.STATUS, self._our_status(), now)
-        _log(logging.DEBUG, "status sent", peer_id=peer_id, request_id=request_id)
+        log_event(logging.DEBUG, "status sent", peer_id=peer_id, request_id=request_id)
 
     def _status_settled(self, peer_id: str, now: float, *, ok: bool) -> None:
         """Our Status request to ``peer_id`` ended: schedule the next one.
@@ -423,7 +428,7 @@ class P2PCore:
             self._counters["unknown_peer_disconnected"] += 1
         else:
             self._counters["peers_disconnected"] += 1
-            _log(logging.INFO, "peer disconnected", peer_id=event.peer_id, reason=event.reason)
+            log_event(logging.INFO, "peer disconnected", peer_id=event.peer_id, reason=event.reason)
         # The driver may not report the fate of requests to a vanished peer: settle
         # them here, so no entry outlives its peer.
         for request in [r for r in self._requests.values() if r.peer_id == event.peer_id]:
@@ -434,7 +439,7 @@ class P2PCore:
 
     def _on_dial_failed(self, event: DialFailed, now: float) -> None:
         self._counters["dials_failed"] += 1
-        _log(
+        log_event(
             logging.INFO,
             "dial failed",
             address=event.address,
@@ -462,7 +467,7 @@ class P2PCore:
             return
         peer.status = status
         self._roots_dirty = True
-        _log(
+        log_event(
             logging.DEBUG,
             "peer status",
             peer_id=peer_id,
@@ -481,12 +486,12 @@ class P2PCore:
             self._settle_failed(request, now, f"peer dropped: {reason}")
 
     def _disconnect(self, peer_id: str, reason: str) -> None:
-        _log(logging.INFO, "disconnecting peer", peer_id=peer_id, reason=reason)
+        log_event(logging.INFO, "disconnecting peer", peer_id=peer_id, reason=reason)
         self._commands.append(Disconnect(peer_id, reason))
 
     def _dial(self, address: str) -> None:
         self._counters["dials"] += 1
-        _log(logging.DEBUG, "dialling", address=address)
+        log_event(logging.DEBUG, "dialling", address=address)
         self._commands.append(Dial(address))
 
     # --- requests out -----------------------------------------------------------------
@@ -556,7 +561,7 @@ class P2PCore:
                 roots=frozenset(roots),
             )
             self._fetcher.mark_in_flight(roots, request_id)
-            _log(
+            log_event(
                 logging.DEBUG,
                 "blocks by root requested",
                 peer_id=peer_id,
@@ -584,7 +589,7 @@ class P2PCore:
         if refused:
             # Overload: never grow past the bound; count, log and tell the chain.
             self._counters["fetch_refused_full"] += len(refused)
-            _log(logging.WARNING, "fetch table full", count=len(refused), root=refused[0])
+            log_event(logging.WARNING, "fetch table full", count=len(refused), root=refused[0])
             self._to_chain.append(FetchAbandoned(tuple(refused), "fetch table full"))
 
     def _fail_roots(
@@ -604,7 +609,7 @@ class P2PCore:
                 self._counters["root_retries"] += 1
         if abandoned:
             self._counters["roots_abandoned"] += len(abandoned)
-            _log(
+            log_event(
                 logging.WARNING,
                 "fetch abandoned",
                 peer_id=request.peer_id,
@@ -625,7 +630,7 @@ class P2PCore:
             return None
         if request.peer_id != peer_id:
             self._counters["response_from_wrong_peer"] += 1
-            _log(
+            log_event(
                 logging.WARNING,
                 "response from wrong peer",
                 peer_id=peer_id,
@@ -669,7 +674,7 @@ class P2PCore:
             # Not what we asked for: never imported (it could be anything).
             request.rejected += 1
             self._counters["response_unrequested_blocks"] += 1
-            _log(
+            log_event(
                 logging.INFO,
                 "unrequested block in response",
                 peer_id=event.peer_id,
@@ -760,7 +765,7 @@ class P2PCore:
         """End a request that did not complete normally; its entry goes, its work retries."""
         self._forget_request(request)
         self._counters[f"failed_{request.kind.value}"] += 1
-        _log(
+        log_event(
             logging.INFO,
             "request failed",
             peer_id=request.peer_id,
@@ -798,7 +803,7 @@ class P2PCore:
         if best >= start:
             self._range = RangeSync(cursor=start, target_slot=best)
             self._counters["range_syncs_started"] += 1
-            _log(logging.INFO, "range sync started", slot=start, target_slot=best)
+            log_event(logging.INFO, "range sync started", slot=start, target_slot=best)
 
     def _dispatch_range(self, now: float) -> None:
         sync = self._range
@@ -822,7 +827,7 @@ class P2PCore:
             peer.peer_id, RequestKind.BY_RANGE, request, now, start_slot=sync.cursor, count=count
         )
         self._requests[sync.request_id].last_root = sync.anchor_root
-        _log(
+        log_event(
             logging.DEBUG,
             "blocks by range requested",
             peer_id=peer.peer_id,
@@ -859,7 +864,7 @@ class P2PCore:
 
     def _finish_range(self, reason: str) -> None:
         if self._range is not None:
-            _log(
+            log_event(
                 logging.INFO,
                 "range sync ended",
                 slot=self._range.cursor,
@@ -898,7 +903,7 @@ class P2PCore:
         response = serve.answer(event, self._chain, self._our_status())
         self._counters[response.counter] += 1
         if response.refused is not None:
-            _log(
+            log_event(
                 logging.INFO,
                 "inbound request refused",
                 peer_id=event.peer_id,

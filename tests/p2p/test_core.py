@@ -457,6 +457,11 @@ def test_requests_in_flight_bounded() -> None:
     assert len(core.drain_commands()) == 2
     assert core.statistics().requests_in_flight == 2
     assert core.statistics().ready_roots == 1
+    # The handshake with a new peer is not held back by the block-request bound.
+    core.handle_event(PeerConnected("16Uiu2peerC", Direction.INBOUND, "/p2p/16Uiu2peerC"), 0.0)
+    [status_request] = core.drain_commands()
+    assert isinstance(status_request, SendRequest) and isinstance(status_request.request, Status)
+    core.check_invariants()
 
 
 # --- range sync ------------------------------------------------------------------------
