@@ -53,6 +53,8 @@ class Case:
     #: total events per second over all producers; None = flat out
     rate: int | None
     events: int
+    #: the mailbox's linger_s in µs (None: the mailbox default)
+    linger_us: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +155,11 @@ async def _measure(case: Case) -> Measurement:
     lock_wait_max_s = 0.0
 
     if case.variant == "mailbox":
-        from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, OverflowPolicy
+        from lean_p2p.runtime.mailbox import DEFAULT_LINGER_S, LaneSpec, Mailbox, OverflowPolicy
 
         lane = LaneSpec("bench", 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
-        mailbox = Mailbox([lane], sink.handle_lane, loop=loop)
+        linger_s = DEFAULT_LINGER_S if case.linger_us is None else case.linger_us / 1e6
+        mailbox = Mailbox([lane], sink.handle_lane, loop=loop, linger_s=linger_s)
         submit: Callable[[int], object] = functools.partial(mailbox.put, "bench")
 
         def mailbox_wakeups() -> int:
@@ -302,6 +305,7 @@ def _row(case: Case, measurements: Sequence[Measurement]) -> dict[str, Any]:
         "lock_wait_max_us": max(m.lock_wait_max_s for m in measurements) * 1e6,
         "events": events,
         "repeats": len(measurements),
+        "linger_us": case.linger_us,
         "timed_out": any(m.timed_out for m in measurements),
     }
 
@@ -319,11 +323,12 @@ def plan(args: argparse.Namespace) -> list[tuple[Case, int]]:
     for loop in args.loops:
         for producers in producer_counts:
             for variant in args.variants:
-                cases.append((Case(variant, loop, producers, None, flat_events), repeats))
+                linger = args.linger_us if variant == "mailbox" else None
+                flat = Case(variant, loop, producers, None, flat_events, linger)
+                cases.append((flat, repeats))
                 for rate in RATES:
-                    cases.append(
-                        (Case(variant, loop, producers, rate, int(rate * rate_seconds)), 1)
-                    )
+                    paced = Case(variant, loop, producers, rate, int(rate * rate_seconds), linger)
+                    cases.append((paced, 1))
     return cases
 
 
@@ -368,6 +373,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS), metavar="LOOP")
     parser.add_argument("--producers", nargs="+", type=int, metavar="N")
+    parser.add_argument(
+        "--linger-us", type=float, metavar="US", help="the mailbox's linger (default: off)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

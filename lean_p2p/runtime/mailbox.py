@@ -16,7 +16,7 @@ Algorithm (the ``xev.Async`` analogue)::
         serve lanes in priority order, a quantum per lane per round, up to a budget
         if work remains and idle_token.pop():
             loop.call_soon(drain)    # 4. re-arm ourselves; I/O and timers run between
-        (also re-armed for ``linger_s`` after a batch: cheap passes, no syscall)
+        (optionally re-armed for ``linger_s`` after a batch: passes, no syscall)
 
 "Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
 ``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
@@ -87,8 +87,10 @@ logger = logging.getLogger(__name__)
 
 #: Items one drain serves before it yields back to the loop (step 4 above).
 DEFAULT_BUDGET = 1024
-#: How long a drain stays armed (cheap call_soon passes) after a batch (see _should_linger).
-DEFAULT_LINGER_S = 100e-6
+#: How long a drain stays armed (call_soon passes) after a batch (see _should_linger). Off
+#: by default: on CPython the polling loop thread holds the GIL that producers need, which
+#: cost more CPU and a worse latency tail than the wakeups it saved (docs/runtime.md).
+DEFAULT_LINGER_S = 0.0
 #: A drain that served at least this many items counts as a batch and starts a linger.
 LINGER_MIN_BATCH = 4
 

@@ -35,7 +35,9 @@ def test_a_paced_case_sends_every_event() -> None:
 
 
 def test_quick_plan_covers_eight_producers_on_asyncio() -> None:
-    args = argparse.Namespace(quick=True, producers=None, loops=["asyncio"], variants=["mailbox"])
+    args = argparse.Namespace(
+        quick=True, producers=None, loops=["asyncio"], variants=["mailbox"], linger_us=None
+    )
     cases = [case for case, _ in plan(args)]
     assert any(case.producers == 8 and case.loop == "asyncio" for case in cases)
     assert {case.rate for case in cases} == {None, 20_000, 100_000}
@@ -74,3 +76,13 @@ def test_repeats_are_interleaved_across_variants() -> None:
     rate = Case("mailbox", "asyncio", 8, 20_000, 10)
     order = interleaved([(mailbox, 2), (janus, 2), (rate, 1)])
     assert order == [mailbox, janus, mailbox, janus, rate]
+
+
+def test_the_linger_option_applies_to_mailbox_rows_only() -> None:
+    args = argparse.Namespace(
+        quick=True, producers=[8], loops=["asyncio"], variants=["mailbox", "janus"], linger_us=100.0
+    )
+    lingers = {(case.variant, case.linger_us) for case, _ in plan(args)}
+    assert lingers == {("mailbox", 100.0), ("janus", None)}
+    measurement = run_case(Case("mailbox", "asyncio", 2, 100_000, 5_000, linger_us=100.0))
+    assert measurement.events == 5_000
