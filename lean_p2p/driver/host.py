@@ -104,6 +104,7 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0) -> Any:
     """
     from libp2p import new_host
     from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.network.config import ConnectionConfig
     from libp2p.security.tls.transport import PROTOCOL_ID as TLS_PROTOCOL_ID
     from libp2p.security.tls.transport import TLSTransport
     from libp2p.transport.quic.config import QUICTransportConfig
@@ -131,4 +132,7 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0) -> Any:
         # builds an upgrader regardless: leave nothing insecure in it.
         sec_opt={TLS_PROTOCOL_ID: TLSTransport(key_pair)},
         enable_tcp=False,
+        # Lean peers come from configuration and explicit dials only: switch off the
+        # swarm's auto-connector, which otherwise redials every peerstore entry.
+        connection_config=ConnectionConfig(min_connections=0, low_watermark=0),
     )

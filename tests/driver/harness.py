@@ -23,13 +23,23 @@ LOOPBACK = "/ip4/127.0.0.1/udp/0/quic-v1"
 
 
 class Node:
-    """One driver and the events it emitted."""
+    """One driver and the events it emitted.
+
+    With ``emit``, events go to it first (it may raise, like a closed mailbox) and are
+    then also recorded here, so ``expect`` works either way.
+    """
 
     def __init__(self, emit: Callable[[Event], None] | None = None, **config: Any) -> None:
         self.events: queue.Queue[Event] = queue.Queue()
         self.backlog: list[Event] = []
+        self._emit = emit
         config.setdefault("listen_address", LOOPBACK)
-        self.driver = NetworkDriver(DriverConfig(**config), emit or self.events.put)
+        self.driver = NetworkDriver(DriverConfig(**config), self._record)
+
+    def _record(self, event: Event) -> None:
+        if self._emit is not None:
+            self._emit(event)
+        self.events.put(event)
 
     @property
     def peer_id(self) -> str:
