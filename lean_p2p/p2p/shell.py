@@ -115,7 +115,10 @@ class P2PActor(Actor):
         """Mailbox-handler adapter: forward ``item`` to this actor (any thread).
 
         Lets a node's lane mailbox (``Mailbox(LEAN_LANES, handler)``) feed the actor;
-        the lanes keep their priorities, this actor keeps its own bounded lane.
+        the lanes keep their priorities, this actor keeps its own bounded lane (a full
+        lane drops the item and counts it in ``mailbox_rejected``). Raises
+        :class:`~lean_p2p.runtime.ActorStopped` once the actor has ended, which the
+        mailbox reports as a handler failure.
         """
         self.send(item)
 
