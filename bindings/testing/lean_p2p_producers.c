@@ -276,6 +276,11 @@ EXPORT void producers_join(producer_run *run, producer_totals *out) {
     }
 }
 
+/* One producer's totals (after join). */
+EXPORT void producers_thread_totals(const producer_run *run, int index, producer_totals *out) {
+    *out = run->producers[index].totals;
+}
+
 /* Accepted events of one producer (after join): lets the consumer check its count. */
 EXPORT uint64_t producers_accepted(const producer_run *run, int index) {
     return run->producers[index].totals.accepted;

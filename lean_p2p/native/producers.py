@@ -76,6 +76,10 @@ class ProducerTotals:
         return self.push_ns / self.accepted if self.accepted else float("nan")
 
 
+def _totals(raw: _TotalsStruct) -> ProducerTotals:
+    return ProducerTotals(*(getattr(raw, field[0]) for field in _TotalsStruct._fields_))
+
+
 @cache
 def _load(path: Path) -> ctypes.CDLL:
     if not path.is_file():
@@ -109,6 +113,12 @@ def _load(path: Path) -> ctypes.CDLL:
     library.producers_stop.argtypes = (ctypes.c_void_p,)
     library.producers_join.restype = None
     library.producers_join.argtypes = (ctypes.c_void_p, ctypes.POINTER(_TotalsStruct))
+    library.producers_thread_totals.restype = None
+    library.producers_thread_totals.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.POINTER(_TotalsStruct),
+    )
     library.producers_accepted.restype = ctypes.c_uint64
     library.producers_accepted.argtypes = (ctypes.c_void_p, ctypes.c_int)
     library.producers_cost_percentile.restype = ctypes.c_uint64
@@ -188,10 +198,16 @@ class ProducerRun:
         if self._totals is None:
             raw = _TotalsStruct()
             self._lib.producers_join(self._live(), ctypes.byref(raw))
-            self._totals = ProducerTotals(
-                *(getattr(raw, field[0]) for field in _TotalsStruct._fields_)
-            )
+            self._totals = _totals(raw)
         return self._totals
+
+    def totals_of(self, producer: int) -> ProducerTotals:
+        """One producer's totals (after :meth:`join`)."""
+        if not 0 <= producer < self.threads:
+            raise IndexError(f"no producer {producer} in a run of {self.threads}")
+        raw = _TotalsStruct()
+        self._lib.producers_thread_totals(self._live(), producer, ctypes.byref(raw))
+        return _totals(raw)
 
     def accepted_by(self, producer: int) -> int:
         """Events producer ``producer`` had accepted (after :meth:`join`)."""

@@ -21,6 +21,9 @@ DESCRIPTION = "mailbox race-condition stress run: N producers, M events, exactly
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--producers", type=int, default=8, help="Python producer threads")
+    parser.add_argument(
+        "--native", type=int, default=0, metavar="N", help="native pthreads pushing via the C ring"
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="total events")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--json", metavar="PATH", help="write the result as JSON")
@@ -51,6 +54,10 @@ def producer_groups(args: argparse.Namespace) -> list[ProducerGroup]:
     from lean_p2p.runtime.stress import ThreadProducers
 
     groups: list[ProducerGroup] = []
+    if args.native:
+        from lean_p2p.native.stress import NativeProducers
+
+        groups.append(NativeProducers(args.native))
     if args.producers:
         groups.append(ThreadProducers(args.producers))
     return groups
