@@ -740,3 +740,19 @@ def test_roots_wanted_during_a_range_batch_go_together_after_it() -> None:
     request = only_request(core.drain_commands())
     assert request.request == BlocksByRootRequest(roots=(root(31), root(32)))
     assert core.statistics().range_sync_active is False
+
+
+def test_range_sync_uses_best_peer_and_retries_on_another_after_failure() -> None:
+    core, _ = make_core(blocks=3)
+    connect(core, PEER_A, status=peer_status(20, root(20)))
+    first = only_request(core.drain_commands())
+    assert first.peer_id == PEER_A
+    connect(core, PEER_B, status=peer_status(30, root(30)), address=ADDRESS_B)
+    assert core.drain_commands() == []  # one batch at a time; the target grows to 30
+    core.handle_event(
+        RequestFailed(PEER_A, first.request_id, BY_RANGE, RequestFailure.STREAM_RESET), 0.0
+    )
+    core.handle_timer(backoff.retry_delay(1))
+    retry = only_request(core.drain_commands())
+    assert retry.peer_id == PEER_B
+    assert retry.request == BlocksByRangeRequest(start_slot=3, count=28)
