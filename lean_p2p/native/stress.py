@@ -71,12 +71,12 @@ class _Feeder:
         return True
 
     def admit(self) -> int:
-        while self._held and not self.closed:
+        while self._held:
             lane, item = self._held[0]
             if not self._hand_over(lane, item):
                 return 0
-            if self.closed:
-                break  # the hand-over found the mailbox closed (and cleared _held)
+            if not self._held:
+                break  # the hand-over found the mailbox closed and dropped the backlog
             self._held.popleft()
         # Once closed, take everything: the sink discards it (the ring must empty).
         return _UNLIMITED
