@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "wire": "lean_p2p.bench.wire",
     "consensus": "lean_p2p.bench.consensus",
     "gossip": "lean_p2p.bench.gossip",
+    "p2p": "lean_p2p.p2p.catchup",
 }
 
 
