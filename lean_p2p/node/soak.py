@@ -145,6 +145,7 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         (0.40 * args.duration, "partition node 2"),
         (0.40 * args.duration + 30, "heal node 2"),
     ]
+    plan.sort()  # by time: a long restart delay may come after the partition
     chaos_window = (0.60 * args.duration, 0.70 * args.duration)
     end = genesis_time + args.duration
     sequence = 0
