@@ -50,7 +50,7 @@ def test_devnet_fails_on_any_shortfall(changes: dict[str, Any]) -> None:
 async def test_two_node_devnet_finalizes_over_loopback(tmp_path: Path) -> None:
     lines: list[str] = []
     options = DevnetOptions(
-        nodes=2, validators=2, duration=18.0, directory=tmp_path, genesis_delay=8.0
+        nodes=2, validators=2, duration=22.0, directory=tmp_path, genesis_delay=8.0
     )
     summary = await run_devnet(options, show=lines.append)
     assert devnet_succeeded(summary), (summary, _logs(tmp_path))
