@@ -214,10 +214,10 @@ class NodeMetrics:
             ["lane"],
             registry=registry,
         )
-        self.rejected_inputs = Counter(
-            "lean_p2p_rejected_inputs",
-            "Inputs rejected as malformed or invalid, by reason",
-            ["reason"],
+        self.chain_events = Counter(
+            "lean_p2p_chain_events",
+            "Chain outcomes by kind: imports, rejections by reason, parked, dropped",
+            ["event"],
             registry=registry,
         )
         registry.register(_ChainCollector(chain_gauges))

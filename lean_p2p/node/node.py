@@ -236,6 +236,7 @@ class Node:
         self._stopped = asyncio.Event()
         self._failure: BaseException | None = None
         self._last_coverage = 0
+        self._counted: dict[str, int] = {}  # chain counters already exported
         self._stop_task: asyncio.Task[None] | None = None  # kept: tasks are weakly held
         self.peer_id = config.key.peer_id
         self.api_ports: list[int] = []
@@ -411,6 +412,16 @@ class Node:
             metrics.aggregate_coverage_validators.set(coverage)
             metrics.aggregate_coverage_subnets.set(1)  # ATTESTATION_COMMITTEE_COUNT is 1
             self._last_coverage = coverage
+        # Counters move by the chain's own counts since the last handled item.
+        for event, count in chain.counters.items():
+            delta = count - self._counted.get(event, 0)
+            if delta:
+                self._counted[event] = count
+                metrics.chain_events.labels(event=event).inc(delta)
+                if event == "attestations_accepted":
+                    metrics.attestations_valid.inc(delta)
+                elif event == "attestations_rejected":
+                    metrics.attestations_invalid.inc(delta)
         blocks, attestations = self.chain.timings.drain()
         for seconds in blocks:
             self.metrics.block_processing_seconds.observe(seconds)

@@ -177,6 +177,9 @@ async def test_invalid_attestation_is_counted() -> None:
         driver.inject(GossipAttestation("peer", b"\x03" * 20, attestation))
         await node.wait_idle()
         assert node.report().chain_counters["attestations_rejected"] == 1
+        scrape = node.metrics.scrape().decode()
+        assert "lean_attestations_invalid_total 1.0" in scrape
+        assert 'lean_p2p_chain_events_total{event="attestations_rejected"} 1.0' in scrape
 
 
 async def test_failing_handler_stops_the_node_loudly() -> None:
@@ -288,6 +291,9 @@ async def test_live_node_serves_the_api() -> None:
         assert node.chain.is_aggregator is False
         assert f"lean_head_slot {summary.head_slot}.0" in metrics
         assert 'lean_p2p_mailbox_handled_total{lane="control"}' in metrics
+        accepted = node.chain.counters["attestations_accepted"]
+        assert accepted > 0
+        assert f"lean_attestations_valid_total {accepted}.0" in metrics
 
 
 async def test_replay_at_recorded_speed_reaches_the_same_store(tmp_path: Path) -> None:
