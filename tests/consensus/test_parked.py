@@ -177,3 +177,25 @@ def test_any_arrival_order_imports_the_whole_chain_once() -> None:
         assert store.blocks[store.head].slot == 120
         # Every extra copy is either a parked duplicate or a known-block duplicate.
         assert duplicates + pool.statistics().duplicates == 30
+
+
+def test_the_pool_belongs_to_one_thread() -> None:
+    import threading
+
+    from lean_p2p.runtime.affinity import WrongThreadError
+
+    pool = ParkedBlockPool()
+    pool.park(_root(2), _fake_block(2, _root(1)), now=0.0)
+    errors: list[BaseException] = []
+
+    def foreign() -> None:
+        try:
+            pool.flush(0.0, is_known=lambda _root: False)
+        except WrongThreadError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=foreign)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1
+    assert pool.statistics().requests == 0

@@ -290,3 +290,36 @@ def test_a_long_quiet_gap_ends_where_ticking_through_would() -> None:
         slow.latest_finalized,
     )
     assert quick.known_payloads == slow.known_payloads and quick.new_payloads == {}
+
+
+def test_blocks_that_repeat_or_overload_votes_are_rejected() -> None:
+    store = devnet_store(4)
+    base = _child(store, store.head, 1).block
+    vote = _vote_for(store, store.head)
+    bits = Bitlist.from_indices(4, [0])
+    from lean_p2p.containers import AggregatedAttestation, BlockBody
+
+    def with_votes(votes: list[AttestationData]) -> SignedBlock:
+        body = BlockBody(
+            attestations=tuple(
+                AggregatedAttestation(aggregation_bits=bits, data=data) for data in votes
+            )
+        )
+        return _signed(
+            Block(
+                slot=base.slot,
+                proposer_index=base.proposer_index,
+                parent_root=base.parent_root,
+                state_root=base.state_root,
+                body=body,
+            )
+        )
+
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_block(with_votes([vote, vote]))
+    assert caught.value.reason is RejectionReason.DUPLICATE_ATTESTATION_DATA
+    many = [_replace(vote, slot=slot) for slot in range(9)]
+    with pytest.raises(ConsensusRejection) as caught:
+        store.on_block(with_votes(many))
+    assert caught.value.reason is RejectionReason.TOO_MANY_ATTESTATION_DATA
+    assert store.statistics().rejections == 2 and len(store.blocks) == 1
