@@ -105,6 +105,7 @@ def _load(path: Path) -> ctypes.CDLL:
         ctypes.c_uint32,
         ctypes.c_int,
         ctypes.c_int,
+        ctypes.c_uint64,
         ctypes.c_void_p,
     )
     library.producers_done.restype = ctypes.c_int
@@ -146,13 +147,15 @@ class ProducerDriver:
         retry_when_full: bool = True,
         record_costs: bool = False,
         on_thread_exit_address: int | None = None,
+        interval_ns: int = 0,
     ) -> ProducerRun:
         """Start ``threads`` pthreads pushing ``events_per_thread`` events each (0: until
         stopped or the ring closes; a sequence: producer i pushes the i-th count).
         ``context_address`` is the push function's first argument (the ring; ignored
         by a callback bridge). ``on_thread_exit_address``
         (``void (*)(void)``, e.g. ``CallbackBridge.detach_address``) runs on each
-        producer thread after its last push."""
+        producer thread after its last push. ``interval_ns`` > 0 paces each producer
+        to one push per interval (for latency at a fixed rate)."""
         if isinstance(events_per_thread, int):
             counts = None if events_per_thread == 0 else [events_per_thread] * threads
         else:
@@ -167,6 +170,7 @@ class ProducerDriver:
             payload_len,
             int(retry_when_full),
             int(record_costs),
+            interval_ns,
             on_thread_exit_address,
         )
         if not run:

@@ -351,7 +351,7 @@ class NativeRing:
             self._dropped_logged = statistics.dropped
             self._drop_log_due = now + _DROP_LOG_INTERVAL_S
             logger.warning(
-                "native ring dropped %d pushes",
+                "native ring refused %d pushes (a producer may have retried them)",
                 new_drops,
                 extra={
                     "dropped_full": statistics.dropped_full,

@@ -109,7 +109,7 @@ async def test_full_ring_drops_are_counted_and_reported(
         await busy_python(lambda: len(collector.events) == 64)
     assert ring.statistics().dropped_full == 4_000 - 64
     assert ring.statistics().delivered == 64
-    assert "native ring dropped 3936 pushes" in caplog.text
+    assert "native ring refused 3936 pushes" in caplog.text
     assert_exactly_once_in_order(collector, run)
     await ring.aclose()
     ring.release()

@@ -1,0 +1,352 @@
+"""``lean-p2p bench native``: native producers through the C ring vs the ctypes callback.
+
+Runs on the benchmark's main thread, which becomes the loop thread of each case (a
+fresh loop per case); producers are C pthreads (``bindings/testing``) that push stamped
+events through a ``lean_p2p_push_fn``:
+
+- ``ring``              — ``lean_p2p_ring_push``: copy into the C ring, no GIL; the loop
+  drains the ring in batches on an eventfd wakeup into the mailbox;
+- ``callback``          — a ctypes callback (:class:`CallbackBridge`) that ``put``s each
+  event on the mailbox, with a pinned thread state per native thread;
+- ``callback-unpinned`` — the same callback, letting ctypes make and destroy a thread
+  state on every call (what a naive binding does).
+
+Every path ends in the same place: one mailbox lane whose handler counts the event and
+samples its latency (push time stamped by the producer with CLOCK_MONOTONIC, handling
+time read with ``time.monotonic_ns``). Loop ``idle``: the loop thread only drains.
+Loop ``busy``: the loop thread also runs pure-Python slices of about 1 ms back to back,
+so it holds the GIL most of the time, as a node does while it processes blocks.
+
+Each case runs twice. Flat out: pushes/s (accepted pushes over the producers' wall
+time), producer-side cost per push (p50/p99/mean of the time inside each accepted push
+call, measured in C), end-to-end events/s (handled events over the time from start to
+the last handled). Producers retry a push refused as full, so every case carries all
+its events; ``full_retries`` counts those refusals. Flat out, latency is only queueing
+behind a saturated consumer, so latency is measured in a second, paced run: the same
+producers at a fixed total rate (``--rate``, default 20,000 events/s): end-to-end
+latency p50/p99 and the push cost p99 at that rate (where the callback's GIL wait shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DESCRIPTION = "native producers: C ring vs ctypes callback, loop idle/busy, 1/2/8 producers"
+
+PATHS = ("ring", "callback", "callback-unpinned")
+LOOP_STATES = ("idle", "busy")
+PAYLOAD_BYTES = 64
+PACED_RATE = 20_000
+_LATENCY_SAMPLE_MASK = 7  # sample events whose sequence is a multiple of 8
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    path: str
+    loop_state: str
+    producers: int
+    events: int
+    loop: str
+    #: total events/s over all producers; 0 = flat out
+    rate: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    rate: int
+    handled: int
+    pushes_per_s: float
+    push_p50_ns: float
+    push_p99_ns: float
+    push_mean_ns: float
+    e2e_events_per_s: float
+    latency_p50_us: float
+    latency_p99_us: float
+    full_retries: int
+    stopped_early: bool
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="fewer events, one repeat")
+    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument(
+        "--producers", default="1,2,8", help="comma-separated native producer counts"
+    )
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
+    parser.add_argument("--repeat", type=int, help="runs per case (median); default 3, quick 1")
+    parser.add_argument("--max-seconds", type=float, help="stop a case's producers after this long")
+    parser.add_argument(
+        "--rate", type=int, default=PACED_RATE, help="total events/s of the paced latency runs"
+    )
+    parser.add_argument("--events", type=int, help="flat-out events per case (all paths)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lean_p2p.bench.report import print_table, write_json
+    from lean_p2p.native import NativeUnavailable, availability
+
+    try:
+        from lean_p2p.native.producers import ProducerDriver
+
+        driver = ProducerDriver()
+    except NativeUnavailable as error:
+        print(f"lean-p2p bench native: {error}; ring: {availability()}")
+        return 2
+    paths = [path for path in args.paths.split(",") if path]
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        print(f"lean-p2p bench native: unknown paths {sorted(unknown)}; known: {PATHS}")
+        return 2
+    producer_counts = [int(count) for count in args.producers.split(",")]
+    repeat = args.repeat or (1 if args.quick else 3)
+    max_seconds = args.max_seconds or (5.0 if args.quick else 15.0)
+    paced_seconds = 0.5 if args.quick else 2.0
+    rows = []
+    for loop_state in LOOP_STATES:
+        for producers in producer_counts:
+            for path in paths:
+                events = args.events or _events(path, args.quick)
+                case = Case(path, loop_state, producers, events, args.loop)
+                paced = Case(
+                    path,
+                    loop_state,
+                    producers,
+                    int(args.rate * paced_seconds),
+                    args.loop,
+                    rate=args.rate,
+                )
+                flat_runs = [_run_case(case, driver, max_seconds) for _ in range(repeat)]
+                paced_runs = [_run_case(paced, driver, max_seconds) for _ in range(repeat)]
+                rows.append(_row(case, flat_runs, paced_runs))
+                print_table([rows[-1]], _COLUMNS)
+    print_table(rows, _COLUMNS, title=f"native producers, {args.loop}, medians of {repeat}")
+    comparisons = _comparisons(rows)
+    if comparisons:
+        print_table(comparisons, _COMPARISON_COLUMNS, title="ring vs callback (same run)")
+    if args.json:
+        write_json(args.json, [*rows, *comparisons])
+    return 0
+
+
+_COLUMNS = [
+    "path",
+    "loop_state",
+    "producers",
+    "handled",
+    "pushes_per_s",
+    "push_p50_ns",
+    "push_p99_ns",
+    "push_mean_ns",
+    "e2e_events_per_s",
+    "full_retries",
+    "paced_push_p99_ns",
+    "latency_p50_us",
+    "latency_p99_us",
+]
+_COMPARISON_COLUMNS = [
+    "loop_state",
+    "producers",
+    "versus",
+    "e2e_ring_over_callback",
+    "push_p50_callback_over_ring",
+    "push_p99_callback_over_ring",
+]
+
+
+def _events(path: str, quick: bool) -> int:
+    # Sized so that each flat-out case runs for about a second on a small machine.
+    if path == "ring":
+        return 100_000 if quick else 400_000
+    if path == "callback":
+        return 20_000 if quick else 100_000
+    return 10_000 if quick else 30_000
+
+
+def _row(
+    case: Case, flat_runs: Sequence[Measurement], paced_runs: Sequence[Measurement]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"table": "cases", **asdict(case), "repeats": len(flat_runs)}
+    del row["rate"]
+    for name in Measurement.__dataclass_fields__:
+        if name.startswith("latency_"):
+            continue  # flat-out latency is queueing behind a saturated consumer
+        values = [getattr(run, name) for run in flat_runs]
+        row[name] = any(values) if name == "stopped_early" else statistics.median(values)
+    paced = paced_runs
+    row["paced_rate"] = paced[0].rate
+    row["paced_handled"] = statistics.median(run.handled for run in paced)
+    row["paced_push_p99_ns"] = statistics.median(run.push_p99_ns for run in paced)
+    row["latency_p50_us"] = statistics.median(run.latency_p50_us for run in paced)
+    row["latency_p99_us"] = statistics.median(run.latency_p99_us for run in paced)
+    row["paced_stopped_early"] = any(run.stopped_early for run in paced)
+    return row
+
+
+def _comparisons(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_key = {(row["path"], row["loop_state"], row["producers"]): row for row in rows}
+    comparisons = []
+    for (path, loop_state, producers), ring in by_key.items():
+        if path != "ring":
+            continue
+        for versus in PATHS[1:]:
+            other = by_key.get((versus, loop_state, producers))
+            if other is None:
+                continue
+            comparisons.append(
+                {
+                    "table": "comparison",
+                    "loop_state": loop_state,
+                    "producers": producers,
+                    "versus": versus,
+                    "e2e_ring_over_callback": _ratio(
+                        ring["e2e_events_per_s"], other["e2e_events_per_s"]
+                    ),
+                    "push_p50_callback_over_ring": _ratio(
+                        other["push_p50_ns"], ring["push_p50_ns"]
+                    ),
+                    "push_p99_callback_over_ring": _ratio(
+                        other["push_p99_ns"], ring["push_p99_ns"]
+                    ),
+                }
+            )
+    return comparisons
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
+
+
+def _run_case(case: Case, driver: Any, max_seconds: float) -> Measurement:
+    from lean_p2p.runtime.stress import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(case.loop)) as runner:  # type: ignore[arg-type]
+        return runner.run(_measure(case, driver, max_seconds))
+
+
+class _Recorder:
+    """The mailbox handler (loop thread): counts, and samples latency."""
+
+    def __init__(self) -> None:
+        from lean_p2p.native.producers import STAMP
+
+        self._unpack = STAMP.unpack_from
+        self.count = 0
+        self.last_ns = 0
+        self.latencies_ns: list[int] = []
+        self._target: int | None = None
+        self._reached: asyncio.Event | None = None
+
+    def __call__(self, _lane: str, item: object) -> None:
+        now = time.monotonic_ns()
+        self.count += 1
+        self.last_ns = now
+        request_id: int = item.request_id  # type: ignore[attr-defined]
+        if request_id & _LATENCY_SAMPLE_MASK == 0:
+            pushed_ns = self._unpack(item.payload)[3]  # type: ignore[attr-defined]
+            self.latencies_ns.append(now - pushed_ns)
+        if self._reached is not None and self.count == self._target:
+            self._reached.set()
+
+    async def wait_for(self, count: int) -> None:
+        """Until ``count`` events were handled."""
+        if self.count >= count:
+            return
+        self._target, self._reached = count, asyncio.Event()
+        await self._reached.wait()
+
+
+async def _keep_busy(slice_iterations: int, stop: Callable[[], bool]) -> None:
+    while not stop():
+        total = 0
+        for index in range(slice_iterations):  # pure Python: holds the GIL
+            total += index
+        await asyncio.sleep(0)
+
+
+def _slice_iterations(target_s: float = 0.001) -> int:
+    iterations = 20_000
+    started = time.perf_counter()
+    total = 0
+    for index in range(iterations):
+        total += index
+    elapsed = time.perf_counter() - started
+    return max(1_000, int(iterations * target_s / max(elapsed, 1e-6)))
+
+
+async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
+    from lean_p2p.bench.report import percentile
+    from lean_p2p.native import CallbackBridge, NativeRing, mailbox_sink
+    from lean_p2p.runtime import LaneSpec, Mailbox, OverflowPolicy
+
+    loop = asyncio.get_running_loop()
+    recorder = _Recorder()
+    lane = LaneSpec("native", capacity=1 << 21, policy=OverflowPolicy.REJECT_NEWEST, quantum=1024)
+    mailbox = Mailbox([lane], recorder, loop=loop)
+    sink = mailbox_sink(mailbox, route=lambda _event: "native")
+    ring: NativeRing | None = None
+    bridge: CallbackBridge | None = None
+    if case.path == "ring":
+        ring = NativeRing(sink, loop=loop, capacity=65_536)
+        push, context, on_exit = ring.push_function_address, ring.address, None
+    else:
+        bridge = CallbackBridge(sink, pin_thread_state=case.path == "callback")
+        push, context, on_exit = bridge.function_address, None, bridge.detach_address
+
+    finished = False
+    busy = None
+    if case.loop_state == "busy":
+        busy = loop.create_task(_keep_busy(_slice_iterations(), lambda: finished))
+    started_ns = time.monotonic_ns()
+    run = driver.start(
+        push,
+        context,
+        threads=case.producers,
+        events_per_thread=case.events // case.producers,
+        payload_len=PAYLOAD_BYTES,
+        retry_when_full=True,
+        record_costs=True,
+        on_thread_exit_address=on_exit,
+        interval_ns=case.producers * 1_000_000_000 // case.rate if case.rate else 0,
+    )
+    deadline = loop.time() + max_seconds
+    stopped_early = False
+    while not run.done():
+        if not stopped_early and loop.time() > deadline:
+            run.stop()
+            stopped_early = True
+        await asyncio.sleep(0.002)
+    totals = run.join()  # returns at once: every thread is done
+    async with asyncio.timeout(max_seconds + 30):
+        await recorder.wait_for(totals.accepted)
+    finished = True
+    if busy is not None:
+        await busy
+    if ring is not None:
+        await ring.aclose()
+        ring.release()
+    await mailbox.aclose()
+
+    latencies = sorted(recorder.latencies_ns)
+    elapsed_s = (recorder.last_ns - started_ns) / 1e9
+    measurement = Measurement(
+        rate=case.rate,
+        handled=recorder.count,
+        pushes_per_s=totals.accepted / (totals.wall_ns / 1e9) if totals.wall_ns else 0.0,
+        push_p50_ns=float(run.push_cost_percentile_ns(0.5)),
+        push_p99_ns=float(run.push_cost_percentile_ns(0.99)),
+        push_mean_ns=totals.mean_push_ns,
+        e2e_events_per_s=recorder.count / elapsed_s if elapsed_s > 0 else 0.0,
+        latency_p50_us=percentile(latencies, 0.5) / 1e3,
+        latency_p99_us=percentile(latencies, 0.99) / 1e3,
+        full_retries=totals.full,
+        stopped_early=stopped_early,
+    )
+    run.free()
+    return measurement

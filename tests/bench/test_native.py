@@ -1,0 +1,65 @@
+"""``lean-p2p bench native`` end to end at a tiny size: every case carries all its
+events through each path, and the JSON holds the cases and the side-by-side ratios.
+
+Runs the benchmark on the test's main thread (it makes its own loops).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lean_p2p.cli import main
+from lean_p2p.native import availability
+
+
+@pytest.mark.skipif(not availability().startswith("available"), reason=availability())
+def test_bench_native_runs_every_case_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "native.json"
+    exit_code = main(
+        [
+            "bench",
+            "native",
+            "--quick",
+            "--events",
+            "2000",
+            "--producers",
+            "2",
+            "--paths",
+            "ring,callback",
+            "--rate",
+            "2000",
+            "--json",
+            str(output),
+        ]
+    )
+    assert exit_code == 0
+    rows = json.loads(output.read_text())
+    cases = [row for row in rows if row["table"] == "cases"]
+    comparisons = [row for row in rows if row["table"] == "comparison"]
+    assert {(row["path"], row["loop_state"]) for row in cases} == {
+        ("ring", "idle"),
+        ("callback", "idle"),
+        ("ring", "busy"),
+        ("callback", "busy"),
+    }
+    for row in cases:
+        assert row["handled"] == 2000
+        assert row["paced_handled"] == 1000  # 2000 events/s for the quick 0.5 s
+        assert row["push_p50_ns"] > 0
+        assert row["latency_p99_us"] >= row["latency_p50_us"] > 0
+        assert "environment" in row
+    assert {(row["loop_state"], row["versus"]) for row in comparisons} == {
+        ("idle", "callback"),
+        ("busy", "callback"),
+    }
+    assert "ring vs callback" in capsys.readouterr().out
+
+
+def test_bench_native_rejects_unknown_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "native", "--paths", "ring,carrier-pigeon"]) == 2
+    assert "unknown paths" in capsys.readouterr().out
