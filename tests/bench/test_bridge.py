@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.bench.bridge import VARIANTS, Case, interleaved, plan, ratios, run_case
+from lean_p2p.bench.bridge import (
+    VARIANTS,
+    Case,
+    Measurement,
+    _row,
+    interleaved,
+    plan,
+    ratios,
+    run_case,
+)
 from lean_p2p.cli import main
 
 
@@ -86,3 +95,15 @@ def test_the_linger_option_applies_to_mailbox_rows_only() -> None:
     assert lingers == {("mailbox", 100.0), ("janus", None)}
     measurement = run_case(Case("mailbox", "asyncio", 2, 100_000, 5_000, linger_us=100.0))
     assert measurement.events == 5_000
+
+
+def test_percentiles_are_taken_per_run_then_the_median() -> None:
+    def measurement(latency_us: float) -> Measurement:
+        latencies = tuple([int(latency_us * 1e3)] * 100)
+        return Measurement(100, 1.0, latencies, 1, 0.0, 0.0, False)
+
+    case = Case("mailbox", "asyncio", 1, 20_000, 100)
+    row = _row(case, [measurement(10), measurement(20), measurement(5_000)])
+    assert row["p99_us"] == 20  # the stalled run does not drag the median
+    assert row["p99_us_worst_run"] == 5_000
+    assert row["events_per_s"] == 100
