@@ -31,6 +31,8 @@ class DriverConfig:
     gossip: GossipParams = field(default_factory=GossipParams)
     reqresp: ReqRespLimits = field(default_factory=ReqRespLimits)
     dial_timeout: float = 10.0
+    #: QUIC UDP payload size: 1200 is safe everywhere; up to 1452 on 1500-MTU paths
+    max_datagram_size: int = 1200
     #: seconds between redials of a static peer that is not connected (0: never)
     redial_interval: float = 5.0
     thread_name: str = "lean-p2p-driver"
@@ -40,6 +42,8 @@ class DriverConfig:
             raise ValueError("private_key must be a 32-byte secp256k1 secret")
         if "/quic-v1" not in self.listen_address:
             raise ValueError(f"listen address must be QUIC-v1: {self.listen_address!r}")
+        if not 1200 <= self.max_datagram_size <= 65527:
+            raise ValueError("max_datagram_size must be within 1200..65527")
         for address in self.static_peers:
             if "/p2p/" not in address:
                 raise ValueError(f"static peer needs /p2p/<peer id>: {address!r}")

@@ -211,7 +211,9 @@ class NetworkDriver:
     async def _main(self) -> None:
         import multiaddr
 
-        host = build_host(self.config.private_key)
+        host = build_host(
+            self.config.private_key, max_datagram_size=self.config.max_datagram_size
+        )
         self._host = host
         self._gossip.attach(host)
         self._reqresp.attach(host)

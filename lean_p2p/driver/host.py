@@ -96,7 +96,9 @@ def peer_id_from_public_key(compressed: bytes) -> str:
     return str(ID.from_pubkey(Secp256k1PublicKey.from_bytes(compressed)))
 
 
-def build_host(secret: bytes, *, idle_timeout: float = 60.0) -> Any:
+def build_host(
+    secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: int = 1200
+) -> Any:
     """Build (not start) a QUIC-v1-only host with the given secp256k1 identity.
 
     Trio thread. Returns a py-libp2p ``IHost`` (typed ``Any``: py-libp2p ships no
@@ -113,6 +115,9 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0) -> Any:
     key_pair = create_new_key_pair(secret)
     quic_config = QUICTransportConfig(enable_draft29=False, enable_v1=True)
     quic_config.idle_timeout = idle_timeout
+    # 1200 bytes is safe on every path (QUIC's minimum); aioquic has no path-MTU
+    # discovery, so larger datagrams are an explicit choice for known networks.
+    quic_config.max_datagram_size = max_datagram_size
     # Flow control: py-libp2p's 1 MiB stream window would stall a 10 MiB gossip
     # message or block response on window updates; raise windows and buffers above
     # the largest lean message.

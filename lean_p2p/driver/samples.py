@@ -1,12 +1,15 @@
 """Well-formed sample lean messages of a chosen size, for tests and benchmarks. Any thread.
 
 Signatures and proofs are opaque to the driver (it checks encodings, not crypto), so
-samples carry zero-filled signatures with the one valid offset layout of the active
-XMSS scheme, and proofs padded to reach a target encoded size.
+samples carry pseudo-random signatures with the one valid offset layout of the active
+XMSS scheme, and pseudo-random proofs padded to reach a target encoded size. Random
+content keeps the snappy-compressed wire size close to the SSZ size, as with real
+signatures and proofs.
 """
 
 from __future__ import annotations
 
+import random
 import struct
 
 from lean_p2p.containers import (
@@ -35,13 +38,17 @@ __all__ = [
 _U32 = struct.Struct("<I")
 
 
-def sample_signature() -> bytes:
-    """A zero-valued signature with the offsets the active scheme requires."""
+def sample_signature(seed: int = 0) -> bytes:
+    """Pseudo-random signature bytes with the offsets the active scheme requires."""
     scheme = active_scheme()
     rho_end = 4 + scheme.rand_length * 4
     path_offset = rho_end + 4
     hashes_offset = path_offset + 4 + scheme.log_lifetime * scheme.digest_bytes
-    data = bytearray(scheme.signature_size)
+    # Every 4-byte word is a field element below 2^30 (< the KoalaBear modulus).
+    words = scheme.signature_size // 4
+    data = bytearray(random.Random(seed).randbytes(scheme.signature_size))
+    for index in range(words):
+        data[index * 4 + 3] &= 0x3F
     _U32.pack_into(data, 0, path_offset)
     _U32.pack_into(data, rho_end, hashes_offset)
     _U32.pack_into(data, path_offset, 4)
@@ -55,7 +62,7 @@ def _checkpoint(slot: int, tag: int) -> Checkpoint:
 def sample_attestation(validator_index: int = 0, slot: int = 1) -> SignedAttestation:
     """A signed attestation; distinct (validator, slot) pairs give distinct messages."""
     data = AttestationData(slot, _checkpoint(slot, 1), _checkpoint(slot, 2), _checkpoint(0, 3))
-    return SignedAttestation(validator_index, data, sample_signature())
+    return SignedAttestation(validator_index, data, sample_signature(validator_index))
 
 
 def sample_aggregate(slot: int = 1, validators: int = 8) -> SignedAggregatedAttestation:
@@ -73,8 +80,8 @@ def sample_block(
     block = Block(slot, slot % 4, parent_root, b"\x22" * 32, BlockBody(()))
     bare = SignedBlock(block, MultiMessageAggregate(b"")).encode()
     padding = max(0, size_bytes - len(bare))
-    # Vary the proof bytes with the slot so that equal-size blocks differ.
-    proof = (slot.to_bytes(8, "little") * (padding // 8 + 1))[:padding]
+    # Seeded by the slot: equal-size blocks of different slots differ.
+    proof = random.Random(slot).randbytes(padding)
     return SignedBlock(block, MultiMessageAggregate(proof))
 
 

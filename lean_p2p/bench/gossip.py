@@ -1,0 +1,722 @@
+"""``lean-p2p bench gossip``: the lean driver against a stock py-libp2p pair, two processes.
+
+Runs on the benchmark's main thread (the sender side) plus one receiver child process
+per variant (this same module with ``--role``). Both variants carry the same payload
+sizes over loopback between two processes:
+
+- ``lean``: :class:`~lean_p2p.driver.NetworkDriver` on both sides (QUIC-v1, anonymous
+  gossip, lean message ids); the receiver's events go through a real
+  :class:`~lean_p2p.runtime.Mailbox` into an asyncio loop, where latency is measured.
+- ``stock``: py-libp2p set up from its documentation (``new_host`` defaults,
+  ``Pubsub`` + ``GossipSub``), with spam protection off; the receiver's latency is
+  taken where its subscription hands the message to the application.
+
+Gossip throughput is closed-loop: the sender keeps at most ``WINDOW`` messages beyond
+what the receiver has reported (below stock's 32-entry queues, so stock never drops).
+Latency is measured at a fixed paced rate, the same for both variants. Clocks:
+``time.monotonic_ns`` (CLOCK_MONOTONIC, shared by processes on one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from lean_p2p.bench import report
+
+DESCRIPTION = "gossip msgs/s and latency, req/resp round trips/s: lean driver vs stock py-libp2p"
+
+__all__ = ["DESCRIPTION", "configure", "run"]
+
+WINDOW = 24  # messages in flight (below py-libp2p's 32-entry per-peer queue)
+ATTESTATION_TOPIC = "/leanconsensus/12345678/attestation_0/ssz_snappy"
+BLOCK_TOPIC = "/leanconsensus/12345678/block/ssz_snappy"
+STOCK_STATUS_PROTOCOL = "/bench/status/1"
+_PROGRESS_EVERY = 4
+_DATAGRAM_ENV = "LEAN_P2P_BENCH_DATAGRAM_SIZE"
+
+
+def _datagram_size() -> int:
+    return int(os.environ.get(_DATAGRAM_ENV, "1200"))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One measured phase: kind of message, how many, and pacing (0: windowed)."""
+
+    kind: str  # "attestation" | "block"
+    phase: str  # "throughput" | "latency"
+    count: int
+    rate: float  # messages/s for paced phases
+
+
+def _plans(quick: bool) -> list[Plan]:
+    scale = 1 if quick else 4
+    return [
+        Plan("attestation", "throughput", 400 * scale, 0.0),
+        Plan("attestation", "latency", 150 * scale, 100.0),
+        Plan("block", "throughput", 60 * scale, 0.0),
+        Plan("block", "latency", 30 * scale, 20.0),
+    ]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
+    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser.add_argument("--variants", default="lean,stock", help="comma-separated: lean, stock")
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="repetitions (default 2 quick, 5 full)"
+    )
+    parser.add_argument(
+        "--datagram-size",
+        type=int,
+        default=1200,
+        help="lean QUIC datagram size (1200 default; 1452 on 1500-MTU paths)",
+    )
+    parser.add_argument("--role", choices=["lean", "stock"], help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Production-size XMSS signatures (a signed attestation is 2.7 KB on the wire), in
+    # this process and, through the environment, in the receiver.
+    from lean_p2p.containers import PRODUCTION_SCHEME, select_signature_scheme
+
+    select_signature_scheme(PRODUCTION_SCHEME)
+    os.environ["LEAN_P2P_SIGNATURE_SCHEME"] = "production"
+    os.environ[_DATAGRAM_ENV] = str(args.datagram_size)
+    if args.role:
+        return _run_receiver(args.role)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    repeats = args.repeats or (2 if args.quick else 5)
+    runs: list[dict[str, Any]] = []
+    # Variants alternate within each repetition so that load from other processes on
+    # a shared machine falls on both alike; medians over repetitions are reported.
+    for _ in range(repeats):
+        for variant in variants:
+            runs += _run_variant(variant, args.quick)
+    rows = _medians(runs)
+    columns = [
+        "variant", "kind", "phase", "size_bytes", "runs", "messages", "messages_per_s",
+        "p50_ms", "p99_ms", "lost", "duplicates",
+    ]  # fmt: skip
+    report.print_table(rows, columns, title="lean-p2p bench gossip (two processes, loopback)")
+    ratios = _ratios(rows)
+    if ratios:
+        report.print_table(ratios, ["kind", "phase", "size_bytes", "lean_over_stock"], "ratios")
+    if args.json:
+        report.write_json(args.json, rows)
+    return 0
+
+
+def _medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (variant, kind, phase): medians of rates and latencies over the
+    repetitions, sums of lost and duplicated messages."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in runs:
+        groups.setdefault((row["variant"], row["kind"], row["phase"]), []).append(row)
+    rows = []
+    for group in groups.values():
+        rows.append(
+            {
+                **group[0],
+                "runs": len(group),
+                "messages": sum(row["messages"] for row in group),
+                "messages_per_s": report.median([row["messages_per_s"] for row in group]),
+                "p50_ms": report.median([row["p50_ms"] for row in group]),
+                "p99_ms": report.median([row["p99_ms"] for row in group]),
+                "lost": sum(row["lost"] for row in group),
+                "duplicates": sum(row["duplicates"] for row in group),
+                "messages_per_s_runs": [round(row["messages_per_s"], 1) for row in group],
+            }
+        )
+    return rows
+
+
+def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_key = {(r["variant"], r["kind"], r["phase"]): r for r in rows}
+    ratios = []
+    for (variant, kind, phase), row in by_key.items():
+        stock = by_key.get(("stock", kind, phase))
+        measured = phase in ("throughput", "round_trips")
+        if variant == "lean" and stock and measured and stock["messages_per_s"] > 0:
+            ratio = row["messages_per_s"] / stock["messages_per_s"]
+            ratios.append(
+                {"kind": kind, "phase": phase, "size_bytes": row["size_bytes"],
+                 "lean_over_stock": round(ratio, 2)}
+            )  # fmt: skip
+    return ratios
+
+
+# ======================================================================= parent
+
+
+class _Child:
+    """The receiver process: JSON lines on its stdout, commands on its stdin."""
+
+    def __init__(self, variant: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lean_p2p.cli", "bench", "gossip", "--role", variant],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.progress = 0
+        self._progress_changed = threading.Condition()
+        self._replies: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, name="bench-child-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("p "):
+                with self._progress_changed:
+                    self.progress = int(line[2:])
+                    self._progress_changed.notify_all()
+            elif line.startswith("{"):
+                with self._progress_changed:
+                    self._replies.append(json.loads(line))
+                    self._progress_changed.notify_all()
+        with self._progress_changed:
+            self._progress_changed.notify_all()
+
+    def command(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def reply(self, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._progress_changed:
+            while not self._replies:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.process.poll() is not None:
+                    raise RuntimeError("receiver did not reply")
+                self._progress_changed.wait(left)
+            return self._replies.pop(0)
+
+    def wait_progress_above(self, value: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._progress_changed:
+            while self.progress <= value:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError("receiver stopped making progress")
+                self._progress_changed.wait(left)
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.command("quit")
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def _send_phase(child: _Child, plan: Plan, publish: Callable[[int, int], None]) -> dict[str, Any]:
+    """Publish ``plan.count`` messages (windowed or paced); return the receiver's result."""
+    child.command(f"phase {plan.kind} {plan.count}")
+    child.reply()  # phase armed
+    child.progress = 0
+    first_send = time.monotonic_ns()
+    interval = 1.0 / plan.rate if plan.rate else 0.0
+    next_send = time.monotonic()
+    for seq in range(plan.count):
+        if interval:
+            delay = next_send - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            next_send += interval
+        else:
+            # Closed loop: never more than WINDOW messages beyond what has arrived.
+            backlog = seq - child.progress
+            if backlog >= WINDOW:
+                child.wait_progress_above(seq - WINDOW)
+        publish(seq, time.monotonic_ns())
+    child.command("end")
+    result = child.reply()
+    result["first_send_ns"] = first_send
+    return result
+
+
+def _row(variant: str, plan: Plan, size: int, result: dict[str, Any]) -> dict[str, Any]:
+    elapsed = (result["last_arrival_ns"] - result["first_send_ns"]) / 1e9
+    unique = result["unique"]
+    return {
+        "variant": variant,
+        "kind": plan.kind,
+        "phase": plan.phase,
+        "size_bytes": size,
+        "messages": plan.count,
+        "rate_target": plan.rate or None,
+        "messages_per_s": unique / elapsed if elapsed > 0 and unique else 0.0,
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "lost": plan.count - unique,
+        "duplicates": result["duplicates"],
+    }
+
+
+def _run_variant(variant: str, quick: bool) -> list[dict[str, Any]]:
+    child = _Child(variant)
+    try:
+        ready = child.reply(timeout=60)
+        sender: _LeanSender | _StockSender
+        if variant == "lean":
+            sender = _LeanSender(ready["address"])
+        else:
+            sender = _StockSender(ready["address"])
+        try:
+            rows = []
+            for plan in _plans(quick):
+                size = sender.size(plan.kind)
+                publish = functools.partial(sender.publish, plan.kind)
+                result = _send_phase(child, plan, publish)
+                rows.append(_row(variant, plan, size, result))
+            rows.append(sender.round_trips(60 if quick else 300))
+            if sender.publish_failures:
+                raise RuntimeError(f"{variant}: {sender.publish_failures} publishes failed")
+            return rows
+        finally:
+            sender.close()
+    finally:
+        child.close()
+
+
+class _LeanSender:
+    """The sending lean driver, driven from this (non-loop) main thread."""
+
+    def __init__(self, address: str) -> None:
+        import queue
+
+        from lean_p2p.driver import DriverConfig, NetworkDriver
+        from lean_p2p.net import Dial, PeerConnected
+
+        self.events: queue.Queue[Any] = queue.Queue()
+        config = DriverConfig(
+            listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=_datagram_size()
+        )
+        self.driver = NetworkDriver(config, self.events.put)
+        self.driver.start()
+        if not self.driver.wait_ready(30):
+            raise RuntimeError("lean sender did not start")
+        self.peer_id = address.rsplit("/p2p/", 1)[1]
+        self.driver.send(Dial(address))
+        self._await(lambda e: isinstance(e, PeerConnected))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            topics = self.driver.statistics()["topics"]
+            if topics.get(ATTESTATION_TOPIC, (0, 0))[0] and topics.get(BLOCK_TOPIC, (0, 0))[0]:
+                break
+            time.sleep(0.02)
+        self.publish_failures = 0
+
+    def _await(self, predicate: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            if predicate(event):
+                return event
+            self._note(event)
+
+    def _note(self, event: Any) -> None:
+        from lean_p2p.net import PublishFailed
+
+        if isinstance(event, PublishFailed):
+            self.publish_failures += 1
+
+    def size(self, kind: str) -> int:
+        from lean_p2p.driver import codec
+
+        return len(codec.encode_gossip(self._message(kind, 0, 0)))
+
+    _templates: dict[tuple[str, int], Any] = {}
+
+    @classmethod
+    def _message(cls, kind: str, seq: int, t_ns: int) -> Any:
+        """A distinct message per ``seq`` stamped with ``t_ns``; the random bulk
+        (signature, block proof) comes from a small pool built once, so building
+        messages costs the sender what an application's encoder would."""
+        from dataclasses import replace
+
+        from lean_p2p.driver.samples import sample_attestation, sample_block
+
+        key = (kind, seq % 16)
+        template: Any = cls._templates.get(key)
+        if template is None:
+            if kind == "attestation":
+                template = sample_attestation(seq % 16, 1)
+            else:
+                template = sample_block(seq % 16 + 1, 100_000)
+            cls._templates[key] = template
+        if kind == "attestation":
+            return replace(template, validator_index=seq, data=replace(template.data, slot=t_ns))
+        return replace(template, block=replace(template.block, slot=seq + 1, proposer_index=t_ns))
+
+    def publish(self, kind: str, seq: int, t_ns: int) -> None:
+        from lean_p2p.net import GossipTopic, Publish
+
+        topic = GossipTopic.ATTESTATION if kind == "attestation" else GossipTopic.BLOCK
+        self.driver.send(Publish(topic, self._message(kind, seq, t_ns)))
+
+    def round_trips(self, count: int) -> dict[str, Any]:
+        from lean_p2p.driver.samples import sample_status
+        from lean_p2p.net import RequestCompleted, RequestFailed, SendRequest
+
+        status = sample_status(1)
+        latencies = []
+        start = time.monotonic()
+        for request_id in range(count):
+            sent = time.monotonic_ns()
+            self.driver.send(SendRequest(self.peer_id, request_id, status))
+            done = self._await(lambda e: isinstance(e, RequestCompleted | RequestFailed))
+            if isinstance(done, RequestFailed):
+                raise RuntimeError(f"lean request failed: {done}")
+            latencies.append((time.monotonic_ns() - sent) / 1e6)
+        return _round_trip_row("lean", count, time.monotonic() - start, latencies)
+
+    def close(self) -> None:
+        self.driver.stop()
+        self.driver.join(20)
+        while not self.events.empty():
+            self._note(self.events.get_nowait())
+
+
+def _round_trip_row(
+    variant: str, count: int, elapsed: float, latencies: list[float]
+) -> dict[str, Any]:
+    latencies.sort()
+    return {
+        "variant": variant,
+        "kind": "status",
+        "phase": "round_trips",
+        "size_bytes": 80,
+        "messages": count,
+        "rate_target": None,
+        "messages_per_s": count / elapsed,
+        "p50_ms": report.percentile(latencies, 0.5),
+        "p99_ms": report.percentile(latencies, 0.99),
+        "lost": 0,
+        "duplicates": 0,
+    }
+
+
+class _StockSender:
+    """A stock py-libp2p publisher on its own trio thread (as its docs set one up)."""
+
+    def __init__(self, address: str) -> None:
+        import trio
+
+        self._trio = trio
+        self._ready = threading.Event()
+        self._address = address
+        self.publish_failures = 0
+        self._thread = threading.Thread(target=lambda: trio.run(self._main), name="stock-sender")
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise RuntimeError("stock sender did not start")
+
+    async def _main(self) -> None:
+        import multiaddr
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+        from libp2p.tools.anyio_service import background_trio_service
+
+        trio = self._trio
+        host, pubsub, gossipsub = _stock_node()
+        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        async with (
+            host.run(listen),
+            background_trio_service(pubsub),
+            background_trio_service(gossipsub),
+        ):
+            await pubsub.wait_until_ready()
+            info = info_from_p2p_addr(multiaddr.Multiaddr(self._address))
+            await host.connect(info)
+            for topic in (ATTESTATION_TOPIC, BLOCK_TOPIC):
+                await pubsub.wait_for_subscription(info.peer_id, topic, timeout=30)
+            self.host, self.pubsub, self.peer = host, pubsub, info.peer_id
+            self._token = trio.lowlevel.current_trio_token()
+            self._done = trio.Event()
+            self._ready.set()
+            await self._done.wait()
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self._trio.from_thread.run(function, *args, trio_token=self._token)
+
+    def size(self, kind: str) -> int:
+        return _LeanSizes.size(kind)
+
+    def publish(self, kind: str, seq: int, t_ns: int) -> None:
+        topic = ATTESTATION_TOPIC if kind == "attestation" else BLOCK_TOPIC
+        self._call(self.pubsub.publish, topic, _stock_payload(kind, seq, t_ns))
+
+    def round_trips(self, count: int) -> dict[str, Any]:
+        from libp2p.custom_types import TProtocol
+
+        async def exchange() -> None:
+            stream = await self.host.new_stream(self.peer, [TProtocol(STOCK_STATUS_PROTOCOL)])
+            await stream.write(b"\x00" * 80)
+            await stream.close_write()
+            await _read_to_end(stream)
+            await stream.close()
+
+        latencies = []
+        start = time.monotonic()
+        for _ in range(count):
+            sent = time.monotonic_ns()
+            self._call(exchange)
+            latencies.append((time.monotonic_ns() - sent) / 1e6)
+        return _round_trip_row("stock", count, time.monotonic() - start, latencies)
+
+    def close(self) -> None:
+        self._token.run_sync_soon(self._done.set)
+        self._thread.join(30)
+
+
+class _LeanSizes:
+    """Stock carries opaque bytes of exactly the lean wire size of each kind."""
+
+    _cache: dict[str, int] = {}
+
+    @classmethod
+    def size(cls, kind: str) -> int:
+        if kind not in cls._cache:
+            from lean_p2p.driver import codec
+
+            cls._cache[kind] = len(codec.encode_gossip(_LeanSender._message(kind, 0, 0)))
+        return cls._cache[kind]
+
+
+def _stock_payload(kind: str, seq: int, t_ns: int) -> bytes:
+    size = _LeanSizes.size(kind)
+    header = seq.to_bytes(8, "little") + t_ns.to_bytes(8, "little")
+    return header + os.urandom(size - len(header))
+
+
+def _stock_node() -> tuple[Any, Any, Any]:
+    """A py-libp2p node as its pubsub documentation sets one up; spam protection off."""
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.pubsub import Pubsub
+
+    host = new_host()  # defaults: Ed25519 identity, TCP, Noise, yamux
+    gossipsub = GossipSub(
+        protocols=[TProtocol("/meshsub/1.0.0")],
+        degree=8,
+        degree_low=6,
+        degree_high=12,
+        heartbeat_interval=1,
+        spam_protection_enabled=False,
+    )
+    return host, Pubsub(host, gossipsub), gossipsub
+
+
+async def _read_to_end(stream: Any) -> bytes:
+    from libp2p.network.stream.exceptions import StreamEOF
+
+    data = b""
+    while True:
+        try:
+            chunk: bytes = await stream.read()
+        except StreamEOF:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+# ===================================================================== receiver
+
+
+class _Recorder:
+    """Receiver-side bookkeeping of one phase (only the receiving loop touches it)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.reset(0)
+
+    def reset(self, expected: int) -> None:
+        self.expected = expected
+        self.seen: set[int] = set()
+        self.duplicates = 0
+        self.latencies_ms: list[float] = []
+        self.last_arrival_ns = 0
+
+    def record(self, seq: int, sent_ns: int) -> None:
+        now = time.monotonic_ns()
+        if seq in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(seq)
+        self.latencies_ms.append((now - sent_ns) / 1e6)
+        self.last_arrival_ns = now
+        count = len(self.seen)
+        if count % _PROGRESS_EVERY == 0 or count == self.expected:
+            self._out.write(f"p {count}\n")
+            self._out.flush()
+
+    def result(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies_ms)
+        return {
+            "unique": len(self.seen),
+            "duplicates": self.duplicates,
+            "p50_ms": report.percentile(latencies, 0.5),
+            "p99_ms": report.percentile(latencies, 0.99),
+            "last_arrival_ns": self.last_arrival_ns,
+        }
+
+    def reply(self, document: dict[str, Any]) -> None:
+        self._out.write(json.dumps(document) + "\n")
+        self._out.flush()
+
+
+def _run_receiver(variant: str) -> int:
+    if variant == "lean":
+        import asyncio
+
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        asyncio.run(_lean_receiver())
+    else:
+        import trio
+
+        trio.run(_stock_receiver)
+    return 0
+
+
+async def _lean_receiver() -> None:
+    import asyncio
+
+    from lean_p2p.driver import DriverConfig, NetworkDriver
+    from lean_p2p.driver.samples import sample_status
+    from lean_p2p.net import (
+        GossipAttestation,
+        GossipBlock,
+        InboundRequest,
+        SendResponseChunk,
+        SendResponseEnd,
+    )
+    from lean_p2p.runtime import LEAN_LANES, Mailbox
+
+    loop = asyncio.get_running_loop()
+    recorder = _Recorder(sys.stdout)
+    status = sample_status(2)
+
+    def handle(lane: str, event: object) -> None:
+        if isinstance(event, GossipAttestation):
+            recorder.record(event.attestation.validator_index, event.attestation.data.slot)
+        elif isinstance(event, GossipBlock):
+            recorder.record(event.block.block.slot - 1, event.block.block.proposer_index)
+        elif isinstance(event, InboundRequest):
+            driver.send(SendResponseChunk(event.request_id, status))
+            driver.send(SendResponseEnd(event.request_id))
+
+    mailbox = Mailbox(LEAN_LANES, handle)
+
+    def emit(event: object) -> None:
+        if isinstance(event, GossipAttestation):
+            mailbox.put("attestations", event)
+        elif isinstance(event, GossipBlock):
+            mailbox.put("blocks", event)
+        elif isinstance(event, InboundRequest):
+            mailbox.put("peer_requests", event)
+        else:
+            mailbox.put("control", event)
+
+    config = DriverConfig(
+        listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=_datagram_size()
+    )
+    driver = NetworkDriver(config, emit)
+    driver.start()
+    await loop.run_in_executor(None, driver.wait_ready, 30)
+    recorder.reply({"address": driver.listen_addresses[0]})
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not await _receiver_command(line, recorder, asyncio.sleep):
+                break
+    finally:
+        driver.stop()
+        await loop.run_in_executor(None, driver.join, 20)
+        await mailbox.aclose()
+
+
+async def _receiver_command(line: str, recorder: _Recorder, sleep: Callable[[float], Any]) -> bool:
+    """Apply one parent command; False on quit or end of input."""
+    words = line.split()
+    if not words or words[0] == "quit":
+        return False
+    if words[0] == "phase":
+        recorder.reset(int(words[2]))
+        recorder.reply({"armed": True})
+    elif words[0] == "end":
+        # Wait for stragglers: until all arrived or nothing new for two seconds.
+        last_count, quiet_since = -1, time.monotonic()
+        while len(recorder.seen) < recorder.expected:
+            if len(recorder.seen) != last_count:
+                last_count, quiet_since = len(recorder.seen), time.monotonic()
+            elif time.monotonic() - quiet_since > 2.0:
+                break
+            await sleep(0.01)
+        recorder.reply(recorder.result())
+    return True
+
+
+async def _stock_receiver() -> None:
+    import multiaddr
+    import trio
+    from libp2p.custom_types import TProtocol
+    from libp2p.tools.anyio_service import background_trio_service
+
+    recorder = _Recorder(sys.stdout)
+    host, pubsub, gossipsub = _stock_node()
+
+    async def answer_status(stream: Any) -> None:
+        await _read_to_end(stream)
+        await stream.write(b"\x01" * 80)
+        await stream.close()
+
+    host.set_stream_handler(TProtocol(STOCK_STATUS_PROTOCOL), answer_status)
+
+    async def consume(subscription: Any) -> None:
+        while True:
+            message = await subscription.get()
+            seq = int.from_bytes(message.data[:8], "little")
+            sent = int.from_bytes(message.data[8:16], "little")
+            recorder.record(seq, sent)
+
+    listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    async with (
+        host.run(listen),
+        background_trio_service(pubsub),
+        background_trio_service(gossipsub),
+    ):
+        await pubsub.wait_until_ready()
+        async with trio.open_nursery() as nursery:
+            for topic in (ATTESTATION_TOPIC, BLOCK_TOPIC):
+                nursery.start_soon(consume, await pubsub.subscribe(topic))
+            address = f"{host.get_addrs()[0]}"
+            if "/p2p/" not in address:
+                address += f"/p2p/{host.get_id()}"
+            recorder.reply({"address": address})
+            stdin = trio.wrap_file(sys.stdin)
+            while await _receiver_command(await stdin.readline(), recorder, trio.sleep):
+                pass
+            nursery.cancel_scope.cancel()
