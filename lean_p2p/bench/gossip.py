@@ -44,6 +44,8 @@ BLOCK_TOPIC = "/leanconsensus/12345678/block/ssz_snappy"
 STOCK_STATUS_PROTOCOL = "/bench/status/1"
 _PROGRESS_EVERY = 4
 _DATAGRAM_ENV = "LEAN_P2P_BENCH_DATAGRAM_SIZE"
+#: variant -> stock transport (None: the lean driver)
+_VARIANTS: dict[str, str | None] = {"lean": None, "stock": "tcp", "stock-quic": "quic"}
 
 
 def _datagram_size() -> int:
@@ -75,7 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     parser.add_argument("--variants", default="lean,stock", help="comma-separated: lean, stock")
     parser.add_argument(
-        "--repeats", type=int, default=0, help="repetitions (default 2 quick, 5 full)"
+        "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"
     )
     parser.add_argument(
         "--datagram-size",
@@ -83,7 +85,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1200,
         help="lean QUIC datagram size (1200 default; 1452 on 1500-MTU paths)",
     )
-    parser.add_argument("--role", choices=["lean", "stock"], help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=list(_VARIANTS), help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,8 +98,13 @@ def run(args: argparse.Namespace) -> int:
     os.environ[_DATAGRAM_ENV] = str(args.datagram_size)
     if args.role:
         return _run_receiver(args.role)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    repeats = args.repeats or (2 if args.quick else 5)
+    default = "lean,stock" if args.quick else ",".join(_VARIANTS)
+    variants = [v.strip() for v in (args.variants or default).split(",") if v.strip()]
+    unknown = set(variants) - set(_VARIANTS)
+    if unknown:
+        print(f"unknown variants: {sorted(unknown)}", file=sys.stderr)
+        return 2
+    repeats = args.repeats or (2 if args.quick else 3)
     runs: list[dict[str, Any]] = []
     # Variants alternate within each repetition so that load from other processes on
     # a shared machine falls on both alike; medians over repetitions are reported.
@@ -112,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     report.print_table(rows, columns, title="lean-p2p bench gossip (two processes, loopback)")
     ratios = _ratios(rows)
     if ratios:
-        report.print_table(ratios, ["kind", "phase", "size_bytes", "lean_over_stock"], "ratios")
+        columns = ["kind", "phase", "size_bytes", "baseline", "lean_over_baseline"]
+        report.print_table(ratios, columns, "ratios of medians")
     if args.json:
         report.write_json(args.json, rows)
     return 0
@@ -146,14 +154,16 @@ def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key = {(r["variant"], r["kind"], r["phase"]): r for r in rows}
     ratios = []
     for (variant, kind, phase), row in by_key.items():
-        stock = by_key.get(("stock", kind, phase))
-        measured = phase in ("throughput", "round_trips")
-        if variant == "lean" and stock and measured and stock["messages_per_s"] > 0:
-            ratio = row["messages_per_s"] / stock["messages_per_s"]
-            ratios.append(
-                {"kind": kind, "phase": phase, "size_bytes": row["size_bytes"],
-                 "lean_over_stock": round(ratio, 2)}
-            )  # fmt: skip
+        if variant != "lean" or phase not in ("throughput", "round_trips"):
+            continue
+        for baseline in ("stock", "stock-quic"):
+            stock = by_key.get((baseline, kind, phase))
+            if stock and stock["messages_per_s"] > 0:
+                ratio = row["messages_per_s"] / stock["messages_per_s"]
+                ratios.append(
+                    {"kind": kind, "phase": phase, "size_bytes": row["size_bytes"],
+                     "baseline": baseline, "lean_over_baseline": round(ratio, 2)}
+                )  # fmt: skip
     return ratios
 
 
@@ -277,7 +287,7 @@ def _run_variant(variant: str, quick: bool) -> list[dict[str, Any]]:
         if variant == "lean":
             sender = _LeanSender(ready["address"])
         else:
-            sender = _StockSender(ready["address"])
+            sender = _StockSender(ready["address"], variant)
         try:
             rows = []
             for plan in _plans(quick):
@@ -416,10 +426,11 @@ def _round_trip_row(
 class _StockSender:
     """A stock py-libp2p publisher on its own trio thread (as its docs set one up)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, variant: str) -> None:
         import trio
 
         self._trio = trio
+        self._variant = variant
         self._ready = threading.Event()
         self._address = address
         self.publish_failures = 0
@@ -434,8 +445,7 @@ class _StockSender:
         from libp2p.tools.anyio_service import background_trio_service
 
         trio = self._trio
-        host, pubsub, gossipsub = _stock_node()
-        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        host, pubsub, gossipsub, listen = _stock_node(self._variant)
         async with (
             host.run(listen),
             background_trio_service(pubsub),
@@ -478,7 +488,7 @@ class _StockSender:
             sent = time.monotonic_ns()
             self._call(exchange)
             latencies.append((time.monotonic_ns() - sent) / 1e6)
-        return _round_trip_row("stock", count, time.monotonic() - start, latencies)
+        return _round_trip_row(self._variant, count, time.monotonic() - start, latencies)
 
     def close(self) -> None:
         self._token.run_sync_soon(self._done.set)
@@ -505,14 +515,24 @@ def _stock_payload(kind: str, seq: int, t_ns: int) -> bytes:
     return header + os.urandom(size - len(header))
 
 
-def _stock_node() -> tuple[Any, Any, Any]:
-    """A py-libp2p node as its pubsub documentation sets one up; spam protection off."""
+def _stock_node(variant: str) -> tuple[Any, Any, Any, list[Any]]:
+    """A py-libp2p node as its pubsub documentation sets one up; spam protection off.
+
+    ``stock``: ``new_host()`` defaults (Ed25519 identity, TCP, Noise, yamux);
+    ``stock-quic``: the same over py-libp2p's QUIC-v1 transport, as lean uses.
+    """
+    import multiaddr
     from libp2p import new_host
     from libp2p.custom_types import TProtocol
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
 
-    host = new_host()  # defaults: Ed25519 identity, TCP, Noise, yamux
+    if _VARIANTS[variant] == "quic":
+        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")]
+        host = new_host(enable_quic=True, listen_addrs=listen)
+    else:
+        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        host = new_host()
     gossipsub = GossipSub(
         protocols=[TProtocol("/meshsub/1.0.0")],
         degree=8,
@@ -521,21 +541,18 @@ def _stock_node() -> tuple[Any, Any, Any]:
         heartbeat_interval=1,
         spam_protection_enabled=False,
     )
-    return host, Pubsub(host, gossipsub), gossipsub
+    return host, Pubsub(host, gossipsub), gossipsub, listen
 
 
 async def _read_to_end(stream: Any) -> bytes:
-    from libp2p.network.stream.exceptions import StreamEOF
+    # py-libp2p's QUIC streams report a clean close of both sides as a reset;
+    # read_some tells the two apart (TCP streams end with StreamEOF as usual).
+    from lean_p2p.driver.reqresp import read_some
 
     data = b""
-    while True:
-        try:
-            chunk: bytes = await stream.read()
-        except StreamEOF:
-            return data
-        if not chunk:
-            return data
+    while (chunk := await read_some(stream)) is not None:
         data += chunk
+    return data
 
 
 # ===================================================================== receiver
@@ -597,7 +614,7 @@ def _run_receiver(variant: str) -> int:
     else:
         import trio
 
-        trio.run(_stock_receiver)
+        trio.run(_stock_receiver, variant)
     return 0
 
 
@@ -679,14 +696,13 @@ async def _receiver_command(line: str, recorder: _Recorder, sleep: Callable[[flo
     return True
 
 
-async def _stock_receiver() -> None:
-    import multiaddr
+async def _stock_receiver(variant: str) -> None:
     import trio
     from libp2p.custom_types import TProtocol
     from libp2p.tools.anyio_service import background_trio_service
 
     recorder = _Recorder(sys.stdout)
-    host, pubsub, gossipsub = _stock_node()
+    host, pubsub, gossipsub, listen = _stock_node(variant)
 
     async def answer_status(stream: Any) -> None:
         await _read_to_end(stream)
@@ -702,7 +718,6 @@ async def _stock_receiver() -> None:
             sent = int.from_bytes(message.data[8:16], "little")
             recorder.record(seq, sent)
 
-    listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
     async with (
         host.run(listen),
         background_trio_service(pubsub),
