@@ -114,6 +114,15 @@ def meshed(node: Node, peers: int) -> bool:
     return all(topics.get(topic.topic_string()) == (peers, peers) for topic in GossipTopic)
 
 
+def connect_to_address(dialer: Node, address: str) -> str:
+    """Dial a peer in another process; wait for the connection and the gossip mesh."""
+    peer_id = address.rsplit("/p2p/", 1)[1]
+    dialer.send(Dial(address))
+    dialer.expect(PeerConnected, lambda e: e.peer_id == peer_id)
+    wait_until(lambda: meshed(dialer, 1), what="mesh with the other process")
+    return peer_id
+
+
 def connect(dialer: Node, listener: Node, *, mesh_peers: tuple[int, int] = (1, 1)) -> None:
     """Dial and wait until both sides see the connection and the gossip meshes formed."""
     dialer.send(Dial(listener.address))
