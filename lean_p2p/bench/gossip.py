@@ -89,15 +89,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Production-size XMSS signatures (a signed attestation is 2.7 KB on the wire), in
-    # this process and, through the environment, in the receiver.
-    from lean_p2p.containers import PRODUCTION_SCHEME, select_signature_scheme
+    # Production-size XMSS signatures: a signed attestation is 2.7 KB on the wire. The
+    # receiver gets the same scheme through its environment (see _Child).
+    from lean_p2p.containers import (
+        PRODUCTION_SCHEME,
+        select_signature_scheme,
+        using_signature_scheme,
+    )
 
-    select_signature_scheme(PRODUCTION_SCHEME)
-    os.environ["LEAN_P2P_SIGNATURE_SCHEME"] = "production"
-    os.environ[_DATAGRAM_ENV] = str(args.datagram_size)
-    if args.role:
+    if args.role:  # a receiver: a process of its own
+        select_signature_scheme(PRODUCTION_SCHEME)
         return _run_receiver(args.role)
+    with using_signature_scheme(PRODUCTION_SCHEME):
+        return _run_parent(args)
+
+
+def _run_parent(args: argparse.Namespace) -> int:
     default = "lean,stock" if args.quick else ",".join(_VARIANTS)
     variants = [v.strip() for v in (args.variants or default).split(",") if v.strip()]
     unknown = set(variants) - set(_VARIANTS)
@@ -110,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     # a shared machine falls on both alike; medians over repetitions are reported.
     for _ in range(repeats):
         for variant in variants:
-            runs += _run_variant(variant, args.quick)
+            runs += _run_variant(variant, args.quick, args.datagram_size)
     rows = _medians(runs)
     columns = [
         "variant", "kind", "phase", "size_bytes", "runs", "messages", "messages_per_s",
@@ -173,9 +180,15 @@ def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class _Child:
     """The receiver process: JSON lines on its stdout, commands on its stdin."""
 
-    def __init__(self, variant: str) -> None:
+    def __init__(self, variant: str, datagram_size: int) -> None:
+        environment = {
+            **os.environ,
+            "LEAN_P2P_SIGNATURE_SCHEME": "production",
+            _DATAGRAM_ENV: str(datagram_size),
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lean_p2p.cli", "bench", "gossip", "--role", variant],
+            env=environment,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -279,13 +292,13 @@ def _row(variant: str, plan: Plan, size: int, result: dict[str, Any]) -> dict[st
     }
 
 
-def _run_variant(variant: str, quick: bool) -> list[dict[str, Any]]:
-    child = _Child(variant)
+def _run_variant(variant: str, quick: bool, datagram_size: int) -> list[dict[str, Any]]:
+    child = _Child(variant, datagram_size)
     try:
         ready = child.reply(timeout=60)
         sender: _LeanSender | _StockSender
         if variant == "lean":
-            sender = _LeanSender(ready["address"])
+            sender = _LeanSender(ready["address"], datagram_size)
         else:
             sender = _StockSender(ready["address"], variant)
         try:
@@ -308,7 +321,7 @@ def _run_variant(variant: str, quick: bool) -> list[dict[str, Any]]:
 class _LeanSender:
     """The sending lean driver, driven from this (non-loop) main thread."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, datagram_size: int) -> None:
         import queue
 
         from lean_p2p.driver import DriverConfig, NetworkDriver
@@ -316,7 +329,7 @@ class _LeanSender:
 
         self.events: queue.Queue[Any] = queue.Queue()
         config = DriverConfig(
-            listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=_datagram_size()
+            listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=datagram_size
         )
         self.driver = NetworkDriver(config, self.events.put)
         self.driver.start()

@@ -1,0 +1,79 @@
+"""The gossip benchmark: like-for-like payloads, honest aggregation, and a real run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lean_p2p.bench import gossip
+from lean_p2p.containers import PRODUCTION_SCHEME, using_signature_scheme
+from lean_p2p.driver import codec
+
+
+@pytest.mark.parametrize("kind", ["attestation", "block"])
+def test_stock_carries_the_lean_wire_size(kind: str) -> None:
+    with using_signature_scheme(PRODUCTION_SCHEME):
+        lean_size = len(codec.encode_gossip(gossip._LeanSender._message(kind, 3, 12345)))
+        stock_size = len(gossip._stock_payload(kind, 3, 12345))
+    # Snappy output varies by a few bytes with the stamped values; stock gets the
+    # size of the first lean message.
+    assert abs(stock_size - lean_size) <= lean_size // 100
+    expected = {"attestation": (2400, 2800), "block": (99_000, 101_000)}[kind]
+    assert expected[0] <= lean_size <= expected[1]
+
+
+def test_lean_messages_are_distinct_and_stamped() -> None:
+    with using_signature_scheme(PRODUCTION_SCHEME):
+        first = gossip._LeanSender._message("attestation", 1, 111)
+        second = gossip._LeanSender._message("attestation", 2, 222)
+        block = gossip._LeanSender._message("block", 5, 333)
+    assert first != second
+    assert (first.validator_index, first.data.slot) == (1, 111)
+    assert (block.block.slot, block.block.proposer_index) == (6, 333)
+
+
+def _run_row(variant: str, rate: float, lost: int) -> dict[str, Any]:
+    return {
+        "variant": variant, "kind": "attestation", "phase": "throughput", "size_bytes": 2568,
+        "messages": 100, "messages_per_s": rate, "p50_ms": rate / 100, "p99_ms": rate / 10,
+        "lost": lost, "duplicates": 0,
+    }  # fmt: skip
+
+
+def test_medians_and_ratios_over_repetitions() -> None:
+    runs = [_run_row("lean", r, 0) for r in (900.0, 1500.0, 1000.0)]
+    runs += [_run_row("stock", r, lost) for r, lost in ((300.0, 1), (500.0, 0), (400.0, 2))]
+    rows = {row["variant"]: row for row in gossip._medians(runs)}
+    assert rows["lean"]["messages_per_s"] == 1000.0
+    assert rows["stock"]["messages_per_s"] == 400.0
+    assert rows["stock"]["lost"] == 3  # every lost message is counted, not averaged away
+    assert rows["lean"]["runs"] == 3
+    [ratio] = gossip._ratios(list(rows.values()))
+    assert ratio["baseline"] == "stock"
+    assert ratio["lean_over_baseline"] == 2.5
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    gossip.configure(parser)
+    output = tmp_path / "gossip.json"
+    args = parser.parse_args(
+        ["--quick", "--repeats", "1", "--variants", "lean", "--json", str(output)]
+    )
+    assert gossip.run(args) == 0
+    rows = json.loads(output.read_text())
+    assert {(row["kind"], row["phase"]) for row in rows} == {
+        ("attestation", "throughput"), ("attestation", "latency"),
+        ("block", "throughput"), ("block", "latency"), ("status", "round_trips"),
+    }  # fmt: skip
+    for row in rows:
+        assert row["variant"] == "lean"
+        assert row["lost"] == 0 and row["duplicates"] == 0
+        assert row["messages_per_s"] > 0
+        assert {"size_bytes", "p50_ms", "p99_ms"} <= row.keys()
