@@ -216,7 +216,9 @@ class ApiServer:
     async def start(self, ports: Sequence[int]) -> list[int]:
         """Listen on ``ports`` (0 picks a free port); returns the bound ports."""
         await self._runner.setup()
-        for port in dict.fromkeys(ports):  # de-duplicated, order kept
+        # The same fixed port twice is one site; each 0 asks the OS for another port.
+        wanted = [port for i, port in enumerate(ports) if port == 0 or port not in ports[:i]]
+        for port in wanted:
             site = web.TCPSite(self._runner, self._host, port)
             await site.start()
             server = site._server  # the bound socket is the only way to learn port 0's port

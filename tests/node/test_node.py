@@ -347,3 +347,14 @@ async def test_a_start_that_fails_releases_what_it_started(tmp_path: Path) -> No
         await node.start()
     assert path.read_bytes().startswith(b"LEANREC1")  # the recorder was closed cleanly
     await node.stop()  # idempotent after a failed start
+
+
+async def test_metrics_on_their_own_port() -> None:
+    config = _config("ports", (), api_port=0, metrics_port=0)
+    async with Node(config, driver=FakeDriver(), clock=ManualClock(GENESIS_TIME)) as node:
+        assert len(node.api_ports) == 2
+        assert node.api_ports[0] != node.api_ports[1]
+        async with aiohttp.ClientSession() as session:
+            for port in node.api_ports:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    assert response.status == 200
