@@ -200,6 +200,9 @@ class Node:
         self._driver_given = driver
         self._clock: Clock = clock or SystemClock()
         self._lanes = tuple(lanes)
+        missing = set(_LANE_BY_EVENT.values()) - {spec.name for spec in self._lanes}
+        if missing:
+            raise ValueError(f"the node routes events to lanes {sorted(missing)}: add them")
         self._verifier = verifier
         self._live = live
         self._fail_fast = fail_fast

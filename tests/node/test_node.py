@@ -358,3 +358,11 @@ async def test_metrics_on_their_own_port() -> None:
             for port in node.api_ports:
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
                     assert response.status == 200
+
+
+def test_lanes_must_cover_the_routing() -> None:
+    from lean_p2p.runtime import LaneSpec, OverflowPolicy
+
+    only_control = [LaneSpec("control", 16, OverflowPolicy.NEVER_DROP, 4)]
+    with pytest.raises(ValueError, match="attestations"):
+        Node(_config("n", ()), driver=FakeDriver(), lanes=only_control)
