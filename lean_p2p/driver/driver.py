@@ -20,6 +20,7 @@ is closed), the driver shuts itself down. A crash of the trio thread is reported
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -65,6 +66,8 @@ __all__ = ["DriverCrashed", "NetworkDriver"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 5.0  # seconds allowed for closing connections and sockets at stop
+_PROBE_TIMEOUT = 2.0  # seconds a live connection has to answer a QUIC PING
+_PING_IDS = itertools.count(1)
 
 
 class DriverCrashed(RuntimeError):
@@ -99,7 +102,8 @@ class NetworkDriver:
         }
         self._host: Any = None
         self._nursery: trio.Nursery | None = None
-        self._connections: dict[str, int] = {}
+        # peer id -> its live connections, oldest first
+        self._connections: dict[str, list[Any]] = {}
         # trio.Event binds to no run until awaited, so it can be made here.
         self._stop_event = trio.Event()
 
@@ -211,9 +215,7 @@ class NetworkDriver:
     async def _main(self) -> None:
         import multiaddr
 
-        host = build_host(
-            self.config.private_key, max_datagram_size=self.config.max_datagram_size
-        )
+        host = build_host(self.config.private_key, max_datagram_size=self.config.max_datagram_size)
         self._host = host
         self._gossip.attach(host)
         self._reqresp.attach(host)
@@ -363,7 +365,7 @@ class NetworkDriver:
         """Dial a static peer, and redial it whenever it is not connected."""
         peer_id = address.rsplit("/p2p/", 1)[-1]
         while True:
-            if peer_id not in self._connections:
+            if not self._connections.get(peer_id):
                 await self._dial(address)
             if self.config.redial_interval <= 0:
                 return
@@ -384,9 +386,16 @@ class NetworkDriver:
         muxed = conn.muxed_conn
         peer = muxed.peer_id
         key = str(peer)
-        count = self._connections.get(key, 0) + 1
-        self._connections[key] = count
-        if count > 1:
+        existing = self._connections.setdefault(key, [])
+        existing.append(conn)
+        if len(existing) > 1:
+            # A second connection: either both sides dialled at once (both alive), or
+            # the peer restarted with the same identity while its old connection is
+            # dead but not yet idled out. py-libp2p would keep using the old one (it
+            # prefers the connection with more streams), so probe the older ones and
+            # drop the dead.
+            if self._nursery is not None:
+                self._nursery.start_soon(self._prune_dead_connections, key, existing[:-1])
             return
         initiator = getattr(muxed, "is_initiator", False)
         if callable(initiator):
@@ -398,14 +407,66 @@ class NetworkDriver:
     def _on_disconnected(self, conn: Any) -> None:
         peer = conn.muxed_conn.peer_id
         key = str(peer)
-        count = self._connections.get(key, 0) - 1
-        if count > 0:
-            self._connections[key] = count
+        connections = self._connections.get(key)
+        if connections is None or conn not in connections:
             return
-        if self._connections.pop(key, None) is None:
+        connections.remove(conn)
+        if connections:
             return
+        del self._connections[key]
         self._gossip.remove_peer(peer)
         self._emit(PeerDisconnected(key, "connection closed"))
+
+    async def _prune_dead_connections(self, key: str, older: list[Any]) -> None:
+        dead = [conn for conn in older if not await _connection_alive(conn)]
+        if not dead:
+            return
+        logger.info("closing dead connections", extra={"peer": key, "count": len(dead)})
+        connections = self._connections.get(key, [])
+        for conn in dead:
+            if conn in connections:
+                connections.remove(conn)
+        peer = dead[0].muxed_conn.peer_id
+        # The gossip stream lived on a dead connection: reopen it on a live one, and
+        # tell the loop the peer came back (it should exchange Status again).
+        self._gossip.remove_peer(peer)
+        self._emit(PeerDisconnected(key, "previous connection dead (peer restarted)"))
+        if connections:
+            live = connections[-1].muxed_conn
+            self._gossip.add_peer(peer)
+            self._emit(PeerConnected(key, Direction.INBOUND, _remote_address(live)))
+        else:
+            self._connections.pop(key, None)
+        for conn in dead:
+            with trio.move_on_after(_CLOSE_TIMEOUT):
+                try:
+                    await conn.close()
+                except Exception as error:
+                    logger.debug("closing a dead connection failed", extra={"error": repr(error)})
+
+
+async def _connection_alive(conn: Any) -> bool:
+    """Send a QUIC PING on ``conn`` and report whether anything came back in time.
+
+    Reads aioquic's ``_ack_eliciting_sent_since_receipt`` (set when we send an
+    ack-eliciting packet, cleared when any packet is received): py-libp2p exposes no
+    per-connection liveness. A connection without those internals counts as alive.
+    """
+    muxed = conn.muxed_conn
+    quic = getattr(muxed, "_quic", None)
+    transmit = getattr(muxed, "_transmit", None)
+    if quic is None or transmit is None or getattr(muxed, "_closed", False):
+        return quic is None
+    try:
+        quic.send_ping(next(_PING_IDS))
+        await transmit()
+    except Exception:
+        return False
+    with trio.move_on_after(_PROBE_TIMEOUT) as scope:
+        # Polled: aioquic flips a plain attribute, there is no event to wait on.
+        while getattr(quic, "_ack_eliciting_sent_since_receipt", False):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    return not scope.cancelled_caught
 
 
 def _remote_address(muxed: Any) -> str:

@@ -337,6 +337,12 @@ class LeanGossipsub:
             for topic in self.subscriptions
         }
 
+    def _remove_if_current(self, peer: _Peer) -> None:
+        # A writer on a dead connection may fail after the peer was re-added on a new
+        # connection: only the writer of the current entry may remove it.
+        if self.peers.get(peer.peer_id) is peer:
+            self.remove_peer(peer.peer_id)
+
     def _topic_peers(self, topic: str) -> list[Any]:
         return [pid for pid, peer in self.peers.items() if topic in peer.topics]
 
@@ -650,7 +656,7 @@ class LeanGossipsub:
             logger.debug(
                 "cannot open gossip stream", extra={"peer": str(peer.peer_id), "error": repr(error)}
             )
-            self.remove_peer(peer.peer_id)
+            self._remove_if_current(peer)
             return
         peer.protocol = peer.protocol or str(stream.get_protocol() or "")
         try:
@@ -663,7 +669,7 @@ class LeanGossipsub:
                 "gossip outbound stream failed",
                 extra={"peer": str(peer.peer_id), "error": repr(error)},
             )
-            self.remove_peer(peer.peer_id)
+            self._remove_if_current(peer)
         finally:
             await _reset_quietly(stream)
 

@@ -96,9 +96,7 @@ def peer_id_from_public_key(compressed: bytes) -> str:
     return str(ID.from_pubkey(Secp256k1PublicKey.from_bytes(compressed)))
 
 
-def build_host(
-    secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: int = 1200
-) -> Any:
+def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: int = 1200) -> Any:
     """Build (not start) a QUIC-v1-only host with the given secp256k1 identity.
 
     Trio thread. Returns a py-libp2p ``IHost`` (typed ``Any``: py-libp2p ships no

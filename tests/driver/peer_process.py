@@ -1,9 +1,9 @@
 """A lean driver in its own process for the two-process tests (not a test module).
 
-Run as ``python -m tests.driver.peer_process``. Prints ``{"address": ...}`` once ready,
-answers every Status request with ``sample_status(42)``, and echoes every gossip
-attestation back as an attestation from validator ``index + 1000``. Stops when its
-stdin closes. Its main thread plays the loop.
+Run as ``python -m tests.driver.peer_process [KEY_HEX [DIAL_ADDRESS]]``. Prints
+``{"address": ...}`` once ready, answers every Status request with
+``sample_status(42)``, and echoes every gossip attestation back as an attestation from
+validator ``index + 1000``. Stops when its stdin closes. Its main thread plays the loop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ STATUS = sample_status(42)
 
 def main() -> int:
     events: queue.Queue[Event | None] = queue.Queue()
-    driver = NetworkDriver(DriverConfig(listen_address="/ip4/127.0.0.1/udp/0/quic-v1"), events.put)
+    config = DriverConfig(listen_address="/ip4/127.0.0.1/udp/0/quic-v1")
+    if len(sys.argv) > 1:
+        config = replace(config, private_key=bytes.fromhex(sys.argv[1]))
+    if len(sys.argv) > 2:
+        config = replace(config, static_peers=(sys.argv[2],))
+    driver = NetworkDriver(config, events.put)
     driver.start()
     if not driver.wait_ready(30):
         return 1

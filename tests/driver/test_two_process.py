@@ -11,47 +11,67 @@ from pathlib import Path
 import pytest
 
 from lean_p2p.driver import codec
+from lean_p2p.driver.host import generate_private_key, peer_id_from_private_key
 from lean_p2p.driver.samples import sample_attestation, sample_status
 from lean_p2p.net import (
     GossipAttestation,
     GossipTopic,
+    PeerConnected,
+    PeerDisconnected,
     Publish,
     RequestCompleted,
     ResponseChunk,
     SendRequest,
 )
 from lean_p2p.wire.gossip import gossip_message_id
-from tests.driver.harness import Node, connect_to_address
+from tests.driver.harness import Node, connect_to_address, meshed, wait_until
 
 pytestmark = pytest.mark.network
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
+class PeerProcess:
+    """A driver in a child process (see peer_process.py); its address once ready."""
+
+    def __init__(self, *arguments: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.driver.peer_process", *arguments],
+            cwd=REPOSITORY,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, "peer process exited before it was ready"
+        self.address: str = json.loads(line)["address"]
+
+    def stop(self) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.close()
+            return self.process.wait(30)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: the peer vanishes without closing its connections."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process.stdin.close()
+        self.process.stdout.close()
+
+
 @pytest.fixture
 def peer_process() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.driver.peer_process"],
-        cwd=REPOSITORY,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    peer = PeerProcess()
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, "peer process exited before it was ready"
-        yield json.loads(line)["address"]
+        yield peer.address
     finally:
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.close()
-        try:
-            assert process.wait(30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-            process.stdout.close()
+        assert peer.stop() == 0
 
 
 def test_gossip_and_status_across_processes(peer_process: str) -> None:
@@ -74,4 +94,37 @@ def test_gossip_and_status_across_processes(peer_process: str) -> None:
                 topic, codec.encode_gossip(echo.attestation)
             )
     finally:
+        node.stop()
+
+
+def _echo_works(node: Node, peer_id: str, index: int) -> None:
+    node.send(Publish(GossipTopic.ATTESTATION, sample_attestation(index, 7)))
+    echo = node.expect(GossipAttestation, lambda e: e.attestation.validator_index == index + 1000)
+    assert echo.peer_id == peer_id
+
+
+def test_peer_restarting_with_the_same_identity_rejoins_gossip() -> None:
+    # The restarted peer dials in while our old connection to it is dead but far from
+    # its idle timeout: the driver must notice and move gossip to the new connection.
+    node = Node().start()
+    secret = generate_private_key()
+    peer_id = peer_id_from_private_key(secret)
+    first = PeerProcess(secret.hex(), node.address)
+    second: PeerProcess | None = None
+    try:
+        node.expect(PeerConnected, lambda e: e.peer_id == peer_id)
+        wait_until(lambda: meshed(node, 1), what="mesh with the first process")
+        _echo_works(node, peer_id, 1)
+        first.kill()
+        second = PeerProcess(secret.hex(), node.address)
+        node.expect(PeerDisconnected, lambda e: e.peer_id == peer_id)
+        node.expect(PeerConnected, lambda e: e.peer_id == peer_id)
+        wait_until(lambda: meshed(node, 1), what="mesh with the restarted process")
+        _echo_works(node, peer_id, 2)
+        node.send(SendRequest(peer_id, 9, sample_status(1)))
+        assert node.expect(RequestCompleted).chunks == 1
+    finally:
+        first.kill()
+        if second is not None:
+            assert second.stop() == 0
         node.stop()
