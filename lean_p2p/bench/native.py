@@ -14,8 +14,10 @@ events through a ``lean_p2p_push_fn``:
 Every path ends in the same place: one mailbox lane whose handler counts the event and
 samples its latency (push time stamped by the producer with CLOCK_MONOTONIC, handling
 time read with ``time.monotonic_ns``). Loop ``idle``: the loop thread only drains.
-Loop ``busy``: the loop thread also runs pure-Python slices of about 1 ms back to back,
-so it holds the GIL most of the time, as a node does while it processes blocks.
+Loop ``busy``: the loop thread also runs pure-Python slices of about 1 ms back to back
+(many short handlers), so it holds the GIL most of the time. Loop ``busy-10ms``: slices
+of about 10 ms (a long step such as importing a block), longer than the interpreter's
+GIL switch interval (5 ms), so a thread that needs the GIL waits for that interval.
 
 Each case runs twice. Flat out: pushes/s (accepted pushes over the producers' wall
 time), producer-side cost per push (p50/p99/mean of the time inside each accepted push
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -39,8 +42,11 @@ from typing import Any
 
 DESCRIPTION = "native producers: C ring vs ctypes callback, loop idle/busy, 1/2/8 producers"
 
+#: loop state -> length of the loop thread's pure-Python slices (0: idle)
+BUSY_SLICE_S = {"idle": 0.0, "busy": 0.001, "busy-10ms": 0.010}
+
 PATHS = ("ring", "callback", "callback-unpinned")
-LOOP_STATES = ("idle", "busy")
+LOOP_STATES = tuple(BUSY_SLICE_S)
 PAYLOAD_BYTES = 64
 PACED_RATE = 20_000
 _LATENCY_SAMPLE_MASK = 7  # sample events whose sequence is a multiple of 8
@@ -80,6 +86,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--producers", default="1,2,8", help="comma-separated native producer counts"
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
+    parser.add_argument(
+        "--loop-states", default=",".join(LOOP_STATES), help="comma-separated loop states"
+    )
     parser.add_argument("--repeat", type=int, help="runs per case (median); default 3, quick 1")
     parser.add_argument("--max-seconds", type=float, help="stop a case's producers after this long")
     parser.add_argument(
@@ -89,8 +98,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from lean_p2p.bench.report import print_table, write_json
     from lean_p2p.native import NativeUnavailable, availability
+
+    # Producers here retry every push the full ring refuses; the table counts those
+    # refusals (full_retries), so the ring's per-second warning would only repeat it.
+    logging.getLogger("lean_p2p.native.ring").setLevel(logging.ERROR)
 
     try:
         from lean_p2p.native.producers import ProducerDriver
@@ -109,7 +124,12 @@ def run(args: argparse.Namespace) -> int:
     max_seconds = args.max_seconds or (5.0 if args.quick else 15.0)
     paced_seconds = 0.5 if args.quick else 2.0
     rows = []
-    for loop_state in LOOP_STATES:
+    loop_states = [state for state in args.loop_states.split(",") if state]
+    unknown_states = set(loop_states) - set(LOOP_STATES)
+    if unknown_states:
+        print(f"lean-p2p bench native: unknown loop states {sorted(unknown_states)}")
+        return 2
+    for loop_state in loop_states:
         for producers in producer_counts:
             for path in paths:
                 events = args.events or _events(path, args.quick)
@@ -270,14 +290,23 @@ async def _keep_busy(slice_iterations: int, stop: Callable[[], bool]) -> None:
         await asyncio.sleep(0)
 
 
-def _slice_iterations(target_s: float = 0.001) -> int:
-    iterations = 20_000
-    started = time.perf_counter()
-    total = 0
-    for index in range(iterations):
-        total += index
-    elapsed = time.perf_counter() - started
-    return max(1_000, int(iterations * target_s / max(elapsed, 1e-6)))
+def _slice_iterations(target_s: float) -> int:
+    return max(1_000, int(target_s / _seconds_per_iteration()))
+
+
+@functools.cache
+def _seconds_per_iteration() -> float:
+    """Calibrated once per run: the fastest of a few timings, so that a moment of
+    contention on a shared machine does not shorten every busy slice."""
+    iterations = 200_000
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for index in range(iterations):
+            total += index
+        best = min(best, time.perf_counter() - started)
+    return best / iterations
 
 
 async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
@@ -301,8 +330,9 @@ async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
 
     finished = False
     busy = None
-    if case.loop_state == "busy":
-        busy = loop.create_task(_keep_busy(_slice_iterations(), lambda: finished))
+    slice_s = BUSY_SLICE_S[case.loop_state]
+    if slice_s:
+        busy = loop.create_task(_keep_busy(_slice_iterations(slice_s), lambda: finished))
     started_ns = time.monotonic_ns()
     run = driver.start(
         push,

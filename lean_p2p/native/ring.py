@@ -129,7 +129,8 @@ def mailbox_sink(
 class NativeRing:
     """A native event ring whose eventfd this loop watches; drains into ``sink``.
 
-    Construct on the loop thread (or pass ``loop``). ``capacity`` is rounded up to a
+    Construct on the loop thread (``loop`` defaults to the running loop, and registering
+    the eventfd reader is a loop-thread operation). ``capacity`` is rounded up to a
     power of two; ``max_payload`` bounds one event's payload (larger pushes are rejected
     with ``LEAN_P2P_ERR_TOO_LARGE`` and counted). ``sink(event)`` returning False counts
     the event as rejected by the sink; raising counts and logs it; either way the drain
@@ -181,8 +182,8 @@ class NativeRing:
         self._closed = False
         self._dropped_logged = 0
         self._drop_log_due = 0.0
+        # Binds on first use, which is the first drain: on the loop thread by construction.
         self.affinity = LoopAffinity("NativeRing (drain, aclose)", "lean_p2p_ring_push")
-        self.affinity.bind()
         self._loop.add_reader(self._event_fd, self._on_wakeup)
 
     # -- any thread -------------------------------------------------------------------

@@ -33,6 +33,8 @@ def test_bench_native_runs_every_case_and_writes_json(
             "ring,callback",
             "--rate",
             "2000",
+            "--loop-states",
+            "idle,busy",
             "--json",
             str(output),
         ]
@@ -60,6 +62,10 @@ def test_bench_native_runs_every_case_and_writes_json(
     assert "ring vs callback" in capsys.readouterr().out
 
 
-def test_bench_native_rejects_unknown_paths(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_native_rejects_unknown_paths_and_loop_states(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["bench", "native", "--paths", "ring,carrier-pigeon"]) == 2
     assert "unknown paths" in capsys.readouterr().out
+    assert main(["bench", "native", "--loop-states", "idle,asleep"]) == 2
+    assert "unknown loop states" in capsys.readouterr().out

@@ -6,10 +6,14 @@ C driver compiled by the tests.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from lean_p2p.native.producers import ProducerDriver
-from lean_p2p.native.stress import NativeProducers
+from lean_p2p.native import EventKind, NativeEvent
+from lean_p2p.native.producers import STAMP, ProducerDriver
+from lean_p2p.native.stress import NativeProducers, _Feeder
+from lean_p2p.runtime import MailboxClosed
 from lean_p2p.runtime.stress import StressConfig, ThreadProducers, run_stress
 
 
@@ -36,3 +40,53 @@ def test_close_while_native_producers_push_loses_nothing_accepted(
     assert result.ok, result.as_dict()
     assert 50_000 <= result.handled < 400_000
     assert result.lost == 0
+
+
+def _event(producer: int, sequence: int) -> NativeEvent:
+    payload = STAMP.pack(producer, 0, sequence, 0)
+    return NativeEvent(EventKind.GOSSIP, 2, (producer << 40) | sequence, b"", payload)
+
+
+async def test_feeder_holds_events_a_full_lane_refused_and_keeps_their_order() -> None:
+    accepted: list[tuple[str, object]] = []
+    room = [1]
+
+    def put(lane: str, item: object) -> bool:
+        if room[0] == 0:
+            return False
+        room[0] -= 1
+        accepted.append((lane, item))
+        return True
+
+    feeder = _Feeder(
+        put, lambda producer_id: f"lane-{producer_id % 2}", 10, 2, asyncio.get_running_loop()
+    )
+    for sequence in range(3):
+        feeder.sink(_event(0, sequence))
+    feeder.sink(_event(1, 0))
+    assert accepted == [("lane-0", (10, 0))]
+    assert feeder.admit() == 0  # still full: the ring must hold everything else
+    room[0] = 10
+    assert feeder.admit() > 0
+    assert accepted == [
+        ("lane-0", (10, 0)),
+        ("lane-0", (10, 1)),
+        ("lane-0", (10, 2)),
+        ("lane-1", (11, 0)),
+    ]
+    assert feeder.delivered == [3, 1]
+
+
+async def test_feeder_stops_at_a_closed_mailbox() -> None:
+    closed: list[bool] = []
+
+    def put(_lane: str, _item: object) -> bool:
+        raise MailboxClosed("closing")
+
+    feeder = _Feeder(put, lambda _producer_id: "lane-0", 0, 1, asyncio.get_running_loop())
+    feeder.on_closed = lambda: closed.append(True)
+    feeder.sink(_event(0, 0))
+    assert feeder.closed and closed == [True] and feeder.finished.is_set()
+    assert feeder.sink(_event(0, 1)) is False  # discarded, and counted by the ring
+    assert feeder.admit() > 0  # the ring must still empty during its close
+    assert feeder.delivered == [0]
