@@ -105,7 +105,7 @@ async def count_stranded_bursts(
 
 @pytest.mark.stress
 async def test_the_right_order_never_strands_an_event() -> None:
-    assert await count_stranded_bursts(Mailbox, bursts=600, seed=2) == 0
+    assert await count_stranded_bursts(Mailbox, bursts=1_500, seed=2) == 0
 
 
 @pytest.mark.stress

@@ -43,7 +43,7 @@ async def test_every_event_exactly_once_in_order_with_bursts_and_sleeps(
     producers: int, seed: int
 ) -> None:
     config = StressConfig(
-        events=500_000,
+        events=800_000,
         producers=producers,
         seed=seed,
         burst_max=128,
@@ -53,7 +53,7 @@ async def test_every_event_exactly_once_in_order_with_bursts_and_sleeps(
     )
     result = await run_stress_async(config)
     assert_clean(result)
-    assert result.events == 500_000
+    assert result.events == 800_000
     assert result.mailbox["wakeups"] <= result.mailbox["drains"]
 
 
