@@ -48,7 +48,10 @@ for an evicting lane, evicted and counted) before ``aclose`` returns: ``aclose``
 waits until no put is in flight (two lock-free counters, entered and left), then
 drains to empty. A handler that raises is counted, reported with its lane and item to
 ``on_handler_error`` (default: logged), and the drain continues with the next item; a
-node makes handler errors fatal by passing a callback that starts its shutdown.
+node makes handler errors fatal by passing a callback that starts its shutdown. Close
+the mailbox before its loop: once the loop is closed, a put that has to wake it raises
+:class:`MailboxClosed`, but a put that finds a drain already pending cannot tell that
+the drain will never run.
 
 When to use which: this mailbox for every producer that must never block — network
 callbacks, native threads, the trio driver. :class:`lean_p2p.runtime.blocking.BlockingMailbox`
