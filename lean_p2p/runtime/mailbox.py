@@ -430,7 +430,7 @@ class Mailbox:
         """
         target = self._lanes_by_name.get(lane)
         if target is None:
-            raise UnknownLaneError(f"no lane {lane!r}; lanes are {list(self._lanes_by_name)}")
+            target = self._lane(lane)  # raises UnknownLaneError naming the lanes
         # Entered/left bracket the put so aclose can wait until no put is between its
         # closed-check and its publish; otherwise a put could pass the check, close could
         # finish, and the item would be published after the final drain.
@@ -463,12 +463,18 @@ class Mailbox:
 
     def depth(self, lane: str) -> int:
         """Items waiting in ``lane`` (a snapshot; any thread)."""
-        return len(self._lanes_by_name[lane].items)
+        return len(self._lane(lane).items)
 
     def headroom(self, lane: str) -> int:
         """Free slots in ``lane`` (a snapshot; any thread): lets a requester stop asking."""
-        target = self._lanes_by_name[lane]
+        target = self._lane(lane)
         return max(0, target.capacity - len(target.items))
+
+    def _lane(self, name: str) -> _Lane:
+        target = self._lanes_by_name.get(name)
+        if target is None:
+            raise UnknownLaneError(f"no lane {name!r}; lanes are {list(self._lanes_by_name)}")
+        return target
 
     @property
     def closed(self) -> bool:

@@ -389,3 +389,12 @@ def test_negative_linger_is_rejected() -> None:
             Mailbox(one_lane(), Recorder(), loop=loop, linger_s=-1)
     finally:
         loop.close()
+
+
+async def test_depth_and_headroom_of_an_unknown_lane_raise_a_typed_error() -> None:
+    mailbox = Mailbox(one_lane(), Recorder())
+    with pytest.raises(UnknownLaneError):
+        mailbox.depth("nope")
+    with pytest.raises(UnknownLaneError):
+        mailbox.headroom("nope")
+    await mailbox.aclose()
