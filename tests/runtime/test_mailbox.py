@@ -398,3 +398,29 @@ async def test_depth_and_headroom_of_an_unknown_lane_raise_a_typed_error() -> No
     with pytest.raises(UnknownLaneError):
         mailbox.headroom("nope")
     await mailbox.aclose()
+
+
+async def test_aclose_waits_for_a_put_in_flight() -> None:
+    recorder = Recorder()
+    inside_put = threading.Event()
+    release = threading.Event()
+
+    def hold_the_put(where: str) -> None:
+        if where == "published":
+            inside_put.set()
+            release.wait(timeout=30)
+
+    mailbox = Mailbox(one_lane(), recorder, race_hook=hold_the_put)
+    producer = threading.Thread(target=mailbox.put, args=("only", "in flight"))
+    producer.start()
+    await asyncio.to_thread(inside_put.wait, 30)
+    closing = asyncio.ensure_future(mailbox.aclose())
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not closing.done()  # the put has not returned yet: close must wait for it
+    with pytest.raises(MailboxClosed):
+        mailbox.put("only", "late")  # but new puts are already refused
+    release.set()
+    await closing
+    await asyncio.to_thread(producer.join)
+    assert recorder.items() == ["in flight"]
