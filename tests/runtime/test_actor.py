@@ -244,3 +244,15 @@ async def test_the_base_actor_must_implement_receive() -> None:
     actor.send("anything")
     exit_reason = await actor.wait_exit()
     assert isinstance(exit_reason.error, NotImplementedError)
+
+
+async def test_a_caller_that_gives_up_does_not_hurt_the_actor() -> None:
+    actor = Counter()
+    call = asyncio.ensure_future(actor.call("get"))
+    await asyncio.sleep(0)  # the call is enqueued; cancel it before the drain answers
+    call.cancel()
+    actor.send(7)
+    assert await actor.call("get") == 7  # the abandoned reply was dropped quietly
+    assert call.cancelled()
+    assert actor.state is ActorState.RUNNING
+    await actor.stop()

@@ -132,3 +132,24 @@ async def test_invalid_configuration_and_unknown_lanes_are_rejected() -> None:
         mailbox.put_nowait("b", 1)
     await mailbox.aclose()
     assert mailbox.statistics().as_dict()["closed"]
+
+
+@pytest.mark.stress
+async def test_eight_blocking_producers_through_a_tiny_queue_lose_nothing() -> None:
+    producers, events = 8, 5_000
+    received: list[list[int]] = [[] for _ in range(producers)]
+
+    def handler(_lane: str, item: object) -> None:
+        assert isinstance(item, tuple)
+        received[item[0]].append(item[1])
+
+    mailbox = BlockingMailbox(["a"], handler, capacity=16)
+
+    def produce(producer: int) -> None:
+        for sequence in range(events):
+            assert mailbox.put("a", (producer, sequence), timeout=30)
+
+    await asyncio.gather(*(asyncio.to_thread(produce, p) for p in range(producers)))
+    await mailbox.aclose()
+    assert all(sequences == list(range(events)) for sequences in received)
+    assert mailbox.statistics().handled == {"a": producers * events}
