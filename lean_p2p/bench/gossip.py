@@ -75,7 +75,12 @@ def _plans(quick: bool) -> list[Plan]:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
     parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
-    parser.add_argument("--variants", default="lean,stock", help="comma-separated: lean, stock")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated of lean, stock, stock-quic (default: lean,stock with "
+        "--quick, all three otherwise)",
+    )
     parser.add_argument(
         "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"
     )
@@ -114,9 +119,12 @@ def _run_parent(args: argparse.Namespace) -> int:
     repeats = args.repeats or (2 if args.quick else 3)
     runs: list[dict[str, Any]] = []
     # Variants alternate within each repetition so that load from other processes on
-    # a shared machine falls on both alike; medians over repetitions are reported.
-    for _ in range(repeats):
-        for variant in variants:
+    # a shared machine falls on all alike; medians over repetitions are reported.
+    for repeat in range(repeats):
+        # Rotate the order too, so no variant always runs first (or right after
+        # another variant's sender ran in this process).
+        shift = repeat % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
             runs += _run_variant(variant, args.quick, args.datagram_size)
     rows = _medians(runs)
     columns = [
@@ -474,6 +482,7 @@ class _StockSender:
             self._done = trio.Event()
             self._ready.set()
             await self._done.wait()
+            pubsub.seen_messages.stop()  # else its cleanup thread outlives the host
 
     def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         return self._trio.from_thread.run(function, *args, trio_token=self._token)
@@ -748,3 +757,4 @@ async def _stock_receiver(variant: str) -> None:
             while await _receiver_command(await stdin.readline(), recorder, trio.sleep):
                 pass
             nursery.cancel_scope.cancel()
+        pubsub.seen_messages.stop()
