@@ -10,6 +10,7 @@ import yaml
 from lean_p2p.node.config import (
     PUBLIC_KEY_BYTES,
     DevnetConfigError,
+    GenesisSpec,
     load_devnet,
     load_node_config,
     write_devnet,
@@ -132,3 +133,12 @@ def test_missing_directory(tmp_path: Path) -> None:
 def test_devnet_needs_nodes_and_validators(tmp_path: Path) -> None:
     with pytest.raises(DevnetConfigError):
         write_devnet(tmp_path, nodes=0, validators=1)
+
+
+def test_config_without_listed_validator_keys_uses_placeholders(tmp_path: Path) -> None:
+    # lean-quickstart's config.yaml may carry only the time and the count.
+    write_devnet(tmp_path, nodes=2, validators=3, genesis_time=5)
+    (tmp_path / "config.yaml").write_text("GENESIS_TIME: 5\nVALIDATOR_COUNT: 3\n")
+    genesis, _, _ = load_devnet(tmp_path)
+    assert genesis.validator_count == 3
+    assert genesis == GenesisSpec.placeholder(5, 3)
