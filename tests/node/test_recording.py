@@ -175,3 +175,16 @@ def test_corrupt_length_does_not_allocate(tmp_path: Path) -> None:
     path.write_bytes(MAGIC + struct.pack(">I", 2) + b"{}" + struct.pack(">I", 2**31))
     with pytest.raises(RecordingError, match="corrupt length"):
         read_recording(path)
+
+
+def test_replay_needs_the_node_configuration_in_the_header(tmp_path: Path) -> None:
+    import asyncio
+
+    from lean_p2p.node.replay import replay_recording
+
+    path = tmp_path / "headless.rec"
+    recorder = Recorder(path, {"node": "n0"})  # no genesis, no duties
+    recorder.record(1.0, "control", EVENTS[0])
+    recorder.close()
+    with pytest.raises(RecordingError, match="configuration"):
+        asyncio.run(replay_recording(path))
