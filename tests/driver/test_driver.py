@@ -35,6 +35,7 @@ from lean_p2p.net.events import (
     GossipAttestation,
     GossipBlock,
     InboundRequest,
+    PeerConnected,
     PeerDisconnected,
     PublishFailed,
     RequestCompleted,
@@ -358,3 +359,23 @@ def test_driver_exits_when_the_loop_side_goes_away(make_node: NodeFactory) -> No
         assert b.stats()["driver"]["emit_failures"] >= 1
     finally:
         b.stop()
+
+
+def test_static_peer_is_dialled_at_start_and_redialled_after_loss(
+    make_node: NodeFactory,
+) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = generate_private_key()
+    listen = f"/ip4/127.0.0.1/udp/{port}/quic-v1"
+    address = f"{listen}/p2p/{peer_id_from_private_key(secret)}"
+    first = make_node(private_key=secret, listen_address=listen)
+    a = make_node(static_peers=(address,), redial_interval=0.5)
+    a.expect(PeerConnected, lambda e: e.peer_id == first.peer_id)
+    first.stop()
+    a.expect(PeerDisconnected, lambda e: e.peer_id == first.peer_id)
+    make_node(private_key=secret, listen_address=listen)  # back on the same address
+    a.expect(PeerConnected, lambda e: e.peer_id == first.peer_id)
