@@ -34,6 +34,7 @@ __all__ = ["NativeProducers"]
 
 _RING_CAPACITY = 65_536
 _UNLIMITED = 1 << 30
+_FLUSH_RETRY_S = 0.0005
 
 
 class _Feeder:
@@ -52,6 +53,7 @@ class _Feeder:
         self._first_id = first_id
         self._loop = loop
         self._held: deque[tuple[str, tuple[int, int]]] = deque()
+        self._flush_scheduled = False
         self.delivered = [0] * producers  # items put per producer (in order, so a count)
         self._delivered_total = 0
         self._expected: int | None = None
@@ -68,7 +70,20 @@ class _Feeder:
         # Behind a held event, every later one waits too: per-producer order holds.
         if self._held or not self._hand_over(lane, item):
             self._held.append((lane, item))
+            self._schedule_flush()
         return True
+
+    def _schedule_flush(self) -> None:
+        # The ring asks admit() only when it drains; once the producers are done it may
+        # never drain again, so held events need their own retry.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_later(_FLUSH_RETRY_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.admit() == 0:
+            self._schedule_flush()
 
     def admit(self) -> int:
         while self._held:

@@ -15,6 +15,7 @@ from lean_p2p.native.producers import STAMP, ProducerDriver
 from lean_p2p.native.stress import NativeProducers, _Feeder
 from lean_p2p.runtime import MailboxClosed
 from lean_p2p.runtime.stress import StressConfig, ThreadProducers, run_stress
+from tests.native.test_ring import busy_python
 
 
 @pytest.mark.stress
@@ -90,3 +91,25 @@ async def test_feeder_stops_at_a_closed_mailbox() -> None:
     assert feeder.sink(_event(0, 1)) is False  # discarded, and counted by the ring
     assert feeder.admit() > 0  # the ring must still empty during its close
     assert feeder.delivered == [0]
+
+
+async def test_feeder_retries_held_events_by_itself_once_the_ring_is_quiet() -> None:
+    # Regression: events held behind a full lane at the end of the producers' run were
+    # only retried when the ring drained again, which it never did: the run hung.
+    accepted: list[object] = []
+    room = [0]
+
+    def put(_lane: str, item: object) -> bool:
+        if room[0] == 0:
+            return False
+        room[0] -= 1
+        accepted.append(item)
+        return True
+
+    feeder = _Feeder(put, lambda _producer_id: "lane-0", 0, 1, asyncio.get_running_loop())
+    for sequence in range(3):
+        feeder.sink(_event(0, sequence))
+    assert accepted == []
+    room[0] = 3  # the mailbox drained; nobody calls admit() any more
+    await busy_python(lambda: len(accepted) == 3)
+    assert accepted == [(0, 0), (0, 1), (0, 2)]
