@@ -35,6 +35,10 @@ class DriverConfig:
     max_datagram_size: int = 1200
     #: seconds between redials of a static peer that is not connected (0: never)
     redial_interval: float = 5.0
+    #: seconds between QUIC PING probes of every connection (0: rely on the idle
+    #: timeout alone); a connection silent for ``liveness_timeout`` is closed
+    liveness_interval: float = 5.0
+    liveness_timeout: float = 5.0
     thread_name: str = "lean-p2p-driver"
 
     def __post_init__(self) -> None:

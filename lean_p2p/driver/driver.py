@@ -241,6 +241,8 @@ class NetworkDriver:
         self._token = trio.lowlevel.current_trio_token()
         for address in self.config.static_peers:
             nursery.start_soon(self._keep_dialled, address)
+        if self.config.liveness_interval > 0:
+            nursery.start_soon(self._watch_connections)
         self._emit(DriverStarted(self.peer_id, self._listen_addresses))
         self._ready.set()
         if self._stop_requested:
@@ -394,8 +396,7 @@ class NetworkDriver:
             # dead but not yet idled out. py-libp2p would keep using the old one (it
             # prefers the connection with more streams), so probe the older ones and
             # drop the dead.
-            if self._nursery is not None:
-                self._nursery.start_soon(self._prune_dead_connections, key, existing[:-1])
+            self._start_soon(self._prune_dead_connections, key, existing[:-1])
             return
         initiator = getattr(muxed, "is_initiator", False)
         if callable(initiator):
@@ -416,6 +417,44 @@ class NetworkDriver:
         del self._connections[key]
         self._gossip.remove_peer(peer)
         self._emit(PeerDisconnected(key, "connection closed"))
+
+    def _start_soon(self, function: Callable[..., Any], *args: Any) -> None:
+        """Start a background task unless the driver is already shutting down."""
+        if self._nursery is None or self._stop_event.is_set():
+            return
+        try:
+            self._nursery.start_soon(function, *args)
+        except RuntimeError:  # the nursery closed between the check and the call
+            logger.debug("task not started: driver stopping")
+
+    async def _watch_connections(self) -> None:
+        """Close connections whose peer stopped answering QUIC PINGs.
+
+        A peer that vanishes without closing (killed, network cut) would otherwise keep
+        its connection until the QUIC idle timeout (60 s): no PeerDisconnected, no
+        redial of a static peer, gossip queued to a dead stream. Every
+        ``liveness_interval`` each connection is probed; closing a dead one makes
+        py-libp2p report the disconnection, which the driver turns into events.
+        """
+        while True:
+            await trio.sleep(self.config.liveness_interval)
+            connections = [conn for conns in self._connections.values() for conn in conns]
+            async with trio.open_nursery() as probes:
+                for conn in connections:
+                    probes.start_soon(self._close_if_dead, conn)
+
+    async def _close_if_dead(self, conn: Any) -> None:
+        if await _connection_alive(conn, self.config.liveness_timeout):
+            return
+        peer = str(conn.muxed_conn.peer_id)
+        logger.info("closing a connection that stopped answering", extra={"peer": peer})
+        with trio.move_on_after(_CLOSE_TIMEOUT):
+            try:
+                await conn.close()
+            except Exception as error:
+                logger.debug("closing a dead connection failed", extra={"error": repr(error)})
+        # py-libp2p normally reports the closed connection; make sure of it.
+        self._on_disconnected(conn)
 
     async def _prune_dead_connections(self, key: str, older: list[Any]) -> None:
         dead = [conn for conn in older if not await _connection_alive(conn)]
@@ -445,7 +484,7 @@ class NetworkDriver:
                     logger.debug("closing a dead connection failed", extra={"error": repr(error)})
 
 
-async def _connection_alive(conn: Any) -> bool:
+async def _connection_alive(conn: Any, patience: float = _PROBE_TIMEOUT) -> bool:
     """Send a QUIC PING on ``conn`` and report whether anything came back in time.
 
     Reads aioquic's ``_ack_eliciting_sent_since_receipt`` (set when we send an
@@ -462,7 +501,7 @@ async def _connection_alive(conn: Any) -> bool:
         await transmit()
     except Exception:
         return False
-    with trio.move_on_after(_PROBE_TIMEOUT) as scope:
+    with trio.move_on_after(patience) as scope:
         # Polled: aioquic flips a plain attribute, there is no event to wait on.
         while getattr(quic, "_ack_eliciting_sent_since_receipt", False):  # noqa: ASYNC110
             await trio.sleep(0.05)

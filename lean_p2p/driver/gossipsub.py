@@ -318,7 +318,10 @@ class LeanGossipsub:
         self.peers[peer_id] = peer
         if self.subscriptions:
             self._enqueue(peer, _rpc(subscriptions=[(t, True) for t in self.subscriptions]))
-        self._nursery.start_soon(self._write_loop, peer, receive)
+        try:
+            self._nursery.start_soon(self._write_loop, peer, receive)
+        except RuntimeError:  # shutting down: the nursery takes no new tasks
+            self.peers.pop(peer_id, None)
 
     def remove_peer(self, peer_id: Any) -> None:
         peer = self.peers.pop(peer_id, None)

@@ -128,3 +128,19 @@ def test_peer_restarting_with_the_same_identity_rejoins_gossip() -> None:
         if second is not None:
             assert second.stop() == 0
         node.stop()
+
+
+def test_peer_that_vanishes_is_detected_before_the_idle_timeout() -> None:
+    # SIGKILL sends no CONNECTION_CLOSE: only the liveness probes can tell (the QUIC
+    # idle timeout is 60 s, far beyond this test's wait).
+    node = Node(liveness_interval=0.5, liveness_timeout=1.0).start()
+    peer = PeerProcess(generate_private_key().hex(), node.address)
+    try:
+        connected = node.expect(PeerConnected)
+        peer.kill()
+        gone = node.expect(PeerDisconnected, lambda e: e.peer_id == connected.peer_id, 10)
+        assert gone.reason
+        assert node.stats()["connected_peers"] == 0
+    finally:
+        peer.kill()
+        node.stop()
