@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -399,5 +400,28 @@ async def test_admit_holds_events_in_the_ring_as_backpressure() -> None:
     await busy_python(lambda: len(collector.events) == 64)
     assert [event.request_id for event in collector.events] == list(range(64))
     assert ring.statistics().dropped_full == 1
+    await ring.aclose()
+    ring.release()
+
+
+async def test_python_threads_may_push_too() -> None:
+    collector = Collector()
+    ring = NativeRing(collector, capacity=16_384)
+
+    def produce(producer: int) -> None:
+        for sequence in range(2_000):
+            result = ring.push_threadsafe(EventKind.CUSTOM, request_id=(producer << 40) | sequence)
+            assert result is PushResult.OK
+
+    threads = [threading.Thread(target=produce, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    await busy_python(lambda: len(collector.events) == 8_000)
+    for thread in threads:
+        thread.join()
+    by_producer: dict[int, list[int]] = defaultdict(list)
+    for event in collector.events:
+        by_producer[event.request_id >> 40].append(event.request_id & ((1 << 40) - 1))
+    assert by_producer == {index: list(range(2_000)) for index in range(4)}
     await ring.aclose()
     ring.release()
