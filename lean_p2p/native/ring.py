@@ -180,6 +180,7 @@ class NativeRing:
         self._sink_errors = 0
         self._continue_scheduled = False
         self._closed = False
+        self._close_finished = False
         self._dropped_logged = 0
         self._drop_log_due = 0.0
         # Binds on first use, which is the first drain: on the loop thread by construction.
@@ -387,14 +388,16 @@ class NativeRing:
             if not self._drain_once(ring, limit):
                 break
             await asyncio.sleep(0)  # let timers and I/O run between batches
+        self._close_finished = True
         self._log_new_drops()
 
     @loop_only
     def release(self) -> None:
         """Free the ring. Only after :meth:`aclose`, and only once every native thread
         that was given the ring has returned from its last push (lean_p2p.h)."""
-        if not self._closed:
-            raise RuntimeError("release() before aclose(): close the ring first")
+        if not self._close_finished:
+            # Also while aclose() is still running: its C close may be reading slots.
+            raise RuntimeError("release() before aclose() finished: close the ring first")
         ring = self._ring
         if ring is None:
             return

@@ -187,7 +187,12 @@ async def test_release_before_close_is_refused() -> None:
     ring = NativeRing(Collector())
     with pytest.raises(RuntimeError, match="aclose"):
         ring.release()
-    await ring.aclose()
+    closing = asyncio.ensure_future(ring.aclose())
+    await asyncio.sleep(0)  # aclose has begun (closed is set) but not finished
+    assert ring.closed
+    with pytest.raises(RuntimeError, match="aclose"):
+        ring.release()
+    await closing
     ring.release()
     ring.release()  # idempotent
 
