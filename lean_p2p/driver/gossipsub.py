@@ -136,9 +136,11 @@ class SeenCache:
         return True
 
     def expire(self, now: float) -> int:
+        # Oldest first: stop at the first id still alive (O(expired), no copy).
         expired = 0
-        for message_id, deadline in list(self._expiry.items()):
-            if deadline > now:
+        while self._expiry:
+            message_id = next(iter(self._expiry))
+            if self._expiry[message_id] > now:
                 break
             del self._expiry[message_id]
             expired += 1
