@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +120,9 @@ class SeenCache:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._expiry: dict[bytes, float] = {}
+        # OrderedDict: peeking at and removing the oldest entry are O(1) (a plain dict
+        # rescans the deleted slots at its front on every peek).
+        self._expiry: OrderedDict[bytes, float] = OrderedDict()
 
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._expiry
@@ -142,7 +144,7 @@ class SeenCache:
             message_id = next(iter(self._expiry))
             if self._expiry[message_id] > now:
                 break
-            del self._expiry[message_id]
+            self._expiry.popitem(last=False)
             expired += 1
         return expired
 
