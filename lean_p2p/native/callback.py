@@ -7,14 +7,14 @@ it to ``sink`` (normally a ``Mailbox.put`` through
 signature of ``lean_p2p_push_fn`` (``bindings/lean_p2p.h``), so a stack written against
 the ring can be pointed at it unchanged (the ring argument is ignored).
 
-Costs and caveats, measured by ``lean-p2p bench native``:
+Costs and caveats, measured by ``lean-p2p bench native`` (docs/bench-native.md):
 
 - Thread state. ctypes makes a Python thread state for a foreign thread on every call
-  and destroys it on return (about 6.75 µs per call). With ``pin_thread_state`` (the
-  default) the first call on each native thread takes one extra reference on that
-  thread state, so later calls reuse it (about 0.35 µs). A thread that will exit should
-  call :attr:`CallbackBridge.detach_address` (``void (*)(void)``) first; otherwise its
-  thread state stays allocated until the interpreter exits.
+  and destroys it on return. With ``pin_thread_state`` (the default) the first call on
+  each native thread takes one extra reference on that thread state, so later calls
+  reuse it (a whole call: median 2.4 µs pinned, 8.7-9.9 µs not). A thread that will
+  exit should call :attr:`CallbackBridge.detach_address` (``void (*)(void)``) first;
+  otherwise its thread state stays allocated until the interpreter exits.
 - GIL wait. Every call needs the GIL. While the loop thread runs Python, a call can
   wait up to the interpreter's switch interval (5 ms by default) for it, and the
   native thread is blocked all that time. The C ring (:mod:`lean_p2p.native.ring`)
