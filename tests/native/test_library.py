@@ -119,3 +119,14 @@ def test_result_names_come_from_the_library() -> None:
         b"closed",
     ]
     assert name(12345) == b"unknown"
+
+
+def test_public_names_are_exported_and_importable() -> None:
+    from lean_p2p import native
+
+    assert sorted(native.__all__) == sorted(set(native.__all__))
+    for name in native.__all__:
+        assert getattr(native, name) is not None
+    public = {name for name in vars(native) if not name.startswith("_")}
+    submodules = {"callback", "library", "records", "ring", "producers", "stress"}
+    assert public - submodules == set(native.__all__)
