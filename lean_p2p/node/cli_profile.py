@@ -80,6 +80,19 @@ def _parse_mix(text: str) -> dict[str, int]:
     return mix
 
 
+def _missing_profile_dependencies(profiler: str | None, has_py_spy: bool) -> list[str]:
+    """The profiling extra's packages this run needs but cannot import."""
+    import importlib.util
+
+    missing = [name for name in ("matplotlib",) if importlib.util.find_spec(name) is None]
+    wants_pyinstrument = profiler == "pyinstrument" or (profiler is None and not has_py_spy)
+    if wants_pyinstrument and importlib.util.find_spec("pyinstrument") is None:
+        missing.append("pyinstrument" if profiler else "py-spy or pyinstrument")
+    if profiler == "py-spy" and not has_py_spy:
+        missing.append("py-spy")
+    return missing
+
+
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.bench.report import format_table, print_table, write_json
     from lean_p2p.node.profile import (
@@ -92,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     from lean_p2p.node.runner import configure_logging, run_loop
 
     configure_logging("ERROR")
+    missing = _missing_profile_dependencies(args.profiler, py_spy_path() is not None)
+    if missing:
+        print(
+            f"lean-p2p profile: {', '.join(missing)} not installed; "
+            "install the profiling extra: pip install 'lean-p2p[profile]'"
+        )
+        return 2
     if args.out.exists() and not args.out.is_dir():
         print(f"lean-p2p profile: --out {args.out} exists and is not a directory")
         return 2

@@ -73,3 +73,23 @@ def test_node_rejects_a_missing_devnet(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--nodes", "0"]) == 2
+
+
+def test_profile_names_the_missing_extra_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from lean_p2p.node import cli_profile
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_matplotlib(name: str, *args: object) -> object:
+        return None if name == "matplotlib" else real_find_spec(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_matplotlib)
+    assert cli_profile._missing_profile_dependencies(None, has_py_spy=True) == ["matplotlib"]
+    assert cli_profile._missing_profile_dependencies("py-spy", has_py_spy=False) == [
+        "matplotlib",
+        "py-spy",
+    ]
