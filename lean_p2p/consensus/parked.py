@@ -59,6 +59,7 @@ class ParkedStatistics:
     evicted_for_age: int
     requests: int
     roots_requested: int
+    dropped: int  # descendants of a root that will never import (rejected, given up)
 
 
 @dataclass(slots=True)
@@ -77,6 +78,7 @@ class _Counters:
     evicted_for_age: int = 0
     requests: int = 0
     roots_requested: int = 0
+    dropped: int = 0
 
 
 class ParkedBlockPool:
@@ -200,13 +202,34 @@ class ParkedBlockPool:
     @loop_only
     def release_children(self, parent_root: bytes) -> list[tuple[bytes, SignedBlock]]:
         """Remove and return the blocks that waited on ``parent_root``, oldest first."""
+        released = self._take_children(parent_root)
+        self._counters.released += len(released)
+        return released
+
+    def _take_children(self, parent_root: bytes) -> list[tuple[bytes, SignedBlock]]:
         children = self._children.pop(parent_root, None)
         self._requested_at.pop(parent_root, None)
         if not children:
             return []
-        released = [(root, self._parked.pop(root).block) for root in children]
-        self._counters.released += len(released)
-        return released
+        return [(root, self._parked.pop(root).block) for root in children]
+
+    @loop_only
+    def drop_descendants(self, root: bytes) -> list[bytes]:
+        """Remove every parked block that waits, directly or not, on ``root``.
+
+        For a root that will never import (rejected, or given up on by the fetcher):
+        its descendants can never import either. Returns their roots, parents first.
+        """
+        dropped: list[bytes] = []
+        pending = [root]
+        while pending:
+            for child_root, _ in self._take_children(pending.pop()):
+                dropped.append(child_root)
+                pending.append(child_root)
+        self._counters.dropped += len(dropped)
+        if dropped:
+            logger.info("parked blocks dropped", extra={"count": len(dropped)})
+        return dropped
 
     @loop_only
     def statistics(self) -> ParkedStatistics:
@@ -223,6 +246,7 @@ class ParkedBlockPool:
             evicted_for_age=counters.evicted_for_age,
             requests=counters.requests,
             roots_requested=counters.roots_requested,
+            dropped=counters.dropped,
         )
 
 
@@ -231,6 +255,9 @@ class ImportReport:
     """What one :func:`import_with_parking` call did."""
 
     imported: list[bytes] = field(default_factory=list)
+    #: the imported blocks themselves, in the order of ``imported`` (the store keeps only
+    #: the unsigned block; whoever serves blocks to peers needs the signed one)
+    imported_blocks: list[SignedBlock] = field(default_factory=list)
     duplicates: list[bytes] = field(default_factory=list)
     parked: list[bytes] = field(default_factory=list)
     rejected: list[tuple[bytes, RejectionReason]] = field(default_factory=list)
@@ -276,16 +303,12 @@ def import_with_parking(
                 report.parked.append(root)
                 continue
             report.rejected.append((root, rejection.reason))
-            _drop_descendants(pool, root, report)
+            report.rejected += [
+                (child, RejectionReason.UNKNOWN_PARENT_BLOCK)
+                for child in pool.drop_descendants(root)
+            ]
             continue
         report.imported.append(root)
+        report.imported_blocks.append(block)
         queue.extend(pool.release_children(root))
     return report
-
-
-def _drop_descendants(pool: ParkedBlockPool, root: bytes, report: ImportReport) -> None:
-    pending = [root]
-    while pending:
-        for child_root, _ in pool.release_children(pending.pop()):
-            report.rejected.append((child_root, RejectionReason.UNKNOWN_PARENT_BLOCK))
-            pending.append(child_root)

@@ -6,15 +6,23 @@ hands over) and every output is a list of :data:`~lean_p2p.p2p.chain.ChainReques
 Deterministic: the same inputs in the same order give the same store, which is what
 record and replay rely on.
 
-Duties per interval of slot ``s`` (lstar): 0 — the proposer of ``s`` (round-robin)
-accepts pending votes and proposes; 1 — every local validator votes; 2 — an aggregator
-folds the votes it collected into aggregates; 3 — safe target; 4 — accept pending votes.
-Signatures are placeholders (see :mod:`lean_p2p.node.signing`): the devnet runs with the
+Duties per interval of slot ``s`` (lstar, :func:`~lean_p2p.consensus.validator.duties_at`):
+0 — the proposer of ``s`` accepts pending votes and proposes
+(:func:`~lean_p2p.consensus.validator.produce_block`); 1 — every local validator votes;
+2 — an aggregator folds the votes it collected into aggregates; 3 — safe target;
+4 — accept pending votes. Signatures are placeholders
+(:class:`~lean_p2p.consensus.validator.PlaceholderSigner`): the devnet runs with the
 mocked prover, like the leanSpec vectors.
 
-A block whose parent is unknown is parked (bounded, every drop counted) and its parent
-is fetched by root; when a block is imported, the blocks parked on it are imported next.
-A rejected block or vote is counted by reason and logged; it never raises out.
+A block whose parent is unknown waits in the consensus package's
+:class:`~lean_p2p.consensus.parked.ParkedBlockPool` (bounded in count and age, every
+eviction counted); its missing ancestors go to the P2P core as one
+:class:`~lean_p2p.p2p.chain.FetchRoots` of up to 1,024 roots per flush. When a block is
+imported, the blocks parked on it are imported next. A rejected block or vote is counted
+by reason and logged; it never raises out.
+
+The pool's clock is the store's: ``now`` is the store time in seconds since genesis, so
+parking, retries and expiry replay exactly like everything else.
 """
 
 from __future__ import annotations
@@ -27,27 +35,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lean_p2p.consensus.clock import SlotClock
-from lean_p2p.consensus.config import INTERVALS_PER_SLOT, MAX_ATTESTATIONS_DATA
-from lean_p2p.consensus.errors import ConsensusRejection
-from lean_p2p.consensus.signatures import SignatureVerifier, mock_proof
-from lean_p2p.consensus.state import ChainState
-from lean_p2p.consensus.state_transition import process_block, process_slots, proposer_for_slot
-from lean_p2p.consensus.store import ForkChoiceStore, select_proofs_for_coverage
-from lean_p2p.containers import (
-    AggregatedAttestation,
-    AttestationData,
-    Bitlist,
-    Block,
-    BlockBody,
-    Checkpoint,
-    MultiMessageAggregate,
-    SignedAttestation,
-    SignedBlock,
-    State,
+from lean_p2p.consensus.config import INTERVALS_PER_SLOT, MILLISECONDS_PER_INTERVAL
+from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
+from lean_p2p.consensus.parked import ParkedBlockPool, import_with_parking
+from lean_p2p.consensus.signatures import SignatureVerifier
+from lean_p2p.consensus.state_transition import proposer_for_slot
+from lean_p2p.consensus.store import ForkChoiceStore
+from lean_p2p.consensus.validator import (
+    Duty,
+    PlaceholderSigner,
+    Signer,
+    duties_at,
+    produce_attestation,
+    produce_block,
 )
+from lean_p2p.containers import Checkpoint, SignedAttestation, SignedBlock, State
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.node.genesis import genesis_block, genesis_state
-from lean_p2p.node.signing import placeholder_signature
 from lean_p2p.p2p.chain import (
     AggregateReceived,
     AttestationReceived,
@@ -108,6 +112,7 @@ class ChainService:
         is_aggregator: bool = False,
         verifier: SignatureVerifier | None = None,
         max_parked: int = MAX_PARKED_BLOCKS,
+        signer: Signer | None = None,
     ) -> None:
         state = genesis_state(genesis)
         anchor = genesis_block(state)
@@ -126,9 +131,8 @@ class ChainService:
         self.reorg_depths: list[int] = []  # drained by the node into its metrics
         self.last_aggregate_coverage = 0  # validators in the latest aggregate seen
         self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor}
-        self._parked: dict[bytes, dict[bytes, SignedBlock]] = {}  # parent -> root -> block
-        self._parked_count = 0
-        self._max_parked = max_parked
+        self.parked = ParkedBlockPool(max_blocks=max_parked)
+        self._signer: Signer = signer if signer is not None else PlaceholderSigner()
         self._validator_count = len(genesis.validator_keys)
         self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
 
@@ -176,7 +180,7 @@ class ChainService:
             finalized_root=store.latest_finalized.root,
             safe_target_slot=store.blocks[store.safe_target].slot,
             blocks=len(store.blocks),
-            parked=self._parked_count,
+            parked=len(self.parked),
         )
 
     def fingerprint(self) -> bytes:
@@ -213,13 +217,17 @@ class ChainService:
         """Advance the store to ``interval`` (since genesis) and run this node's duties."""
         requests = self._on_interval(interval)
         self._note_head()
-        return requests
+        # Every tick also retries roots whose fetch has been in flight too long and
+        # expires parked blocks that waited too long.
+        return requests + self._flush_parked()
 
     def on_input(self, value: ToChain) -> list[ChainRequest]:
         """Take what the P2P core hands over: blocks, votes, aggregates, failures."""
-        requests = self._on_input(value)
+        self._on_input(value)
         self._note_head()
-        return requests
+        if isinstance(value, BlockReceived | FetchAbandoned):
+            return self._flush_parked()
+        return []
 
     def _note_head(self) -> None:
         """Count a reorg when the head moves to a block that does not descend from it."""
@@ -247,8 +255,12 @@ class ChainService:
             self.counters["stale_ticks"] += 1
             return []
         slot, phase = divmod(interval, INTERVALS_PER_SLOT)
+        duties = {
+            index: duties_at(slot, phase, index, self._validator_count)
+            for index in self.validator_indices
+        }
         proposer = proposer_for_slot(slot, self._validator_count)
-        proposing = phase == 0 and slot > 0 and proposer in self.validator_indices
+        proposing = slot > 0 and Duty.PROPOSE in duties.get(proposer, ())
         aggregates = store.on_tick(
             interval, has_proposal=proposing, is_aggregator=self.is_aggregator
         )
@@ -258,14 +270,15 @@ class ChainService:
             self.last_aggregate_coverage = aggregate.proof.participants.count()
         if proposing:
             requests += self._propose(slot, proposer)
-        if phase == 1:
-            requests += self._attest(slot)
+        attesters = [index for index, due in duties.items() if Duty.ATTEST in due]
+        if attesters:
+            requests += self._attest(slot, attesters)
         return requests
 
-    def _on_input(self, value: ToChain) -> list[ChainRequest]:
+    def _on_input(self, value: ToChain) -> None:
         match value:
             case BlockReceived():
-                return self._import(value.block, value.root)
+                self._import(value.block, value.root)
             case AttestationReceived():
                 self._accept_attestation(value.attestation)
             case AggregateReceived():
@@ -274,69 +287,73 @@ class ChainService:
                     self.counters["aggregates_accepted"] += 1
                     self.last_aggregate_coverage = value.aggregate.proof.participants.count()
                 except ConsensusRejection as rejection:
-                    self._reject("aggregate", rejection)
+                    self._reject("aggregate", rejection.reason, detail=str(rejection))
             case FetchAbandoned():
-                self._drop_parked_on(value.roots, value.reason)
+                self._abandon(value.roots, value.reason)
             case PublishRejected():
                 self.counters[f"publish_rejected_{value.topic.name.lower()}"] += 1
-        return []
 
     # --- blocks -----------------------------------------------------------------------
 
-    def _import(self, signed_block: SignedBlock, root: bytes) -> list[ChainRequest]:
-        store = self.store
-        if root in store.blocks:
+    def _now(self) -> float:
+        """The parked-block pool's clock: store time in seconds (deterministic)."""
+        return self.store.time * MILLISECONDS_PER_INTERVAL / 1000
+
+    def _import(self, signed_block: SignedBlock, root: bytes) -> None:
+        if self.store.has_block(root):
             self.counters["blocks_duplicate"] += 1
-            return []
-        parent = signed_block.block.parent_root
-        if parent not in store.blocks:
-            return self._park(signed_block, root)
-        requests: list[ChainRequest] = []
-        pending = [(signed_block, root)]
-        while pending:  # import, then whatever was parked on it, breadth first
-            block, block_root = pending.pop(0)
-            started = time.perf_counter()
-            try:
-                store.on_block(block)
-            except ConsensusRejection as rejection:
-                self._reject("block", rejection, slot=block.block.slot)
-                self._drop_parked_on((block_root,), "parent rejected")
-                continue
-            finally:
-                self.timings.block_import.append(time.perf_counter() - started)
+            return
+        started = time.perf_counter()
+        report = import_with_parking(self.store, self.parked, signed_block, self._now())
+        elapsed = time.perf_counter() - started
+        if report.imported:
+            # One observation per block: a released branch shares the call's time.
+            share = elapsed / len(report.imported)
+            self.timings.block_import += [share] * len(report.imported)
+        for block_root, block in zip(report.imported, report.imported_blocks, strict=True):
             self._signed_blocks[block_root] = block
-            self.counters["blocks_imported"] += 1
-            children = self._parked.pop(block_root, {})
-            self._parked_count -= len(children)
-            pending += [(child, child_root) for child_root, child in children.items()]
-        return requests
+        self.counters["blocks_imported"] += len(report.imported)
+        self.counters["blocks_duplicate"] += len(report.duplicates)
+        for block_root, reason in report.rejected:
+            if reason is RejectionReason.UNKNOWN_PARENT_BLOCK:
+                # Only a parked descendant of a rejected block is reported this way (an
+                # unknown parent itself parks): it can never import.
+                self.counters["blocks_parked_abandoned"] += 1
+            else:
+                self._reject("block", reason, root=block_root.hex())
+        self._count_pool()
 
-    def _park(self, signed_block: SignedBlock, root: bytes) -> list[ChainRequest]:
-        parent = signed_block.block.parent_root
-        siblings = self._parked.setdefault(parent, {})
-        if root in siblings:
-            self.counters["blocks_parked_duplicate"] += 1
-            return []
-        if self._parked_count >= self._max_parked:
-            self.counters["blocks_parked_dropped"] += 1
-            logger.warning("parked-block pool full, block dropped", extra={"root": root.hex()})
-            if not siblings:
-                del self._parked[parent]
-            return []
-        siblings[root] = signed_block
-        self._parked_count += 1
-        self.counters["blocks_parked"] += 1
-        return [FetchRoots((parent,))]
+    def _abandon(self, roots: Sequence[bytes], reason: str) -> None:
+        """The P2P core gave up on ``roots``: what waits on them cannot import."""
+        self.parked.request_failed(tuple(roots))
+        dropped = sum(len(self.parked.drop_descendants(root)) for root in roots)
+        self.counters["blocks_parked_abandoned"] += dropped
+        if dropped:
+            logger.info(
+                "parked blocks abandoned",
+                extra={"roots": len(roots), "blocks": dropped, "reason": reason},
+            )
+        self._count_pool()
 
-    def _drop_parked_on(self, roots: Sequence[bytes], reason: str) -> None:
-        pending = list(roots)
-        while pending:
-            children = self._parked.pop(pending.pop(), {})
-            self._parked_count -= len(children)
-            self.counters["blocks_parked_abandoned"] += len(children)
-            pending += list(children)
-        if roots:
-            logger.info("parked blocks abandoned", extra={"roots": len(roots), "reason": reason})
+    def _flush_parked(self) -> list[ChainRequest]:
+        fetch = self.parked.flush(self._now(), self.store.has_block)
+        self._count_pool()
+        return [FetchRoots(fetch.roots)] if fetch is not None else []
+
+    def _count_pool(self) -> None:
+        """Mirror the pool's cumulative statistics into the chain counters (metrics)."""
+        stats = self.parked.statistics()
+        for name, value in (
+            ("blocks_parked", stats.parked_total),
+            ("blocks_parked_duplicate", stats.duplicates),
+            ("blocks_parked_released", stats.released),
+            ("blocks_parked_dropped", stats.evicted_for_space),
+            ("blocks_parked_expired", stats.evicted_for_age),
+            ("parked_fetch_requests", stats.requests),
+            ("parked_roots_requested", stats.roots_requested),
+        ):
+            if value:
+                self.counters[name] = value
 
     # --- attestations -----------------------------------------------------------------
 
@@ -345,104 +362,43 @@ class ChainService:
         try:
             self.store.on_gossip_attestation(attestation, is_aggregator=self.is_aggregator)
         except ConsensusRejection as rejection:
-            self._reject("attestation", rejection)
+            self._reject("attestation", rejection.reason, detail=str(rejection))
             return False
         finally:
             self.timings.attestation.append(time.perf_counter() - started)
         self.counters["attestations_accepted"] += 1
         return True
 
-    def _reject(self, kind: str, rejection: ConsensusRejection, **fields: object) -> None:
-        self.counters[f"{kind}_rejected_{rejection.reason.value.lower()}"] += 1
+    def _reject(self, kind: str, reason: RejectionReason, **fields: object) -> None:
+        self.counters[f"{kind}_rejected_{reason.value.lower()}"] += 1
         self.counters[f"{kind}s_rejected"] += 1
-        logger.info(
-            f"{kind} rejected",
-            extra={"reason": rejection.reason.value, "detail": str(rejection), **fields},
-        )
+        logger.info(f"{kind} rejected", extra={"reason": reason.value, **fields})
 
     # --- duties -----------------------------------------------------------------------
 
-    def _attest(self, slot: int) -> list[ChainRequest]:
-        if not self.validator_indices:
-            return []
-        data = self.store.produce_attestation_data(slot)
-        message = data.hash_tree_root()
+    def _attest(self, slot: int, attesters: Sequence[int]) -> list[ChainRequest]:
         requests: list[ChainRequest] = []
-        for index in self.validator_indices:
-            attestation = SignedAttestation(
-                validator_index=index,
-                data=data,
-                signature=placeholder_signature(index, slot, message),
-            )
+        for index in attesters:
+            attestation = produce_attestation(self.store, slot, index, self._signer)
             self._accept_attestation(attestation)
             requests.append(PublishAttestation(attestation))
         self.counters["attestations_produced"] += len(requests)
         return requests
 
     def _propose(self, slot: int, proposer: int) -> list[ChainRequest]:
-        store = self.store
-        parent_root = store.head
-        pre = process_slots(store.states[parent_root], slot)
-        attestations = self._select_attestations(pre, slot)
-        post = process_block(
-            pre, self._block(slot, proposer, parent_root, b"\0" * 32, attestations)
-        )
-        block = self._block(slot, proposer, parent_root, post.hash_tree_root(), attestations)
-        proof = mock_proof(block.hash_tree_root() + slot.to_bytes(8, "little"))
-        signed = SignedBlock(block=block, proof=MultiMessageAggregate(proof=proof))
-        root = block.hash_tree_root()
-        self._import(signed, root)
-        if root not in store.blocks:
+        started = time.perf_counter()
+        try:
+            produced = produce_block(self.store, slot, proposer, self._signer)
+        except ConsensusRejection as rejection:
             self.counters["proposals_failed"] += 1
+            logger.warning(
+                "proposal failed",
+                extra={"slot": slot, "reason": rejection.reason.value, "detail": str(rejection)},
+            )
             return []
+        finally:
+            self.timings.block_import.append(time.perf_counter() - started)
+        self._signed_blocks[produced.root] = produced.signed_block
+        self.counters["blocks_imported"] += 1
         self.counters["blocks_proposed"] += 1
-        return [PublishBlock(signed)]
-
-    @staticmethod
-    def _block(
-        slot: int,
-        proposer: int,
-        parent_root: bytes,
-        state_root: bytes,
-        attestations: tuple[AggregatedAttestation, ...],
-    ) -> Block:
-        return Block(
-            slot=slot,
-            proposer_index=proposer,
-            parent_root=parent_root,
-            state_root=state_root,
-            body=BlockBody(attestations=attestations),
-        )
-
-    def _select_attestations(
-        self, state: ChainState, slot: int
-    ) -> tuple[AggregatedAttestation, ...]:
-        """Votes with proofs the block can count: justified source, on this chain.
-
-        Votes for the currently justified source come first (they can move
-        justification), then by target slot and coverage; at most
-        ``MAX_ATTESTATIONS_DATA`` distinct votes.
-        """
-        blocks = self.store.blocks
-        justified = state.latest_justified
-        candidates: list[tuple[tuple[bool, int, int], AttestationData, int]] = []
-        for data, proofs in self.store.known_payloads.items():
-            if not proofs or data.slot >= slot or data.head.root not in blocks:
-                continue
-            if data.target.slot <= data.source.slot:
-                continue
-            _, covered = select_proofs_for_coverage(proofs)
-            if covered == 0:
-                continue
-            key = (data.source == justified, data.target.slot, covered.bit_count())
-            candidates.append((key, data, covered))
-        candidates.sort(key=lambda candidate: candidate[0], reverse=True)
-        return tuple(
-            AggregatedAttestation(aggregation_bits=_bitlist(covered), data=data)
-            for _, data, covered in candidates[:MAX_ATTESTATIONS_DATA]
-        )
-
-
-def _bitlist(mask: int) -> Bitlist:
-    length = mask.bit_length()
-    return Bitlist(length, mask.to_bytes((length + 7) // 8, "little"))
+        return [PublishBlock(produced.signed_block)]

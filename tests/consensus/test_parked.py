@@ -119,6 +119,7 @@ def test_a_300_block_gap_costs_one_request_and_imports_in_order() -> None:
     # The one missing block arrives: the whole branch imports, parents first.
     report = import_with_parking(store, pool, chain[0], now=1.0)
     assert report.imported == [signed.block.hash_tree_root() for signed in chain]
+    assert report.imported_blocks == chain  # the signed blocks, for serving to peers
     assert store.blocks[store.head].slot == 300
     assert len(pool) == 0
     assert pool.flush(2.0, is_known=store.blocks.__contains__) is None
@@ -143,6 +144,22 @@ def test_a_rejected_block_drops_its_parked_descendants() -> None:
     ]
     assert len(pool) == 0 and not report.imported
     assert len(store.blocks) == 1
+    stats = pool.statistics()
+    assert (stats.dropped, stats.released) == (2, 0)
+
+
+def test_dropping_descendants_of_a_given_up_root() -> None:
+    pool = ParkedBlockPool()
+    pool.park(_root(2), _fake_block(2, _root(1)), now=0.0)
+    pool.park(_root(3), _fake_block(3, _root(2)), now=0.0)
+    pool.park(_root(4), _fake_block(3, _root(2)), now=0.0)  # a sibling fork
+    pool.park(_root(9), _fake_block(9, _root(8)), now=0.0)  # unrelated
+    assert pool.drop_descendants(_root(1)) == [_root(2), _root(3), _root(4)]
+    assert len(pool) == 1 and _root(9) in pool
+    assert pool.drop_descendants(_root(1)) == []  # nothing waits on it any more
+    assert pool.flush(0.0, is_known=lambda _root: False) == BlocksByRootFetch((_root(8),))
+    stats = pool.statistics()
+    assert (stats.dropped, stats.released, stats.missing) == (3, 0, 1)
 
 
 @pytest.mark.stress

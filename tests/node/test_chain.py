@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lean_p2p.consensus.config import MILLISECONDS_PER_INTERVAL
 from lean_p2p.containers import Block, BlockBody, MultiMessageAggregate, SignedBlock
 from lean_p2p.net.protocol import GossipTopic
 from lean_p2p.node.chain import ChainService
@@ -60,23 +61,71 @@ def test_same_inputs_give_the_same_store() -> None:
     assert first.fingerprint() != second.fingerprint()
 
 
+def _receive(chain: ChainService, block: SignedBlock) -> list[object]:
+    root = block.block.hash_tree_root()
+    return list(chain.on_input(BlockReceived(block, root, "peer", BlockSource.GOSSIP)))
+
+
 def test_orphans_are_parked_fetched_and_bounded() -> None:
     chain = _service(max_parked=2)
     requests = []
     for slot in (1, 2, 3):
-        block, root = _orphan(bytes([slot]) * 32, slot)
-        requests += chain.on_input(BlockReceived(block, root, "peer", BlockSource.GOSSIP))
-    assert requests == [FetchRoots((b"\x01" * 32,)), FetchRoots((b"\x02" * 32,))]
+        requests += _receive(chain, _orphan(bytes([slot]) * 32, slot)[0])
+    assert requests == [FetchRoots((bytes([slot]) * 32,)) for slot in (1, 2, 3)]
+    # The pool is full at two: the oldest orphan made room for the third.
     assert chain.summary().parked == 2
+    assert chain.counters["blocks_parked"] == 3
     assert chain.counters["blocks_parked_dropped"] == 1
     # The same orphan again is neither parked twice nor fetched again.
-    block, root = _orphan(b"\x01" * 32, 1)
-    assert chain.on_input(BlockReceived(block, root, "peer", BlockSource.GOSSIP)) == []
+    assert _receive(chain, _orphan(b"\x02" * 32, 2)[0]) == []
     assert chain.counters["blocks_parked_duplicate"] == 1
-    # Giving up on a parent drops what waits on it.
-    chain.on_input(FetchAbandoned((b"\x01" * 32,), "no peer had it"))
+    # Giving up on a parent drops what waits on it, and it is not asked for again.
+    assert chain.on_input(FetchAbandoned((b"\x02" * 32,), "no peer had it")) == []
     assert chain.summary().parked == 1
     assert chain.counters["blocks_parked_abandoned"] == 1
+
+
+def test_unanswered_roots_are_asked_again_in_one_batch() -> None:
+    chain = _service()
+    parents = [bytes([slot]) * 32 for slot in (1, 2, 3)]
+    for slot, parent in zip((1, 2, 3), parents, strict=True):
+        _receive(chain, _orphan(parent, slot)[0])
+    assert chain.counters["parked_fetch_requests"] == 3
+    # Still in flight: ticks ask for nothing until the retry delay has passed.
+    assert chain.on_interval(1) == []
+    retry = int(chain.parked.retry_after * 1000 / MILLISECONDS_PER_INTERVAL) + 2
+    requests = [r for i in range(2, retry + 1) for r in chain.on_interval(i)]
+    assert requests == [FetchRoots(tuple(parents))]
+    assert chain.counters["parked_roots_requested"] == 6
+
+
+def test_a_failed_fetch_is_asked_again_at_once_by_the_pool() -> None:
+    chain = _service()
+    block, _ = _orphan(b"\x07" * 32, 1)
+    _receive(chain, block)
+    chain.parked.request_failed((b"\x07" * 32,))
+    assert chain.on_interval(1) == [FetchRoots((b"\x07" * 32,))]
+
+
+def test_parked_blocks_expire_with_store_time() -> None:
+    chain = _service()
+    _receive(chain, _orphan(b"\x05" * 32, 1)[0])
+    assert chain.summary().parked == 1
+    past_max_age = int(chain.parked.max_age * 1000 / MILLISECONDS_PER_INTERVAL) + 10
+    chain.on_interval(past_max_age)
+    assert chain.summary().parked == 0
+    assert chain.counters["blocks_parked_expired"] == 1
+
+
+def test_children_of_a_rejected_block_are_dropped_with_it() -> None:
+    chain = _service()
+    bad_parent, bad_root = _orphan(chain.anchor_root, 1)  # wrong state root: rejected
+    child, _ = _orphan(bad_root, 2)
+    assert _receive(chain, child) == [FetchRoots((bad_root,))]
+    assert _receive(chain, bad_parent) == []
+    assert chain.counters["blocks_rejected"] == 1
+    assert chain.counters["blocks_parked_abandoned"] == 1
+    assert chain.summary().parked == 0
 
 
 def test_parked_child_is_imported_after_its_parent() -> None:
