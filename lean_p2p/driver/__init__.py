@@ -6,42 +6,24 @@ blocking). Events leave through the ``emit`` sink the owner passes in (the node 
 them into mailbox lanes); commands arrive through :meth:`NetworkDriver.send`.
 
 - :mod:`~lean_p2p.driver.driver`: thread, lifecycle, command dispatch;
-- :mod:`~lean_p2p.driver.host`: QUIC-v1 + libp2p-TLS host, secp256k1 keys from 64-hex files;
+- :mod:`~lean_p2p.driver.host`: QUIC-v1 + libp2p-TLS host with a secp256k1 identity
+  (keys and key files: :mod:`lean_p2p.wire.keys`);
 - :mod:`~lean_p2p.driver.gossipsub`: the lean gossipsub router (the one module that
   replaces py-libp2p behaviour, and why);
 - :mod:`~lean_p2p.driver.reqresp`: Status / BlocksByRoot / BlocksByRange on raw streams;
-- :mod:`~lean_p2p.driver.enr`: ENRs and ``nodes.yaml`` static peers;
 - :mod:`~lean_p2p.driver.config`: :class:`DriverConfig`.
 """
 
 from lean_p2p.driver.config import DEFAULT_LISTEN_ADDRESS, DriverConfig
 from lean_p2p.driver.driver import DriverCrashed, NetworkDriver
-from lean_p2p.driver.enr import EnrError, EnrRecord, encode_enr, load_nodes_yaml, parse_enr
 from lean_p2p.driver.gossipsub import GossipParams
-from lean_p2p.driver.host import (
-    KeyFileError,
-    generate_private_key,
-    load_private_key,
-    peer_id_from_private_key,
-    write_private_key,
-)
 from lean_p2p.driver.reqresp import ReqRespLimits
 
 __all__ = [
     "DEFAULT_LISTEN_ADDRESS",
     "DriverConfig",
     "DriverCrashed",
-    "EnrError",
-    "EnrRecord",
     "GossipParams",
-    "KeyFileError",
     "NetworkDriver",
     "ReqRespLimits",
-    "encode_enr",
-    "generate_private_key",
-    "load_nodes_yaml",
-    "load_private_key",
-    "parse_enr",
-    "peer_id_from_private_key",
-    "write_private_key",
 ]

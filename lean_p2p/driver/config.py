@@ -1,17 +1,18 @@
 """Configuration of the network driver: identity, listen address, static peers, limits.
 
-Any thread: immutable values, built before the driver starts.
+Any thread: immutable values, built before the driver starts. The identity comes from
+:class:`lean_p2p.wire.keys.NodeKey` (``NodeKey.read(path).private_key`` for a key file);
+static peers from ``nodes.yaml`` come from :func:`lean_p2p.node.config.load_nodes_yaml`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from lean_p2p.driver.gossipsub import GossipParams
-from lean_p2p.driver.host import generate_private_key, load_private_key
 from lean_p2p.driver.reqresp import ReqRespLimits
 from lean_p2p.net.protocol import NETWORK_NAME, GossipTopic
+from lean_p2p.wire.keys import NodeKey
 
 __all__ = ["DEFAULT_LISTEN_ADDRESS", "DriverConfig"]
 
@@ -22,7 +23,7 @@ DEFAULT_LISTEN_ADDRESS = "/ip4/0.0.0.0/udp/9000/quic-v1"
 class DriverConfig:
     """Everything the driver needs; ``private_key`` is a 32-byte secp256k1 secret."""
 
-    private_key: bytes = field(default_factory=generate_private_key, repr=False)
+    private_key: bytes = field(default_factory=lambda: NodeKey.generate().private_key, repr=False)
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     #: multiaddrs ending in ``/p2p/<peer id>``, dialled at start and redialled on loss
     static_peers: tuple[str, ...] = ()
@@ -42,8 +43,7 @@ class DriverConfig:
     thread_name: str = "lean-p2p-driver"
 
     def __post_init__(self) -> None:
-        if len(self.private_key) != 32:
-            raise ValueError("private_key must be a 32-byte secp256k1 secret")
+        NodeKey(self.private_key)  # KeyFileError (a ValueError) unless a valid secret
         if "/quic-v1" not in self.listen_address:
             raise ValueError(f"listen address must be QUIC-v1: {self.listen_address!r}")
         if not 1200 <= self.max_datagram_size <= 65527:
@@ -51,30 +51,3 @@ class DriverConfig:
         for address in self.static_peers:
             if "/p2p/" not in address:
                 raise ValueError(f"static peer needs /p2p/<peer id>: {address!r}")
-
-    @classmethod
-    def from_files(
-        cls,
-        key_file: str | os.PathLike[str],
-        *,
-        listen_address: str = DEFAULT_LISTEN_ADDRESS,
-        nodes_yaml: str | os.PathLike[str] | None = None,
-        static_peers: tuple[str, ...] = (),
-        exclude_peer_id: bool = True,
-    ) -> DriverConfig:
-        """Identity from a 64-hex key file, peers from multiaddrs and a ``nodes.yaml``.
-
-        Our own entry in ``nodes.yaml`` (same peer id) is skipped when
-        ``exclude_peer_id`` is set, so every node can share one file.
-        """
-        from lean_p2p.driver.enr import load_nodes_yaml
-        from lean_p2p.driver.host import peer_id_from_private_key
-
-        secret = load_private_key(key_file)
-        peers = list(static_peers)
-        if nodes_yaml is not None:
-            own = peer_id_from_private_key(secret) if exclude_peer_id else None
-            for record in load_nodes_yaml(nodes_yaml):
-                if record.peer_id != own:
-                    peers.append(record.multiaddr())
-        return cls(private_key=secret, listen_address=listen_address, static_peers=tuple(peers))

@@ -33,7 +33,7 @@ from libp2p.abc import INotifee
 from lean_p2p.driver import codec
 from lean_p2p.driver.config import DriverConfig
 from lean_p2p.driver.gossipsub import LeanGossipsub, Verdict
-from lean_p2p.driver.host import build_host, peer_id_from_private_key
+from lean_p2p.driver.host import build_host
 from lean_p2p.driver.reqresp import ReqResp
 from lean_p2p.net.commands import (
     Command,
@@ -60,6 +60,7 @@ from lean_p2p.net.events import (
 )
 from lean_p2p.net.protocol import GossipTopic
 from lean_p2p.wire.errors import WireError
+from lean_p2p.wire.keys import NodeKey
 
 __all__ = ["DriverCrashed", "NetworkDriver"]
 
@@ -79,7 +80,7 @@ class NetworkDriver:
 
     def __init__(self, config: DriverConfig, emit: Callable[[Event], None]) -> None:
         self.config = config
-        self.peer_id = peer_id_from_private_key(config.private_key)
+        self.peer_id = NodeKey(config.private_key).peer_id
         self._emit_to_loop = emit
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None

@@ -1,7 +1,8 @@
 """Construction of the lean py-libp2p host: QUIC-v1, libp2p-TLS, secp256k1 identity.
 
-Key helpers run on any thread; :func:`build_host` must be called on the driver's trio
-thread (py-libp2p objects belong to the trio run that uses them).
+Trio driver thread: :func:`build_host` must be called on the driver's trio thread
+(py-libp2p objects belong to the trio run that uses them). Identity keys, key files
+and peer ids are :mod:`lean_p2p.wire.keys` (any thread, shared with the node).
 
 The lean network speaks only QUIC-v1 with the libp2p TLS handshake built into QUIC, and
 identifies peers by secp256k1 keys (peer ids ``16Uiu2...``). py-libp2p's defaults are
@@ -13,87 +14,13 @@ TLS alone so that no insecure channel can ever be negotiated.
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "KeyFileError",
-    "build_host",
-    "generate_private_key",
-    "load_private_key",
-    "peer_id_from_private_key",
-    "peer_id_from_public_key",
-    "write_private_key",
-]
+__all__ = ["build_host"]
 
 _STREAM_WINDOW = 16 * 1024 * 1024
 _CONNECTION_WINDOW = 32 * 1024 * 1024
 _NO_STREAM_READ_TIMEOUT = 365 * 24 * 3600.0
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
-class KeyFileError(ValueError):
-    """A private key file is missing, malformed, or holds an invalid secp256k1 scalar."""
-
-
-def parse_private_key_hex(text: str) -> bytes:
-    """Parse 64 hex digits (optionally ``0x``-prefixed, surrounded by whitespace)."""
-    cleaned = text.strip()
-    if cleaned[:2].lower() == "0x":
-        cleaned = cleaned[2:]
-    if len(cleaned) != 64:
-        raise KeyFileError(f"expected 64 hex digits, got {len(cleaned)} characters")
-    try:
-        secret = bytes.fromhex(cleaned)
-    except ValueError as error:
-        raise KeyFileError(f"not hexadecimal: {error}") from None
-    scalar = int.from_bytes(secret, "big")
-    if not 0 < scalar < _SECP256K1_ORDER:
-        raise KeyFileError("not a valid secp256k1 private key (zero or >= group order)")
-    return secret
-
-
-def load_private_key(path: str | os.PathLike[str]) -> bytes:
-    """Read a devnet-style key file: 64 hex digits of a secp256k1 secret."""
-    try:
-        text = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as error:
-        raise KeyFileError(f"cannot read key file {os.fspath(path)!r}: {error}") from None
-    return parse_private_key_hex(text)
-
-
-def generate_private_key() -> bytes:
-    """A fresh random secp256k1 secret (32 bytes)."""
-    while True:
-        secret = secrets.token_bytes(32)
-        if 0 < int.from_bytes(secret, "big") < _SECP256K1_ORDER:
-            return secret
-
-
-def write_private_key(path: str | os.PathLike[str], secret: bytes) -> None:
-    """Write ``secret`` as 64 hex digits, readable only by the owner."""
-    target = Path(path)
-    target.write_text(secret.hex() + "\n", encoding="ascii")
-    target.chmod(0o600)
-
-
-def peer_id_from_private_key(secret: bytes) -> str:
-    """The libp2p peer id (base58, ``16Uiu2...``) of a secp256k1 secret."""
-    from libp2p.crypto.secp256k1 import create_new_key_pair
-    from libp2p.peer.id import ID
-
-    key_pair = create_new_key_pair(secret)
-    return str(ID.from_pubkey(key_pair.public_key))
-
-
-def peer_id_from_public_key(compressed: bytes) -> str:
-    """The peer id of a 33-byte compressed secp256k1 public key (as found in ENRs)."""
-    from libp2p.crypto.secp256k1 import Secp256k1PublicKey
-    from libp2p.peer.id import ID
-
-    return str(ID.from_pubkey(Secp256k1PublicKey.from_bytes(compressed)))
 
 
 def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: int = 1200) -> Any:

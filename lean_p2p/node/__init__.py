@@ -21,10 +21,10 @@ from lean_p2p.node.config import (
     write_devnet,
 )
 from lean_p2p.node.control import IntervalTick, SetAggregator, TimerExpired
-from lean_p2p.node.keys import KeyFileError, NodeKey
 from lean_p2p.node.node import DriverPort, Node, NodeFailed, NodeReport, lane_for_event
 from lean_p2p.node.recording import Recording, RecordingError, read_recording
 from lean_p2p.node.replay import ReplayResult, replay_recording
+from lean_p2p.wire.keys import KeyFileError, NodeKey
 
 __all__ = [
     "ChainService",

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from lean_p2p.node.enr import Enr, EnrError
-from lean_p2p.node.keys import KeyFileError, NodeKey
+from lean_p2p.wire.enr import EnrError, EnrRecord, parse_enr
+from lean_p2p.wire.keys import KeyFileError, NodeKey
 
 __all__ = [
     "PUBLIC_KEY_BYTES",
@@ -39,8 +39,10 @@ __all__ = [
     "GenesisSpec",
     "NodeConfig",
     "NodeEntry",
+    "dial_addresses",
     "load_devnet",
     "load_node_config",
+    "load_nodes_yaml",
     "placeholder_public_keys",
     "write_devnet",
 ]
@@ -87,8 +89,8 @@ class NodeEntry:
     is_aggregator: bool
     validator_count: int
 
-    def enr(self) -> Enr:
-        return Enr.create(self.key, ip=self.ip, quic=self.quic_port)
+    def enr(self) -> EnrRecord:
+        return EnrRecord.create(self.key, ip=self.ip, quic=self.quic_port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +277,7 @@ def _parse_entry(item: object, path: Path, directory: Path) -> NodeEntry:
             key = NodeKey.from_hex(str(item["privkey"]))
         else:
             key = NodeKey.read(key_file)
-    except (KeyFileError, FileNotFoundError) as error:
+    except KeyFileError as error:
         raise DevnetConfigError(f"{path}: node {name!r}: {error}") from error
     enr_fields = item.get("enrFields") or {}
     if not isinstance(enr_fields, dict):
@@ -300,7 +302,33 @@ def _optional_int(value: object, path: Path) -> int | None:
     return value
 
 
-def load_devnet(directory: Path) -> tuple[GenesisSpec, list[NodeEntry], list[Enr]]:
+def load_nodes_yaml(path: Path) -> list[EnrRecord]:
+    """The verified ENRs of a ``nodes.yaml``: a list of ``enr:`` strings, or of mappings
+    with an ``enr`` key. An empty file lists no nodes; anything else malformed, or any
+    record whose signature does not hold, is a :class:`DevnetConfigError`."""
+    listed = _read_yaml(path)
+    if listed is None:
+        return []
+    if not isinstance(listed, list):
+        raise DevnetConfigError(f"{path}: expected a list of ENRs")
+    records = []
+    for entry in listed:
+        text = entry.get("enr") if isinstance(entry, dict) else entry
+        if not isinstance(text, str):
+            raise DevnetConfigError(f"{path}: not an ENR entry: {entry!r}")
+        try:
+            records.append(parse_enr(text))
+        except EnrError as error:
+            raise DevnetConfigError(f"{path}: {error}") from error
+    return records
+
+
+def dial_addresses(records: Sequence[EnrRecord], own_peer_id: str) -> tuple[str, ...]:
+    """Where to dial every node but ourselves, so all nodes can share one ``nodes.yaml``."""
+    return tuple(record.dial_multiaddr() for record in records if record.peer_id != own_peer_id)
+
+
+def load_devnet(directory: Path) -> tuple[GenesisSpec, list[NodeEntry], list[EnrRecord]]:
     """Read and cross-check every devnet file."""
     genesis = load_genesis(directory)
     path = directory / VALIDATOR_CONFIG_FILE
@@ -315,13 +343,7 @@ def load_devnet(directory: Path) -> tuple[GenesisSpec, list[NodeEntry], list[Enr
             f"{CONFIG_FILE} has {genesis.validator_count}"
         )
     nodes_path = directory / NODES_FILE
-    listed = _read_yaml(nodes_path) if nodes_path.exists() else []
-    if not isinstance(listed, list):
-        raise DevnetConfigError(f"{nodes_path}: expected a list of ENRs")
-    try:
-        records = [Enr.from_text(str(text)) for text in listed]
-    except EnrError as error:
-        raise DevnetConfigError(f"{nodes_path}: {error}") from error
+    records = load_nodes_yaml(nodes_path) if nodes_path.exists() else []
     return genesis, entries, records
 
 
@@ -351,8 +373,7 @@ def load_node_config(directory: Path, name: str, *, record_path: Path | None = N
     indices = _assignment(directory, entries).get(name, ())
     if any(index >= genesis.validator_count for index in indices):
         raise DevnetConfigError(f"{name}: validator index beyond VALIDATOR_COUNT")
-    own_peer_id = entry.key.peer_id
-    bootnodes = tuple(r.multiaddr() for r in records if r.peer_id != own_peer_id)
+    bootnodes = dial_addresses(records, entry.key.peer_id)
     return NodeConfig(
         name=name,
         key=entry.key,

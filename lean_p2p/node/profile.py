@@ -56,8 +56,8 @@ from lean_p2p.net.events import (
 )
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
 from lean_p2p.node.config import GenesisSpec, NodeConfig
-from lean_p2p.node.keys import NodeKey
 from lean_p2p.node.node import Node
+from lean_p2p.wire.keys import NodeKey
 
 __all__ = [
     "DEFAULT_MIX",

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lean_p2p.node.config import GenesisSpec, NodeConfig
-from lean_p2p.node.keys import NodeKey
 from lean_p2p.node.node import Node
 from lean_p2p.node.recording import Recording, RecordingError, read_recording
+from lean_p2p.wire.keys import NodeKey
 
 __all__ = ["ReplayResult", "config_from_header", "replay_recording"]
 

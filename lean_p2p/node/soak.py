@@ -129,7 +129,7 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     for process in processes:
         process.start(options)
     chaos = ChaosPeer()
-    await asyncio.to_thread(chaos.start, [entry.enr().multiaddr() for entry in entries])
+    await asyncio.to_thread(chaos.start, [entry.enr().dial_multiaddr() for entry in entries])
     log: list[str] = []
     rss: dict[str, list[tuple[float, float]]] = {p.name: [] for p in processes}
     history: list[dict[str, Any]] = []

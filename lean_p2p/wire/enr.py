@@ -1,20 +1,37 @@
-"""Ethereum Node Records (EIP-778): strict RLP, structure, lean keys. Any thread.
+"""Ethereum Node Records (EIP-778, identity scheme v4) and their RLP. Any thread.
 
-:meth:`EnrRecord.decode` checks only the structure (canonical RLP, at most 300 bytes,
-a 64-byte signature, keys unique and sorted); the ``v4`` signature is checked apart by
-:meth:`EnrRecord.signature_valid`, so a caller can tell a malformed record from a
-forged one. The accessors read the keys a lean node advertises: ``ip``, ``udp``,
-``quic``, ``secp256k1``, ``eth2``, ``attnets`` and ``is_aggregator``.
+The project's one ENR implementation. Lean devnets have no discovery: ``nodes.yaml``
+lists one ENR per node, and a node dials each at
+``/ip4/<ip>/udp/<quic>/quic-v1/p2p/<peer id>``.
+
+- :meth:`EnrRecord.decode` / :meth:`EnrRecord.from_text` check only the structure
+  (canonical RLP, at most 300 bytes, a 64-byte signature, keys unique and sorted), so a
+  caller (the leanSpec vectors) can tell a malformed record from a forged one;
+- :meth:`EnrRecord.verify` (and :func:`parse_enr`, text to verified record) also
+  require ``id`` ``v4``, a 33-byte ``secp256k1`` key, a well-formed ``ip`` and a valid
+  signature (secp256k1 over keccak-256 of the RLP content): what a peer to dial needs;
+- :meth:`EnrRecord.create` builds and signs a record from a :class:`NodeKey`.
+
+The accessors read the keys a lean node advertises: ``ip``, ``udp``, ``quic``, ``tcp``,
+``secp256k1``, ``eth2``, ``attnets`` and ``is_aggregator``. Every malformed input
+raises :class:`EnrError` (a :class:`WireError`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
+import coincurve
+from coincurve.ecdsa import cdata_to_der, deserialize_compact
+from Crypto.Hash import keccak
+
 from lean_p2p.wire.errors import WireError
+from lean_p2p.wire.keys import NodeKey
+from lean_p2p.wire.peer_id import KeyType, peer_id
 
 __all__ = [
     "MAX_ENR_BYTES",
@@ -22,6 +39,7 @@ __all__ = [
     "EnrRecord",
     "Eth2Data",
     "RlpItem",
+    "parse_enr",
     "rlp_decode",
     "rlp_encode",
 ]
@@ -30,6 +48,8 @@ MAX_ENR_BYTES: Final = 300
 _SIGNATURE_BYTES: Final = 64
 _ATTNETS_BYTES: Final = 8
 _ETH2_BYTES: Final = 16
+_PUBLIC_KEY_BYTES: Final = 33
+_IP4_BYTES: Final = 4
 
 RlpItem = bytes | list["RlpItem"]
 
@@ -129,6 +149,15 @@ def _integer(raw: RlpItem, name: str, max_bytes: int) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _integer_bytes(value: int) -> bytes:
+    """Big-endian without leading zeros (RLP's integers: zero is the empty string)."""
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def _keccak256(data: bytes) -> bytes:
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
 @dataclass(frozen=True, slots=True)
 class EnrRecord:
     """A structurally valid record: signature, sequence number, sorted key/value pairs."""
@@ -138,7 +167,36 @@ class EnrRecord:
     pairs: tuple[tuple[bytes, RlpItem], ...]
 
     @classmethod
+    def create(
+        cls,
+        key: NodeKey,
+        *,
+        ip: str | None = None,
+        quic: int | None = None,
+        udp: int | None = None,
+        tcp: int | None = None,
+        seq: int = 1,
+    ) -> EnrRecord:
+        """A v4 record signed by ``key``, advertising the given address and ports."""
+        pairs: list[tuple[bytes, RlpItem]] = [(b"id", b"v4"), (b"secp256k1", key.public_key)]
+        if ip is not None:
+            try:
+                pairs.append((b"ip", ipaddress.IPv4Address(ip).packed))
+            except ValueError as error:
+                raise EnrError(f"not an IPv4 address: {error}") from None
+        for name, port in ((b"quic", quic), (b"tcp", tcp), (b"udp", udp)):
+            if port is not None:
+                if not 0 <= port <= 0xFFFF:
+                    raise EnrError(f"{name.decode()} port {port} is out of range")
+                pairs.append((name, _integer_bytes(port)))
+        unsigned = cls(b"", seq, tuple(sorted(pairs)))
+        digest = _keccak256(rlp_encode(unsigned.content()))
+        # A v4 signature is the 64-byte r || s; the recovery byte is dropped.
+        return cls(key.sign_recoverable(digest)[:_SIGNATURE_BYTES], seq, unsigned.pairs)
+
+    @classmethod
     def decode(cls, raw: bytes) -> EnrRecord:
+        """The structure of a record; the signature is not checked (see :meth:`verify`)."""
         if len(raw) > MAX_ENR_BYTES:
             raise EnrError(f"record is {len(raw)} bytes, over the {MAX_ENR_BYTES}-byte cap")
         item = rlp_decode(raw)
@@ -159,6 +217,7 @@ class EnrRecord:
 
     @classmethod
     def from_text(cls, text: str) -> EnrRecord:
+        """The structure of an ``enr:<base64url>`` record (see :meth:`decode`)."""
         body = text.strip()
         if not body.startswith("enr:"):
             raise EnrError("an ENR text starts with 'enr:'")
@@ -169,14 +228,34 @@ class EnrRecord:
             raise EnrError(f"not URL-safe base64: {error}") from None
         return cls.decode(raw)
 
+    def verify(self) -> EnrRecord:
+        """This record, if it is a dialable v4 record with a valid signature; else EnrError."""
+        if self.identity_scheme != "v4":
+            raise EnrError(f"identity scheme {self.identity_scheme!r} is not v4")
+        if self.public_key is None:
+            raise EnrError("missing or malformed secp256k1 key")
+        ip = self.get("ip")
+        if ip is not None and len(ip) != _IP4_BYTES:
+            raise EnrError(f"ip must be {_IP4_BYTES} bytes, got {len(ip)}")
+        for port in ("quic", "udp", "tcp"):
+            self._port(port)  # raises on a port wider than 2 bytes
+        if not self.signature_valid():
+            raise EnrError("the signature does not match the record")
+        return self
+
     def content(self) -> list[RlpItem]:
-        items: list[RlpItem] = [self.seq.to_bytes((self.seq.bit_length() + 7) // 8, "big")]
+        """What the signature covers: ``[seq, key, value, ...]``."""
+        items: list[RlpItem] = [_integer_bytes(self.seq)]
         for key, value in self.pairs:
             items += [key, value]
         return items
 
     def encode(self) -> bytes:
         return rlp_encode([self.signature, *self.content()])
+
+    def text(self) -> str:
+        """The ``enr:...`` form: URL-safe base64 without padding."""
+        return "enr:" + base64.urlsafe_b64encode(self.encode()).decode("ascii").rstrip("=")
 
     def get(self, key: str) -> bytes | None:
         wanted = key.encode()
@@ -194,7 +273,13 @@ class EnrRecord:
     def public_key(self) -> bytes | None:
         """The compressed secp256k1 key (33 bytes), when present and well-sized."""
         raw = self.get("secp256k1")
-        return raw if raw is not None and len(raw) == 33 else None
+        return raw if raw is not None and len(raw) == _PUBLIC_KEY_BYTES else None
+
+    @property
+    def peer_id(self) -> str | None:
+        """The libp2p peer id (``16Uiu2...``) of the record's key, when it has one."""
+        public_key = self.public_key
+        return None if public_key is None else peer_id(KeyType.SECP256K1, public_key)
 
     def is_valid(self) -> bool:
         """Structurally usable: identity scheme ``v4`` with a 33-byte public key."""
@@ -203,7 +288,9 @@ class EnrRecord:
     @property
     def ip4(self) -> str | None:
         raw = self.get("ip")
-        return ".".join(str(byte) for byte in raw) if raw is not None and len(raw) == 4 else None
+        if raw is None or len(raw) != _IP4_BYTES:
+            return None
+        return str(ipaddress.IPv4Address(raw))
 
     def _port(self, key: str) -> int | None:
         raw = self.get(key)
@@ -218,12 +305,23 @@ class EnrRecord:
         return self._port("quic")
 
     @property
+    def tcp_port(self) -> int | None:
+        return self._port("tcp")
+
+    @property
     def multiaddr(self) -> str | None:
         """Where to dial over QUIC: the ``quic`` port, else the ``udp`` one."""
         port = self.quic_port or self.udp_port
         if self.ip4 is None or not port:
             return None
         return f"/ip4/{self.ip4}/udp/{port}/quic-v1"
+
+    def dial_multiaddr(self) -> str:
+        """:attr:`multiaddr` with ``/p2p/<peer id>``; EnrError when either is missing."""
+        address, identity = self.multiaddr, self.peer_id
+        if address is None or identity is None:
+            raise EnrError("record has no ip, quic/udp port and key to dial")
+        return f"{address}/p2p/{identity}"
 
     @property
     def eth2(self) -> Eth2Data | None:
@@ -247,9 +345,7 @@ class EnrRecord:
         return raw == b"\x01"
 
     def node_id(self) -> bytes | None:
-        """keccak-256 of the uncompressed public key's coordinates."""
-        import coincurve
-
+        """keccak-256 of the uncompressed public key's coordinates (the discv5 node id)."""
         if self.public_key is None:
             return None
         try:
@@ -260,9 +356,6 @@ class EnrRecord:
 
     def signature_valid(self) -> bool:
         """Whether the ``v4`` signature (secp256k1 over keccak-256 of the content) holds."""
-        import coincurve
-        from coincurve.ecdsa import cdata_to_der, deserialize_compact
-
         if not self.is_valid() or self.public_key is None:
             return False
         digest = _keccak256(rlp_encode(self.content()))
@@ -276,7 +369,6 @@ class EnrRecord:
         return verified
 
 
-def _keccak256(data: bytes) -> bytes:
-    from Crypto.Hash import keccak
-
-    return keccak.new(digest_bits=256, data=data).digest()
+def parse_enr(text: str) -> EnrRecord:
+    """Decode an ``enr:...`` record and :meth:`~EnrRecord.verify` it: a peer to dial."""
+    return EnrRecord.from_text(text).verify()

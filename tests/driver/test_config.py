@@ -1,42 +1,18 @@
-"""DriverConfig: validation and loading identity and static peers from files."""
+"""DriverConfig: validation and the lean gossip defaults."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from lean_p2p.driver.config import DriverConfig
-from lean_p2p.driver.enr import encode_enr
 from lean_p2p.driver.gossipsub import GossipParams
-from lean_p2p.driver.host import generate_private_key, peer_id_from_private_key, write_private_key
-
-
-def test_from_files_reads_key_and_nodes_yaml_skipping_itself(tmp_path: Path) -> None:
-    own, other = generate_private_key(), generate_private_key()
-    write_private_key(tmp_path / "node.key", own)
-    (tmp_path / "nodes.yaml").write_text(
-        f"- {encode_enr(own, ip='127.0.0.1', quic_port=9001)}\n"
-        f"- {encode_enr(other, ip='127.0.0.1', quic_port=9002)}\n"
-    )
-    extra = (
-        f"/ip4/127.0.0.1/udp/9003/quic-v1/p2p/{peer_id_from_private_key(generate_private_key())}"
-    )
-    config = DriverConfig.from_files(
-        tmp_path / "node.key",
-        listen_address="/ip4/127.0.0.1/udp/9001/quic-v1",
-        nodes_yaml=tmp_path / "nodes.yaml",
-        static_peers=(extra,),
-    )
-    assert config.private_key == own
-    other_address = f"/ip4/127.0.0.1/udp/9002/quic-v1/p2p/{peer_id_from_private_key(other)}"
-    assert config.static_peers == (extra, other_address)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"private_key": b"short"}, "32-byte"),
+        ({"private_key": b"short"}, "32 bytes"),
+        ({"private_key": bytes(32)}, "not a valid secp256k1"),
         ({"listen_address": "/ip4/0.0.0.0/tcp/9000"}, "QUIC-v1"),
         ({"static_peers": ("/ip4/127.0.0.1/udp/9000/quic-v1",)}, "/p2p/"),
     ],

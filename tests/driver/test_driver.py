@@ -12,7 +12,6 @@ import pytest
 from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest
 from lean_p2p.driver import codec
 from lean_p2p.driver.driver import DriverCrashed
-from lean_p2p.driver.host import generate_private_key, peer_id_from_private_key
 from lean_p2p.driver.reqresp import ReqRespLimits
 from lean_p2p.driver.samples import (
     sample_aggregate,
@@ -45,6 +44,7 @@ from lean_p2p.net.events import (
 )
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol, ResultCode
 from lean_p2p.wire.gossip import gossip_message_id
+from lean_p2p.wire.keys import NodeKey
 from lean_p2p.wire.varint import encode_varint
 from tests.driver.harness import Node, connect, wait_until
 
@@ -293,7 +293,7 @@ def test_peer_that_goes_away_mid_response_fails_the_request(pair: tuple[Node, No
 
 def test_request_to_unknown_peer_fails_at_once(make_node: NodeFactory) -> None:
     a = make_node()
-    stranger = peer_id_from_private_key(generate_private_key())
+    stranger = NodeKey.generate().peer_id
     a.send(SendRequest(stranger, 71, sample_status()))
     assert a.expect(RequestFailed).failure is RequestFailure.UNKNOWN_PEER
 
@@ -317,7 +317,7 @@ def test_stop_fails_every_request_in_flight(pair: tuple[Node, Node]) -> None:
 
 def test_dial_failure_is_reported(make_node: NodeFactory) -> None:
     a = make_node(dial_timeout=2.0)
-    nobody = peer_id_from_private_key(generate_private_key())
+    nobody = NodeKey.generate().peer_id
     address = f"/ip4/127.0.0.1/udp/9/quic-v1/p2p/{nobody}"
     a.send(Dial(address))
     failed = a.expect(DialFailed)
@@ -369,13 +369,13 @@ def test_static_peer_is_dialled_at_start_and_redialled_after_loss(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    secret = generate_private_key()
+    key = NodeKey.generate()
     listen = f"/ip4/127.0.0.1/udp/{port}/quic-v1"
-    address = f"{listen}/p2p/{peer_id_from_private_key(secret)}"
-    first = make_node(private_key=secret, listen_address=listen)
+    address = f"{listen}/p2p/{key.peer_id}"
+    first = make_node(private_key=key.private_key, listen_address=listen)
     a = make_node(static_peers=(address,), redial_interval=0.5)
     a.expect(PeerConnected, lambda e: e.peer_id == first.peer_id)
     first.stop()
     a.expect(PeerDisconnected, lambda e: e.peer_id == first.peer_id)
-    make_node(private_key=secret, listen_address=listen)  # back on the same address
+    make_node(private_key=key.private_key, listen_address=listen)  # back on the same address
     a.expect(PeerConnected, lambda e: e.peer_id == first.peer_id)

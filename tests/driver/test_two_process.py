@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from lean_p2p.driver import codec
-from lean_p2p.driver.host import generate_private_key, peer_id_from_private_key
 from lean_p2p.driver.samples import sample_attestation, sample_status
 from lean_p2p.net import (
     GossipAttestation,
@@ -24,6 +23,7 @@ from lean_p2p.net import (
     SendRequest,
 )
 from lean_p2p.wire.gossip import gossip_message_id
+from lean_p2p.wire.keys import NodeKey
 from tests.driver.harness import Node, connect_to_address, meshed, wait_until
 
 pytestmark = pytest.mark.network
@@ -107,16 +107,16 @@ def test_peer_restarting_with_the_same_identity_rejoins_gossip() -> None:
     # The restarted peer dials in while our old connection to it is dead but far from
     # its idle timeout: the driver must notice and move gossip to the new connection.
     node = Node().start()
-    secret = generate_private_key()
-    peer_id = peer_id_from_private_key(secret)
-    first = PeerProcess(secret.hex(), node.address)
+    key = NodeKey.generate()
+    peer_id = key.peer_id
+    first = PeerProcess(key.to_hex(), node.address)
     second: PeerProcess | None = None
     try:
         node.expect(PeerConnected, lambda e: e.peer_id == peer_id)
         wait_until(lambda: meshed(node, 1), what="mesh with the first process")
         _echo_works(node, peer_id, 1)
         first.kill()
-        second = PeerProcess(secret.hex(), node.address)
+        second = PeerProcess(key.to_hex(), node.address)
         node.expect(PeerDisconnected, lambda e: e.peer_id == peer_id)
         node.expect(PeerConnected, lambda e: e.peer_id == peer_id)
         wait_until(lambda: meshed(node, 1), what="mesh with the restarted process")
@@ -134,7 +134,7 @@ def test_peer_that_vanishes_is_detected_before_the_idle_timeout() -> None:
     # SIGKILL sends no CONNECTION_CLOSE: only the liveness probes can tell (the QUIC
     # idle timeout is 60 s, far beyond this test's wait).
     node = Node(liveness_interval=0.5, liveness_timeout=1.0).start()
-    peer = PeerProcess(generate_private_key().hex(), node.address)
+    peer = PeerProcess(NodeKey.generate().to_hex(), node.address)
     try:
         connected = node.expect(PeerConnected)
         peer.kill()

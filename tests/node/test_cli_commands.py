@@ -9,9 +9,9 @@ import pytest
 
 from lean_p2p.cli import main
 from lean_p2p.node.config import GenesisSpec, NodeConfig
-from lean_p2p.node.keys import NodeKey
 from lean_p2p.node.node import Node
 from lean_p2p.node.testing import FakeDriver, ManualClock
+from lean_p2p.wire.keys import NodeKey
 
 GENESIS_TIME = 1_000
 

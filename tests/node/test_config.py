@@ -11,11 +11,14 @@ from lean_p2p.node.config import (
     PUBLIC_KEY_BYTES,
     DevnetConfigError,
     GenesisSpec,
+    dial_addresses,
     load_devnet,
     load_node_config,
+    load_nodes_yaml,
     write_devnet,
 )
-from lean_p2p.node.enr import Enr
+from lean_p2p.wire.enr import EnrRecord
+from lean_p2p.wire.keys import NodeKey
 
 
 def test_written_devnet_loads_back(tmp_path: Path) -> None:
@@ -39,11 +42,11 @@ def test_node_config_assigns_round_robin_and_lists_the_other_nodes(tmp_path: Pat
     assert config.validator_indices == (1, 4)
     assert config.key == entries[1].key
     assert config.quic_port == entries[1].quic_port
-    expected = {Enr.create(e.key, ip=e.ip, quic=e.quic_port).multiaddr() for e in entries}
-    expected.discard(
-        Enr.create(entries[1].key, ip="127.0.0.1", quic=entries[1].quic_port).multiaddr()
-    )
-    assert set(config.bootnodes) == expected
+    expected = {
+        f"/ip4/127.0.0.1/udp/{e.quic_port}/quic-v1/p2p/{e.key.peer_id}"
+        for e in (entries[0], entries[2])
+    }
+    assert set(config.bootnodes) == expected  # our own entry of nodes.yaml is skipped
     assert config.is_aggregator is False
     assert load_node_config(tmp_path, entries[0].name).is_aggregator is True
 
@@ -142,3 +145,54 @@ def test_config_without_listed_validator_keys_uses_placeholders(tmp_path: Path) 
     genesis, _, _ = load_devnet(tmp_path)
     assert genesis.validator_count == 3
     assert genesis == GenesisSpec.placeholder(5, 3)
+
+
+def _enr_text(key: NodeKey, quic_port: int) -> str:
+    return EnrRecord.create(key, ip="127.0.0.1", quic=quic_port).text()
+
+
+def test_nodes_yaml_lists_strings_and_mappings(tmp_path: Path) -> None:
+    first, second = NodeKey.generate(), NodeKey.generate()
+    path = tmp_path / "nodes.yaml"
+    path.write_text(f"- {_enr_text(first, 9001)}\n- enr: {_enr_text(second, 9002)}\n")
+    records = load_nodes_yaml(path)
+    assert [(r.peer_id, r.quic_port) for r in records] == [
+        (first.peer_id, 9001),
+        (second.peer_id, 9002),
+    ]
+    assert dial_addresses(records, first.peer_id) == (
+        f"/ip4/127.0.0.1/udp/9002/quic-v1/p2p/{second.peer_id}",
+    )
+
+
+def test_empty_nodes_yaml_lists_no_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "nodes.yaml"
+    path.write_text("")
+    assert load_nodes_yaml(path) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a: 1\n", "list of ENRs"),
+        ("- 42\n", "not an ENR"),
+        ("- {address: x}\n", "not an ENR"),
+        ("- [unclosed\n", "not valid YAML"),
+        ("- enr:notarecord\n", "DECODE_ERROR"),
+    ],
+)
+def test_malformed_nodes_yaml_is_a_config_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "nodes.yaml"
+    path.write_text(content)
+    with pytest.raises(DevnetConfigError, match=message):
+        load_nodes_yaml(path)
+
+
+def test_nodes_yaml_with_a_forged_record_is_refused(tmp_path: Path) -> None:
+    text = _enr_text(NodeKey.generate(), 9001)
+    record = EnrRecord.from_text(text)
+    forged = EnrRecord(record.signature, record.seq + 1, record.pairs)  # old signature
+    path = tmp_path / "nodes.yaml"
+    path.write_text(f"- {forged.text()}\n")
+    with pytest.raises(DevnetConfigError, match="signature"):
+        load_nodes_yaml(path)

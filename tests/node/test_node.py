@@ -35,11 +35,11 @@ from lean_p2p.net.events import (
     PeerConnected,
 )
 from lean_p2p.node.config import GenesisSpec, NodeConfig
-from lean_p2p.node.keys import NodeKey
 from lean_p2p.node.node import Node, NodeFailed
 from lean_p2p.node.replay import replay_recording
 from lean_p2p.node.testing import FakeDriver, ManualClock
 from lean_p2p.runtime import MailboxClosed
+from lean_p2p.wire.keys import NodeKey
 
 GENESIS_TIME = 1_000
 INTERVAL = 0.8
