@@ -22,6 +22,7 @@ with mocked signature crypto.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,6 +216,8 @@ def _read_yaml(path: Path) -> Any:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError as error:
         raise DevnetConfigError(f"{path} is missing") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DevnetConfigError(f"cannot read {path}: {error}") from error
     except yaml.YAMLError as error:
         raise DevnetConfigError(f"{path} is not valid YAML: {error}") from error
 
@@ -302,10 +305,14 @@ def _optional_int(value: object, path: Path) -> int | None:
     return value
 
 
-def load_nodes_yaml(path: Path) -> list[EnrRecord]:
-    """The verified ENRs of a ``nodes.yaml``: a list of ``enr:`` strings, or of mappings
-    with an ``enr`` key. An empty file lists no nodes; anything else malformed, or any
-    record whose signature does not hold, is a :class:`DevnetConfigError`."""
+def load_nodes_yaml(path: str | os.PathLike[str]) -> list[EnrRecord]:
+    """The verified ENRs listed in a ``nodes.yaml``.
+
+    The file holds a list of ``enr:`` strings, or of mappings with an ``enr`` key; an
+    empty file lists no nodes. Anything else malformed, and any record that is not a
+    signed v4 record, is a :class:`DevnetConfigError`.
+    """
+    path = Path(path)
     listed = _read_yaml(path)
     if listed is None:
         return []

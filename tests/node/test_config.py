@@ -178,14 +178,21 @@ def test_empty_nodes_yaml_lists_no_nodes(tmp_path: Path) -> None:
         ("- 42\n", "not an ENR"),
         ("- {address: x}\n", "not an ENR"),
         ("- [unclosed\n", "not valid YAML"),
+        ("- \xff\n", "cannot read"),
         ("- enr:notarecord\n", "DECODE_ERROR"),
     ],
 )
 def test_malformed_nodes_yaml_is_a_config_error(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "nodes.yaml"
-    path.write_text(content)
+    path.write_bytes(content.encode("latin-1"))
     with pytest.raises(DevnetConfigError, match=message):
         load_nodes_yaml(path)
+
+
+def test_unreadable_nodes_yaml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "nodes.yaml").mkdir()
+    with pytest.raises(DevnetConfigError, match="cannot read"):
+        load_nodes_yaml(tmp_path / "nodes.yaml")
 
 
 def test_nodes_yaml_with_a_forged_record_is_refused(tmp_path: Path) -> None:
