@@ -35,6 +35,7 @@ from lean_p2p.wire.peer_id import KeyType, peer_id
 
 __all__ = [
     "MAX_ENR_BYTES",
+    "MAX_RLP_DEPTH",
     "EnrError",
     "EnrRecord",
     "Eth2Data",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 MAX_ENR_BYTES: Final = 300
+MAX_RLP_DEPTH: Final = 32
 _SIGNATURE_BYTES: Final = 64
 _ATTNETS_BYTES: Final = 8
 _ETH2_BYTES: Final = 16
@@ -77,8 +79,13 @@ def rlp_encode(item: RlpItem) -> bytes:
     return _length_prefix(len(payload), 0xC0) + payload
 
 
-def _long_length(data: bytes, position: int, size: int) -> int:
-    raw = data[position : position + size]
+def _header(data: bytes, position: int, short_base: int) -> tuple[int, int]:
+    """(payload length, payload start) of the item whose prefix byte is at ``position``."""
+    short_length = data[position] - short_base
+    if short_length < 56:
+        return short_length, position + 1
+    size = short_length - 55
+    raw = data[position + 1 : position + 1 + size]
     if len(raw) < size:
         raise EnrError("RLP length runs past the input")
     if raw[0] == 0:
@@ -86,39 +93,34 @@ def _long_length(data: bytes, position: int, size: int) -> int:
     length = int.from_bytes(raw, "big")
     if length < 56:
         raise EnrError("RLP long form used for a short item")
-    return length
+    return length, position + 1 + size
 
 
-def _decode_item(data: bytes, position: int) -> tuple[RlpItem, int]:
+def _decode_item(data: bytes, position: int, depth: int) -> tuple[RlpItem, int]:
     if position >= len(data):
         raise EnrError("RLP input ends early")
     prefix = data[position]
     if prefix < 0x80:
         return data[position : position + 1], position + 1
     if prefix < 0xC0:
-        if prefix <= 0xB7:
-            length, start = prefix - 0x80, position + 1
-            if length == 1 and start < len(data) and data[start] < 0x80:
-                raise EnrError("RLP single byte below 0x80 must not carry a prefix")
-        else:
-            size = prefix - 0xB7
-            length, start = _long_length(data, position + 1, size), position + 1 + size
+        length, start = _header(data, position, 0x80)
+        if length == 1 and start < len(data) and data[start] < 0x80:
+            raise EnrError("RLP single byte below 0x80 must not carry a prefix")
         end = start + length
         if end > len(data):
             raise EnrError("RLP string runs past the input")
         return data[start:end], end
-    if prefix <= 0xF7:
-        length, start = prefix - 0xC0, position + 1
-    else:
-        size = prefix - 0xF7
-        length, start = _long_length(data, position + 1, size), position + 1 + size
+    # Bounded so that hostile nesting is a typed error, not a RecursionError.
+    if depth >= MAX_RLP_DEPTH:
+        raise EnrError(f"RLP lists nested deeper than {MAX_RLP_DEPTH}")
+    length, start = _header(data, position, 0xC0)
     end = start + length
     if end > len(data):
         raise EnrError("RLP list runs past the input")
     items: list[RlpItem] = []
     cursor = start
     while cursor < end:
-        item, cursor = _decode_item(data, cursor)
+        item, cursor = _decode_item(data, cursor, depth + 1)
         items.append(item)
     if cursor != end:
         raise EnrError("RLP list items overrun the list")
@@ -127,7 +129,7 @@ def _decode_item(data: bytes, position: int) -> tuple[RlpItem, int]:
 
 def rlp_decode(data: bytes) -> RlpItem:
     """One canonical RLP item spanning all of ``data``."""
-    item, end = _decode_item(data, 0)
+    item, end = _decode_item(data, 0, 0)
     if end != len(data):
         raise EnrError(f"{len(data) - end} bytes after the RLP item")
     return item

@@ -7,7 +7,15 @@ import base64
 import coincurve
 import pytest
 
-from lean_p2p.wire.enr import EnrError, EnrRecord, _keccak256, parse_enr, rlp_decode, rlp_encode
+from lean_p2p.wire.enr import (
+    MAX_RLP_DEPTH,
+    EnrError,
+    EnrRecord,
+    _keccak256,
+    parse_enr,
+    rlp_decode,
+    rlp_encode,
+)
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.keys import NodeKey
 
@@ -187,3 +195,27 @@ def test_create_refuses_what_a_record_cannot_carry(ip: str, port: int, message: 
 )
 def test_rlp_round_trip(item: bytes | list[object]) -> None:
     assert rlp_decode(rlp_encode(item)) == item  # type: ignore[arg-type]
+
+
+def _nested_lists(depth: int) -> bytes:
+    """``[[[...[]...]]]`` with ``depth`` lists around the innermost one, built without
+    recursion (the encoder recurses)."""
+    encoded = b"\xc0"
+    for _ in range(depth):
+        length = len(encoded)
+        if length < 56:
+            header = bytes((0xC0 + length,))
+        else:
+            size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+            header = bytes((0xF7 + len(size),)) + size
+        encoded = header + encoded
+    return encoded
+
+
+def test_rlp_nesting_is_bounded() -> None:
+    within = _nested_lists(MAX_RLP_DEPTH - 1)
+    assert rlp_encode(rlp_decode(within)) == within
+    with pytest.raises(EnrError, match="nested deeper"):
+        rlp_decode(_nested_lists(MAX_RLP_DEPTH))
+    with pytest.raises(EnrError, match="nested deeper"):
+        rlp_decode(_nested_lists(10_000))  # far past Python's recursion limit
