@@ -169,10 +169,10 @@ async def test_invalid_attestation_is_counted() -> None:
     async with Node(_config("n", ()), driver=driver, clock=clock) as node:
         unknown = Checkpoint(root=b"\x33" * 32, slot=1)
         data = AttestationData(slot=1, head=unknown, target=unknown, source=unknown)
-        from lean_p2p.node.signing import placeholder_signature
+        from lean_p2p.consensus.validator import PlaceholderSigner
 
         attestation = SignedAttestation(
-            validator_index=0, data=data, signature=placeholder_signature(0, 1, b"m")
+            validator_index=0, data=data, signature=PlaceholderSigner().sign_attestation(0, data)
         )
         driver.inject(GossipAttestation("peer", b"\x03" * 20, attestation))
         await node.wait_idle()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lean_p2p.consensus.validator import PlaceholderSigner
 from lean_p2p.containers import (
     AttestationData,
     Checkpoint,
@@ -32,7 +33,6 @@ from lean_p2p.node.recording import (
     iter_records,
     read_recording,
 )
-from lean_p2p.node.signing import placeholder_signature
 
 
 def _checkpoint(slot: int) -> Checkpoint:
@@ -43,7 +43,7 @@ def _attestation() -> SignedAttestation:
     data = AttestationData(
         slot=3, head=_checkpoint(3), target=_checkpoint(2), source=_checkpoint(1)
     )
-    signature = placeholder_signature(2, 3, data.hash_tree_root())
+    signature = PlaceholderSigner().sign_attestation(2, data)
     return SignedAttestation(validator_index=2, data=data, signature=signature)
 
 
