@@ -180,6 +180,8 @@ class EnrRecord:
         seq: int = 1,
     ) -> EnrRecord:
         """A v4 record signed by ``key``, advertising the given address and ports."""
+        if not 0 <= seq < 1 << 64:
+            raise EnrError(f"seq {seq} is not a 64-bit unsigned integer")
         pairs: list[tuple[bytes, RlpItem]] = [(b"id", b"v4"), (b"secp256k1", key.public_key)]
         if ip is not None:
             try:

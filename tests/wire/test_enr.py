@@ -181,12 +181,21 @@ def test_record_without_address_cannot_be_dialled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ip", "port", "message"),
-    [("localhost", 9000, "IPv4"), ("::1", 9000, "IPv4"), ("127.0.0.1", 70000, "out of range")],
+    ("ip", "port", "seq", "message"),
+    [
+        ("localhost", 9000, 1, "IPv4"),
+        ("::1", 9000, 1, "IPv4"),
+        ("127.0.0.1", 70000, 1, "out of range"),
+        ("127.0.0.1", -1, 1, "out of range"),
+        ("127.0.0.1", 9000, -1, "64-bit"),
+        ("127.0.0.1", 9000, 1 << 64, "64-bit"),
+    ],
 )
-def test_create_refuses_what_a_record_cannot_carry(ip: str, port: int, message: str) -> None:
+def test_create_refuses_what_a_record_cannot_carry(
+    ip: str, port: int, seq: int, message: str
+) -> None:
     with pytest.raises(EnrError, match=message):
-        EnrRecord.create(NodeKey.generate(), ip=ip, quic=port)
+        EnrRecord.create(NodeKey.generate(), ip=ip, quic=port, seq=seq)
 
 
 @pytest.mark.parametrize(
