@@ -26,7 +26,11 @@ sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
 # py-libp2p pulls in fastecdsa, which may build from source against GMP.
-if ! ls /usr/include/gmp.h /usr/include/*/gmp.h >/dev/null 2>&1; then
+have_gmp=0
+for header in /usr/include/gmp.h /usr/include/*/gmp.h; do
+  [ -f "$header" ] && have_gmp=1
+done
+if [ "$have_gmp" = 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup.sh: installing libgmp-dev (needed to build fastecdsa for py-libp2p)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgmp-dev
