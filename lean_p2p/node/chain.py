@@ -312,8 +312,11 @@ class ChainService:
             self.timings.block_import += [share] * len(report.imported)
         for block_root, block in zip(report.imported, report.imported_blocks, strict=True):
             self._signed_blocks[block_root] = block
-        self.counters["blocks_imported"] += len(report.imported)
-        self.counters["blocks_duplicate"] += len(report.duplicates)
+        # Only counts that moved: a zero entry would show up in every report.
+        if report.imported:
+            self.counters["blocks_imported"] += len(report.imported)
+        if report.duplicates:
+            self.counters["blocks_duplicate"] += len(report.duplicates)
         for block_root, reason in report.rejected:
             if reason is RejectionReason.UNKNOWN_PARENT_BLOCK:
                 # Only a parked descendant of a rejected block is reported this way (an

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lean_p2p.consensus.config import MILLISECONDS_PER_INTERVAL
-from lean_p2p.containers import Block, BlockBody, MultiMessageAggregate, SignedBlock
+from lean_p2p.consensus.validator import PlaceholderSigner
+from lean_p2p.containers import (
+    Block,
+    BlockBody,
+    MultiMessageAggregate,
+    SignedBlock,
+    SingleMessageAggregate,
+)
 from lean_p2p.net.protocol import GossipTopic
 from lean_p2p.node.chain import ChainService
 from lean_p2p.node.config import GenesisSpec
@@ -185,3 +194,22 @@ def test_a_head_switch_to_another_branch_is_a_reorg() -> None:
     assert chain.summary().head_root == second.block.hash_tree_root()
     assert chain.counters["reorgs"] == 1
     assert chain.reorg_depths == [first.block.slot]  # back to genesis (slot 0)
+
+
+class _ForgingSigner(PlaceholderSigner):
+    """Signs votes properly but forges block proofs: the store refuses its blocks."""
+
+    def block_proof(
+        self, block: Block, attestation_proofs: Sequence[SingleMessageAggregate]
+    ) -> bytes:
+        return b"forged"
+
+
+def test_a_proposal_the_store_refuses_is_counted_not_published() -> None:
+    chain = _service(validator_indices=(1,), signer=_ForgingSigner())
+    requests = [r for interval in range(1, 11) for r in chain.on_interval(interval)]
+    assert not any(isinstance(request, PublishBlock) for request in requests)
+    assert PublishAttestation in {type(request) for request in requests}  # still votes
+    assert chain.counters["proposals_failed"] == 1  # slot 1 is validator 1's
+    assert chain.counters["blocks_proposed"] == 0
+    assert chain.summary().head_slot == 0
