@@ -2,7 +2,8 @@
 
 Thread map: native threads push into the ring with the C function
 ``lean_p2p_ring_push`` (no GIL); :class:`NativeRing` drains it on the loop thread
-(eventfd + ``loop.add_reader``) into a sink, normally a mailbox (:func:`mailbox_sink`).
+(eventfd + ``loop.add_reader``) into a sink, normally a mailbox (:func:`mailbox_sink`,
+which takes each drained batch with one ``Mailbox.put_many`` per lane).
 :class:`CallbackBridge` is the fallback for stacks that can only call a function
 pointer: its callback runs on the native thread with the GIL and ``put``s each event.
 
@@ -23,6 +24,8 @@ from lean_p2p.native.records import (
     lean_lane_for,
 )
 from lean_p2p.native.ring import (
+    BatchSink,
+    MailboxSink,
     NativeRing,
     NativeRingClosed,
     NativeRingStatistics,
@@ -33,9 +36,11 @@ __all__ = [
     "PROTOCOL_CODES",
     "PUSH_FUNCTION_TYPE",
     "TOPIC_CODES",
+    "BatchSink",
     "CallbackBridge",
     "CallbackStatistics",
     "EventKind",
+    "MailboxSink",
     "NativeEvent",
     "NativeRing",
     "NativeRingClosed",

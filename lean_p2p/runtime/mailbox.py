@@ -18,6 +18,10 @@ Algorithm (the ``xev.Async`` analogue)::
             loop.call_soon(drain)    # 4. re-arm ourselves; I/O and timers run between
         (optionally re-armed for ``linger_s`` after a batch: passes, no syscall)
 
+``put_many(lane, items)`` is the same two steps for a whole batch: every item is
+published (one ``deque.extend``) before the single test-and-set, so the argument below
+holds for each item of the batch exactly as for an item put alone.
+
 "Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
 ``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
 locks), so exactly one producer wins the test-and-set per drain cycle: one
@@ -256,6 +260,10 @@ class _Counter:
         self._count = itertools.count()
         self.increment: Callable[[], object] = self._count.__next__
 
+    def add(self, amount: int) -> None:
+        """Increment ``amount`` times in one C loop (each step as atomic as ``next``)."""
+        deque(itertools.islice(self._count, amount), maxlen=0)
+
     @property
     def value(self) -> int:
         return int(repr(self._count)[len("count(") : -1])
@@ -321,6 +329,24 @@ class _Lane:
             else:
                 self._evict.increment()
         return True
+
+    def reject(self, count: int) -> None:
+        """Count ``count`` items a full ``reject_newest`` lane turned away (any thread)."""
+        self._reject_full.add(count)
+
+    def shed_excess(self) -> None:
+        """Evict the oldest items beyond the capacity (any thread; ``evict_oldest``).
+
+        Sheds from the old end, as :meth:`make_room` does, so the result is the one the
+        same items put one by one would leave.
+        """
+        items = self.items
+        while len(items) > self.capacity:
+            try:
+                items.popleft()
+            except IndexError:  # the loop emptied the lane meanwhile
+                return
+            self._evict.increment()
 
     def sample_depth(self) -> None:
         """Loop thread: record the high-water mark (sampled when a drain serves the lane)."""
@@ -447,6 +473,44 @@ class Mailbox:
             if self._idle_token:  # cheap pre-check; the pop below is the real test-and-set
                 self._arm_from_producer()  # 2. ... then test-and-set
             return True
+        finally:
+            self._puts_left()
+
+    def put_many(self, lane: str, items: Sequence[object]) -> int:
+        """Enqueue ``items`` on ``lane`` in order; any thread, never blocks.
+
+        The batch form of :meth:`put` for a producer that already holds many items (the
+        native ring's drain): one closed check, one publish and at most one wakeup per
+        batch instead of per item. Returns how many were accepted: all of them unless
+        the lane is ``reject_newest`` and fills up, in which case the first ones that
+        fit are accepted and the rest rejected (counted as ``full``), exactly as the
+        same items put one by one. An evicting lane accepts all and sheds its oldest
+        items beyond the capacity (counted as ``evicted``). Raises like :meth:`put`,
+        before anything is published.
+        """
+        target = self._lanes_by_name.get(lane)
+        if target is None:
+            target = self._lane(lane)  # raises UnknownLaneError naming the lanes
+        self._puts_entered()  # the same bracket as put(): aclose waits for it
+        try:
+            if self._closed:
+                raise MailboxClosed(f"mailbox is closed; {len(items)} {lane!r} items not accepted")
+            queue = target.items
+            accepted = len(items)
+            room = target.capacity - len(queue)
+            if accepted > room and target.spec.policy is OverflowPolicy.REJECT_NEWEST:
+                accepted = max(room, 0)
+                target.reject(len(items) - accepted)
+            if accepted == 0:
+                return 0  # nothing published: the queued items already have a drain
+            queue.extend(items if accepted == len(items) else items[:accepted])  # 1. publish
+            if target.spec.policy is OverflowPolicy.EVICT_OLDEST:
+                target.shed_excess()
+            if self._race_hook is not None:
+                self._race_hook("published")
+            if self._idle_token:
+                self._arm_from_producer()  # 2. ... then test-and-set, once for the batch
+            return accepted
         finally:
             self._puts_left()
 

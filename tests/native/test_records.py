@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lean_p2p.native.records import (
@@ -9,6 +11,8 @@ from lean_p2p.native.records import (
     EventKind,
     NativeEvent,
     UnroutableEvent,
+    _EventDraft,
+    decode_records,
     iter_records,
     lean_lane_for,
 )
@@ -26,6 +30,31 @@ def test_packed_records_decode_in_order() -> None:
         NativeEvent(EventKind.GOSSIP, 1, 0, b"peer-a", b"\x00" * 10),
         NativeEvent(EventKind.REQUEST, 2, 99, b"", b""),
     ]
+
+
+def test_decoded_events_are_ordinary_frozen_native_events() -> None:
+    """The decoder's fast construction (a slot twin, then a class switch) yields values
+    indistinguishable from the constructor's: type, equality, hash, frozenness."""
+    data = _record(3, 2, 7, b"peer", b"payload") + _record(8, 0, 0, b"", b"")
+    decoded = decode_records(data, 2)
+    built = [
+        NativeEvent(EventKind.GOSSIP, 2, 7, b"peer", b"payload"),
+        NativeEvent(EventKind.CUSTOM, 0, 0, b"", b""),
+    ]
+    assert decoded == built
+    assert [hash(event) for event in decoded] == [hash(event) for event in built]
+    for event in decoded:
+        assert type(event) is NativeEvent
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.request_id = 1  # type: ignore[misc]
+    assert decoded[0].topic is not None  # the class's properties work too
+    assert dataclasses.replace(decoded[0], request_id=8).request_id == 8
+
+
+def test_the_draft_has_exactly_the_native_event_slots() -> None:
+    # A field added to NativeEvent but not to the draft would break the class switch.
+    assert set(_EventDraft.__slots__) == {field.name for field in dataclasses.fields(NativeEvent)}
+    assert set(_EventDraft.__slots__) == set(NativeEvent.__slots__)
 
 
 def test_truncated_record_raises() -> None:

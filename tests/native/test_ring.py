@@ -11,7 +11,7 @@ import ctypes
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -25,7 +25,7 @@ from lean_p2p.native import (
 )
 from lean_p2p.native.library import EventStruct, load_library
 from lean_p2p.native.producers import ProducerDriver, ProducerRun, read_stamp
-from lean_p2p.runtime import LEAN_LANES, Mailbox
+from lean_p2p.runtime import LEAN_LANES, LaneSpec, Mailbox, OverflowPolicy
 
 TEN_MIB = 10 * 1024 * 1024
 
@@ -354,6 +354,86 @@ async def test_mailbox_sink_routes_kinds_to_lean_lanes() -> None:
     await ring.aclose()
     ring.release()
     await mailbox.aclose()
+
+
+async def test_mailbox_sink_hands_over_whole_batches_and_counts_a_full_lane() -> None:
+    handled: list[int] = []
+    lane = LaneSpec("native", capacity=5, policy=OverflowPolicy.REJECT_NEWEST, quantum=64)
+    mailbox = Mailbox([lane], lambda _lane, item: handled.append(item.request_id))  # type: ignore[attr-defined]
+    ring = NativeRing(mailbox_sink(mailbox, route=lambda _event: "native"))
+    for request_id in range(8):  # all pushed before the loop drains: one batch
+        ring.push_threadsafe(EventKind.CUSTOM, request_id=request_id)
+    await busy_python(lambda: ring.statistics().drained == 8 and len(handled) == 5)
+    statistics = ring.statistics()
+    assert (statistics.drains, statistics.delivered, statistics.sink_rejected) == (1, 5, 3)
+    assert handled == [0, 1, 2, 3, 4]  # the first ones that fit, in push order
+    mailbox_statistics = mailbox.statistics()
+    assert (mailbox_statistics.wakeups, mailbox_statistics.lane("native").rejected_full) == (1, 3)
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
+async def test_a_closed_mailbox_counts_the_batch_as_sink_errors_and_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mailbox = Mailbox(LEAN_LANES, lambda _lane, _item: None)
+    await mailbox.aclose()
+    ring = NativeRing(mailbox_sink(mailbox))
+    for _ in range(3):
+        ring.push_threadsafe(EventKind.PEER_CONNECTED)
+    ring.push_threadsafe(EventKind.GOSSIP, channel=77)  # unroutable: rejected, not an error
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.native.ring"):
+        await busy_python(lambda: ring.statistics().drained == 4)
+    statistics = ring.statistics()
+    assert (statistics.sink_errors, statistics.sink_rejected, statistics.delivered) == (3, 1, 0)
+    assert "native events not accepted by the mailbox" in caplog.text
+    assert "unknown topic code 77" in caplog.text
+    await ring.aclose()
+    ring.release()
+
+
+class BatchCollector:
+    """A batch sink (loop thread): accepts even request ids, fails ids 3 mod 4,
+    rejects the rest; or raises for a whole batch when ``explode`` is set."""
+
+    def __init__(self, *, explode: bool = False) -> None:
+        self.explode = explode
+        self.batches: list[list[int]] = []
+
+    def __call__(self, event: NativeEvent) -> bool:
+        raise AssertionError("a batch sink is handed batches, never single events")
+
+    def put_batch(self, events: Sequence[NativeEvent]) -> tuple[int, int]:
+        if self.explode:
+            raise RuntimeError("batch sink bug")
+        self.batches.append([event.request_id for event in events])
+        accepted = sum(1 for event in events if event.request_id % 2 == 0)
+        failed = sum(1 for event in events if event.request_id % 4 == 3)
+        return accepted, failed
+
+
+async def test_a_batch_sink_gets_whole_batches_and_its_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = BatchCollector()
+    ring = NativeRing(sink, batch=4)
+    for request_id in range(10):
+        ring.push_threadsafe(EventKind.CUSTOM, request_id=request_id)
+    await busy_python(lambda: ring.statistics().drained == 10)
+    assert sink.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    statistics = ring.statistics()
+    # accepted: 0 2 4 6 8; failed: 3 7; rejected: 1 5 9
+    assert (statistics.delivered, statistics.sink_errors, statistics.sink_rejected) == (5, 2, 3)
+    sink.explode = True
+    ring.push_threadsafe(EventKind.CUSTOM, request_id=10)
+    ring.push_threadsafe(EventKind.CUSTOM, request_id=11)
+    with caplog.at_level(logging.ERROR, logger="lean_p2p.native.ring"):
+        await busy_python(lambda: ring.statistics().drained == 12)
+    assert ring.statistics().sink_errors == 4  # the whole raising batch
+    assert "native batch sink failed" in caplog.text
+    await ring.aclose()
+    ring.release()
 
 
 def test_ring_under_uvloop(producer_driver: ProducerDriver) -> None:

@@ -67,7 +67,12 @@ def widening_hook(seed: int) -> Callable[[str], None]:
 
 
 async def count_stranded_bursts(
-    mailbox_type: type[Mailbox], bursts: int, seed: int, *, stop_at_first: bool = False
+    mailbox_type: type[Mailbox],
+    bursts: int,
+    seed: int,
+    *,
+    stop_at_first: bool = False,
+    batched: bool = False,
 ) -> int:
     handled: list[int] = []
     mailbox = mailbox_type(
@@ -80,6 +85,12 @@ async def count_stranded_bursts(
         size = burst_sizes.randint(1, 4)
 
         def produce(first: int = sent, size: int = size) -> None:
+            if batched:
+                # Two batches, so the second can land while the first one's drain runs.
+                middle = first + size // 2
+                mailbox.put_many("events", list(range(first, middle)))
+                mailbox.put_many("events", list(range(middle, first + size)))
+                return
             for number in range(first, first + size):
                 mailbox.put("events", number)
 
@@ -113,3 +124,17 @@ async def test_the_right_order_never_strands_an_event() -> None:
 async def test_the_harness_catches_both_wrong_orders(wrong_order: type[Mailbox]) -> None:
     # Typically 5-40% of bursts strand; stop at the first to keep the test short.
     assert await count_stranded_bursts(wrong_order, bursts=3_000, seed=3, stop_at_first=True) == 1
+
+
+@pytest.mark.stress
+async def test_the_right_order_never_strands_a_batch() -> None:
+    """put_many publishes the whole batch before its one test-and-set."""
+    assert await count_stranded_bursts(Mailbox, bursts=800, seed=4, batched=True) == 0
+
+
+@pytest.mark.stress
+async def test_the_harness_catches_a_wrong_order_with_batches_too() -> None:
+    stranded = await count_stranded_bursts(
+        FlagClearedAfterReading, bursts=3_000, seed=5, stop_at_first=True, batched=True
+    )
+    assert stranded == 1

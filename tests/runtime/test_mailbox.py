@@ -424,3 +424,93 @@ async def test_aclose_waits_for_a_put_in_flight() -> None:
     await closing
     await asyncio.to_thread(producer.join)
     assert recorder.items() == ["in flight"]
+
+
+# -- put_many: the batch hand-off -------------------------------------------------------
+
+
+async def test_put_many_publishes_in_order_with_one_wakeup() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=100), recorder)
+    assert mailbox.put_many("only", [0, 1, 2, 3, 4]) == 5
+    assert mailbox.put_many("only", [5, 6]) == 2  # a drain is already pending: no wakeup
+    await settle(mailbox)
+    assert recorder.items() == list(range(7))
+    statistics = mailbox.statistics()
+    assert (statistics.wakeups, statistics.accepted, statistics.handled) == (1, 7, 7)
+    await mailbox.aclose()
+
+
+@pytest.mark.parametrize(
+    ("policy", "capacity", "queued_first"),
+    [(FIFO, 3, 1), (FIFO, 3, 3), (FIFO, 5, 0), (LIFO, 3, 1), (LIFO, 2, 0)],
+)
+async def test_put_many_ends_exactly_where_the_same_puts_one_by_one_end(
+    policy: OverflowPolicy, capacity: int, queued_first: int
+) -> None:
+    """Acceptance, rejections, evictions and handling order match a put per item."""
+    outcomes = []
+    for batched in (False, True):
+        recorder = Recorder()
+        mailbox = Mailbox(one_lane(capacity=capacity, policy=policy), recorder)
+        for number in range(queued_first):
+            mailbox.put("only", -1 - number)
+        batch = list(range(6))
+        if batched:
+            accepted = mailbox.put_many("only", batch)
+        else:
+            accepted = sum(mailbox.put("only", number) for number in batch)
+        await settle(mailbox)
+        lane = mailbox.statistics().lane("only")
+        outcomes.append(
+            (accepted, recorder.items(), lane.accepted, lane.rejected_full, lane.evicted)
+        )
+        await mailbox.aclose()
+    assert outcomes[0] == outcomes[1]
+    accepted, handled, _, rejected, evicted = outcomes[1]
+    # Not vacuous: every case fills the lane, so something was refused or shed.
+    assert rejected + evicted > 0
+    assert len(handled) == min(capacity, queued_first + 6)
+    assert accepted == (6 if policy is LIFO else max(0, capacity - queued_first))
+
+
+async def test_put_many_on_a_never_drop_lane_takes_everything() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox([LaneSpec("control", 2, OverflowPolicy.NEVER_DROP, 4)], recorder)
+    assert mailbox.put_many("control", list(range(10))) == 10
+    await settle(mailbox)
+    assert recorder.items() == list(range(10))
+    await mailbox.aclose()
+
+
+async def test_put_many_of_nothing_accepts_nothing_and_wakes_nobody() -> None:
+    mailbox = Mailbox(one_lane(), Recorder())
+    assert mailbox.put_many("only", []) == 0
+    assert mailbox.statistics().wakeups == 0
+    assert mailbox._idle_token  # no drain was scheduled
+    await mailbox.aclose()
+
+
+async def test_put_many_after_close_or_on_an_unknown_lane_raises_before_publishing() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(), recorder)
+    with pytest.raises(UnknownLaneError, match="no lane 'nope'"):
+        mailbox.put_many("nope", [1, 2])
+    assert mailbox.put_many("only", [1, 2]) == 2
+    await mailbox.aclose()
+    with pytest.raises(MailboxClosed, match="2 'only' items not accepted"):
+        mailbox.put_many("only", [3, 4])
+    assert recorder.items() == [1, 2]
+    assert mailbox.statistics().accepted == 2
+
+
+async def test_put_many_from_another_thread_wakes_the_loop() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=1_000), recorder)
+    producer = threading.Thread(target=mailbox.put_many, args=("only", list(range(300))))
+    producer.start()
+    await asyncio.to_thread(producer.join)
+    async with asyncio.timeout(10):
+        await settle(mailbox)
+    assert recorder.items() == list(range(300))
+    await mailbox.aclose()
