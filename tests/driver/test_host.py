@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import trio
+
 from lean_p2p.driver.host import build_host
 from lean_p2p.wire.keys import NodeKey
 
@@ -10,8 +14,17 @@ EXAMPLE_KEY = NodeKey.from_hex("b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313e
 EXAMPLE_PEER_ID = "16Uiu2HAmSH2XVgZqYHWucap5kuPzLnt2TsNQkoppVxB5eJGvaXwm"
 
 
+def _build_on_trio(secret: bytes) -> Any:
+    """build_host belongs on the driver's trio thread: call it inside a trio run."""
+
+    async def build() -> Any:
+        return build_host(secret)
+
+    return trio.run(build)
+
+
 def test_host_offers_only_quic_and_no_insecure_channel() -> None:
-    host = build_host(EXAMPLE_KEY.private_key)
+    host = _build_on_trio(EXAMPLE_KEY.private_key)
     network = host.get_network()
     transports = network.transport_manager.get_transports()
     assert [type(t).__name__ for t in transports] == ["QUICTransport"]
@@ -24,6 +37,6 @@ def test_host_offers_only_quic_and_no_insecure_channel() -> None:
 def test_py_libp2p_derives_the_same_peer_id_as_our_keys() -> None:
     # Our peer ids (lean_p2p.wire.peer_id) are computed without py-libp2p; the host's
     # own identity must agree, or dials to /p2p/<peer id> would fail the TLS check.
-    assert str(build_host(EXAMPLE_KEY.private_key).get_id()) == EXAMPLE_PEER_ID
+    assert str(_build_on_trio(EXAMPLE_KEY.private_key).get_id()) == EXAMPLE_PEER_ID
     other = NodeKey.generate()
-    assert str(build_host(other.private_key).get_id()) == other.peer_id
+    assert str(_build_on_trio(other.private_key).get_id()) == other.peer_id
