@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 
 import coincurve
 import pytest
@@ -228,3 +229,17 @@ def test_rlp_nesting_is_bounded() -> None:
         rlp_decode(_nested_lists(MAX_RLP_DEPTH))
     with pytest.raises(EnrError, match="nested deeper"):
         rlp_decode(_nested_lists(10_000))  # far past Python's recursion limit
+
+
+def test_records_from_many_threads_match_one_thread() -> None:
+    # "Any thread": signing and verifying share coincurve's global context.
+    keys = [NodeKey((index + 1).to_bytes(32, "big")) for index in range(16)]
+
+    def round_trip(key: NodeKey) -> tuple[str, str]:
+        record = EnrRecord.create(key, ip="10.0.0.1", quic=9000)
+        return record.text(), parse_enr(record.text()).dial_multiaddr()
+
+    expected = [round_trip(key) for key in keys]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            assert list(pool.map(round_trip, keys)) == expected
