@@ -27,6 +27,11 @@ its events; ``full_retries`` counts those refusals. Flat out, latency is only qu
 behind a saturated consumer, so latency is measured in a second, paced run: the same
 producers at a fixed total rate (``--rate``, default 20,000 events/s): end-to-end
 latency p50/p99 and the push cost p99 at that rate (where the callback's GIL wait shows).
+
+Last, the ``drain`` table isolates what bounds the ring end to end: the loop thread's
+cost per event. 8 producers fill a ring that admits nothing yet (``admit`` returns 0),
+then the loop drains it alone, with nothing else runnable: decode, mailbox hand-off,
+mailbox drain and a counting handler, in ns per event (``--drain-events``, 0 skips it).
 """
 
 from __future__ import annotations
@@ -95,6 +100,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--rate", type=int, default=PACED_RATE, help="total events/s of the paced latency runs"
     )
     parser.add_argument("--events", type=int, help="flat-out events per case (all paths)")
+    parser.add_argument(
+        "--drain-events",
+        type=int,
+        help="events of the drain-only measurement (default 200,000; quick 50,000; 0: skip)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,8 +160,19 @@ def run(args: argparse.Namespace) -> int:
     comparisons = _comparisons(rows)
     if comparisons:
         print_table(comparisons, _COMPARISON_COLUMNS, title="ring vs callback (same run)")
+    drain_events = args.drain_events
+    if drain_events is None:
+        drain_events = 50_000 if args.quick else 200_000
+    drain_rows = []
+    if drain_events > 0 and "ring" in paths:
+        drain_rows.append(_drain_row(driver, args.loop, drain_events, repeat=max(repeat, 3)))
+        print_table(
+            drain_rows,
+            _DRAIN_COLUMNS,
+            title="drain: loop-thread cost per ring event (ring prefilled, drained alone)",
+        )
     if args.json:
-        write_json(args.json, [*rows, *comparisons])
+        write_json(args.json, [*rows, *comparisons, *drain_rows])
     return 0
 
 
@@ -178,6 +199,18 @@ _COMPARISON_COLUMNS = [
     "push_p50_callback_over_ring",
     "push_p99_callback_over_ring",
 ]
+
+
+_DRAIN_COLUMNS = [
+    "loop",
+    "producers",
+    "events",
+    "repeats",
+    "drain_ns_per_event",
+    "drain_ns_per_event_min",
+    "drain_events_per_s",
+]
+_DRAIN_PRODUCERS = 8
 
 
 def _events(path: str, quick: bool) -> int:
@@ -380,3 +413,85 @@ async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
     )
     run.free()
     return measurement
+
+
+def _drain_row(driver: Any, loop_name: str, events: int, *, repeat: int) -> dict[str, Any]:
+    from lean_p2p.runtime.stress import loop_factory
+
+    costs = []
+    for _ in range(repeat):
+        with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
+            costs.append(runner.run(_measure_drain(driver, events)))
+    median = statistics.median(costs)
+    return {
+        "table": "drain",
+        "loop": loop_name,
+        "producers": _DRAIN_PRODUCERS,
+        "events": events,
+        "repeats": repeat,
+        "drain_ns_per_event": median,
+        "drain_ns_per_event_min": min(costs),
+        "drain_events_per_s": 1e9 / median if median else 0.0,
+    }
+
+
+async def _measure_drain(driver: Any, events: int) -> float:
+    """ns per event for the loop thread to drain a full ring into a mailbox and handle
+    every event, with the producers already finished (nothing else competes)."""
+    from lean_p2p.native import NativeRing, mailbox_sink
+    from lean_p2p.runtime import LaneSpec, Mailbox, OverflowPolicy
+
+    loop = asyncio.get_running_loop()
+    handled = 0
+    all_handled = asyncio.Event()
+
+    def count(_lane: str, _item: object) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == events:
+            all_handled.set()
+
+    lane = LaneSpec("native", capacity=1 << 21, policy=OverflowPolicy.REJECT_NEWEST, quantum=1024)
+    mailbox = Mailbox([lane], count, loop=loop)
+    started_ns = 0
+
+    def admit() -> int:
+        # Nothing until every event is in the ring; the clock starts at the first
+        # drain that may take some.
+        nonlocal started_ns
+        if not filled:
+            return 0
+        if not started_ns:
+            started_ns = time.perf_counter_ns()
+        return 1 << 30
+
+    filled = False
+    ring = NativeRing(
+        mailbox_sink(mailbox, route=lambda _event: "native"),
+        loop=loop,
+        capacity=events,
+        admit=admit,
+    )
+    run = driver.start(
+        ring.push_function_address,
+        ring.address,
+        threads=_DRAIN_PRODUCERS,
+        events_per_thread=[
+            events // _DRAIN_PRODUCERS + (index < events % _DRAIN_PRODUCERS)
+            for index in range(_DRAIN_PRODUCERS)
+        ],
+        payload_len=PAYLOAD_BYTES,
+        retry_when_full=False,
+    )
+    totals = await asyncio.to_thread(run.join)  # join blocks: off the loop thread
+    run.free()
+    if totals.accepted != events:
+        raise RuntimeError(f"drain bench: the ring accepted {totals.accepted} of {events}")
+    filled = True
+    async with asyncio.timeout(120):
+        await all_handled.wait()
+    elapsed_ns = time.perf_counter_ns() - started_ns
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+    return elapsed_ns / events

@@ -130,7 +130,7 @@ def decode_records(data: bytes, count: int) -> list[NativeEvent]:
     """Decode ``count`` packed records written by ``lean_p2p_ring_drain``, in order.
 
     The ring validated every field at push time, so a bad record here means a broken
-    build; it raises rather than guessing.
+    build; it raises ``ValueError`` rather than guessing.
     """
     unpack = RECORD_HEADER.unpack_from
     header_size = RECORD_HEADER.size
@@ -138,28 +138,32 @@ def decode_records(data: bytes, count: int) -> list[NativeEvent]:
     new = object.__new__
     draft = _EventDraft
     frozen = NativeEvent
-    size = len(data)
     events: list[NativeEvent] = []
     append = events.append
     offset = 0
-    for _ in range(count):
-        kind, channel, request_id, peer_id_len, payload_len = unpack(data, offset)
-        offset += header_size
-        peer_end = offset + peer_id_len
-        payload_end = peer_end + payload_len
-        if payload_end > size:
-            raise ValueError(f"truncated native record at offset {offset - header_size}")
-        # Plain slot stores, then the class switch (see _EventDraft): no call per field,
-        # and no __init__ frame either.
-        event: Any = new(draft)
-        event.kind = kinds[kind]
-        event.channel = channel
-        event.request_id = request_id
-        event.peer_id = data[offset:peer_end]
-        event.payload = data[peer_end:payload_end]
-        event.__class__ = frozen
-        append(event)
-        offset = payload_end
+    try:
+        for _ in range(count):
+            kind, channel, request_id, peer_id_len, payload_len = unpack(data, offset)
+            offset += header_size
+            peer_end = offset + peer_id_len
+            payload_end = peer_end + payload_len
+            # Plain slot stores, then the class switch (see _EventDraft): no call per
+            # field, and no __init__ frame either.
+            event: Any = new(draft)
+            event.kind = kinds[kind]
+            event.channel = channel
+            event.request_id = request_id
+            event.peer_id = data[offset:peer_end]
+            event.payload = data[peer_end:payload_end]
+            event.__class__ = frozen
+            append(event)
+            offset = payload_end
+    except struct.error as error:  # a header cut short
+        raise ValueError(f"truncated native record at offset {offset}: {error}") from None
+    # Offsets only grow, so one check after the loop finds a record whose bytes were
+    # cut short (its slices came out shorter) without a comparison per event.
+    if offset > len(data):
+        raise ValueError(f"truncated native record: {offset} bytes needed, {len(data)} given")
     return events
 
 

@@ -35,6 +35,8 @@ def test_bench_native_runs_every_case_and_writes_json(
             "2000",
             "--loop-states",
             "idle,busy",
+            "--drain-events",
+            "3000",
             "--json",
             str(output),
         ]
@@ -59,7 +61,25 @@ def test_bench_native_runs_every_case_and_writes_json(
         ("idle", "callback"),
         ("busy", "callback"),
     }
-    assert "ring vs callback" in capsys.readouterr().out
+    (drain,) = [row for row in rows if row["table"] == "drain"]
+    assert (drain["events"], drain["producers"], drain["repeats"]) == (3000, 8, 3)
+    assert drain["drain_ns_per_event_min"] <= drain["drain_ns_per_event"]
+    assert drain["drain_events_per_s"] == pytest.approx(1e9 / drain["drain_ns_per_event"])
+    output_text = capsys.readouterr().out
+    assert "ring vs callback" in output_text
+    assert "drain: loop-thread cost per ring event" in output_text
+
+
+@pytest.mark.skipif(not availability().startswith("available"), reason=availability())
+def test_bench_native_drain_table_can_be_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "native.json"
+    arguments = ["bench", "native", "--quick", "--events", "200", "--producers", "1"]
+    arguments += ["--paths", "ring", "--loop-states", "idle", "--rate", "400"]
+    assert main([*arguments, "--drain-events", "0", "--json", str(output)]) == 0
+    assert not [row for row in json.loads(output.read_text()) if row["table"] == "drain"]
+    assert "drain:" not in capsys.readouterr().out
 
 
 def test_bench_native_rejects_unknown_paths_and_loop_states(

@@ -57,10 +57,13 @@ def test_the_draft_has_exactly_the_native_event_slots() -> None:
     assert set(_EventDraft.__slots__) == set(NativeEvent.__slots__)
 
 
-def test_truncated_record_raises() -> None:
-    data = _record(3, 1, 0, b"peer", b"payload")[:-1]
+@pytest.mark.parametrize("cut", [1, 8, 15, 20])
+def test_truncated_record_raises(cut: int) -> None:
+    # Cut into the last record's payload, its peer id, and its header.
+    data = _record(4, 2, 1, b"", b"x") + _record(3, 1, 0, b"peer", b"payload")
     with pytest.raises(ValueError, match="truncated"):
-        list(iter_records(data, 1))
+        list(iter_records(data[:-cut], 2))
+    assert len(decode_records(data, 2)) == 2
 
 
 @pytest.mark.parametrize(
