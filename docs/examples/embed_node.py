@@ -37,7 +37,7 @@ async def with_fake_network() -> None:
     driver = FakeDriver()
     async with Node(make_config(genesis_time), driver=driver, clock=clock) as node:
         # A foreign thread (your networking stack) reports a peer: it only enqueues.
-        peer = PeerConnected("16Uiu2Example", Direction.OUTBOUND, "/ip4/10.0.0.2/udp/9000/quic-v1")
+        peer = PeerConnected("16Uiu2Example", Direction.OUTBOUND, "/ip4/127.0.0.2/udp/9000/quic-v1")
         thread = threading.Thread(target=driver.inject, args=(peer,))
         thread.start()
         thread.join()

@@ -19,8 +19,8 @@ from lean_p2p.p2p.memory_chain import MemoryChain, build_chain
 
 PEER_A = "16Uiu2peerA"
 PEER_B = "16Uiu2peerB"
-ADDRESS_A = f"/ip4/10.0.0.1/udp/9000/quic-v1/p2p/{PEER_A}"
-ADDRESS_B = f"/ip4/10.0.0.2/udp/9000/quic-v1/p2p/{PEER_B}"
+ADDRESS_A = f"/ip4/127.0.0.1/udp/9000/quic-v1/p2p/{PEER_A}"
+ADDRESS_B = f"/ip4/127.0.0.2/udp/9000/quic-v1/p2p/{PEER_B}"
 
 #: One chain shared by the tests (building it hashes every block once).
 CHAIN = build_chain(40)

@@ -31,7 +31,7 @@ from lean_p2p.p2p.memory_chain import MemoryChain
 from tests.p2p.helpers import CHAIN, ROOTS, foreign_block, peer_status
 
 PEERS = ("16Uiu2p0", "16Uiu2p1", "16Uiu2p2")
-ADDRESSES = tuple(f"/ip4/10.0.0.{i}/udp/9000/quic-v1/p2p/{p}" for i, p in enumerate(PEERS))
+ADDRESSES = tuple(f"/ip4/127.0.0.{i + 1}/udp/9000/quic-v1/p2p/{p}" for i, p in enumerate(PEERS))
 BLOCKS = (*CHAIN, foreign_block())
 PROTOCOLS = tuple(ReqRespProtocol)
 

@@ -64,7 +64,7 @@ def test_decoding_and_verifying_the_eip778_example() -> None:
 
 def test_created_record_round_trips_through_its_text() -> None:
     key = NodeKey.generate()
-    record = EnrRecord.create(key, ip="10.0.0.7", quic=9100, tcp=9000, seq=7)
+    record = EnrRecord.create(key, ip="127.0.0.7", quic=9100, tcp=9000, seq=7)
     decoded = parse_enr(record.text())
     assert decoded == record
     assert decoded.encode() == record.encode()
@@ -75,13 +75,13 @@ def test_created_record_round_trips_through_its_text() -> None:
         None,
     )
     assert decoded.public_key == key.public_key
-    assert decoded.dial_multiaddr() == f"/ip4/10.0.0.7/udp/9100/quic-v1/p2p/{key.peer_id}"
+    assert decoded.dial_multiaddr() == f"/ip4/127.0.0.7/udp/9100/quic-v1/p2p/{key.peer_id}"
 
 
 def test_lean_keys_are_read_from_a_signed_record() -> None:
     raw = _signed(
         _v4_pairs(
-            (b"ip", bytes([10, 0, 0, 7])),
+            (b"ip", bytes([127, 0, 0, 7])),
             (b"quic", (9001).to_bytes(2, "big")),
             (b"attnets", (0b1000_0001).to_bytes(8, "little")),
             (b"is_aggregator", b"\x01"),
@@ -92,7 +92,7 @@ def test_lean_keys_are_read_from_a_signed_record() -> None:
     assert record.encode() == raw
     assert record.seq == 3
     assert record.is_valid() and record.signature_valid()
-    assert record.multiaddr == "/ip4/10.0.0.7/udp/9001/quic-v1"
+    assert record.multiaddr == "/ip4/127.0.0.7/udp/9001/quic-v1"
     assert record.attestation_subnets == [0, 7]
     assert record.is_aggregator
     public_key = NodeKey(b"\x01" * 32).public_key
@@ -236,7 +236,7 @@ def test_records_from_many_threads_match_one_thread() -> None:
     keys = [NodeKey((index + 1).to_bytes(32, "big")) for index in range(16)]
 
     def round_trip(key: NodeKey) -> tuple[str, str]:
-        record = EnrRecord.create(key, ip="10.0.0.1", quic=9000)
+        record = EnrRecord.create(key, ip="127.0.0.1", quic=9000)
         return record.text(), parse_enr(record.text()).dial_multiaddr()
 
     expected = [round_trip(key) for key in keys]
