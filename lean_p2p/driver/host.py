@@ -37,6 +37,13 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
     from libp2p.transport.quic.config import QUICTransportConfig
     from libp2p.transport.quic.transport import QUICTransport
 
+    from lean_p2p.driver.udp import install_in_order_udp_sockets
+
+    # py-libp2p's QUIC sends datagrams from several tasks with a scheduling point after
+    # each one, which reorders them on the wire and makes aioquic's loss detection
+    # shrink the congestion window for packets that arrived (see udp.py). Sockets made
+    # by this trio run from here on send in order.
+    install_in_order_udp_sockets()
     key_pair = create_new_key_pair(secret)
     quic_config = QUICTransportConfig(enable_draft29=False, enable_v1=True)
     quic_config.idle_timeout = idle_timeout
