@@ -510,3 +510,30 @@ async def test_python_threads_may_push_too() -> None:
     assert by_producer == {index: list(range(2_000)) for index in range(4)}
     await ring.aclose()
     ring.release()
+
+
+async def test_mailbox_sink_called_per_event_puts_rejects_and_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The per-event form (what a CallbackBridge calls) keeps put's answers."""
+    handled: list[tuple[str, int]] = []
+    lanes = [
+        LaneSpec("blocks", capacity=1, policy=OverflowPolicy.REJECT_NEWEST, quantum=8),
+        LaneSpec("other", capacity=8, policy=OverflowPolicy.REJECT_NEWEST, quantum=8),
+    ]
+    mailbox = Mailbox(lanes, lambda lane, item: handled.append((lane, item.request_id)))  # type: ignore[attr-defined]
+
+    def route(event: NativeEvent) -> str:
+        return "blocks" if event.kind is EventKind.GOSSIP else "other"
+
+    sink = mailbox_sink(mailbox, route=route)
+    assert sink(NativeEvent(EventKind.GOSSIP, 1, 1, b"", b"")) is True
+    assert sink(NativeEvent(EventKind.GOSSIP, 1, 2, b"", b"")) is False  # lane full
+    assert sink(NativeEvent(EventKind.CUSTOM, 0, 3, b"", b"")) is True
+    default_sink = mailbox_sink(mailbox)  # lean_lane_for: topic 9 is nobody's
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.native.ring"):
+        assert default_sink(NativeEvent(EventKind.GOSSIP, 9, 4, b"", b"")) is False
+    assert "unknown topic code 9" in caplog.text
+    await mailbox.aclose()
+    assert sorted(handled) == [("blocks", 1), ("other", 3)]
+    assert mailbox.statistics().lane("blocks").rejected_full == 1
