@@ -37,6 +37,8 @@ def test_bench_native_runs_every_case_and_writes_json(
             "idle,busy",
             "--drain-events",
             "3000",
+            "--max-seconds",
+            "2",
             "--json",
             str(output),
         ]
@@ -52,8 +54,13 @@ def test_bench_native_runs_every_case_and_writes_json(
         ("callback", "busy"),
     }
     for row in cases:
-        assert row["handled"] == 2000
-        assert row["paced_handled"] == 1000  # 2000 events/s for the quick 0.5 s
+        # The callback path can collapse while the loop is busy (its producers queue
+        # for the GIL: tens of events/s on a loaded 2-core box), and the bench then
+        # stops the case at --max-seconds and flags it. The ring never may.
+        may_stop = row["path"] != "ring"
+        assert row["handled"] == 2000 or (may_stop and row["stopped_early"])
+        # 2000 events/s for the quick 0.5 s
+        assert row["paced_handled"] == 1000 or (may_stop and row["paced_stopped_early"])
         assert row["push_p50_ns"] > 0
         assert row["latency_p99_us"] >= row["latency_p50_us"] > 0
         assert "environment" in row
