@@ -30,7 +30,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lean_p2p.native.library import EventStruct, RingStatsStruct, load_library
+from lean_p2p.native.library import (
+    EventStruct,
+    RingStatsStruct,
+    load_library,
+    push_holding_gil,
+)
 from lean_p2p.native.records import (
     EventKind,
     NativeEvent,
@@ -292,7 +297,8 @@ class NativeRing:
         peer_id: bytes = b"",
         payload: bytes = b"",
     ) -> PushResult:
-        """Push from Python (any thread; the C call runs without the GIL).
+        """Push from Python (any thread; the ~35 ns C call keeps the GIL, see
+        :func:`lean_p2p.native.library.push_holding_gil`).
 
         For Python producers that want the same path as native ones; a Python producer
         is usually better served by ``Mailbox.put`` directly.
@@ -306,7 +312,7 @@ class NativeRing:
             ctypes.cast(ctypes.c_char_p(payload), ctypes.c_void_p),
             len(payload),
         )
-        return PushResult(self._lib.lean_p2p_ring_push(self._live_ring(), ctypes.byref(event)))
+        return PushResult(push_holding_gil()(self._live_ring(), ctypes.byref(event)))
 
     def statistics(self) -> NativeRingStatistics:
         """A snapshot of every counter (any thread; exact once producers are quiet)."""
