@@ -74,6 +74,7 @@ from lean_p2p.runtime.lanes import (
     PEER_REQUESTS,
     RESPONSES,
 )
+from lean_p2p.runtime.timers import DeadlineTimer
 
 __all__ = ["DriverPort", "Node", "NodeFailed", "NodeReport", "lane_for_event"]
 
@@ -232,8 +233,9 @@ class Node:
         self._api: ApiServer | None = None
         self._recorder: Recorder | None = None
         self._tick_handle: ScheduledCall | None = None
-        self._timer_handle: ScheduledCall | None = None
-        self._timer_deadline: float | None = None
+        self._p2p_timer: DeadlineTimer[ScheduledCall] = DeadlineTimer(
+            lambda deadline: self._clock.call_at(deadline, self._on_timer)
+        )
         self._started = False
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -309,10 +311,10 @@ class Node:
             )
 
     async def _shutdown(self) -> None:
-        for handle in (self._tick_handle, self._timer_handle):
-            if handle is not None:
-                handle.cancel()
-        self._tick_handle = self._timer_handle = None
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self._tick_handle = None
+        self._p2p_timer.cancel()
         if self._api is not None:
             await self._api.stop()
         if self._driver is not None:
@@ -476,19 +478,10 @@ class Node:
 
     def _arm_timer(self) -> None:
         """One armed timer for the P2P core, re-armed only when its deadline changes."""
-        deadline = self.p2p.next_deadline()
-        if deadline == self._timer_deadline:
-            return
-        if self._timer_handle is not None:
-            self._timer_handle.cancel()
-            self._timer_handle = None
-        self._timer_deadline = deadline
-        if deadline is not None:
-            self._timer_handle = self._clock.call_at(deadline, self._on_timer)
+        self._p2p_timer.arm(self.p2p.next_deadline())
 
     def _on_timer(self) -> None:
-        self._timer_handle = None
-        self._timer_deadline = None
+        self._p2p_timer.forget()
         if self._stopping or self._mailbox is None:
             return
         self._mailbox.put(CONTROL, TimerExpired(time=self._clock.now()))

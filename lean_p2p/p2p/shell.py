@@ -50,7 +50,7 @@ from lean_p2p.p2p.chain import (
 from lean_p2p.p2p.core import P2PCore, P2PStatistics
 from lean_p2p.runtime.actor import Actor
 from lean_p2p.runtime.affinity import loop_only
-from lean_p2p.runtime.timers import TimerHandle
+from lean_p2p.runtime.timers import DeadlineTimer, TimerHandle
 
 __all__ = ["DriverGone", "P2PActor"]
 
@@ -105,8 +105,7 @@ class P2PActor(Actor):
         self._core = core
         self._send_command = send_command
         self._deliver = deliver
-        self._timer: TimerHandle | None = None
-        self._timer_deadline: float | None = None
+        self._timer: DeadlineTimer[TimerHandle] = DeadlineTimer(self._schedule_deadline)
         self._ignored = 0
 
     # --- entry points -----------------------------------------------------------------
@@ -128,9 +127,9 @@ class P2PActor(Actor):
         if message is _DEADLINE:
             # Forget the handle only if this is its expiry: a newer timer armed after
             # this one fired (and was queued) stays the one and only timer.
-            if self._timer is not None and self._timer.fired:
-                self._timer = None
-                self._timer_deadline = None
+            armed = self._timer.handle
+            if armed is not None and armed.fired:
+                self._timer.forget()
             core.handle_timer(now)
         elif isinstance(message, _EVENT_TYPES):
             core.handle_event(message, now)
@@ -188,13 +187,7 @@ class P2PActor(Actor):
 
     def _rearm(self) -> None:
         """Keep exactly one timer, at the core's next deadline."""
-        deadline = self._core.next_deadline()
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_deadline = deadline
-        if deadline is not None:
-            delay = max(0.0, deadline - self._loop.time())
-            self._timer = self.send_after(delay, _DEADLINE)
+        self._timer.arm(self._core.next_deadline())
+
+    def _schedule_deadline(self, deadline: float) -> TimerHandle:
+        return self.send_after(max(0.0, deadline - self._loop.time()), _DEADLINE)

@@ -19,10 +19,11 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from lean_p2p.runtime.affinity import LoopAffinity, loop_only
 
-__all__ = ["TimerHandle", "TimerQueue", "TimerStatistics"]
+__all__ = ["Cancellable", "DeadlineTimer", "TimerHandle", "TimerQueue", "TimerStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +192,56 @@ class TimerQueue:
             upcoming = self.next_deadline()
             if upcoming is not None and upcoming < self._armed_deadline:
                 self._arm(upcoming)
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> object: ...
+
+
+_Handle = TypeVar("_Handle", bound=Cancellable)
+
+
+class DeadlineTimer(Generic[_Handle]):
+    """The one armed timer of a sans-IO core's shell, at the core's next deadline.
+
+    Loop thread only. ``schedule(deadline)`` arms the owner's timer (``loop.call_at``,
+    a clock's ``call_at``, an actor's ``send_after``) and returns its handle.
+    :meth:`arm` re-arms only when the deadline moved, so a core that reports the same
+    deadline after every event costs nothing; :meth:`forget` is for the owner's expiry
+    path (the handle fired and must not be cancelled, the next :meth:`arm` schedules
+    anew).
+    """
+
+    __slots__ = ("_deadline", "_handle", "_schedule")
+
+    def __init__(self, schedule: Callable[[float], _Handle]) -> None:
+        self._schedule = schedule
+        self._handle: _Handle | None = None
+        self._deadline: float | None = None
+
+    @property
+    def handle(self) -> _Handle | None:
+        return self._handle
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    def arm(self, deadline: float | None) -> None:
+        """Keep exactly one timer, at ``deadline`` (None: no timer)."""
+        if deadline == self._deadline:
+            return
+        self.cancel()
+        self._deadline = deadline
+        if deadline is not None:
+            self._handle = self._schedule(deadline)
+
+    def forget(self) -> None:
+        """The armed timer fired: drop it without cancelling."""
+        self._handle = None
+        self._deadline = None
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self.forget()

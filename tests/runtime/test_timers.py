@@ -131,3 +131,38 @@ async def test_scheduling_from_another_thread_raises_wrong_thread() -> None:
     with pytest.raises(WrongThreadError, match="TimerQueue"):
         await asyncio.to_thread(timers.schedule_after, 1, "x")
     timers.close()
+
+
+class _RecordedCall:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def test_deadline_timer_rearms_only_when_the_deadline_moves() -> None:
+    from lean_p2p.runtime.timers import DeadlineTimer
+
+    scheduled: list[_RecordedCall] = []
+
+    def schedule(deadline: float) -> _RecordedCall:
+        scheduled.append(_RecordedCall(deadline))
+        return scheduled[-1]
+
+    timer = DeadlineTimer(schedule)
+    timer.arm(None)
+    assert scheduled == [] and timer.handle is None
+    timer.arm(5.0)
+    timer.arm(5.0)  # the same deadline after every event costs nothing
+    assert [call.deadline for call in scheduled] == [5.0]
+    timer.arm(3.0)  # earlier: the old one is cancelled, exactly one stays armed
+    assert [(c.deadline, c.cancelled) for c in scheduled] == [(5.0, True), (3.0, False)]
+    timer.forget()  # it fired: not cancelled, and the same deadline arms anew
+    assert not scheduled[1].cancelled and timer.deadline is None
+    timer.arm(3.0)
+    assert len(scheduled) == 3
+    timer.arm(None)
+    assert scheduled[2].cancelled and timer.handle is None
+    timer.cancel()  # idempotent
