@@ -370,8 +370,11 @@ def _assignment(directory: Path, entries: Sequence[NodeEntry]) -> dict[str, tupl
     return assignment
 
 
-def load_node_config(directory: Path, name: str, *, record_path: Path | None = None) -> NodeConfig:
+def load_node_config(
+    directory: str | os.PathLike[str], name: str, *, record_path: Path | None = None
+) -> NodeConfig:
     """The configuration of node ``name`` in a devnet directory."""
+    directory = Path(directory)
     genesis, entries, records = load_devnet(directory)
     by_name = {entry.name: entry for entry in entries}
     if name not in by_name:

@@ -49,6 +49,7 @@ def test_node_config_assigns_round_robin_and_lists_the_other_nodes(tmp_path: Pat
     assert set(config.bootnodes) == expected  # our own entry of nodes.yaml is skipped
     assert config.is_aggregator is False
     assert load_node_config(tmp_path, entries[0].name).is_aggregator is True
+    assert load_node_config(str(tmp_path), entries[1].name) == config  # a str path works too
 
 
 def test_key_file_is_used_when_privkey_is_absent(tmp_path: Path) -> None:
