@@ -213,6 +213,8 @@ class GossipStatistics:
     spam_idontwant_dropped: int = 0
     spam_subscriptions_dropped: int = 0
     graft_during_backoff: int = 0
+    graft_unknown_topic: int = 0
+    graft_mesh_full: int = 0
     idontwant_skips: int = 0
     grafts_sent: int = 0
     prunes_sent: int = 0
@@ -317,15 +319,26 @@ class LeanGossipsub:
         """A connection to ``peer_id`` exists: open our outbound gossip stream."""
         if peer_id in self.peers or self._nursery is None:
             return
+        frames = self.open_peer_queue(peer_id)
+        try:
+            self._nursery.start_soon(self._write_loop, self.peers[peer_id], frames)
+        except RuntimeError:  # shutting down: the nursery takes no new tasks
+            self.peers.pop(peer_id, None)
+
+    def open_peer_queue(self, peer_id: Any, protocol: str = "") -> trio.MemoryReceiveChannel[bytes]:
+        """Register ``peer_id`` and return the receive side of its outbound queue.
+
+        Every RPC the router sends to the peer is one length-prefixed frame on that
+        queue. :meth:`add_peer` hands it to the peer's stream writer; a caller driving
+        the router without a host (the leanSpec handler vectors) reads it instead.
+        ``protocol`` is the negotiated gossipsub id when already known.
+        """
         send, receive = trio.open_memory_channel[bytes](self.params.outbound_queue_capacity)
-        peer = _Peer(peer_id=peer_id, send=send)
+        peer = _Peer(peer_id=peer_id, send=send, protocol=protocol)
         self.peers[peer_id] = peer
         if self.subscriptions:
             self._enqueue(peer, _rpc(subscriptions=[(t, True) for t in self.subscriptions]))
-        try:
-            self._nursery.start_soon(self._write_loop, peer, receive)
-        except RuntimeError:  # shutting down: the nursery takes no new tasks
-            self.peers.pop(peer_id, None)
+        return receive
 
     def remove_peer(self, peer_id: Any) -> None:
         peer = self.peers.pop(peer_id, None)
@@ -397,7 +410,7 @@ class LeanGossipsub:
                 frame = await reader.next_frame()
                 if frame is None:
                     return
-                self._handle_rpc(peer_id, frame, str(stream.get_protocol() or ""))
+                self.handle_rpc(peer_id, frame, str(stream.get_protocol() or ""))
         except _FrameTooLarge:
             self.statistics.oversized_rpc += 1
             logger.warning("gossip rpc over size limit", extra={"peer": str(peer_id)})
@@ -408,7 +421,9 @@ class LeanGossipsub:
                 "gossip inbound stream ended", extra={"peer": str(peer_id), "error": repr(error)}
             )
 
-    def _handle_rpc(self, peer_id: Any, frame: bytes, protocol: str) -> None:
+    def handle_rpc(self, peer_id: Any, frame: bytes, protocol: str) -> None:
+        """Handle one inbound RPC ``frame`` (protobuf, without its length prefix) from
+        ``peer_id``, synchronously: every reply is queued before this returns."""
         from libp2p.pubsub.pb import rpc_pb2
 
         rpc = rpc_pb2.RPC()
@@ -552,14 +567,25 @@ class LeanGossipsub:
 
     def _handle_graft(self, peer: _Peer, topic: str) -> None:
         if topic not in self.subscriptions:
-            self._send_control(peer.peer_id, prune=[topic])
+            # gossipsub v1.1 spam hardening: ignored, since answering with a PRUNE
+            # would let a peer make us reply to GRAFTs for arbitrary topics.
+            self.statistics.graft_unknown_topic += 1
             return
+        mesh = self.mesh.setdefault(topic, set())
+        if peer.peer_id in mesh:
+            return  # a repeated GRAFT changes nothing (and is not refused at capacity)
         if self._backoff.get((peer.peer_id, topic), 0.0) > self._clock():
             self.statistics.graft_during_backoff += 1
             self._send_control(peer.peer_id, prune=[topic])
             return
+        if len(mesh) >= self.params.mesh_degree_high:
+            # v1.1 outbound quotas accept a GRAFT at D_high only on an outbound
+            # connection; the router does not know directions, so it refuses them all.
+            self.statistics.graft_mesh_full += 1
+            self._send_control(peer.peer_id, prune=[topic])
+            return
         peer.topics.add(topic)
-        self.mesh.setdefault(topic, set()).add(peer.peer_id)
+        mesh.add(peer.peer_id)
         self._refresh_topology()
 
     def _handle_prune(self, peer: _Peer, topic: str, backoff: int) -> None:
@@ -567,6 +593,11 @@ class LeanGossipsub:
         duration = max(float(backoff), self.params.prune_backoff)
         self._backoff[(peer.peer_id, topic)] = self._clock() + duration
         self._refresh_topology()
+
+    def set_backoff(self, peer_id: Any, topic: str, until: float) -> None:
+        """No GRAFT with ``peer_id`` on ``topic`` either way before ``until`` (router
+        clock); the heartbeat forgets it afterwards."""
+        self._backoff[(peer_id, topic)] = until
 
     def _send_control(
         self, peer_id: Any, *, graft: list[str] | None = None, prune: list[str] | None = None

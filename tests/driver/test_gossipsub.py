@@ -76,7 +76,7 @@ class Rig:
 
     def receive(self, name: str, frame: bytes) -> None:
         length, offset = decode_varint(frame)
-        self.router._handle_rpc(name, frame[offset : offset + length], V12)
+        self.router.handle_rpc(name, frame[offset : offset + length], V12)
 
 
 def _data(index: int) -> bytes:
@@ -297,7 +297,7 @@ def test_unknown_topic_and_malformed_rpc_are_counted() -> None:
     rig = Rig()
     rig.add_peer("a")
     rig.receive("a", _rpc(publish=[("/other/topic", b"x")]))
-    rig.router._handle_rpc("a", b"\xff\xff\xff", V12)
+    rig.router.handle_rpc("a", b"\xff\xff\xff", V12)
     assert rig.router.statistics.unsubscribed_topic == 1
     assert rig.router.statistics.malformed_rpc == 1
 
@@ -316,12 +316,60 @@ def test_heartbeat_grafts_up_to_d_and_prunes_above_d_high() -> None:
     assert len(rig.router.mesh[TOPIC]) == 8
 
 
-def test_graft_for_unsubscribed_topic_is_answered_with_prune() -> None:
+def test_graft_for_unsubscribed_topic_is_ignored_and_counted() -> None:
+    # gossipsub v1.1 spam hardening (and leanSpec's graft_ignore_unsubscribed vector):
+    # no PRUNE reply, so GRAFTs for made-up topics cannot make us send anything.
     rig = Rig()
     rig.add_peer("a", in_mesh=False)
     rig.receive("a", _rpc(graft=["/not/ours"]))
-    [rpc] = rig.sent("a")
-    assert [prune.topicID for prune in rpc.control.prune] == ["/not/ours"]
+    assert rig.sent("a") == []
+    assert "/not/ours" not in rig.router.mesh
+    assert rig.router.statistics.graft_unknown_topic == 1
+
+
+def test_graft_at_d_high_is_pruned_with_backoff() -> None:
+    # gossipsub v1.1 outbound quotas: at D_high a GRAFT is refused (leanSpec's
+    # graft_reject_capacity vector); the refusal arms the backoff like any PRUNE.
+    rig = Rig(GossipParams(mesh_degree=3, mesh_degree_low=2, mesh_degree_high=3))
+    for name in ("a", "b", "c"):
+        rig.add_peer(name)
+    rig.add_peer("d", in_mesh=False)
+    rig.receive("d", _rpc(graft=[TOPIC]))
+    assert rig.router.mesh[TOPIC] == {"a", "b", "c"}
+    [rpc] = rig.sent("d")
+    assert [(p.topicID, p.backoff) for p in rpc.control.prune] == [(TOPIC, 60)]
+    assert rig.router.statistics.graft_mesh_full == 1
+    assert rig.router._backoff[("d", TOPIC)] == rig.now + 60
+
+
+def test_repeated_graft_from_a_mesh_peer_at_d_high_is_not_refused() -> None:
+    rig = Rig(GossipParams(mesh_degree=3, mesh_degree_low=2, mesh_degree_high=3))
+    for name in ("a", "b", "c"):
+        rig.add_peer(name)
+    rig.receive("a", _rpc(graft=[TOPIC]))
+    assert rig.router.mesh[TOPIC] == {"a", "b", "c"}
+    assert rig.sent("a") == []
+    assert rig.router.statistics.graft_mesh_full == 0
+
+
+def test_prune_without_backoff_still_arms_the_default_backoff() -> None:
+    # A PRUNE's backoff 0 reads as "unset" (go-libp2p does the same); leanSpec arms
+    # none there, a choice its prune_zero_backoff vector does not record.
+    rig = Rig()
+    rig.add_peer("a")
+    rig.receive("a", _rpc(prune=[TOPIC], backoff=0))
+    assert "a" not in rig.router.mesh[TOPIC]
+    assert rig.router._backoff[("a", TOPIC)] == rig.now + 60
+
+
+def test_open_peer_queue_announces_subscriptions_and_keeps_the_protocol() -> None:
+    rig = Rig()
+    queue = rig.router.open_peer_queue("a", V12)
+    assert rig.router.peers["a"].protocol == V12
+    frame = queue.receive_nowait()
+    length, offset = decode_varint(frame)
+    rpc = rpc_pb2.RPC.FromString(frame[offset : offset + length])
+    assert [(s.subscribe, s.topicid) for s in rpc.subscriptions] == [(True, TOPIC)]
 
 
 def test_seen_cache_expires_after_its_ttl() -> None:
