@@ -1,0 +1,1032 @@
+#!/usr/bin/env python3
+"""Interop harness: our NetworkDriver against leanSpec's node, over QUIC-v1 on loopback.
+
+Threads: the harness's main thread runs the procedure and may block (it is not a node's
+event loop and holds no consensus actor: only a fixed four-block demo chain built before
+the driver starts). The driver runs on its own trio thread; its events reach the main
+thread through a ``queue.Queue``. One reader thread turns leanSpec's output into frozen
+log facts on the same queue. leanSpec's node is a child process, stopped on every exit
+path (normal end, failed check, exception, SIGINT, SIGTERM).
+
+What it does:
+
+1. writes a genesis ``config.yaml`` (four validators whose placeholder public keys are
+   canonical KoalaBear field elements, as leanSpec's key decoder requires);
+2. starts our driver on ``127.0.0.1`` and leanSpec's node with our address as bootnode;
+3. runs the checks below, each with its own timeout, serving every request leanSpec
+   sends (Status, BlocksByRoot, BlocksByRange) from the demo chain;
+4. prints a table of checks and exits 1 if any failed (2 for bad arguments).
+
+The demo chain, on the genesis both nodes build from the same file::
+
+    genesis(0) -- first(1) -- second(2)
+          \\
+           `---- fork_parent(2) -- fork_child(3)
+
+leanSpec fetches a missing parent by root only when the orphan's slot is its head slot
++ 1 (a wider gap is range-fetched instead). So: gossip ``second`` (it range-fetches slot
+1 from us), gossip ``first`` (it imports first, then second), gossip ``fork_child`` (its
+head is slot 2, so it asks us for ``fork_parent`` by root), gossip ``fork_parent`` (it
+imports fork_parent, then fork_child), and finally ask it for all four blocks by root.
+
+leanSpec's node is started through a launcher the harness writes (its own CLI entry,
+``lean_spec.cli.main``), which logs what its BlocksByRoot requester returns to its sync.
+Two defects of leanSpec's node (commit 43246bd6) stop BlocksByRoot in each direction:
+its responder is never given a block lookup (``set_block_lookup`` has no caller), so it
+answers SERVER_ERROR "Block lookup not available"; and its BlocksByRoot requester calls
+``close()`` after ``finish_write()`` without the guard its Status and BlocksByRange
+requesters have, so aioquic's "Cannot send data after FIN" discards the blocks it read.
+By default the launcher changes exactly those two things (the lookup reads the node's
+store and wraps a block in an empty proof, as leanSpec's HTTP API does; a second FIN on
+close is not an error). ``--stock`` leaves leanSpec's behaviour unchanged, and those two
+checks then fail.
+
+leanSpec imports ``numba`` and the Rust prover ``lean_multisig_py``. Without ``--stubs``
+the harness writes stand-ins into its temporary directory: ``numba.njit`` returns the
+function, and ``lean_multisig_py`` exposes ``setup_prover``, ``aggregate_single_message``,
+``merge_many_single_message_proof``, ``split_multi_message_proof_by_message``,
+``verify_multi_message_proof_with_messages`` and ``verify_single_message_proof``, with
+empty proofs and verification that always succeeds (so block proofs are not checked).
+
+Run with the project's Python (3.11+); leanSpec needs its own 3.12 interpreter::
+
+    python scripts/interop_leanspec.py --leanspec PATH/TO/leanSpec/src \\
+        --python PATH/TO/venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import hashlib
+import logging
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import yaml
+
+from lean_p2p.bench.report import print_table, write_json
+from lean_p2p.consensus import ChainState, PlaceholderSigner, build_block
+from lean_p2p.containers import (
+    BlocksByRangeRequest,
+    BlocksByRootRequest,
+    Checkpoint,
+    MultiMessageAggregate,
+    SignedBlock,
+    Status,
+)
+from lean_p2p.driver import DriverConfig, NetworkDriver
+from lean_p2p.net.commands import (
+    Command,
+    Publish,
+    SendRequest,
+    SendResponseChunk,
+    SendResponseEnd,
+)
+from lean_p2p.net.events import (
+    DriverStopped,
+    InboundRequest,
+    PeerConnected,
+    RequestCompleted,
+    RequestFailed,
+    ResponseChunk,
+)
+from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
+from lean_p2p.node.config import PUBLIC_KEY_BYTES, GenesisSpec
+from lean_p2p.node.genesis import genesis_block, genesis_state
+
+#: KoalaBear prime, 2^31 - 2^24 + 1: leanSpec decodes each 4-byte word of a public key as
+#: a field element and rejects a word at or above it.
+KOALABEAR_MODULUS = 2_130_706_433
+VALIDATOR_COUNT = 4
+LOOPBACK_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
+BLOCK_TOPIC = GossipTopic.BLOCK.topic_string()
+
+CHECKS = (
+    "connect",
+    "Status it->us",
+    "Status us->it",
+    "block mesh joined",
+    "range sync it->us",
+    "our gossip imported by it",
+    "BlocksByRoot it->us served",
+    "BlocksByRoot us->it fetched",
+)
+
+
+# --------------------------------------------------------------------- genesis file
+
+
+def canonical_public_key(seed: bytes) -> bytes:
+    """A placeholder XMSS public key: 13 little-endian words, each a canonical field
+    element (signatures are not checked on either side, but leanSpec decodes the keys)."""
+    raw = hashlib.shake_256(seed).digest(PUBLIC_KEY_BYTES)
+    words = (
+        int.from_bytes(raw[offset : offset + 4], "little") % KOALABEAR_MODULUS
+        for offset in range(0, PUBLIC_KEY_BYTES, 4)
+    )
+    return b"".join(word.to_bytes(4, "little") for word in words)
+
+
+def interop_genesis(genesis_time: int, validator_count: int = VALIDATOR_COUNT) -> GenesisSpec:
+    keys = tuple(
+        (
+            canonical_public_key(f"interop attestation {index}".encode()),
+            canonical_public_key(f"interop proposal {index}".encode()),
+        )
+        for index in range(validator_count)
+    )
+    return GenesisSpec(genesis_time, keys)
+
+
+def genesis_yaml(spec: GenesisSpec) -> str:
+    """``config.yaml`` as leanSpec and our node read it (keys as quoted 0x-hex)."""
+    document = {
+        "GENESIS_TIME": spec.genesis_time,
+        "VALIDATOR_COUNT": spec.validator_count,
+        "GENESIS_VALIDATORS": [
+            {"attestation_public_key": "0x" + a.hex(), "proposal_public_key": "0x" + p.hex()}
+            for a, p in spec.validator_keys
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+# ----------------------------------------------------------------------- demo chain
+
+
+@dataclass(frozen=True, slots=True)
+class DemoChain:
+    """Four valid blocks on one genesis: a main chain and a fork (see the module doc)."""
+
+    genesis: SignedBlock
+    first: SignedBlock  # slot 1, on genesis
+    second: SignedBlock  # slot 2, on first
+    fork_parent: SignedBlock  # slot 2, on genesis
+    fork_child: SignedBlock  # slot 3, on fork_parent
+
+    @property
+    def blocks(self) -> tuple[SignedBlock, ...]:
+        return (self.genesis, self.first, self.second, self.fork_parent, self.fork_child)
+
+    def by_root(self, roots: Sequence[bytes]) -> list[SignedBlock]:
+        """The blocks we hold among ``roots``, in request order (unknown roots skipped)."""
+        held = {block.block.hash_tree_root(): block for block in self.blocks}
+        return [held[root] for root in roots if root in held]
+
+    def by_range(self, start_slot: int, count: int) -> list[SignedBlock]:
+        """Main-chain blocks (genesis, first, second) with slot in [start, start + count)."""
+        main_chain = (self.genesis, self.first, self.second)
+        return [b for b in main_chain if start_slot <= b.block.slot < start_slot + count]
+
+
+def root_of(block: SignedBlock) -> bytes:
+    return block.block.hash_tree_root()
+
+
+def build_demo_chain(spec: GenesisSpec) -> DemoChain:
+    state = genesis_state(spec)
+    genesis = genesis_block(state)
+    signer = PlaceholderSigner()
+    validator_count = spec.validator_count
+
+    def extend(parent_state: ChainState, parent_root: bytes, slot: int) -> tuple[Any, ...]:
+        block, post_state, proofs = build_block(
+            parent_state,
+            slot=slot,
+            proposer_index=slot % validator_count,
+            parent_root=parent_root,
+            known_block_roots=frozenset(),
+            payloads={},
+        )
+        proof = MultiMessageAggregate(proof=signer.block_proof(block, proofs))
+        return SignedBlock(block=block, proof=proof), post_state
+
+    genesis_chain_state = ChainState.from_container(state)
+    first, after_first = extend(genesis_chain_state, root_of(genesis), 1)
+    second, _ = extend(after_first, root_of(first), 2)
+    fork_parent, after_fork_parent = extend(genesis_chain_state, root_of(genesis), 2)
+    fork_child, _ = extend(after_fork_parent, root_of(fork_parent), 3)
+    return DemoChain(genesis, first, second, fork_parent, fork_child)
+
+
+# ------------------------------------------------------------------ leanSpec's logs
+
+
+class FactKind(enum.Enum):
+    NODE_PEER_ID = "node peer id"
+    CONNECTED_TO_BOOTNODE = "connected to bootnode"
+    PEER_CONNECTED = "peer connected"
+    BLOCK_RECEIVED = "block received"
+    BLOCK_PROCESSED = "block processed"
+    #: its requester's failure (leanSpec logs BlocksByRoot and BlocksByRange alike)
+    REQUEST_ERROR = "request error"
+    #: the launcher's log of what its BlocksByRoot requester returned to its sync
+    BY_ROOT_RETURNED = "by-root returned"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class LogFact:
+    kind: FactKind
+    peer_id: str | None = None
+    slot: int | None = None
+    roots: tuple[bytes, ...] = ()
+    message: str = ""
+    text: str = ""
+
+
+_PEER = r"(?P<peer>[1-9A-HJ-NP-Za-km-z]+)"  # base58 peer id
+_ROOT = r"[0-9a-fA-F]{64}"
+_PATTERNS: tuple[tuple[FactKind, re.Pattern[str]], ...] = (
+    (FactKind.NODE_PEER_ID, re.compile(rf"Node initialized, peer_id={_PEER}\s*$")),
+    (FactKind.CONNECTED_TO_BOOTNODE, re.compile(rf"Connected to bootnode, peer_id={_PEER}\s*$")),
+    (FactKind.PEER_CONNECTED, re.compile(rf"Peer connected: {_PEER} \(total: \d+\)\s*$")),
+    (
+        FactKind.BLOCK_RECEIVED,
+        re.compile(rf"Block received from peer (?:{_PEER}|None) slot=(?P<slot>\d+)\b"),
+    ),
+    (
+        FactKind.BLOCK_PROCESSED,
+        re.compile(
+            rf"Block processed slot=(?P<slot>\d+) root=(?:0x)?(?P<roots>{_ROOT}) "
+            rf"from peer (?:{_PEER}|None)\s*$"
+        ),
+    ),
+    (
+        FactKind.REQUEST_ERROR,
+        re.compile(rf"(?:Error|Timeout) requesting blocks from {_PEER}(?:: (?P<message>.*))?$"),
+    ),
+    (
+        FactKind.BY_ROOT_RETURNED,
+        re.compile(
+            rf"BlocksByRoot from {_PEER} returned \d+ block\(s\):"
+            rf"(?P<roots>(?: (?:0x)?{_ROOT})*)\s*$"
+        ),
+    ),
+)
+#: ``%(asctime)s %(levelname)-8s %(name)s: %(message)s`` (leanSpec with --no-color)
+_LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (?P<level>[A-Z]+)\s+\S+: ")
+
+
+def parse_log_line(line: str) -> LogFact | None:
+    """The fact a line of leanSpec's log states, if it is one the checks use."""
+    text = line.rstrip()
+    level = _LEVEL.match(text)
+    if level is not None and level["level"] in {"ERROR", "CRITICAL"}:
+        return LogFact(FactKind.ERROR, text=text)
+    if text.startswith("Traceback (most recent call last)"):
+        return LogFact(FactKind.ERROR, text=text)
+    for kind, pattern in _PATTERNS:
+        match = pattern.search(text)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        slot = groups.get("slot")
+        return LogFact(
+            kind,
+            peer_id=groups.get("peer"),
+            slot=int(slot) if slot is not None else None,
+            roots=tuple(
+                bytes.fromhex(root.removeprefix("0x"))
+                for root in (groups.get("roots") or "").split()
+            ),
+            message=groups.get("message") or "",
+            text=text,
+        )
+    return None
+
+
+# ------------------------------------------------------------- leanSpec's process
+
+
+STAND_IN_MODULES: dict[str, str] = {
+    "numba": (
+        '"""Stand-in for numba: njit compiles nothing and returns the function."""\n\n\n'
+        "def njit(*args, **kwargs):\n"
+        "    if len(args) == 1 and callable(args[0]) and not kwargs:\n"
+        "        return args[0]\n"
+        "    return lambda function: function\n"
+    ),
+    "lean_multisig_py": (
+        '"""Stand-in for the Rust prover: empty proofs, every verification succeeds."""\n\n\n'
+        "def setup_prover(*args, **kwargs):\n"
+        "    return None\n\n\n"
+        "def aggregate_single_message(*args, **kwargs):\n"
+        '    return b""\n\n\n'
+        "def merge_many_single_message_proof(*args, **kwargs):\n"
+        '    return b""\n\n\n'
+        "def split_multi_message_proof_by_message(*args, **kwargs):\n"
+        '    return [], b""\n\n\n'
+        "def verify_multi_message_proof_with_messages(*args, **kwargs):\n"
+        "    return True\n\n\n"
+        "def verify_single_message_proof(*args, **kwargs):\n"
+        "    return True\n"
+    ),
+}
+
+#: Environment variable telling the launcher to apply the two changes (see below).
+CHANGES_VARIABLE = "INTEROP_LEANSPEC_CHANGES"
+
+#: Starts leanSpec's own CLI (``lean_spec.cli.main``). Always: logs what its BlocksByRoot
+#: requester hands back to its sync (logging only). With CHANGES_VARIABLE=1, two changes,
+#: each the smallest that lets one direction of BlocksByRoot work:
+#: 1. its responder gets a block lookup (leanSpec never calls ``set_block_lookup``);
+#: 2. a stream's ``close()`` after ``finish_write()`` no longer raises: its BlocksByRoot
+#:    requester closes in a ``finally`` without the guard its Status and BlocksByRange
+#:    requesters have, and aioquic refuses a second FIN, so the blocks it read are lost.
+LAUNCHER = """\
+import logging
+import os
+
+from lean_spec.cli.main import main
+from lean_spec.node.networking.client.reqresp_client import ReqRespClient
+from lean_spec.node.networking.transport.quic.stream import QuicStream
+from lean_spec.node.node import Node
+from lean_spec.spec.crypto.merkleization import hash_tree_root
+from lean_spec.spec.forks import SignedBlock
+from lean_spec.spec.forks.lstar.containers import MultiMessageAggregate
+from lean_spec.spec.ssz import ByteList512KiB
+
+logger = logging.getLogger("interop")
+_request_blocks_by_root = ReqRespClient.request_blocks_by_root
+
+
+async def _request_blocks_by_root_logged(self, peer_id, roots):
+    blocks = await _request_blocks_by_root(self, peer_id, roots)
+    returned = "".join(" " + hash_tree_root(block.block).hex() for block in blocks)
+    logger.info("BlocksByRoot from %s returned %d block(s):%s", peer_id, len(blocks), returned)
+    return blocks
+
+
+ReqRespClient.request_blocks_by_root = _request_blocks_by_root_logged
+
+if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
+    _build_node = Node.from_genesis.__func__
+    _close = QuicStream.close
+
+    def _from_genesis_with_block_lookup(cls, config):
+        node = _build_node(cls, config)
+
+        async def lookup(root):
+            # The store keeps unsigned blocks: wrap one in an empty proof, as leanSpec's
+            # HTTP API does when it serves a block.
+            block = node.sync_service.store.blocks.get(root)
+            if block is None:
+                return None
+            empty_proof = MultiMessageAggregate(proof=ByteList512KiB(data=b""))
+            return SignedBlock(block=block, proof=empty_proof)
+
+        config.event_source.set_block_lookup(lookup)
+        logger.info("change 1: BlocksByRoot responder reads the node's store")
+        return node
+
+    async def _close_after_half_close(self):
+        try:
+            await _close(self)
+        except (RuntimeError, ValueError) as error:
+            logger.debug("stream close after FIN: %s", error)
+
+    Node.from_genesis = classmethod(_from_genesis_with_block_lookup)
+    QuicStream.close = _close_after_half_close
+    logger.info("change 2: a second FIN on close is not an error")
+
+main()
+"""
+
+
+def write_stand_ins(directory: Path) -> Path:
+    for name, source in STAND_IN_MODULES.items():
+        package = directory / name
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text(source)
+    return directory
+
+
+def leanspec_revision(tree: Path) -> str:
+    """The git commit of the leanSpec tree, when it is a checkout."""
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(tree), "rev-parse", "--short=8", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+    revision = completed.stdout.strip()
+    return revision if completed.returncode == 0 and revision else "unknown (not a git checkout)"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def leanspec_command(
+    python: Path, launcher: Path, genesis: Path, bootnode: str, listen: str
+) -> list[str]:
+    return [
+        str(python),
+        str(launcher),
+        "--genesis",
+        str(genesis),
+        "--bootnode",
+        bootnode,
+        "--listen",
+        listen,
+        "--api-port",
+        "0",
+        "--no-color",
+    ]
+
+
+def stop_process(process: subprocess.Popen[str], grace: float = 5.0) -> int | None:
+    """Stop ``process`` (its own session: SIGTERM to its group, then SIGKILL)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(grace)
+    return process.returncode
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    text: str
+    fact: LogFact | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExited:
+    returncode: int | None
+
+
+def read_output(stream: IO[str], log_file: IO[str], inbox: queue.Queue[object]) -> None:
+    """Reader thread: each line to the log file and, parsed, to the main thread."""
+    for line in stream:
+        log_file.write(line)
+        log_file.flush()
+        inbox.put(LogLine(line.rstrip("\n"), parse_log_line(line)))
+    inbox.put(ProcessExited(None))
+
+
+# ----------------------------------------------------------------------- the checks
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str
+    passed: bool
+    detail: str
+
+    def row(self) -> dict[str, str]:
+        return {
+            "check": self.check,
+            "result": "pass" if self.passed else "FAIL",
+            "detail": self.detail,
+        }
+
+
+def result_rows(results: Sequence[CheckResult]) -> list[dict[str, str]]:
+    """One row per check in ``CHECKS`` order; a check never reached is a failure."""
+    by_name = {result.check: result for result in results}
+    return [by_name.get(name, CheckResult(name, False, "not reached")).row() for name in CHECKS]
+
+
+def exit_code(rows: Sequence[dict[str, str]]) -> int:
+    return 0 if rows and all(row["result"] == "pass" for row in rows) else 1
+
+
+@dataclass
+class ServedRequest:
+    protocol: ReqRespProtocol
+    request: object
+    chunks: int
+
+
+@dataclass
+class OutboundRequest:
+    chunks: list[object] = field(default_factory=list)
+    done: bool = False
+    failure: RequestFailed | None = None
+
+
+class InteropRun:
+    """The procedure; every method runs on the harness's main thread."""
+
+    def __init__(self, chain: DemoChain, progress: Callable[[str], None]) -> None:
+        self.chain = chain
+        self.progress = progress
+        self.inbox: queue.Queue[object] = queue.Queue()
+        self.driver = NetworkDriver(DriverConfig(listen_address=LOOPBACK_LISTEN), self.inbox.put)
+        genesis_checkpoint = Checkpoint(root=root_of(chain.genesis), slot=0)
+        self.status = Status(finalized=genesis_checkpoint, head=genesis_checkpoint)
+        self.results: list[CheckResult] = []
+        self.log_lines: list[str] = []
+        self.facts: list[LogFact] = []
+        self.connected: list[PeerConnected] = []
+        self.served: list[tuple[str, ServedRequest]] = []
+        self.outbound: dict[int, OutboundRequest] = {}
+        self.leanspec_peer_id: str | None = None
+        self.leanspec_exited = False
+        self.driver_stopped: DriverStopped | None = None
+        self._next_request_id = 1
+
+    # -- event handling (main thread)
+
+    def send(self, command: Command) -> None:
+        if not self.driver.send(command):
+            raise RuntimeError(f"driver refused {type(command).__name__}")
+
+    def handle(self, item: object) -> None:
+        match item:
+            case LogLine(text=text, fact=fact):
+                self.log_lines.append(text)
+                if fact is not None:
+                    self.facts.append(fact)
+                    if fact.kind is FactKind.NODE_PEER_ID:
+                        self.leanspec_peer_id = fact.peer_id
+                    if fact.kind in {FactKind.BLOCK_PROCESSED, FactKind.ERROR}:
+                        self.progress(f"leanSpec: {fact.text}")
+            case ProcessExited():
+                self.leanspec_exited = True
+            case PeerConnected():
+                self.connected.append(item)
+            case InboundRequest():
+                self.serve(item)
+            case ResponseChunk(request_id=request_id, payload=payload):
+                if request_id in self.outbound:
+                    self.outbound[request_id].chunks.append(payload)
+            case RequestCompleted(request_id=request_id):
+                if request_id in self.outbound:
+                    self.outbound[request_id].done = True
+            case RequestFailed(request_id=request_id):
+                if request_id in self.outbound:
+                    self.outbound[request_id].done = True
+                    self.outbound[request_id].failure = item
+            case DriverStopped():
+                self.driver_stopped = item
+
+    def serve(self, event: InboundRequest) -> None:
+        request = event.request
+        payloads: list[Status | SignedBlock]
+        if isinstance(request, Status):
+            payloads = [self.status]
+        elif isinstance(request, BlocksByRootRequest):
+            payloads = list(self.chain.by_root(request.roots))
+        else:  # the driver decodes exactly these three request types
+            payloads = list(self.chain.by_range(request.start_slot, request.count))
+        for payload in payloads:
+            self.send(SendResponseChunk(event.request_id, payload))
+        self.send(SendResponseEnd(event.request_id))
+        self.served.append((event.peer_id, ServedRequest(event.protocol, request, len(payloads))))
+        self.progress(
+            f"served {describe_request(request)} to {short(event.peer_id)}: "
+            f"{len(payloads)} chunk(s)"
+        )
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.leanspec_exited or self.driver_stopped is not None:
+                return condition()
+            try:
+                # Bounded wait: some conditions (the mesh) change without an event.
+                item = self.inbox.get(timeout=min(remaining, 0.2))
+            except queue.Empty:
+                continue
+            self.handle(item)
+        return True
+
+    def request(self, peer_id: str, request: Status | BlocksByRootRequest) -> OutboundRequest:
+        request_id = self._next_request_id
+        self._next_request_id += 1
+        record = self.outbound[request_id] = OutboundRequest()
+        self.send(SendRequest(peer_id, request_id, request))
+        return record
+
+    def wait_for(self, record: OutboundRequest, timeout: float) -> bool:
+        return self.wait_until(lambda: record.done, timeout)
+
+    def record(self, check: str, passed: bool, detail: str) -> bool:
+        self.results.append(CheckResult(check, passed, detail))
+        self.progress(f"{'pass' if passed else 'FAIL'}: {check}: {detail}")
+        return passed
+
+    def fact(self, kind: FactKind, root: bytes | None = None) -> LogFact | None:
+        for fact in self.facts:
+            if fact.kind is kind and (root is None or root in fact.roots):
+                return fact
+        return None
+
+    def served_to(self, peer_id: str, protocol: ReqRespProtocol) -> list[ServedRequest]:
+        return [s for peer, s in self.served if peer == peer_id and s.protocol is protocol]
+
+    # -- the procedure
+
+    def run_checks(self, peer_id: str, timeout: float) -> None:
+        chain = self.chain
+        # Status: it asks on connect; we ask once.
+        self.wait_until(lambda: bool(self.served_to(peer_id, ReqRespProtocol.STATUS)), timeout)
+        served = self.served_to(peer_id, ReqRespProtocol.STATUS)
+        self.record(
+            "Status it->us",
+            bool(served),
+            f"its Status request answered with ours ({served[0].chunks} chunk)"
+            if served
+            else f"no Status request from it within {timeout:.0f} s",
+        )
+        status = self.request(peer_id, self.status)
+        self.wait_for(status, timeout)
+        theirs = [c for c in status.chunks if isinstance(c, Status)]
+        self.record(
+            "Status us->it",
+            status.done and status.failure is None and len(theirs) == 1,
+            f"its Status: head slot {theirs[0].head.slot}, finalized slot "
+            f"{theirs[0].finalized.slot}"
+            if theirs
+            else describe_outcome(status, timeout),
+        )
+
+        def meshed() -> bool:
+            subscribed, mesh = self.driver.statistics()["topics"].get(BLOCK_TOPIC, (0, 0))
+            return bool(subscribed >= 1 and mesh >= 1)
+
+        self.record(
+            "block mesh joined",
+            self.wait_until(meshed, timeout),
+            f"block topic (subscribed peers, mesh peers) = "
+            f"{self.driver.statistics()['topics'].get(BLOCK_TOPIC)}",
+        )
+
+        # Slot 2 on an unknown slot-1 parent: leanSpec range-fetches slot 1 from us.
+        self.progress("gossip second (slot 2; its parent, slot 1, is unknown to it)")
+        self.send(Publish(GossipTopic.BLOCK, chain.second))
+
+        def range_served() -> bool:
+            return any(s.chunks for s in self.served_to(peer_id, ReqRespProtocol.BLOCKS_BY_RANGE))
+
+        ranged = self.wait_until(range_served, timeout)
+        ranges = self.served_to(peer_id, ReqRespProtocol.BLOCKS_BY_RANGE)
+        self.record(
+            "range sync it->us",
+            ranged,
+            "; ".join(f"{describe_request(s.request)} served {s.chunks} block(s)" for s in ranges)
+            or f"no BlocksByRange request within {timeout:.0f} s",
+        )
+
+        # The missing parent by gossip: it imports first, then second from its cache.
+        self.progress("gossip first (slot 1, on genesis)")
+        self.send(Publish(GossipTopic.BLOCK, chain.first))
+        first_root = root_of(chain.first)
+        imported = self.wait_until(
+            lambda: self.fact(FactKind.BLOCK_PROCESSED, first_root) is not None, timeout
+        )
+        received = [f for f in self.facts if f.kind is FactKind.BLOCK_RECEIVED]
+        self.record(
+            "our gossip imported by it",
+            imported,
+            f"its log: Block processed slot=1 root={first_root.hex()[:12]}.."
+            if imported
+            else f"{len(received)} 'Block received' line(s), no import of slot 1",
+        )
+
+        # Slot 3 on an unknown slot-2 parent while its head is at slot 2: the gap is zero,
+        # so it asks for the parent by root instead of by range.
+        self.progress("gossip fork_child (slot 3; its parent, slot 2 on genesis, is unknown)")
+        facts_before = len(self.facts)
+        self.send(Publish(GossipTopic.BLOCK, chain.fork_child))
+        fork_parent_root = root_of(chain.fork_parent)
+
+        def by_root_outcome() -> tuple[bool, bool, str]:
+            served = [
+                s
+                for s in self.served_to(peer_id, ReqRespProtocol.BLOCKS_BY_ROOT)
+                if isinstance(s.request, BlocksByRootRequest)
+                and fork_parent_root in s.request.roots
+            ]
+            return judge_by_root_served(
+                served[0].chunks if served else None, self.facts[facts_before:], fork_parent_root
+            )
+
+        self.wait_until(lambda: by_root_outcome()[1], timeout)
+        passed, _, detail = by_root_outcome()
+        self.record("BlocksByRoot it->us served", passed, detail)
+
+        # leanSpec imports a fetched block only from gossip or as the child of a block it
+        # imports, so gossip fork_parent: it imports it, then fork_child from its cache.
+        self.progress("gossip fork_parent (slot 2, on genesis)")
+        self.send(Publish(GossipTopic.BLOCK, chain.fork_parent))
+        self.wait_until(
+            lambda: self.fact(FactKind.BLOCK_PROCESSED, fork_parent_root) is not None, timeout
+        )
+
+        wanted = [root_of(b) for b in (chain.fork_child, chain.second, chain.first)]
+        wanted.append(fork_parent_root)
+        # Imports are asynchronous on its side; ask again until it holds every block.
+        detail = ""
+        passed = False
+        deadline = time.monotonic() + timeout
+        while not passed and time.monotonic() < deadline:
+            fetch = self.request(peer_id, BlocksByRootRequest(roots=tuple(wanted)))
+            self.wait_for(fetch, timeout)
+            passed, detail = judge_fetch(wanted, fetch)
+            if fetch.failure is not None and fetch.failure.result_code is not None:
+                break  # an error response will not change on retry
+            if not passed:
+                self.wait_until(lambda: False, 1.0)
+        self.record("BlocksByRoot us->it fetched", passed, detail)
+
+
+def judge_by_root_served(
+    served_chunks: int | None, facts: Sequence[LogFact], root: bytes
+) -> tuple[bool, bool, str]:
+    """(passed, settled, detail) of leanSpec's by-root request for ``root``: we must have
+    answered it with the block, and its requester must have returned that block to its
+    sync (the launcher logs what it returned; leanSpec logs a failed request)."""
+    if served_chunks is None:
+        return False, False, "no BlocksByRoot request for the block from it"
+    ours = f"served BlocksByRoot with {served_chunks} block(s)"
+    returned = [fact for fact in facts if fact.kind is FactKind.BY_ROOT_RETURNED]
+    if any(root in fact.roots for fact in returned):
+        return True, True, f"{ours}; its requester returned it (root {root.hex()[:12]}..)"
+    errors = [fact for fact in facts if fact.kind is FactKind.REQUEST_ERROR]
+    if errors:
+        return False, True, f'{ours}; its requester failed: "{errors[0].message}"'
+    if returned:
+        counts = ", ".join(str(len(fact.roots)) for fact in returned)
+        return False, True, f"{ours}; its requester returned {counts} other block(s)"
+    return False, False, f"{ours}; its requester's result not seen in its log"
+
+
+def judge_fetch(wanted: Sequence[bytes], fetch: OutboundRequest) -> tuple[bool, str]:
+    """Pass when every requested root came back once, each block's root recomputed."""
+    if not fetch.done:
+        return False, "no answer"
+    if fetch.failure is not None:
+        return False, describe_failure(fetch.failure)
+    roots = [root_of(c) for c in fetch.chunks if isinstance(c, SignedBlock)]
+    unexpected = [r for r in roots if r not in wanted]
+    if unexpected or len(set(roots)) != len(roots):
+        return False, f"{len(unexpected)} block(s) not requested, {len(roots)} returned"
+    if set(roots) != set(wanted):
+        return False, f"{len(roots)}/{len(wanted)} requested blocks returned"
+    return True, f"{len(roots)}/{len(wanted)} blocks, each block's hash_tree_root = requested root"
+
+
+def describe_request(request: object) -> str:
+    if isinstance(request, BlocksByRangeRequest):
+        return f"BlocksByRange(start_slot={request.start_slot}, count={request.count})"
+    if isinstance(request, BlocksByRootRequest):
+        return f"BlocksByRoot({len(request.roots)} root(s))"
+    return type(request).__name__
+
+
+def describe_failure(failure: RequestFailed) -> str:
+    code = f", code {int(failure.result_code)}" if failure.result_code is not None else ""
+    message = f' "{failure.message}"' if failure.message else ""
+    return f"{failure.failure.name}{code}{message}"
+
+
+def describe_outcome(record: OutboundRequest, timeout: float) -> str:
+    if not record.done:
+        return f"no answer within {timeout:.0f} s"
+    if record.failure is not None:
+        return describe_failure(record.failure)
+    return f"{len(record.chunks)} chunk(s)"
+
+
+def short(peer_id: str) -> str:
+    return peer_id if len(peer_id) <= 16 else f"{peer_id[:8]}..{peer_id[-6:]}"
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Run our NetworkDriver against leanSpec's node over QUIC-v1 on loopback: "
+            "connect, Status both ways, block mesh, gossip import, range sync, "
+            "BlocksByRoot both ways. Prints a table of checks; exits 1 if one fails."
+        )
+    )
+    parser.add_argument(
+        "--leanspec", type=Path, required=True, help="leanSpec source tree (holds lean_spec/)"
+    )
+    parser.add_argument(
+        "--python", type=Path, required=True, help="Python 3.12 interpreter with its dependencies"
+    )
+    parser.add_argument(
+        "--stubs",
+        type=Path,
+        default=None,
+        help="directory with numba and lean_multisig_py stand-ins (default: written to a "
+        "temporary directory)",
+    )
+    parser.add_argument(
+        "--stock",
+        action="store_true",
+        help="run leanSpec unchanged (its BlocksByRoot responder then has no block lookup)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per check (default 30)"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        help="seconds for leanSpec to start and connect (default 120)",
+    )
+    parser.add_argument("--log", type=Path, default=None, help="keep leanSpec's output here")
+    parser.add_argument("--json", type=Path, default=None, help="write the table as JSON rows")
+    arguments = parser.parse_args(argv)
+    if not (arguments.leanspec / "lean_spec" / "__init__.py").is_file():
+        parser.error(f"--leanspec {arguments.leanspec}: no lean_spec package there")
+    if not os.access(arguments.python, os.X_OK):
+        parser.error(f"--python {arguments.python}: not an executable")
+    if arguments.stubs is not None and not arguments.stubs.is_dir():
+        parser.error(f"--stubs {arguments.stubs}: not a directory")
+    return arguments
+
+
+class Terminated(Exception):
+    """SIGTERM, raised on the main thread so every cleanup path runs."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def leanspec_process(
+    command: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    inbox: queue.Queue[object],
+    progress: Callable[[str], None],
+) -> Iterator[subprocess.Popen[str]]:
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own group: stopped as a whole, spared our Ctrl-C
+        )
+        assert process.stdout is not None
+        reader = threading.Thread(
+            target=read_output,
+            args=(process.stdout, log_file, inbox),
+            name="leanspec-output",
+            daemon=True,
+        )
+        reader.start()
+        try:
+            yield process
+        finally:
+            stopping = time.monotonic()
+            returncode = stop_process(process)
+            reader.join(5)
+            progress(
+                f"leanSpec stopped: exit code {returncode} "
+                f"after {time.monotonic() - stopping:.1f} s"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    started = time.monotonic()
+
+    def progress(text: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {text}", flush=True)
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    # Our side's warnings (py-libp2p's included), named, between the progress lines.
+    logging.basicConfig(level=logging.WARNING, format="ours: %(levelname)s %(name)s: %(message)s")
+    spec = interop_genesis(int(time.time()))
+    chain = build_demo_chain(spec)
+    progress(
+        "demo chain: "
+        + ", ".join(
+            f"{name}=slot {b.block.slot} {root_of(b).hex()[:12]}.."
+            for name, b in zip(
+                ("genesis", "first", "second", "fork_parent", "fork_child"),
+                chain.blocks,
+                strict=True,
+            )
+        )
+    )
+    progress(f"leanSpec tree {arguments.leanspec}: commit {leanspec_revision(arguments.leanspec)}")
+    run = InteropRun(chain, progress)
+    with tempfile.TemporaryDirectory(prefix="interop-leanspec-") as temporary:
+        workdir = Path(temporary)
+        genesis_path = workdir / "config.yaml"
+        genesis_path.write_text(genesis_yaml(spec))
+        stubs = arguments.stubs or write_stand_ins(workdir / "stand-ins")
+        launcher = workdir / "run_leanspec.py"
+        launcher.write_text(LAUNCHER)
+        log_path = arguments.log or workdir / "leanspec.log"
+        try:
+            run.driver.start()
+            if not run.driver.wait_ready(30):
+                run.record("connect", False, "our driver did not start")
+                return finish(run, arguments)
+            our_address = run.driver.listen_addresses[0]
+            if "/p2p/" not in our_address:
+                our_address += f"/p2p/{run.driver.peer_id}"
+            progress(f"our driver listens on {our_address}")
+            listen = f"/ip4/127.0.0.1/udp/{free_udp_port()}/quic-v1"
+            command = leanspec_command(
+                arguments.python, launcher, genesis_path, our_address, listen
+            )
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join([str(arguments.leanspec), str(stubs)])
+            env.pop("VIRTUAL_ENV", None)
+            env[CHANGES_VARIABLE] = "0" if arguments.stock else "1"
+            mode = "stock" if arguments.stock else "with the two BlocksByRoot changes"
+            progress(f"starting leanSpec ({mode}), listening on {listen}; log: {log_path}")
+            with leanspec_process(
+                command, env=env, cwd=workdir, log_path=log_path, inbox=run.inbox, progress=progress
+            ):
+                run.wait_until(lambda: run.leanspec_peer_id is not None, arguments.startup_timeout)
+
+                def connected() -> bool:
+                    return any(c.peer_id == run.leanspec_peer_id for c in run.connected)
+
+                if run.leanspec_peer_id is None or not run.wait_until(
+                    connected, arguments.startup_timeout
+                ):
+                    run.record(
+                        "connect",
+                        False,
+                        "leanSpec exited" if run.leanspec_exited else "no connection in time",
+                    )
+                else:
+                    peer_id = run.leanspec_peer_id
+                    run.wait_until(
+                        lambda: run.fact(FactKind.CONNECTED_TO_BOOTNODE) is not None,
+                        arguments.timeout,
+                    )
+                    dialled = run.fact(FactKind.CONNECTED_TO_BOOTNODE)
+                    run.record(
+                        "connect",
+                        True,
+                        f"PeerConnected {short(peer_id)} ({run.connected[0].direction.name})"
+                        + ("; its log: Connected to bootnode" if dialled else ""),
+                    )
+                    run.run_checks(peer_id, arguments.timeout)
+        except (KeyboardInterrupt, Terminated) as interruption:
+            progress(f"interrupted ({type(interruption).__name__}); stopping")
+        finally:
+            run.driver.stop()
+            run.driver.join(20)
+        errors = [f.text for f in run.facts if f.kind is FactKind.ERROR]
+        if errors:
+            progress(f"leanSpec logged {len(errors)} error line(s); first: {errors[0]}")
+        return finish(run, arguments)
+
+
+def finish(run: InteropRun, arguments: argparse.Namespace) -> int:
+    rows = result_rows(run.results)
+    print_table(rows, ("check", "result", "detail"), title="interop with leanSpec's node")
+    if arguments.json is not None:
+        write_json(arguments.json, rows)
+    code = exit_code(rows)
+    if code and run.log_lines:
+        print("\nlast lines of leanSpec's output:")
+        for line in run.log_lines[-25:]:
+            print(f"  {line}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
