@@ -35,8 +35,8 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
     from libp2p.security.tls.transport import PROTOCOL_ID as TLS_PROTOCOL_ID
     from libp2p.security.tls.transport import TLSTransport
     from libp2p.transport.quic.config import QUICTransportConfig
-    from libp2p.transport.quic.transport import QUICTransport
 
+    from lean_p2p.driver.quic import LeanQUICTransport
     from lean_p2p.driver.udp import install_in_order_udp_sockets
 
     # py-libp2p's QUIC sends datagrams from several tasks with a scheduling point after
@@ -61,7 +61,7 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
     # are legitimately idle longer than that, and req/resp applies its own deadlines
     # (reqresp.py), so the stream-level read timeout is effectively disabled.
     quic_config.STREAM_READ_TIMEOUT = _NO_STREAM_READ_TIMEOUT
-    transport = QUICTransport(key_pair.private_key, config=quic_config)
+    transport = LeanQUICTransport(key_pair.private_key, config=quic_config)
     return new_host(
         key_pair=key_pair,
         transports=[transport],

@@ -101,6 +101,19 @@ class InOrderUdpSocket(trio.socket.SocketType):
     async def recvfrom(self, bufsize: int, flags: int = 0) -> Any:
         return await self._trio.recvfrom(bufsize, flags)
 
+    async def wait_readable(self) -> None:
+        """Park until a datagram is queued (or the socket is closed)."""
+        # Closing the trio socket notifies this waiter (ClosedResourceError).
+        await trio.lowlevel.wait_readable(self._raw.fileno())
+
+    def try_recvfrom(self, bufsize: int) -> tuple[bytes, Any] | None:
+        """A queued datagram and its sender, or None at once when none is queued."""
+        try:
+            data, address = self._raw.recvfrom(bufsize)
+        except BlockingIOError:
+            return None
+        return data, address
+
     async def sendto(self, *args: Any) -> int:  # (data, address) or (data, flags, address)
         """Send at once, without a scheduling point, when the kernel accepts; else wait."""
         if self._is_numeric(args[-1]):

@@ -27,7 +27,7 @@ def test_host_offers_only_quic_and_no_insecure_channel() -> None:
     host = _build_on_trio(EXAMPLE_KEY.private_key)
     network = host.get_network()
     transports = network.transport_manager.get_transports()
-    assert [type(t).__name__ for t in transports] == ["QUICTransport"]
+    assert [type(t).__name__ for t in transports] == ["LeanQUICTransport"]
     quic_config = transports[0]._config
     assert quic_config.enable_v1 and not quic_config.enable_draft29
     offered = set(network.upgrader.security_multistream.transports)

@@ -185,3 +185,40 @@ def _quic_sockets(node: Node) -> list[Any]:
             if udp is not None:
                 sockets.append(udp)
     return sockets
+
+
+def test_try_recvfrom_takes_queued_datagrams_and_never_waits() -> None:
+    async def main() -> list[Any]:
+        install_in_order_udp_sockets()
+        sender, receiver = await _bound_pair()
+        assert isinstance(receiver, InOrderUdpSocket)
+        with sender, receiver:
+            taken = [receiver.try_recvfrom(64)]  # nothing queued: None at once
+            for payload in (b"first", b"second"):
+                await sender.sendto(payload, receiver.getsockname())
+            with trio.fail_after(10):
+                await receiver.wait_readable()
+            taken += [receiver.try_recvfrom(64), receiver.try_recvfrom(64)]
+            taken.append(receiver.try_recvfrom(64))
+            return [None if t is None else t[0] for t in taken]
+
+    assert trio.run(main) == [None, b"first", b"second", None]
+
+
+def test_closing_the_socket_wakes_a_reader_parked_in_wait_readable() -> None:
+    async def main() -> None:
+        install_in_order_udp_sockets()
+        sender, receiver = await _bound_pair()
+        sender.close()
+        assert isinstance(receiver, InOrderUdpSocket)
+
+        async def close_soon() -> None:
+            await trio.sleep(0.05)
+            receiver.close()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(close_soon)
+            with pytest.raises(trio.ClosedResourceError), trio.fail_after(10):
+                await receiver.wait_readable()
+
+    trio.run(main)

@@ -1,0 +1,173 @@
+"""The batching QUIC listener (``lean_p2p.driver.quic``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+
+from lean_p2p.driver.quic import MAX_BATCH, BatchingQUICListener, LeanQUICTransport
+from lean_p2p.driver.samples import sample_attestation, sample_block
+from lean_p2p.net.commands import Publish
+from lean_p2p.net.events import GossipAttestation, GossipBlock
+from lean_p2p.net.protocol import GossipTopic
+from tests.driver.harness import Node, connect
+
+KNOWN_CID = bytes(range(1, 9))
+ADDRESS = ("127.0.0.1", 4242)
+
+
+def _short(cid: bytes, payload: bytes) -> bytes:
+    return bytes([0x40]) + cid + payload  # short header: high bit clear
+
+
+def _long(payload: bytes) -> bytes:
+    return bytes([0xC0]) + payload  # long header (handshake, version negotiation)
+
+
+class _QueuedSocket:
+    """Stands in for an InOrderUdpSocket with datagrams already queued."""
+
+    def __init__(self, datagrams: list[bytes]) -> None:
+        self.queued = list(datagrams)
+
+    def try_recvfrom(self, bufsize: int) -> tuple[bytes, Any] | None:
+        return (self.queued.pop(0), ADDRESS) if self.queued else None
+
+
+@dataclass
+class _FakeAioquic:
+    received: list[bytes] = field(default_factory=list)
+    fail_on: bytes | None = None
+
+    def receive_datagram(self, data: bytes, address: Any, now: float) -> None:
+        if data == self.fail_on:
+            raise ValueError("broken connection state")
+        self.received.append(data)
+
+
+class _FakeConnection:
+    def __init__(self, quic: _FakeAioquic) -> None:
+        self._quic = quic
+        self.calls: list[str] = []
+
+    def _signal_activity(self) -> None:
+        self.calls.append("signal")
+
+    async def _process_quic_events_batched(self) -> bool:
+        self.calls.append("events")
+        return True
+
+    async def _transmit(self) -> None:
+        self.calls.append("transmit")
+
+
+class _Registry:
+    def __init__(self, connections: dict[bytes, Any]) -> None:
+        self._connections = connections
+
+
+def _listener(connection: _FakeConnection) -> tuple[BatchingQUICListener, list[bytes], list[Any]]:
+    """A listener with only the state the batch path reads (py-libp2p's constructor
+    needs a transport; what is under test is the routing of one batch)."""
+    listener = BatchingQUICListener.__new__(BatchingQUICListener)
+    listener._registry = _Registry({KNOWN_CID: connection})  # type: ignore[assignment]
+    listener._stats = {"packets_processed": 0, "bytes_received": 0}
+    listener.batches = 0
+    listener.batched_datagrams = 0
+    slow_path: list[bytes] = []
+    removed: list[Any] = []
+
+    async def process_packet(data: bytes, address: Any) -> None:
+        slow_path.append(data)
+
+    async def remove_connection_by_addr(address: Any) -> None:
+        removed.append(address)
+
+    listener._process_packet = process_packet  # type: ignore[method-assign,assignment]
+    listener._remove_connection_by_addr = remove_connection_by_addr  # type: ignore[method-assign,assignment]
+    return listener, slow_path, removed
+
+
+def test_a_batch_feeds_aioquic_in_order_then_processes_and_transmits_once() -> None:
+    quic = _FakeAioquic()
+    connection = _FakeConnection(quic)
+    listener, slow_path, _ = _listener(connection)
+    datagrams = [
+        _short(KNOWN_CID, b"one"),
+        _long(b"handshake"),
+        _short(KNOWN_CID, b"two"),
+        _short(b"\xee" * 8, b"unknown connection id"),
+        _short(KNOWN_CID, b"three"),
+    ]
+    trio.run(listener._take_batch, _QueuedSocket(datagrams))
+    assert quic.received == [datagrams[0], datagrams[2], datagrams[4]]
+    # Long headers and unknown connection ids take py-libp2p's own path, in order.
+    assert slow_path == [datagrams[1], datagrams[3]]
+    # One pass of events and one transmit for the whole batch, not one per datagram.
+    assert connection.calls == ["signal", "events", "transmit"]
+    assert (listener.batches, listener.batched_datagrams) == (1, 3)
+    assert listener._stats["packets_processed"] == 3
+
+
+def test_a_batch_is_bounded_and_the_rest_waits_for_the_next() -> None:
+    quic = _FakeAioquic()
+    connection = _FakeConnection(quic)
+    listener, _, _ = _listener(connection)
+    sock = _QueuedSocket([_short(KNOWN_CID, bytes([i])) for i in range(MAX_BATCH + 5)])
+    trio.run(listener._take_batch, sock)
+    assert len(quic.received) == MAX_BATCH and len(sock.queued) == 5
+    trio.run(listener._take_batch, sock)
+    assert len(quic.received) == MAX_BATCH + 5 and not sock.queued
+
+
+def test_a_datagram_that_breaks_its_connection_removes_it_and_the_batch_goes_on() -> None:
+    broken = _short(KNOWN_CID, b"poison")
+    quic = _FakeAioquic(fail_on=broken)
+    connection = _FakeConnection(quic)
+    listener, slow_path, removed = _listener(connection)
+    after = _long(b"a later handshake")
+    trio.run(listener._take_batch, _QueuedSocket([broken, after]))
+    assert removed == [ADDRESS]
+    assert slow_path == [after]  # later datagrams of the batch are still handled
+    assert connection.calls == []  # the removed connection is not processed further
+
+
+def test_nothing_queued_is_a_no_op() -> None:
+    connection = _FakeConnection(_FakeAioquic())
+    listener, slow_path, _ = _listener(connection)
+    trio.run(listener._take_batch, _QueuedSocket([]))
+    assert connection.calls == [] and not slow_path and listener.batches == 0
+
+
+def _batching_listeners(node: Node) -> list[BatchingQUICListener]:
+    network = node.driver._host.get_network()
+    transports = network.transport_manager.get_transports()
+    assert [type(t) for t in transports] == [LeanQUICTransport]
+    return [x for x in transports[0]._listeners if isinstance(x, BatchingQUICListener)]
+
+
+@pytest.mark.network
+def test_real_hosts_deliver_bursts_intact_through_the_batching_listener() -> None:
+    dialer, listener = Node().start(), Node().start()
+    try:
+        connect(dialer, listener)
+        for index in range(40):
+            dialer.send(Publish(GossipTopic.ATTESTATION, sample_attestation(index % 4, index)))
+        blocks = [sample_block(slot, 100_000) for slot in (1, 2)]
+        for block in blocks:
+            dialer.send(Publish(GossipTopic.BLOCK, block))
+        attestations = listener.expect_many(GossipAttestation, 40)
+        assert sorted(a.attestation.data.slot for a in attestations) == list(range(40))
+        received_blocks = listener.expect_many(GossipBlock, 2)
+        assert sorted(b.block.block.slot for b in received_blocks) == [1, 2]
+        assert {b.block for b in received_blocks} == set(blocks)
+        (batching,) = _batching_listeners(listener)
+        # The fast path carried the traffic (two 100 KB blocks are ~170 datagrams).
+        assert batching.batched_datagrams >= 170
+        assert 0 < batching.batches <= batching.batched_datagrams
+    finally:
+        dialer.stop()
+        listener.stop()
