@@ -1,0 +1,427 @@
+"""The interop harness's pure parts: genesis file, demo chain, leanSpec log parsing,
+verdicts, stand-in modules and the child-process stop. (The run itself needs leanSpec's
+source and a Python 3.12 interpreter, so it is not a test; see docs/driver.md.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from lean_p2p.consensus import ChainState, state_transition
+from lean_p2p.containers import SignedBlock
+from lean_p2p.net.events import RequestFailed, RequestFailure
+from lean_p2p.net.protocol import ReqRespProtocol, ResultCode
+from lean_p2p.node.config import load_genesis
+from lean_p2p.node.genesis import genesis_state
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "interop_leanspec.py"
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("interop_leanspec", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Dataclasses resolve their module through sys.modules while the class is built.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = _load_script()
+
+PEER = "16Uiu2HAmJnb7UQNHerUL4JcgLSEr3KWNqUimTbHKk3JpifDT5U3L"
+ROOT_A = bytes(range(32))
+ROOT_B = bytes(range(32, 64))
+
+
+@pytest.fixture(scope="module")
+def chain() -> Any:
+    return harness.build_demo_chain(harness.interop_genesis(1_700_000_000))
+
+
+def _words(key: bytes) -> list[int]:
+    return [int.from_bytes(key[i : i + 4], "little") for i in range(0, len(key), 4)]
+
+
+# ----------------------------------------------------------------------- genesis
+
+
+def test_public_keys_decode_as_canonical_field_elements() -> None:
+    spec = harness.interop_genesis(1_700_000_000, validator_count=8)
+    keys = [key for pair in spec.validator_keys for key in pair]
+    assert len(keys) == 16
+    assert len(set(keys)) == 16
+    for key in keys:
+        assert len(key) == 52
+        assert all(word < harness.KOALABEAR_MODULUS for word in _words(key))
+
+
+def test_public_keys_are_deterministic_per_seed() -> None:
+    assert harness.canonical_public_key(b"x") == harness.canonical_public_key(b"x")
+    assert harness.canonical_public_key(b"x") != harness.canonical_public_key(b"y")
+
+
+def test_genesis_yaml_reads_back_as_the_same_genesis(tmp_path: Path) -> None:
+    spec = harness.interop_genesis(1_700_000_123)
+    (tmp_path / "config.yaml").write_text(harness.genesis_yaml(spec))
+    assert load_genesis(tmp_path) == spec
+    document = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    # Quoted 0x-hex: a bare hex number would be read as an int by a YAML parser.
+    first = document["GENESIS_VALIDATORS"][0]
+    assert isinstance(first["proposal_public_key"], str)
+    assert first["proposal_public_key"].startswith("0x")
+    assert len(first["proposal_public_key"]) == 2 + 104
+
+
+# -------------------------------------------------------------------- demo chain
+
+
+def test_demo_chain_has_the_documented_shape(chain: Any) -> None:
+    genesis, first, second = chain.genesis, chain.first, chain.second
+    fork_parent, fork_child = chain.fork_parent, chain.fork_child
+    root = harness.root_of
+    assert [b.block.slot for b in chain.blocks] == [0, 1, 2, 2, 3]
+    assert first.block.parent_root == root(genesis)
+    assert second.block.parent_root == root(first)
+    assert fork_parent.block.parent_root == root(genesis)
+    assert fork_child.block.parent_root == root(fork_parent)
+    for block in (first, second, fork_parent, fork_child):
+        assert block.block.proposer_index == block.block.slot % harness.VALIDATOR_COUNT
+    assert len({root(b) for b in chain.blocks}) == 5
+
+
+def test_demo_chain_blocks_pass_the_state_transition() -> None:
+    spec = harness.interop_genesis(1_700_000_000)
+    chain = harness.build_demo_chain(spec)
+    genesis = ChainState.from_container(genesis_state(spec))
+    after_first = state_transition(genesis, chain.first.block)
+    state_transition(after_first, chain.second.block)
+    after_fork_parent = state_transition(genesis, chain.fork_parent.block)
+    state_transition(after_fork_parent, chain.fork_child.block)
+    assert chain.genesis.block.state_root == genesis.hash_tree_root()
+
+
+def test_by_root_keeps_request_order_and_skips_unknown_roots(chain: Any) -> None:
+    root = harness.root_of
+    wanted = [root(chain.fork_child), ROOT_A, root(chain.first)]
+    served = chain.by_root(wanted)
+    assert [root(b) for b in served] == [wanted[0], wanted[2]]
+    assert chain.by_root([]) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "count", "slots"),
+    [(1, 1, [1]), (0, 3, [0, 1, 2]), (1, 10, [1, 2]), (2, 0, []), (3, 5, [])],
+)
+def test_by_range_serves_the_main_chain_only(
+    chain: Any, start: int, count: int, slots: list[int]
+) -> None:
+    served = chain.by_range(start, count)
+    assert [b.block.slot for b in served] == slots
+    main = {harness.root_of(b) for b in (chain.genesis, chain.first, chain.second)}
+    assert all(harness.root_of(b) in main for b in served)
+
+
+# --------------------------------------------------------------- log parsing
+
+
+def _line(level: str, logger: str, message: str) -> str:
+    return f"2026-11-22 02:29:18 {level:<8} {logger}: {message}\n"
+
+
+def test_parses_the_lines_the_checks_use() -> None:
+    root = "9d47c7e7e7cfd012ec7cb4d6e5242e0d0a5c82766a375d3c3b2529d78d8d200c"
+    cases = {
+        "lean_spec.cli.run": (f"Node initialized, peer_id={PEER}", "NODE_PEER_ID"),
+        "lean_spec.node.networking.client.event_source.live": (
+            f"Connected to bootnode, peer_id={PEER}",
+            "CONNECTED_TO_BOOTNODE",
+        ),
+        "lean_spec.node.networking.service.service": (
+            f"Peer connected: {PEER} (total: 1)",
+            "PEER_CONNECTED",
+        ),
+        "lean_spec.node.sync.service": (
+            f"Block processed slot=1 root={root} from peer {PEER}",
+            "BLOCK_PROCESSED",
+        ),
+    }
+    for logger, (message, kind) in cases.items():
+        fact = harness.parse_log_line(_line("INFO", logger, message))
+        assert fact is not None, message
+        assert fact.kind is harness.FactKind[kind]
+        assert fact.peer_id == PEER
+    processed = harness.parse_log_line(
+        _line("INFO", "s", f"Block processed slot=1 root={root} from peer {PEER}")
+    )
+    assert processed.slot == 1
+    assert processed.roots == (bytes.fromhex(root),)
+
+
+def test_parses_block_received_with_slot() -> None:
+    line = _line("INFO", "sync", f"Block received from peer {PEER} slot=3 (state=SYNCED)")
+    fact = harness.parse_log_line(line)
+    assert fact.kind is harness.FactKind.BLOCK_RECEIVED
+    assert fact.slot == 3
+
+
+def test_parses_what_its_by_root_requester_returned() -> None:
+    both = harness.parse_log_line(
+        _line(
+            "INFO",
+            "interop",
+            f"BlocksByRoot from {PEER} returned 2 block(s): {ROOT_A.hex()} {ROOT_B.hex()}",
+        )
+    )
+    assert both.kind is harness.FactKind.BY_ROOT_RETURNED
+    assert both.roots == (ROOT_A, ROOT_B)
+    none = harness.parse_log_line(
+        _line("INFO", "interop", f"BlocksByRoot from {PEER} returned 0 block(s):")
+    )
+    assert none.kind is harness.FactKind.BY_ROOT_RETURNED
+    assert none.roots == ()
+
+
+def test_parses_its_request_errors_with_their_message() -> None:
+    line = _line(
+        "WARNING",
+        "lean_spec.node.networking.client.reqresp_client",
+        f"Error requesting blocks from {PEER}: Cannot send data after FIN",
+    )
+    fact = harness.parse_log_line(line)
+    assert fact.kind is harness.FactKind.REQUEST_ERROR
+    assert fact.message == "Cannot send data after FIN"
+    timeout = harness.parse_log_line(
+        _line("WARNING", "c", f"Timeout requesting blocks from {PEER}")
+    )
+    assert timeout.kind is harness.FactKind.REQUEST_ERROR
+
+
+def test_error_lines_and_tracebacks_are_errors() -> None:
+    error = harness.parse_log_line(
+        _line("ERROR", "asyncio", "Task was destroyed but it is pending!")
+    )
+    assert error.kind is harness.FactKind.ERROR
+    assert (
+        harness.parse_log_line("Traceback (most recent call last):\n").kind
+        is harness.FactKind.ERROR
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "task: <Task pending name='Task-5'>",
+        _line("INFO", "chain", "Tick: slot=6 interval=32 head=ab finalized=slot0"),
+        # a root one digit short is not a processed block
+        _line("INFO", "sync", f"Block processed slot=1 root={'a' * 63} from peer {PEER}"),
+        # peer ids are base58: no 0, O, I or l
+        _line("INFO", "run", "Node initialized, peer_id=16Uiu2HAm0OIl"),
+        _line("WARNING", "live", "Unexpected negotiation error for x stream 5"),
+    ],
+)
+def test_other_lines_state_nothing(line: str) -> None:
+    assert harness.parse_log_line(line) is None
+
+
+# ------------------------------------------------------------------ verdicts
+
+
+def _fact(kind: str, roots: Sequence[bytes] = (), message: str = "") -> Any:
+    return harness.LogFact(
+        harness.FactKind[kind], peer_id=PEER, roots=tuple(roots), message=message
+    )
+
+
+def test_by_root_served_passes_only_when_its_requester_returned_the_block() -> None:
+    judge = harness.judge_by_root_served
+    assert judge(None, [], ROOT_A)[:2] == (False, False)
+    assert judge(1, [], ROOT_A)[:2] == (False, False)  # not settled: keep waiting
+    passed, settled, detail = judge(1, [_fact("BY_ROOT_RETURNED", [ROOT_A])], ROOT_A)
+    assert (passed, settled) == (True, True)
+    assert ROOT_A.hex()[:12] in detail
+    failed = judge(
+        1,
+        [_fact("REQUEST_ERROR", message="Cannot send data after FIN"), _fact("BY_ROOT_RETURNED")],
+        ROOT_A,
+    )
+    assert failed[:2] == (False, True)
+    assert "Cannot send data after FIN" in failed[2]
+    other = judge(1, [_fact("BY_ROOT_RETURNED", [ROOT_B])], ROOT_A)
+    assert other[:2] == (False, True)
+
+
+def _fetch(chunks: Iterable[object] = (), failure: RequestFailed | None = None) -> Any:
+    record = harness.OutboundRequest(list(chunks))
+    record.done = True
+    record.failure = failure
+    return record
+
+
+def test_fetch_passes_when_every_requested_block_came_back(chain: Any) -> None:
+    blocks: list[SignedBlock] = [chain.fork_child, chain.first]
+    wanted = [harness.root_of(b) for b in blocks]
+    assert harness.judge_fetch(wanted, _fetch(reversed(blocks)))[0]
+    partial = harness.judge_fetch(wanted, _fetch(blocks[:1]))
+    assert partial == (False, "1/2 requested blocks returned")
+    duplicate = harness.judge_fetch(wanted, _fetch([blocks[0], blocks[0], blocks[1]]))
+    assert not duplicate[0]
+    unrequested = harness.judge_fetch(wanted, _fetch([*blocks, chain.second]))
+    assert not unrequested[0]
+    pending = harness.OutboundRequest()
+    assert harness.judge_fetch(wanted, pending) == (False, "no answer")
+
+
+def test_fetch_reports_an_error_response_with_code_and_text() -> None:
+    failure = RequestFailed(
+        PEER,
+        7,
+        ReqRespProtocol.BLOCKS_BY_ROOT,
+        RequestFailure.ERROR_RESPONSE,
+        ResultCode.SERVER_ERROR,
+        "Block lookup not available",
+    )
+    passed, detail = harness.judge_fetch([ROOT_A], _fetch(failure=failure))
+    assert not passed
+    assert detail == 'ERROR_RESPONSE, code 2 "Block lookup not available"'
+
+
+def test_unreached_checks_fail_the_run() -> None:
+    some = [harness.CheckResult("connect", True, "ok")]
+    rows = harness.result_rows(some)
+    assert [row["check"] for row in rows] == list(harness.CHECKS)
+    assert rows[1] == {"check": "Status it->us", "result": "FAIL", "detail": "not reached"}
+    assert harness.exit_code(rows) == 1
+    everything = [harness.CheckResult(name, True, "ok") for name in harness.CHECKS]
+    assert harness.exit_code(harness.result_rows(everything)) == 0
+    one_failed = [*everything[:-1], harness.CheckResult(harness.CHECKS[-1], False, "no")]
+    assert harness.exit_code(harness.result_rows(one_failed)) == 1
+
+
+# ------------------------------------------------------- leanSpec's process
+
+
+def test_stand_ins_import_and_behave_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    harness.write_stand_ins(tmp_path)
+    probe = textwrap.dedent(
+        """
+        import numba, lean_multisig_py as prover
+        square = numba.njit(lambda x: x * x)
+        cached = numba.njit(cache=True)(lambda x: x + 1)
+        assert square(3) == 9 and cached(1) == 2
+        assert prover.setup_prover(mode="test") is None
+        assert prover.verify_multi_message_proof_with_messages([], [], b"", mode=0) is True
+        assert prover.verify_single_message_proof([], b"", b"", 0) is True
+        _, proof = prover.split_multi_message_proof_by_message([], b"", b"", 2, mode=0)
+        assert proof == b"" and prover.aggregate_single_message() == b""
+        assert prover.merge_many_single_message_proof() == b""
+        print("stand-ins ok")
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "stand-ins ok"
+
+
+def test_launcher_is_valid_python_keyed_by_the_changes_variable() -> None:
+    compile(harness.LAUNCHER, "run_leanspec.py", "exec")
+    assert f'os.environ.get("{harness.CHANGES_VARIABLE}") == "1"' in harness.LAUNCHER
+
+
+def test_leanspec_command_line(tmp_path: Path) -> None:
+    command = harness.leanspec_command(
+        Path("/py"), tmp_path / "run.py", tmp_path / "config.yaml", "/ip4/1/udp/2/quic-v1", "/l"
+    )
+    assert command[:2] == ["/py", str(tmp_path / "run.py")]
+    arguments = dict(zip(command[2::2], command[3::2], strict=False))
+    assert arguments["--genesis"] == str(tmp_path / "config.yaml")
+    assert arguments["--bootnode"] == "/ip4/1/udp/2/quic-v1"
+    assert arguments["--listen"] == "/l"
+    assert arguments["--api-port"] == "0"
+    assert command[-1] == "--no-color"
+
+
+def test_output_reader_logs_parses_and_reports_the_end() -> None:
+    stream = io.StringIO(_line("INFO", "run", f"Node initialized, peer_id={PEER}") + "noise\n")
+    log_file = io.StringIO()
+    inbox: queue.Queue[Any] = queue.Queue()
+    harness.read_output(stream, log_file, inbox)
+    first, second, end = (inbox.get_nowait() for _ in range(3))
+    assert first.fact.kind is harness.FactKind.NODE_PEER_ID
+    assert second == harness.LogLine("noise", None)
+    assert isinstance(end, harness.ProcessExited)
+    assert log_file.getvalue() == stream.getvalue()
+
+
+def _child(code: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_stop_process_terminates_a_child() -> None:
+    process = _child("import time; print('ready', flush=True); time.sleep(60)")
+    assert harness.stop_process(process, grace=10) == -signal.SIGTERM
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+def test_stop_process_kills_a_child_that_ignores_sigterm() -> None:
+    process = _child(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    assert harness.stop_process(process, grace=0.5) == -signal.SIGKILL
+    assert harness.stop_process(process) == -signal.SIGKILL  # stopping twice is harmless
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["missing tree", "not executable", "stubs not a directory"],
+)
+def test_bad_arguments_exit_with_usage_error(tmp_path: Path, problem: str) -> None:
+    tree = tmp_path / "src"
+    (tree / "lean_spec").mkdir(parents=True)
+    (tree / "lean_spec" / "__init__.py").write_text("")
+    arguments = ["--leanspec", str(tree), "--python", sys.executable]
+    if problem == "missing tree":
+        arguments[1] = str(tmp_path / "nowhere")
+    elif problem == "not executable":
+        arguments[3] = str(tmp_path / "config.yaml")
+    else:
+        arguments += ["--stubs", str(tmp_path / "absent")]
+    with pytest.raises(SystemExit) as exit_info:
+        harness.parse_arguments(arguments)
+    assert exit_info.value.code == 2
+    assert (
+        harness.parse_arguments(["--leanspec", str(tree), "--python", sys.executable]).stock
+        is False
+    )
