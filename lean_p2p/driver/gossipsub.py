@@ -793,10 +793,14 @@ async def _read_chunk(stream: Any) -> bytes | None:
     """Next chunk from a py-libp2p stream, or None at a clean end of stream."""
     from libp2p.network.stream.exceptions import StreamEOF
 
+    from lean_p2p.driver.quic import take_data_left_at_end
+
     try:
         chunk: bytes = await stream.read(256 * 1024)
     except StreamEOF:
-        return None
+        # py-libp2p can report the end with the stream's last bytes still buffered
+        # (see lean_p2p.driver.quic); the next read reports the end again.
+        return take_data_left_at_end(stream) or None
     return chunk or None
 
 

@@ -108,16 +108,18 @@ async def read_some(stream: Any) -> bytes | None:
     """
     from libp2p.network.stream.exceptions import StreamEOF, StreamError
 
+    from lean_p2p.driver.quic import take_data_left_at_end
+
     try:
         data: bytes = await stream.read(_READ_SIZE)
     except StreamEOF:
-        data = b""
+        data = take_data_left_at_end(stream)  # py-libp2p may report the end early
     except StreamError as error:
         muxed = getattr(stream, "muxed_stream", None)
         is_reset = getattr(muxed, "is_reset", None)
         if not callable(is_reset) or is_reset() or _connection_closed(stream):
             raise StreamResetError(repr(error)) from None
-        data = b""
+        data = take_data_left_at_end(stream)
     except Exception as error:  # connection-level failures surface as other types
         raise StreamResetError(repr(error)) from None
     if data:

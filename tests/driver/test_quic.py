@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
-from lean_p2p.driver.quic import MAX_BATCH, BatchingQUICListener, LeanQUICTransport
+from lean_p2p.driver.gossipsub import _read_chunk
+from lean_p2p.driver.quic import (
+    MAX_BATCH,
+    BatchingQUICListener,
+    LeanQUICTransport,
+    take_data_left_at_end,
+)
+from lean_p2p.driver.reqresp import read_some
 from lean_p2p.driver.samples import sample_attestation, sample_block
 from lean_p2p.net.commands import Publish
 from lean_p2p.net.events import GossipAttestation, GossipBlock
@@ -171,3 +181,79 @@ def test_real_hosts_deliver_bursts_intact_through_the_batching_listener() -> Non
     finally:
         dialer.stop()
         listener.stop()
+
+
+class _StreamConnection:
+    """What py-libp2p's QUICStream constructor and NetStream read of a connection."""
+
+    def __init__(self) -> None:
+        from libp2p.transport.quic.config import QUICTransportConfig
+
+        self._transport = SimpleNamespace(_config=QUICTransportConfig())
+
+    def remote_peer_id(self) -> None:
+        return None
+
+    def is_closed(self) -> bool:
+        return False
+
+
+async def _read_across_the_eof_race(read: Callable[[Any], Awaitable[Any]]) -> list[Any]:
+    """Reproduce py-libp2p's race: the reader finds the buffer empty and waits for the
+    state lock; the last data and the FIN arrive meanwhile. Returns what ``read``
+    returned on each call until the end (or the exception it raised)."""
+    from libp2p.network.stream.net_stream import NetStream
+    from libp2p.transport.quic.stream import QUICStream, StreamDirection
+
+    quic_stream = QUICStream(
+        connection=_StreamConnection(),  # type: ignore[arg-type]
+        stream_id=0,
+        direction=StreamDirection.INBOUND,
+        remote_addr=ADDRESS,
+    )
+    stream = NetStream(quic_stream, None, None)
+    results: list[Any] = []
+
+    async def reader() -> None:
+        try:
+            while True:
+                results.append(await read(stream))
+                if results[-1] is None:
+                    return
+        except Exception as error:
+            results.append(error)
+
+    async with trio.open_nursery() as nursery:
+        await quic_stream._state_lock.acquire()
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()  # reader: buffer empty, at the lock
+        await quic_stream.handle_data_received(b"r" * 43, False)
+        nursery.start_soon(quic_stream.handle_data_received, b"", True)
+        await trio.testing.wait_all_tasks_blocked()  # FIN: read side closed, at the lock
+        quic_stream._state_lock.release()
+    return results
+
+
+def test_py_libp2p_reports_the_end_with_data_still_buffered() -> None:
+    # The upstream race the driver works around: if this starts failing, py-libp2p
+    # fixed its read and take_data_left_at_end can go.
+    from libp2p.network.stream.exceptions import StreamEOF
+
+    async def plain_read(stream: Any) -> bytes:
+        return bytes(await stream.read(1024))
+
+    (outcome,) = trio.run(_read_across_the_eof_race, plain_read)
+    assert isinstance(outcome, StreamEOF)
+
+
+def test_request_reader_gets_the_data_that_arrived_with_the_fin() -> None:
+    assert trio.run(_read_across_the_eof_race, read_some) == [b"r" * 43, None]
+
+
+def test_gossip_reader_gets_the_data_that_arrived_with_the_fin() -> None:
+    assert trio.run(_read_across_the_eof_race, _read_chunk) == [b"r" * 43, None]
+
+
+def test_take_data_left_at_end_ignores_streams_without_a_quic_buffer() -> None:
+    assert take_data_left_at_end(SimpleNamespace(muxed_stream=SimpleNamespace())) == b""
+    assert take_data_left_at_end(object()) == b""
