@@ -19,18 +19,21 @@ What it does:
 
 The demo chain, on the genesis both nodes build from the same file::
 
-    genesis(0) -- first(1) -- second(2)
+    genesis(0) -- first(1) -- second(2) -- third(3)
           \\
-           `---- fork_parent(2) -- fork_child(3)
+           `---- fork_parent(2) -- fork_child(4)
 
 leanSpec fetches a missing parent by root only when the orphan's slot is its head slot
-+ 1 (a wider gap is range-fetched instead). So: gossip ``second`` (it range-fetches slot
-1 from us), gossip ``first`` (it imports first, then second), gossip ``fork_child`` (its
-head is slot 2, so it asks us for ``fork_parent`` by root), gossip ``fork_parent`` (it
-imports fork_parent, then fork_child), and finally ask it for all four blocks by root.
++ 1 (a wider gap is range-fetched instead), and it imports a fetched block only once it
+imports that block's parent from gossip. So: gossip ``third`` (it range-fetches slots 1-2
+from us: two response chunks), gossip ``first`` (it imports first, then second and third
+from its cache), gossip ``fork_child`` (its head is slot 3, so it asks us for
+``fork_parent`` by root), gossip ``fork_parent`` (it imports fork_parent, then
+fork_child), and finally ask it for all five blocks by root.
 
 leanSpec's node is started through a launcher the harness writes (its own CLI entry,
-``lean_spec.cli.main``), which logs what its BlocksByRoot requester returns to its sync.
+``lean_spec.cli.main``), which logs what its BlocksByRoot and BlocksByRange requesters
+return to its sync (logging only).
 Two defects of leanSpec's node (commit 43246bd6) stop BlocksByRoot in each direction:
 its responder is never given a block lookup (``set_block_lookup`` has no caller), so it
 answers SERVER_ERROR "Block lookup not available"; and its BlocksByRoot requester calls
@@ -176,12 +179,17 @@ class DemoChain:
     genesis: SignedBlock
     first: SignedBlock  # slot 1, on genesis
     second: SignedBlock  # slot 2, on first
+    third: SignedBlock  # slot 3, on second
     fork_parent: SignedBlock  # slot 2, on genesis
-    fork_child: SignedBlock  # slot 3, on fork_parent
+    fork_child: SignedBlock  # slot 4, on fork_parent
+
+    @property
+    def main_chain(self) -> tuple[SignedBlock, ...]:
+        return (self.genesis, self.first, self.second, self.third)
 
     @property
     def blocks(self) -> tuple[SignedBlock, ...]:
-        return (self.genesis, self.first, self.second, self.fork_parent, self.fork_child)
+        return (*self.main_chain, self.fork_parent, self.fork_child)
 
     def by_root(self, roots: Sequence[bytes]) -> list[SignedBlock]:
         """The blocks we hold among ``roots``, in request order (unknown roots skipped)."""
@@ -189,9 +197,8 @@ class DemoChain:
         return [held[root] for root in roots if root in held]
 
     def by_range(self, start_slot: int, count: int) -> list[SignedBlock]:
-        """Main-chain blocks (genesis, first, second) with slot in [start, start + count)."""
-        main_chain = (self.genesis, self.first, self.second)
-        return [b for b in main_chain if start_slot <= b.block.slot < start_slot + count]
+        """Main-chain blocks with slot in [start, start + count), in slot order."""
+        return [b for b in self.main_chain if start_slot <= b.block.slot < start_slot + count]
 
 
 def root_of(block: SignedBlock) -> bytes:
@@ -218,10 +225,11 @@ def build_demo_chain(spec: GenesisSpec) -> DemoChain:
 
     genesis_chain_state = ChainState.from_container(state)
     first, after_first = extend(genesis_chain_state, root_of(genesis), 1)
-    second, _ = extend(after_first, root_of(first), 2)
+    second, after_second = extend(after_first, root_of(first), 2)
+    third, _ = extend(after_second, root_of(second), 3)
     fork_parent, after_fork_parent = extend(genesis_chain_state, root_of(genesis), 2)
-    fork_child, _ = extend(after_fork_parent, root_of(fork_parent), 3)
-    return DemoChain(genesis, first, second, fork_parent, fork_child)
+    fork_child, _ = extend(after_fork_parent, root_of(fork_parent), 4)
+    return DemoChain(genesis, first, second, third, fork_parent, fork_child)
 
 
 # ------------------------------------------------------------------ leanSpec's logs
@@ -235,8 +243,9 @@ class FactKind(enum.Enum):
     BLOCK_PROCESSED = "block processed"
     #: its requester's failure (leanSpec logs BlocksByRoot and BlocksByRange alike)
     REQUEST_ERROR = "request error"
-    #: the launcher's log of what its BlocksByRoot requester returned to its sync
+    #: the launcher's log of what its requesters returned to its sync
     BY_ROOT_RETURNED = "by-root returned"
+    BY_RANGE_RETURNED = "by-range returned"
     ERROR = "error"
 
 
@@ -269,14 +278,23 @@ _PATTERNS: tuple[tuple[FactKind, re.Pattern[str]], ...] = (
     ),
     (
         FactKind.REQUEST_ERROR,
-        re.compile(rf"(?:Error|Timeout) requesting blocks from {_PEER}(?:: (?P<message>.*))?$"),
-    ),
-    (
-        FactKind.BY_ROOT_RETURNED,
         re.compile(
-            rf"BlocksByRoot from {_PEER} returned \d+ block\(s\):"
-            rf"(?P<roots>(?: (?:0x)?{_ROOT})*)\s*$"
+            r"(?:(?:Error|Timeout) requesting blocks|Range fetch failed|Protocol violation) "
+            rf"from {_PEER}(?:: (?P<message>.*))?$"
         ),
+    ),
+    *(
+        (
+            kind,
+            re.compile(
+                rf"{protocol} from {_PEER} returned \d+ block\(s\):"
+                rf"(?P<roots>(?: (?:0x)?{_ROOT})*)\s*$"
+            ),
+        )
+        for kind, protocol in (
+            (FactKind.BY_ROOT_RETURNED, "BlocksByRoot"),
+            (FactKind.BY_RANGE_RETURNED, "BlocksByRange"),
+        )
     ),
 )
 #: ``%(asctime)s %(levelname)-8s %(name)s: %(message)s`` (leanSpec with --no-color)
@@ -343,8 +361,9 @@ STAND_IN_MODULES: dict[str, str] = {
 CHANGES_VARIABLE = "INTEROP_LEANSPEC_CHANGES"
 
 #: Starts leanSpec's own CLI (``lean_spec.cli.main``). Always: logs what its BlocksByRoot
-#: requester hands back to its sync (logging only). With CHANGES_VARIABLE=1, two changes,
-#: each the smallest that lets one direction of BlocksByRoot work:
+#: and BlocksByRange requesters hand back to its sync (logging only). With
+#: CHANGES_VARIABLE=1, two changes, each the smallest that lets one direction of
+#: BlocksByRoot work:
 #: 1. its responder gets a block lookup (leanSpec never calls ``set_block_lookup``);
 #: 2. a stream's ``close()`` after ``finish_write()`` no longer raises: its BlocksByRoot
 #:    requester closes in a ``finally`` without the guard its Status and BlocksByRange
@@ -363,17 +382,24 @@ from lean_spec.spec.forks.lstar.containers import MultiMessageAggregate
 from lean_spec.spec.ssz import ByteList512KiB
 
 logger = logging.getLogger("interop")
-_request_blocks_by_root = ReqRespClient.request_blocks_by_root
 
 
-async def _request_blocks_by_root_logged(self, peer_id, roots):
-    blocks = await _request_blocks_by_root(self, peer_id, roots)
-    returned = "".join(" " + hash_tree_root(block.block).hex() for block in blocks)
-    logger.info("BlocksByRoot from %s returned %d block(s):%s", peer_id, len(blocks), returned)
-    return blocks
+def _logging_returned_blocks(request, protocol):
+    async def request_and_log(self, peer_id, *args, **kwargs):
+        blocks = await request(self, peer_id, *args, **kwargs)
+        roots = "".join(" " + hash_tree_root(block.block).hex() for block in blocks)
+        logger.info("%s from %s returned %d block(s):%s", protocol, peer_id, len(blocks), roots)
+        return blocks
+
+    return request_and_log
 
 
-ReqRespClient.request_blocks_by_root = _request_blocks_by_root_logged
+ReqRespClient.request_blocks_by_root = _logging_returned_blocks(
+    ReqRespClient.request_blocks_by_root, "BlocksByRoot"
+)
+ReqRespClient.request_blocks_by_range = _logging_returned_blocks(
+    ReqRespClient.request_blocks_by_range, "BlocksByRange"
+)
 
 if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
     _build_node = Node.from_genesis.__func__
@@ -441,7 +467,13 @@ def free_udp_port() -> int:
 
 
 def leanspec_command(
-    python: Path, launcher: Path, genesis: Path, bootnode: str, listen: str
+    python: Path,
+    launcher: Path,
+    genesis: Path,
+    bootnode: str,
+    listen: str,
+    *,
+    verbose: bool = False,
 ) -> list[str]:
     return [
         str(python),
@@ -455,6 +487,7 @@ def leanspec_command(
         "--api-port",
         "0",
         "--no-color",
+        *(["--verbose"] if verbose else []),
     ]
 
 
@@ -519,11 +552,12 @@ def exit_code(rows: Sequence[dict[str, str]]) -> int:
     return 0 if rows and all(row["result"] == "pass" for row in rows) else 1
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ServedRequest:
     protocol: ReqRespProtocol
     request: object
     chunks: int
+    block_roots: tuple[bytes, ...]  # of the blocks we answered with
 
 
 @dataclass
@@ -601,7 +635,9 @@ class InteropRun:
         for payload in payloads:
             self.send(SendResponseChunk(event.request_id, payload))
         self.send(SendResponseEnd(event.request_id))
-        self.served.append((event.peer_id, ServedRequest(event.protocol, request, len(payloads))))
+        roots = tuple(root_of(p) for p in payloads if isinstance(p, SignedBlock))
+        served = ServedRequest(event.protocol, request, len(payloads), roots)
+        self.served.append((event.peer_id, served))
         self.progress(
             f"served {describe_request(request)} to {short(event.peer_id)}: "
             f"{len(payloads)} chunk(s)"
@@ -645,6 +681,38 @@ class InteropRun:
     def served_to(self, peer_id: str, protocol: ReqRespProtocol) -> list[ServedRequest]:
         return [s for peer, s in self.served if peer == peer_id and s.protocol is protocol]
 
+    def check_served(
+        self,
+        check: str,
+        peer_id: str,
+        *,
+        protocol: ReqRespProtocol,
+        trigger: SignedBlock,
+        expected_roots: tuple[bytes, ...],
+        timeout: float,
+    ) -> bool:
+        """Gossip ``trigger``; pass when it requests ``expected_roots`` from us with
+        ``protocol``, we answer with those blocks, and its requester returns them all."""
+        facts_before = len(self.facts)
+        served_before = len(self.served)
+        self.send(Publish(GossipTopic.BLOCK, trigger))
+
+        def outcome() -> tuple[bool, bool, str]:
+            answered = [
+                served
+                for peer, served in self.served[served_before:]
+                if peer == peer_id and served.protocol is protocol and served.block_roots
+            ]
+            return judge_served(
+                answered[0] if answered else None,
+                expected_roots,
+                self.facts[facts_before:],
+            )
+
+        self.wait_until(lambda: outcome()[1], timeout)
+        passed, _, detail = outcome()
+        return self.record(check, passed, detail)
+
     # -- the procedure
 
     def run_checks(self, peer_id: str, timeout: float) -> None:
@@ -682,23 +750,18 @@ class InteropRun:
             f"{self.driver.statistics()['topics'].get(BLOCK_TOPIC)}",
         )
 
-        # Slot 2 on an unknown slot-1 parent: leanSpec range-fetches slot 1 from us.
-        self.progress("gossip second (slot 2; its parent, slot 1, is unknown to it)")
-        self.send(Publish(GossipTopic.BLOCK, chain.second))
-
-        def range_served() -> bool:
-            return any(s.chunks for s in self.served_to(peer_id, ReqRespProtocol.BLOCKS_BY_RANGE))
-
-        ranged = self.wait_until(range_served, timeout)
-        ranges = self.served_to(peer_id, ReqRespProtocol.BLOCKS_BY_RANGE)
-        self.record(
+        # Slot 3 with slots 1 and 2 unknown: leanSpec range-fetches [1, 2] from us.
+        self.progress("gossip third (slot 3; its ancestors at slots 1 and 2 are unknown to it)")
+        self.check_served(
             "range sync it->us",
-            ranged,
-            "; ".join(f"{describe_request(s.request)} served {s.chunks} block(s)" for s in ranges)
-            or f"no BlocksByRange request within {timeout:.0f} s",
+            peer_id,
+            protocol=ReqRespProtocol.BLOCKS_BY_RANGE,
+            trigger=chain.third,
+            expected_roots=(root_of(chain.first), root_of(chain.second)),
+            timeout=timeout,
         )
 
-        # The missing parent by gossip: it imports first, then second from its cache.
+        # The missing ancestor by gossip: it imports first, then second and third.
         self.progress("gossip first (slot 1, on genesis)")
         self.send(Publish(GossipTopic.BLOCK, chain.first))
         first_root = root_of(chain.first)
@@ -714,27 +777,18 @@ class InteropRun:
             else f"{len(received)} 'Block received' line(s), no import of slot 1",
         )
 
-        # Slot 3 on an unknown slot-2 parent while its head is at slot 2: the gap is zero,
+        # Slot 4 on an unknown slot-2 parent while its head is at slot 3: the gap is zero,
         # so it asks for the parent by root instead of by range.
-        self.progress("gossip fork_child (slot 3; its parent, slot 2 on genesis, is unknown)")
-        facts_before = len(self.facts)
-        self.send(Publish(GossipTopic.BLOCK, chain.fork_child))
+        self.progress("gossip fork_child (slot 4; its parent, slot 2 on genesis, is unknown)")
         fork_parent_root = root_of(chain.fork_parent)
-
-        def by_root_outcome() -> tuple[bool, bool, str]:
-            served = [
-                s
-                for s in self.served_to(peer_id, ReqRespProtocol.BLOCKS_BY_ROOT)
-                if isinstance(s.request, BlocksByRootRequest)
-                and fork_parent_root in s.request.roots
-            ]
-            return judge_by_root_served(
-                served[0].chunks if served else None, self.facts[facts_before:], fork_parent_root
-            )
-
-        self.wait_until(lambda: by_root_outcome()[1], timeout)
-        passed, _, detail = by_root_outcome()
-        self.record("BlocksByRoot it->us served", passed, detail)
+        self.check_served(
+            "BlocksByRoot it->us served",
+            peer_id,
+            protocol=ReqRespProtocol.BLOCKS_BY_ROOT,
+            trigger=chain.fork_child,
+            expected_roots=(fork_parent_root,),
+            timeout=timeout,
+        )
 
         # leanSpec imports a fetched block only from gossip or as the child of a block it
         # imports, so gossip fork_parent: it imports it, then fork_child from its cache.
@@ -744,8 +798,10 @@ class InteropRun:
             lambda: self.fact(FactKind.BLOCK_PROCESSED, fork_parent_root) is not None, timeout
         )
 
-        wanted = [root_of(b) for b in (chain.fork_child, chain.second, chain.first)]
-        wanted.append(fork_parent_root)
+        wanted = [
+            root_of(b)
+            for b in (chain.fork_child, chain.third, chain.second, chain.first, chain.fork_parent)
+        ]
         # Imports are asynchronous on its side; ask again until it holds every block.
         detail = ""
         passed = False
@@ -761,25 +817,33 @@ class InteropRun:
         self.record("BlocksByRoot us->it fetched", passed, detail)
 
 
-def judge_by_root_served(
-    served_chunks: int | None, facts: Sequence[LogFact], root: bytes
+RETURNED_KIND = {
+    ReqRespProtocol.BLOCKS_BY_ROOT: FactKind.BY_ROOT_RETURNED,
+    ReqRespProtocol.BLOCKS_BY_RANGE: FactKind.BY_RANGE_RETURNED,
+}
+
+
+def judge_served(
+    served: ServedRequest | None, expected_roots: Sequence[bytes], facts: Sequence[LogFact]
 ) -> tuple[bool, bool, str]:
-    """(passed, settled, detail) of leanSpec's by-root request for ``root``: we must have
-    answered it with the block, and its requester must have returned that block to its
-    sync (the launcher logs what it returned; leanSpec logs a failed request)."""
-    if served_chunks is None:
-        return False, False, "no BlocksByRoot request for the block from it"
-    ours = f"served BlocksByRoot with {served_chunks} block(s)"
-    returned = [fact for fact in facts if fact.kind is FactKind.BY_ROOT_RETURNED]
-    if any(root in fact.roots for fact in returned):
-        return True, True, f"{ours}; its requester returned it (root {root.hex()[:12]}..)"
+    """(passed, settled, detail) of one block request leanSpec sent us: we answered it
+    with exactly the ``expected_roots`` blocks, and its requester returned every one of
+    them to its sync (the launcher logs what it returned; leanSpec logs a failure)."""
+    if served is None:
+        return False, False, "no request from it answered with blocks"
+    ours = f"served {describe_request(served.request)}: {len(served.block_roots)} block(s)"
+    if set(served.block_roots) != set(expected_roots):
+        return False, True, f"{ours}, expected {len(expected_roots)} other block(s)"
+    returned = [fact for fact in facts if fact.kind is RETURNED_KIND[served.protocol]]
+    if any(set(expected_roots) <= set(fact.roots) for fact in returned):
+        return True, True, f"{ours}; its requester returned them (roots match)"
     errors = [fact for fact in facts if fact.kind is FactKind.REQUEST_ERROR]
     if errors:
         return False, True, f'{ours}; its requester failed: "{errors[0].message}"'
     if returned:
         counts = ", ".join(str(len(fact.roots)) for fact in returned)
-        return False, True, f"{ours}; its requester returned {counts} other block(s)"
-    return False, False, f"{ours}; its requester's result not seen in its log"
+        return False, True, f"{ours}; its requester returned {counts} of them"
+    return False, False, f"{ours}; its requester's result not in its log"
 
 
 def judge_fetch(wanted: Sequence[bytes], fetch: OutboundRequest) -> tuple[bool, str]:
@@ -862,6 +926,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds for leanSpec to start and connect (default 120)",
     )
     parser.add_argument("--log", type=Path, default=None, help="keep leanSpec's output here")
+    parser.add_argument(
+        "--leanspec-verbose", action="store_true", help="run leanSpec with --verbose (DEBUG)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the table as JSON rows")
     arguments = parser.parse_args(argv)
     if not (arguments.leanspec / "lean_spec" / "__init__.py").is_file():
@@ -871,6 +938,17 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if arguments.stubs is not None and not arguments.stubs.is_dir():
         parser.error(f"--stubs {arguments.stubs}: not a directory")
     return arguments
+
+
+class FieldsFormatter(logging.Formatter):
+    """The standard format plus the ``extra`` fields a record carries."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in self._STANDARD}
+        text = super().format(record)
+        return text + "".join(f" {key}={value!r}" for key, value in fields.items())
 
 
 class Terminated(Exception):
@@ -930,8 +1008,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {text}", flush=True)
 
     signal.signal(signal.SIGTERM, _raise_terminated)
-    # Our side's warnings (py-libp2p's included), named, between the progress lines.
-    logging.basicConfig(level=logging.WARNING, format="ours: %(levelname)s %(name)s: %(message)s")
+    # Our side's log (py-libp2p's warnings, our driver's rejections) between the progress
+    # lines, named, with the structured fields our driver attaches.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(FieldsFormatter("ours: %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("lean_p2p").setLevel(logging.INFO)
     spec = interop_genesis(int(time.time()))
     chain = build_demo_chain(spec)
     progress(
@@ -939,7 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(
             f"{name}=slot {b.block.slot} {root_of(b).hex()[:12]}.."
             for name, b in zip(
-                ("genesis", "first", "second", "fork_parent", "fork_child"),
+                ("genesis", "first", "second", "third", "fork_parent", "fork_child"),
                 chain.blocks,
                 strict=True,
             )
@@ -966,7 +1048,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"our driver listens on {our_address}")
             listen = f"/ip4/127.0.0.1/udp/{free_udp_port()}/quic-v1"
             command = leanspec_command(
-                arguments.python, launcher, genesis_path, our_address, listen
+                arguments.python,
+                launcher,
+                genesis_path,
+                our_address,
+                listen,
+                verbose=arguments.leanspec_verbose,
             )
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join([str(arguments.leanspec), str(stubs)])

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from lean_p2p.consensus import ChainState, state_transition
-from lean_p2p.containers import SignedBlock
+from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, SignedBlock
 from lean_p2p.net.events import RequestFailed, RequestFailure
 from lean_p2p.net.protocol import ReqRespProtocol, ResultCode
 from lean_p2p.node.config import load_genesis
@@ -89,17 +89,18 @@ def test_genesis_yaml_reads_back_as_the_same_genesis(tmp_path: Path) -> None:
 
 
 def test_demo_chain_has_the_documented_shape(chain: Any) -> None:
-    genesis, first, second = chain.genesis, chain.first, chain.second
+    genesis, first, second, third = chain.main_chain
     fork_parent, fork_child = chain.fork_parent, chain.fork_child
     root = harness.root_of
-    assert [b.block.slot for b in chain.blocks] == [0, 1, 2, 2, 3]
+    assert [b.block.slot for b in chain.blocks] == [0, 1, 2, 3, 2, 4]
     assert first.block.parent_root == root(genesis)
     assert second.block.parent_root == root(first)
+    assert third.block.parent_root == root(second)
     assert fork_parent.block.parent_root == root(genesis)
     assert fork_child.block.parent_root == root(fork_parent)
-    for block in (first, second, fork_parent, fork_child):
+    for block in (first, second, third, fork_parent, fork_child):
         assert block.block.proposer_index == block.block.slot % harness.VALIDATOR_COUNT
-    assert len({root(b) for b in chain.blocks}) == 5
+    assert len({root(b) for b in chain.blocks}) == 6
 
 
 def test_demo_chain_blocks_pass_the_state_transition() -> None:
@@ -107,7 +108,8 @@ def test_demo_chain_blocks_pass_the_state_transition() -> None:
     chain = harness.build_demo_chain(spec)
     genesis = ChainState.from_container(genesis_state(spec))
     after_first = state_transition(genesis, chain.first.block)
-    state_transition(after_first, chain.second.block)
+    after_second = state_transition(after_first, chain.second.block)
+    state_transition(after_second, chain.third.block)
     after_fork_parent = state_transition(genesis, chain.fork_parent.block)
     state_transition(after_fork_parent, chain.fork_child.block)
     assert chain.genesis.block.state_root == genesis.hash_tree_root()
@@ -123,14 +125,14 @@ def test_by_root_keeps_request_order_and_skips_unknown_roots(chain: Any) -> None
 
 @pytest.mark.parametrize(
     ("start", "count", "slots"),
-    [(1, 1, [1]), (0, 3, [0, 1, 2]), (1, 10, [1, 2]), (2, 0, []), (3, 5, [])],
+    [(1, 2, [1, 2]), (0, 3, [0, 1, 2]), (1, 10, [1, 2, 3]), (2, 0, []), (4, 5, [])],
 )
 def test_by_range_serves_the_main_chain_only(
     chain: Any, start: int, count: int, slots: list[int]
 ) -> None:
     served = chain.by_range(start, count)
     assert [b.block.slot for b in served] == slots
-    main = {harness.root_of(b) for b in (chain.genesis, chain.first, chain.second)}
+    main = {harness.root_of(b) for b in chain.main_chain}
     assert all(harness.root_of(b) in main for b in served)
 
 
@@ -194,6 +196,13 @@ def test_parses_what_its_by_root_requester_returned() -> None:
     assert none.roots == ()
 
 
+def test_parses_what_its_by_range_requester_returned() -> None:
+    line = f"BlocksByRange from {PEER} returned 1 block(s): 0x{ROOT_B.hex()}"
+    fact = harness.parse_log_line(_line("INFO", "interop", line))
+    assert fact.kind is harness.FactKind.BY_RANGE_RETURNED
+    assert fact.roots == (ROOT_B,)
+
+
 def test_parses_its_request_errors_with_their_message() -> None:
     line = _line(
         "WARNING",
@@ -207,6 +216,11 @@ def test_parses_its_request_errors_with_their_message() -> None:
         _line("WARNING", "c", f"Timeout requesting blocks from {PEER}")
     )
     assert timeout.kind is harness.FactKind.REQUEST_ERROR
+    range_failed = harness.parse_log_line(
+        _line("WARNING", "backfill", f"Range fetch failed from {PEER}: Non-monotonic slot: 2 <= 2")
+    )
+    assert range_failed.kind is harness.FactKind.REQUEST_ERROR
+    assert range_failed.message == "Non-monotonic slot: 2 <= 2"
 
 
 def test_error_lines_and_tracebacks_are_errors() -> None:
@@ -246,22 +260,43 @@ def _fact(kind: str, roots: Sequence[bytes] = (), message: str = "") -> Any:
     )
 
 
-def test_by_root_served_passes_only_when_its_requester_returned_the_block() -> None:
-    judge = harness.judge_by_root_served
-    assert judge(None, [], ROOT_A)[:2] == (False, False)
-    assert judge(1, [], ROOT_A)[:2] == (False, False)  # not settled: keep waiting
-    passed, settled, detail = judge(1, [_fact("BY_ROOT_RETURNED", [ROOT_A])], ROOT_A)
+def _served(protocol: str, roots: Sequence[bytes]) -> Any:
+    request = (
+        BlocksByRootRequest(roots=tuple(roots))
+        if protocol == "BLOCKS_BY_ROOT"
+        else BlocksByRangeRequest(start_slot=1, count=len(roots))
+    )
+    return harness.ServedRequest(ReqRespProtocol[protocol], request, len(roots), tuple(roots))
+
+
+def test_served_passes_only_when_its_requester_returned_every_block() -> None:
+    judge = harness.judge_served
+    by_root = _served("BLOCKS_BY_ROOT", [ROOT_A])
+    assert judge(None, [ROOT_A], [])[:2] == (False, False)
+    assert judge(by_root, [ROOT_A], [])[:2] == (False, False)  # not settled: keep waiting
+    passed, settled, detail = judge(by_root, [ROOT_A], [_fact("BY_ROOT_RETURNED", [ROOT_A])])
     assert (passed, settled) == (True, True)
-    assert ROOT_A.hex()[:12] in detail
+    assert "BlocksByRoot(1 root(s)): 1 block(s)" in detail
     failed = judge(
-        1,
+        by_root,
+        [ROOT_A],
         [_fact("REQUEST_ERROR", message="Cannot send data after FIN"), _fact("BY_ROOT_RETURNED")],
-        ROOT_A,
     )
     assert failed[:2] == (False, True)
     assert "Cannot send data after FIN" in failed[2]
-    other = judge(1, [_fact("BY_ROOT_RETURNED", [ROOT_B])], ROOT_A)
-    assert other[:2] == (False, True)
+    assert judge(by_root, [ROOT_A], [_fact("BY_ROOT_RETURNED", [ROOT_B])])[:2] == (False, True)
+
+
+def test_served_matches_the_protocol_and_every_expected_root() -> None:
+    judge = harness.judge_served
+    by_range = _served("BLOCKS_BY_RANGE", [ROOT_A, ROOT_B])
+    # what its BlocksByRoot requester returned says nothing about its range request
+    assert not judge(by_range, [ROOT_A, ROOT_B], [_fact("BY_ROOT_RETURNED", [ROOT_A, ROOT_B])])[0]
+    assert not judge(by_range, [ROOT_A, ROOT_B], [_fact("BY_RANGE_RETURNED", [ROOT_A])])[0]
+    assert judge(by_range, [ROOT_A, ROOT_B], [_fact("BY_RANGE_RETURNED", [ROOT_B, ROOT_A])])[0]
+    # we answered with other blocks than the check expects
+    wrong = judge(by_range, [ROOT_A], [_fact("BY_RANGE_RETURNED", [ROOT_A, ROOT_B])])
+    assert wrong[:2] == (False, True)
 
 
 def _fetch(chunks: Iterable[object] = (), failure: RequestFailed | None = None) -> Any:
@@ -279,7 +314,7 @@ def test_fetch_passes_when_every_requested_block_came_back(chain: Any) -> None:
     assert partial == (False, "1/2 requested blocks returned")
     duplicate = harness.judge_fetch(wanted, _fetch([blocks[0], blocks[0], blocks[1]]))
     assert not duplicate[0]
-    unrequested = harness.judge_fetch(wanted, _fetch([*blocks, chain.second]))
+    unrequested = harness.judge_fetch(wanted, _fetch([*blocks, chain.third]))
     assert not unrequested[0]
     pending = harness.OutboundRequest()
     assert harness.judge_fetch(wanted, pending) == (False, "no answer")
@@ -353,12 +388,17 @@ def test_leanspec_command_line(tmp_path: Path) -> None:
         Path("/py"), tmp_path / "run.py", tmp_path / "config.yaml", "/ip4/1/udp/2/quic-v1", "/l"
     )
     assert command[:2] == ["/py", str(tmp_path / "run.py")]
-    arguments = dict(zip(command[2::2], command[3::2], strict=False))
+    options = command[2:-1]  # name, value pairs between the script and the last flag
+    arguments = dict(zip(options[::2], options[1::2], strict=True))
     assert arguments["--genesis"] == str(tmp_path / "config.yaml")
     assert arguments["--bootnode"] == "/ip4/1/udp/2/quic-v1"
     assert arguments["--listen"] == "/l"
     assert arguments["--api-port"] == "0"
     assert command[-1] == "--no-color"
+    verbose = harness.leanspec_command(
+        Path("/py"), tmp_path / "run.py", tmp_path / "c.yaml", "/b", "/l", verbose=True
+    )
+    assert verbose[-1] == "--verbose"
 
 
 def test_output_reader_logs_parses_and_reports_the_end() -> None:
