@@ -118,15 +118,21 @@ class BatchingQUICListener(QUICListener):
             return
         self.batches += 1
         for connection in touched.values():
-            # One pass per connection per batch: deliver stream data and send what
-            # aioquic has (ACKs due, flow-control updates, responses), then wake the
-            # connection's own loop so its timers are re-read.
-            connection._signal_activity()
+            # Once per connection per batch: deliver every event the batch produced
+            # (py-libp2p takes 10 per call: a batch of stream data makes many more,
+            # and events left in aioquic's queue would wait for the connection's
+            # idle timer, up to 2 s), then send what aioquic has (ACKs due,
+            # flow-control updates, responses).
             try:
-                await connection._process_quic_events_batched()
+                while await connection._process_quic_events_batched():
+                    pass
                 await connection._transmit()
             except Exception:
                 logger.exception("QUIC connection %s failed after a batch", connection)
+            # Then wake the connection's own loop, after the pass above: it re-reads
+            # aioquic's timer (a delayed ACK is now due) and takes any events a pass
+            # of its own, running meanwhile, kept our calls from taking.
+            connection._signal_activity()
 
     def _established_connection(self, data: bytes) -> Any:
         """The established connection a short-header datagram is for, or None."""

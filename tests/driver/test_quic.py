@@ -59,16 +59,20 @@ class _FakeAioquic:
 
 
 class _FakeConnection:
-    def __init__(self, quic: _FakeAioquic) -> None:
+    def __init__(self, quic: _FakeAioquic, event_passes: int = 1) -> None:
         self._quic = quic
         self.calls: list[str] = []
+        self._event_passes = event_passes  # passes with events, like py-libp2p's 10
 
     def _signal_activity(self) -> None:
         self.calls.append("signal")
 
     async def _process_quic_events_batched(self) -> bool:
         self.calls.append("events")
-        return True
+        if self._event_passes:
+            self._event_passes -= 1
+            return True
+        return False
 
     async def _transmit(self) -> None:
         self.calls.append("transmit")
@@ -116,10 +120,20 @@ def test_a_batch_feeds_aioquic_in_order_then_processes_and_transmits_once() -> N
     assert quic.received == [datagrams[0], datagrams[2], datagrams[4]]
     # Long headers and unknown connection ids take py-libp2p's own path, in order.
     assert slow_path == [datagrams[1], datagrams[3]]
-    # One pass of events and one transmit for the whole batch, not one per datagram.
-    assert connection.calls == ["signal", "events", "transmit"]
+    # Events and one transmit for the whole batch, not per datagram; the connection's
+    # own loop is woken after them.
+    assert connection.calls == ["events", "events", "transmit", "signal"]
     assert (listener.batches, listener.batched_datagrams) == (1, 3)
     assert listener._stats["packets_processed"] == 3
+
+
+def test_every_event_of_a_batch_is_delivered_before_transmitting() -> None:
+    # py-libp2p hands out 10 events per call; a batch of stream data makes more, and
+    # events left in aioquic's queue would wait for the connection's idle timer.
+    connection = _FakeConnection(_FakeAioquic(), event_passes=4)
+    listener, _, _ = _listener(connection)
+    trio.run(listener._take_batch, _QueuedSocket([_short(KNOWN_CID, b"data")]))
+    assert connection.calls == ["events"] * 5 + ["transmit", "signal"]
 
 
 def test_a_batch_is_bounded_and_the_rest_waits_for_the_next() -> None:
