@@ -1,30 +1,31 @@
-"""A QUIC transport whose listener takes datagrams in batches. Trio driver thread.
+"""A QUIC transport that takes datagrams in batches. Trio driver thread.
 
-WHY THIS MODULE EXISTS. py-libp2p's ``QUICListener`` handles one datagram at a time:
-``await sock.recvfrom`` (a trip through trio's scheduler), a connection-id lookup
-under an async lock, aioquic's ``receive_datagram``, a pass over the connection's
-events, and a ``_transmit`` that asks aioquic for datagrams to send — for every
-datagram. Profiled on the receiving side of ``lean-p2p bench gossip`` (a 2.6 KB
-attestation is about three 1,200-byte datagrams), that per-datagram path was most of
-the ~0.7 ms of CPU each attestation cost, and 4,000-byte datagrams (one per message)
-cut the receiver's cost per message to a third: the cost is per datagram, not per byte.
+WHY THIS MODULE EXISTS. py-libp2p's QUIC handles one datagram at a time, on both of
+its receive paths (the listener's, for connections peers dialed, and each dialed
+connection's own): ``await sock.recvfrom`` (a trip through trio's scheduler), on the
+listener a connection-id lookup under an async lock, aioquic's ``receive_datagram``,
+a pass over the connection's events, and a ``_transmit`` that asks aioquic for
+datagrams to send — for every datagram. Profiled on the receiving side of
+``lean-p2p bench gossip`` (a 2.6 KB attestation is about three 1,200-byte datagrams),
+that per-datagram path was most of the ~0.7 ms of CPU each attestation cost, and
+4,000-byte datagrams (one per message) cut the receiver's cost per message to a
+third: the cost is per datagram, not per byte.
 
 What changes, and only on sockets made by :mod:`lean_p2p.driver.udp` (other sockets
-keep py-libp2p's loop):
+keep py-libp2p's loops):
 
-- the listener waits for readability once, then takes every datagram already queued
+- a receiver waits for readability once, then takes every datagram already queued
   (up to :data:`MAX_BATCH`) with non-blocking ``recvfrom`` calls, without scheduling
   points in between;
-- a short-header datagram whose destination connection id belongs to an established
-  connection goes straight to that connection's aioquic state (a dict lookup; the
-  registry's lock guards nothing a synchronous lookup on the one trio thread could
-  race with);
-- each connection touched by the batch then processes its events and transmits
+- on the listener, a short-header datagram whose destination connection id belongs
+  to an established connection goes straight to that connection's aioquic state (a
+  dict lookup; the registry's lock guards nothing a synchronous lookup on the one
+  trio thread could race with); everything else — long headers (handshakes, new
+  connections, version negotiation), unknown connection ids — goes through
+  py-libp2p's own ``_process_packet``, in the order received;
+- each connection touched by the batch then processes all its events and transmits
   once, after the whole batch, instead of once per datagram; its event loop is woken
-  once, so aioquic's timers (delayed ACKs, loss detection) are served as before;
-- everything else — long headers (handshakes, new connections, version negotiation),
-  unknown connection ids — goes through py-libp2p's own ``_process_packet``, in the
-  order received.
+  afterwards, so aioquic's timers (delayed ACKs, loss detection) are served as before.
 
 Ordering: datagrams of one connection reach aioquic in the order the kernel queued
 them, exactly as before; only the moment of event processing and transmission moves to
@@ -44,18 +45,26 @@ Thread: everything here runs on the driver's trio thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
 
 import trio
+from libp2p.transport.quic.connection import QUICConnection
 from libp2p.transport.quic.exceptions import QUICListenError
 from libp2p.transport.quic.listener import QUICListener
 from libp2p.transport.quic.transport import QUICTransport
 
 from lean_p2p.driver.udp import InOrderUdpSocket
 
-__all__ = ["MAX_BATCH", "BatchingQUICListener", "LeanQUICTransport", "take_data_left_at_end"]
+__all__ = [
+    "MAX_BATCH",
+    "BatchingQUICListener",
+    "LeanQUICTransport",
+    "receive_dialed_connection",
+    "take_data_left_at_end",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,21 +127,7 @@ class BatchingQUICListener(QUICListener):
             return
         self.batches += 1
         for connection in touched.values():
-            # Once per connection per batch: deliver every event the batch produced
-            # (py-libp2p takes 10 per call: a batch of stream data makes many more,
-            # and events left in aioquic's queue would wait for the connection's
-            # idle timer, up to 2 s), then send what aioquic has (ACKs due,
-            # flow-control updates, responses).
-            try:
-                while await connection._process_quic_events_batched():
-                    pass
-                await connection._transmit()
-            except Exception:
-                logger.exception("QUIC connection %s failed after a batch", connection)
-            # Then wake the connection's own loop, after the pass above: it re-reads
-            # aioquic's timer (a delayed ACK is now due) and takes any events a pass
-            # of its own, running meanwhile, kept our calls from taking.
-            connection._signal_activity()
+            await _after_batch(connection)
 
     def _established_connection(self, data: bytes) -> Any:
         """The established connection a short-header datagram is for, or None."""
@@ -142,8 +137,83 @@ class BatchingQUICListener(QUICListener):
         return self._registry._connections.get(destination)
 
 
+async def _after_batch(connection: Any) -> None:
+    """Once per connection per batch: deliver every event the batch produced, send
+    what aioquic has, then wake the connection's own loop."""
+    try:
+        # py-libp2p takes 10 events per call: a batch of stream data makes many more,
+        # and events left in aioquic's queue would wait for the connection's idle
+        # timer (up to 2 s), stalling bulk transfers.
+        while await connection._process_quic_events_batched():
+            pass
+        await connection._transmit()  # ACKs due, flow-control updates, responses
+    except Exception:
+        logger.exception("QUIC connection %s failed after a batch", connection)
+    # After the pass above: the connection's loop re-reads aioquic's timer (a delayed
+    # ACK is now due) and takes any events a pass of its own, running meanwhile,
+    # kept our calls from taking.
+    connection._signal_activity()
+
+
+async def receive_dialed_connection(connection: Any) -> None:
+    """The packet receiver of a connection we dialed (its own socket), in batches.
+
+    Replaces py-libp2p's ``_client_packet_receiver`` (one datagram, one event pass and
+    one transmit at a time) on sockets from :mod:`lean_p2p.driver.udp`.
+    """
+    sock = connection._socket
+    if not isinstance(sock, InOrderUdpSocket):
+        await connection._client_packet_receiver()
+        return
+    while not connection._closed and connection._socket is sock:
+        try:
+            await sock.wait_readable()
+            taken = 0
+            for _ in range(MAX_BATCH):
+                received = sock.try_recvfrom(_RECEIVE_SIZE)
+                if received is None:
+                    break
+                data, address = received
+                connection._quic.receive_datagram(data, address, now=time.time())
+                taken += 1
+        except (trio.ClosedResourceError, OSError):
+            logger.debug("QUIC dialed connection's socket closed")
+            break
+        if taken:
+            await _after_batch(connection)
+
+
+class _DialNursery:
+    """The transport's background nursery as the connections it dials see it: the
+    packet receiver they start is :func:`receive_dialed_connection`. Everything else
+    is the nursery's own.
+
+    py-libp2p's ``dial`` builds the connection and starts its tasks in one call, so
+    the nursery it hands the connection is the one place to choose the receiver
+    without re-implementing ``dial``.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.batching_receivers = 0
+
+    def start_soon(self, function: Any, *args: Any, name: object = None) -> None:
+        if args and getattr(args[0], "__func__", None) is QUICConnection._client_packet_receiver:
+            connection = args[0].__self__
+            args = (functools.partial(receive_dialed_connection, connection), *args[1:])
+            self.batching_receivers += 1
+        self._nursery.start_soon(function, *args, name=name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nursery, name)
+
+
 class LeanQUICTransport(QUICTransport):
-    """``QUICTransport`` whose listeners are :class:`BatchingQUICListener`."""
+    """``QUICTransport`` whose listeners are :class:`BatchingQUICListener` and whose
+    dialed connections receive through :func:`receive_dialed_connection`."""
+
+    def set_background_nursery(self, nursery: trio.Nursery) -> None:
+        super().set_background_nursery(_DialNursery(nursery))  # type: ignore[arg-type]
 
     def create_listener(self, handler_function: Any) -> QUICListener:
         # The same construction as py-libp2p's create_listener, with our class.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -16,10 +18,13 @@ from lean_p2p.driver.quic import (
     MAX_BATCH,
     BatchingQUICListener,
     LeanQUICTransport,
+    _DialNursery,
+    receive_dialed_connection,
     take_data_left_at_end,
 )
 from lean_p2p.driver.reqresp import read_some
 from lean_p2p.driver.samples import sample_attestation, sample_block
+from lean_p2p.driver.udp import InOrderUdpSocket, install_in_order_udp_sockets
 from lean_p2p.net.commands import Publish
 from lean_p2p.net.events import GossipAttestation, GossipBlock
 from lean_p2p.net.protocol import GossipTopic
@@ -173,28 +178,113 @@ def _batching_listeners(node: Node) -> list[BatchingQUICListener]:
     return [x for x in transports[0]._listeners if isinstance(x, BatchingQUICListener)]
 
 
+def _publish_burst(sender: Node, receiver: Node) -> None:
+    """40 attestations and two 100 KB blocks (~170 datagrams), all delivered intact."""
+    for index in range(40):
+        sender.send(Publish(GossipTopic.ATTESTATION, sample_attestation(index % 4, index)))
+    blocks = [sample_block(slot, 100_000) for slot in (1, 2)]
+    for block in blocks:
+        sender.send(Publish(GossipTopic.BLOCK, block))
+    attestations = receiver.expect_many(GossipAttestation, 40)
+    assert sorted(a.attestation.data.slot for a in attestations) == list(range(40))
+    received_blocks = receiver.expect_many(GossipBlock, 2)
+    assert sorted(b.block.block.slot for b in received_blocks) == [1, 2]
+    assert {b.block for b in received_blocks} == set(blocks)
+
+
 @pytest.mark.network
 def test_real_hosts_deliver_bursts_intact_through_the_batching_listener() -> None:
     dialer, listener = Node().start(), Node().start()
     try:
         connect(dialer, listener)
-        for index in range(40):
-            dialer.send(Publish(GossipTopic.ATTESTATION, sample_attestation(index % 4, index)))
-        blocks = [sample_block(slot, 100_000) for slot in (1, 2)]
-        for block in blocks:
-            dialer.send(Publish(GossipTopic.BLOCK, block))
-        attestations = listener.expect_many(GossipAttestation, 40)
-        assert sorted(a.attestation.data.slot for a in attestations) == list(range(40))
-        received_blocks = listener.expect_many(GossipBlock, 2)
-        assert sorted(b.block.block.slot for b in received_blocks) == [1, 2]
-        assert {b.block for b in received_blocks} == set(blocks)
+        _publish_burst(dialer, listener)
         (batching,) = _batching_listeners(listener)
-        # The fast path carried the traffic (two 100 KB blocks are ~170 datagrams).
+        # The fast path carried the traffic.
         assert batching.batched_datagrams >= 170
         assert 0 < batching.batches <= batching.batched_datagrams
     finally:
         dialer.stop()
         listener.stop()
+
+
+@pytest.mark.network
+def test_real_hosts_deliver_bursts_intact_to_the_side_that_dialed() -> None:
+    dialer, listener = Node().start(), Node().start()
+    try:
+        connect(dialer, listener)
+        _publish_burst(listener, dialer)  # into the dialed connection's receiver
+        network = dialer.driver._host.get_network()
+        (transport,) = network.transport_manager.get_transports()
+        assert isinstance(transport._background_nursery, _DialNursery)
+        assert transport._background_nursery.batching_receivers == 1
+    finally:
+        dialer.stop()
+        listener.stop()
+
+
+class _RecordingNursery:
+    def __init__(self) -> None:
+        self.started: list[tuple[Any, ...]] = []
+
+    def start_soon(self, function: Any, *args: Any, name: object = None) -> None:
+        self.started.append((function, *args))
+
+    cancel_scope = "the nursery's own"
+
+
+def test_dial_nursery_starts_the_batching_receiver_and_nothing_else_changes() -> None:
+    from libp2p.transport.quic.connection import QUICConnection
+
+    connection = QUICConnection.__new__(QUICConnection)
+    recording = _RecordingNursery()
+    nursery = _DialNursery(recording)  # type: ignore[arg-type]
+
+    async def run_scoped(function: Any) -> None:
+        await function()
+
+    nursery.start_soon(run_scoped, connection._client_packet_receiver)
+    nursery.start_soon(run_scoped, connection._event_processing_loop)
+    (first, second) = recording.started
+    receiver = first[1]
+    assert isinstance(receiver, functools.partial)
+    assert receiver.func is receive_dialed_connection and receiver.args == (connection,)
+    assert second == (run_scoped, connection._event_processing_loop)
+    assert nursery.batching_receivers == 1
+    assert nursery.cancel_scope == "the nursery's own"
+
+
+def test_dialed_receiver_takes_a_batch_and_stops_when_its_socket_closes() -> None:
+    async def main() -> tuple[list[bytes], list[str]]:
+        install_in_order_udp_sockets()
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            assert isinstance(sock, InOrderUdpSocket)
+            await sock.bind(("127.0.0.1", 0))
+            await peer.bind(("127.0.0.1", 0))
+            quic = _FakeAioquic()
+            connection = _FakeConnection(quic)
+            connection._socket = sock  # type: ignore[attr-defined]
+            connection._closed = False  # type: ignore[attr-defined]
+            for payload in (b"one", b"two", b"three"):
+                await peer.sendto(payload, sock.getsockname())
+            batch_done = trio.Event()
+            signal = connection._signal_activity
+
+            def signal_and_note() -> None:
+                signal()
+                batch_done.set()
+
+            connection._signal_activity = signal_and_note  # type: ignore[method-assign]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive_dialed_connection, connection)
+                with trio.fail_after(10):
+                    await batch_done.wait()
+                sock.close()  # the receiver ends, and the nursery with it
+        return quic.received, connection.calls
+
+    received, calls = trio.run(main)
+    assert received == [b"one", b"two", b"three"]
+    assert calls == ["events", "events", "transmit", "signal"]  # once for the batch
 
 
 class _StreamConnection:
