@@ -846,6 +846,36 @@ def judge_served(
     return False, False, f"{ours}; its requester's result not in its log"
 
 
+#: Counter names that mean our driver refused, dropped or failed something.
+_PROBLEM_WORDS = (
+    "invalid",
+    "reject",
+    "fail",
+    "error",
+    "timed_out",
+    "timeout",
+    "overflow",
+    "drop",
+    "malformed",
+    "oversized",
+    "refused",
+    "signed_or_attributed",
+)
+
+
+def problem_counters(statistics: dict[str, Any]) -> dict[str, int]:
+    """The non-zero counters of ``NetworkDriver.statistics()`` that name a problem."""
+    found: dict[str, int] = {}
+    for section, counters in statistics.items():
+        if not isinstance(counters, dict):
+            continue
+        for name, value in counters.items():
+            problem = any(word in name for word in _PROBLEM_WORDS)
+            if problem and isinstance(value, int) and not isinstance(value, bool) and value:
+                found[f"{section}.{name}"] = value
+    return found
+
+
 def judge_fetch(wanted: Sequence[bytes], fetch: OutboundRequest) -> tuple[bool, str]:
     """Pass when every requested root came back once, each block's root recomputed."""
     if not fetch.done:
@@ -1096,6 +1126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             run.driver.stop()
             run.driver.join(20)
+            problems = problem_counters(run.driver.statistics())
+            progress(f"our driver's problem counters: {problems or 'all zero'}")
         errors = [f.text for f in run.facts if f.kind is FactKind.ERROR]
         if errors:
             progress(f"leanSpec logged {len(errors)} error line(s); first: {errors[0]}")

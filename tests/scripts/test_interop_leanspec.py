@@ -465,3 +465,19 @@ def test_bad_arguments_exit_with_usage_error(tmp_path: Path, problem: str) -> No
         harness.parse_arguments(["--leanspec", str(tree), "--python", sys.executable]).stock
         is False
     )
+
+
+def test_problem_counters_name_only_nonzero_refusals_and_failures() -> None:
+    statistics = {
+        "driver": {"commands": 40, "gossip_decode_rejected": 2, "dial_failed": 0},
+        "reqresp": {"inbound_invalid": 1, "requests_completed": 3, "outbound_in_flight": 0},
+        "gossipsub": {"malformed_rpc": 0, "queue_full_drops": 5, "published": 7},
+        "connected_peers": 1,
+        "topics": {"/leanconsensus/12345678/block/ssz_snappy": (1, 1)},
+    }
+    assert harness.problem_counters(statistics) == {
+        "driver.gossip_decode_rejected": 2,
+        "reqresp.inbound_invalid": 1,
+        "gossipsub.queue_full_drops": 5,
+    }
+    assert harness.problem_counters({"driver": {"commands": 1}}) == {}
