@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -481,3 +483,117 @@ def test_problem_counters_name_only_nonzero_refusals_and_failures() -> None:
         "gossipsub.queue_full_drops": 5,
     }
     assert harness.problem_counters({"driver": {"commands": 1}}) == {}
+
+
+# ------------------------------------------- the whole script against a stand-in node
+
+# The modules and names the launcher imports, and a ``main`` that announces a node and
+# waits: the harness's own lifecycle (genesis, launcher, driver, child process, exit
+# paths) runs for real; only leanSpec's node is replaced.
+_STAND_IN_NODE = {
+    "cli/main.py": textwrap.dedent(
+        """
+        import os, sys, time
+        def main():
+            with open(os.environ["STAND_IN_PID_FILE"], "w") as pid_file:
+                pid_file.write(str(os.getpid()))
+            print("2026-11-22 02:29:18 INFO     lean_spec.cli.run: Node initialized, "
+                  "peer_id=16Uiu2HAmJnb7UQNHerUL4JcgLSEr3KWNqUimTbHKk3JpifDT5U3L", flush=True)
+            time.sleep(120)
+        """
+    ),
+    "node/networking/client/reqresp_client.py": (
+        "class ReqRespClient:\n"
+        "    async def request_blocks_by_root(self, peer_id, roots): return []\n"
+        "    async def request_blocks_by_range(self, peer_id, start, count): return []\n"
+    ),
+    "node/networking/transport/quic/stream.py": (
+        "class QuicStream:\n    async def close(self): pass\n"
+    ),
+    "node/node.py": (
+        "class Node:\n    @classmethod\n    def from_genesis(cls, config): return cls()\n"
+    ),
+    "spec/crypto/merkleization.py": "def hash_tree_root(value): return b''\n",
+    "spec/forks/__init__.py": "class SignedBlock: pass\n",
+    "spec/forks/lstar/containers.py": "class MultiMessageAggregate: pass\n",
+    "spec/ssz.py": "class ByteList512KiB: pass\n",
+}
+
+
+def _stand_in_tree(root: Path) -> Path:
+    for relative, source in _STAND_IN_NODE.items():
+        path = root / "lean_spec" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    for directory in [root / "lean_spec", *(root / "lean_spec").rglob("*")]:
+        if directory.is_dir() and not (directory / "__init__.py").exists():
+            (directory / "__init__.py").write_text("")
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _harness(tree: Path, pid_file: Path, *options: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--leanspec",
+            str(tree),
+            "--python",
+            sys.executable,
+            *options,
+        ],
+        env={**os.environ, "STAND_IN_PID_FILE": str(pid_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text():
+        assert process.poll() is None, "the harness ended before starting its child"
+        assert time.monotonic() < deadline, f"{path} never written"
+        time.sleep(0.05)
+
+
+@pytest.mark.network
+def test_a_node_that_never_connects_fails_the_run_and_is_stopped(tmp_path: Path) -> None:
+    tree = _stand_in_tree(tmp_path / "src")
+    pid_file = tmp_path / "node.pid"
+    harness_run = _harness(tree, pid_file, "--startup-timeout", "2", "--timeout", "2")
+    output, _ = harness_run.communicate(timeout=120)
+    assert harness_run.returncode == 1, output
+    assert "FAIL: connect: no connection in time" in output
+    assert "not reached" in output
+    assert not _alive(int(pid_file.read_text()))
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_harness_stops_its_node(tmp_path: Path, signum: signal.Signals) -> None:
+    tree = _stand_in_tree(tmp_path / "src")
+    pid_file = tmp_path / "node.pid"
+    harness_run = _harness(tree, pid_file, "--startup-timeout", "100")
+    try:
+        _wait_for_file(pid_file, harness_run)
+        node_pid = int(pid_file.read_text())
+        assert _alive(node_pid)
+        harness_run.send_signal(signum)
+        output, _ = harness_run.communicate(timeout=60)
+    finally:
+        if harness_run.poll() is None:
+            harness_run.kill()
+            harness_run.communicate()
+    assert harness_run.returncode == 1, output
+    assert "interrupted" in output
+    assert "leanSpec stopped: exit code" in output
+    assert not _alive(node_pid)
