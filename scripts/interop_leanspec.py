@@ -63,6 +63,7 @@ import argparse
 import contextlib
 import enum
 import hashlib
+import json
 import logging
 import os
 import queue
@@ -74,7 +75,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -102,6 +103,8 @@ from lean_p2p.net.commands import (
 )
 from lean_p2p.net.events import (
     DriverStopped,
+    GossipAttestation,
+    GossipBlock,
     InboundRequest,
     PeerConnected,
     RequestCompleted,
@@ -119,16 +122,24 @@ VALIDATOR_COUNT = 4
 LOOPBACK_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 BLOCK_TOPIC = GossipTopic.BLOCK.topic_string()
 
+COMMON_CHECKS = ("connect", "Status it->us", "Status us->it", "block mesh joined")
+#: Our blocks, leanSpec passive (the default).
 CHECKS = (
-    "connect",
-    "Status it->us",
-    "Status us->it",
-    "block mesh joined",
+    *COMMON_CHECKS,
     "range sync it->us",
     "our gossip imported by it",
     "BlocksByRoot it->us served",
     "BlocksByRoot us->it fetched",
 )
+#: Its blocks and votes, leanSpec running validator 1 (``--validator``).
+VALIDATOR_CHECKS = (
+    *COMMON_CHECKS,
+    "its block gossip received by us",
+    "its attestation gossip received by us",
+    "BlocksByRoot us->it fetched (its block)",
+)
+#: The validator leanSpec runs with ``--validator``: it proposes at slot 1.
+LEANSPEC_VALIDATOR_INDEX = 1
 
 
 # --------------------------------------------------------------------- genesis file
@@ -145,9 +156,18 @@ def canonical_public_key(seed: bytes) -> bytes:
     return b"".join(word.to_bytes(4, "little") for word in words)
 
 
-def interop_genesis(genesis_time: int, validator_count: int = VALIDATOR_COUNT) -> GenesisSpec:
+def interop_genesis(
+    genesis_time: int,
+    validator_count: int = VALIDATOR_COUNT,
+    real_keys: Mapping[int, tuple[bytes, bytes]] | None = None,
+) -> GenesisSpec:
+    """Placeholder keys, except the (attestation, proposal) keys of ``real_keys``."""
+    real_keys = real_keys or {}
+    if any(not 0 <= index < validator_count for index in real_keys):
+        raise ValueError(f"validator indices must be below {validator_count}")
     keys = tuple(
-        (
+        real_keys.get(index)
+        or (
             canonical_public_key(f"interop attestation {index}".encode()),
             canonical_public_key(f"interop proposal {index}".encode()),
         )
@@ -435,6 +455,63 @@ main()
 """
 
 
+#: Run by leanSpec's interpreter (``--validator``): one validator's two XMSS keys in the
+#: ream/zeam layout its ``--validator-keys`` loads; prints the public keys as JSON.
+KEYGEN = """\
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from lean_spec.spec.crypto.xmss.interface import TARGET_SIGNATURE_SCHEME
+from lean_spec.spec.forks import Slot
+from lean_spec.spec.ssz import Uint64
+
+directory, node_id = Path(sys.argv[1]), sys.argv[2]
+index, active_slots = int(sys.argv[3]), int(sys.argv[4])
+keys = directory / "hash-sig-keys"
+keys.mkdir(parents=True, exist_ok=True)
+public = {}
+for purpose in ("attestation", "proposal"):
+    pair = TARGET_SIGNATURE_SCHEME.key_gen(Slot(0), Uint64(active_slots))
+    (keys / f"validator_{index}_{purpose}_sk.ssz").write_bytes(pair.secret_key.encode_bytes())
+    public[purpose] = pair.public_key.encode_bytes().hex()
+entry = {"index": index}
+for purpose in ("attestation", "proposal"):
+    entry[f"{purpose}_public_key_hex"] = "0x" + public[purpose]
+    entry[f"{purpose}_private_key_file"] = f"validator_{index}_{purpose}_sk.ssz"
+manifest = {
+    "key_scheme": "interop harness test keys",
+    "hash_function": "Poseidon",
+    "encoding": "TargetSum",
+    "lifetime": active_slots,
+    "log_num_active_epochs": max(active_slots - 1, 0).bit_length(),
+    "num_active_epochs": active_slots,
+    "num_validators": 1,
+    "validators": [entry],
+}
+(keys / "validator-keys-manifest.yaml").write_text(yaml.safe_dump(manifest))
+(directory / "validators.yaml").write_text(yaml.safe_dump({node_id: [index]}))
+print(json.dumps(public))
+"""
+LEANSPEC_NODE_ID = "lean_spec_0"
+#: Slots its keys can sign for: enough for a run (4 s each), few enough to generate fast.
+KEY_ACTIVE_SLOTS = 64
+
+
+def parse_keygen_output(output: str) -> tuple[bytes, bytes]:
+    """(attestation, proposal) public keys from the key generator's last output line."""
+    lines = output.strip().splitlines()
+    if not lines:
+        raise ValueError("the key generator printed nothing")
+    document = json.loads(lines[-1])
+    keys = (bytes.fromhex(document["attestation"]), bytes.fromhex(document["proposal"]))
+    if any(len(key) != PUBLIC_KEY_BYTES for key in keys):
+        raise ValueError(f"public keys must be {PUBLIC_KEY_BYTES} bytes")
+    return keys
+
+
 def write_stand_ins(directory: Path) -> Path:
     for name, source in STAND_IN_MODULES.items():
         package = directory / name
@@ -474,6 +551,7 @@ def leanspec_command(
     listen: str,
     *,
     verbose: bool = False,
+    validator_keys: Path | None = None,
 ) -> list[str]:
     return [
         str(python),
@@ -488,6 +566,11 @@ def leanspec_command(
         "0",
         "--no-color",
         *(["--verbose"] if verbose else []),
+        *(
+            ["--validator-keys", str(validator_keys), "--node-id", LEANSPEC_NODE_ID]
+            if validator_keys is not None
+            else []
+        ),
     ]
 
 
@@ -542,10 +625,12 @@ class CheckResult:
         }
 
 
-def result_rows(results: Sequence[CheckResult]) -> list[dict[str, str]]:
-    """One row per check in ``CHECKS`` order; a check never reached is a failure."""
+def result_rows(
+    results: Sequence[CheckResult], checks: Sequence[str] = CHECKS
+) -> list[dict[str, str]]:
+    """One row per check in ``checks`` order; a check never reached is a failure."""
     by_name = {result.check: result for result in results}
-    return [by_name.get(name, CheckResult(name, False, "not reached")).row() for name in CHECKS]
+    return [by_name.get(name, CheckResult(name, False, "not reached")).row() for name in checks]
 
 
 def exit_code(rows: Sequence[dict[str, str]]) -> int:
@@ -581,6 +666,7 @@ class InteropRun:
         self.log_lines: list[str] = []
         self.facts: list[LogFact] = []
         self.connected: list[PeerConnected] = []
+        self.gossip: list[GossipBlock | GossipAttestation] = []
         self.served: list[tuple[str, ServedRequest]] = []
         self.outbound: dict[int, OutboundRequest] = {}
         self.leanspec_peer_id: str | None = None
@@ -608,6 +694,8 @@ class InteropRun:
                 self.leanspec_exited = True
             case PeerConnected():
                 self.connected.append(item)
+            case GossipBlock() | GossipAttestation():
+                self.gossip.append(item)
             case InboundRequest():
                 self.serve(item)
             case ResponseChunk(request_id=request_id, payload=payload):
@@ -715,8 +803,30 @@ class InteropRun:
 
     # -- the procedure
 
-    def run_checks(self, peer_id: str, timeout: float) -> None:
-        chain = self.chain
+    def wait_for_connection(self, startup_timeout: float, timeout: float) -> str | None:
+        """Its peer id once it is connected to us (the "connect" check), else None."""
+        self.wait_until(lambda: self.leanspec_peer_id is not None, startup_timeout)
+
+        def connected() -> bool:
+            return any(c.peer_id == self.leanspec_peer_id for c in self.connected)
+
+        peer_id = self.leanspec_peer_id
+        if peer_id is None or not self.wait_until(connected, startup_timeout):
+            reason = "leanSpec exited" if self.leanspec_exited else "no connection in time"
+            self.record("connect", False, reason)
+            return None
+        self.wait_until(lambda: self.fact(FactKind.CONNECTED_TO_BOOTNODE) is not None, timeout)
+        dialled = self.fact(FactKind.CONNECTED_TO_BOOTNODE) is not None
+        ours = next(c for c in self.connected if c.peer_id == peer_id)
+        self.record(
+            "connect",
+            True,
+            f"PeerConnected {short(peer_id)} ({ours.direction.name})"
+            + ("; its log: Connected to bootnode" if dialled else ""),
+        )
+        return peer_id
+
+    def run_common_checks(self, peer_id: str, timeout: float) -> None:
         # Status: it asks on connect; we ask once.
         self.wait_until(lambda: bool(self.served_to(peer_id, ReqRespProtocol.STATUS)), timeout)
         served = self.served_to(peer_id, ReqRespProtocol.STATUS)
@@ -750,6 +860,9 @@ class InteropRun:
             f"{self.driver.statistics()['topics'].get(BLOCK_TOPIC)}",
         )
 
+    def run_block_checks(self, peer_id: str, timeout: float) -> None:
+        """Our blocks: range sync, gossip import and BlocksByRoot both ways."""
+        chain = self.chain
         # Slot 3 with slots 1 and 2 unknown: leanSpec range-fetches [1, 2] from us.
         self.progress("gossip third (slot 3; its ancestors at slots 1 and 2 are unknown to it)")
         self.check_served(
@@ -802,6 +915,12 @@ class InteropRun:
             root_of(b)
             for b in (chain.fork_child, chain.third, chain.second, chain.first, chain.fork_parent)
         ]
+        self.fetch_by_root("BlocksByRoot us->it fetched", peer_id, wanted, timeout)
+
+    def fetch_by_root(
+        self, check: str, peer_id: str, wanted: Sequence[bytes], timeout: float
+    ) -> bool:
+        """Ask it for ``wanted`` by root until every block comes back, root-checked."""
         # Imports are asynchronous on its side; ask again until it holds every block.
         detail = ""
         passed = False
@@ -814,7 +933,48 @@ class InteropRun:
                 break  # an error response will not change on retry
             if not passed:
                 self.wait_until(lambda: False, 1.0)
-        self.record("BlocksByRoot us->it fetched", passed, detail)
+        return self.record(check, passed, detail)
+
+    def run_validator_checks(self, peer_id: str, timeout: float) -> None:
+        """Its blocks and votes: leanSpec runs a validator and we only listen and fetch."""
+
+        def first_from_it(kind: type[Any]) -> Any:
+            return next(
+                (e for e in self.gossip if isinstance(e, kind) and e.peer_id == peer_id), None
+            )
+
+        # Its validator proposes at slot 1 (4 s after genesis) and attests every slot.
+        self.progress("waiting for its validator's block and attestation gossip")
+        self.wait_until(lambda: first_from_it(GossipBlock) is not None, timeout)
+        block_event = first_from_it(GossipBlock)
+        self.record(
+            "its block gossip received by us",
+            block_event is not None,
+            f"GossipBlock slot {block_event.block.block.slot}, proposer "
+            f"{block_event.block.block.proposer_index}, "
+            f"root {root_of(block_event.block).hex()[:12]}.."
+            if block_event is not None
+            else f"no block from it within {timeout:.0f} s",
+        )
+        self.wait_until(lambda: first_from_it(GossipAttestation) is not None, timeout)
+        vote = first_from_it(GossipAttestation)
+        self.record(
+            "its attestation gossip received by us",
+            vote is not None,
+            f"GossipAttestation validator {vote.attestation.validator_index}, slot "
+            f"{vote.attestation.data.slot}, {len(vote.attestation.signature)}-byte signature"
+            if vote is not None
+            else f"no attestation from it within {timeout:.0f} s",
+        )
+        if block_event is None:
+            self.record("BlocksByRoot us->it fetched (its block)", False, "no block of its own")
+            return
+        self.fetch_by_root(
+            "BlocksByRoot us->it fetched (its block)",
+            peer_id,
+            [root_of(block_event.block)],
+            timeout,
+        )
 
 
 RETURNED_KIND = {
@@ -959,6 +1119,12 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--leanspec-verbose", action="store_true", help="run leanSpec with --verbose (DEBUG)"
     )
+    parser.add_argument(
+        "--validator",
+        action="store_true",
+        help=f"run leanSpec as validator {LEANSPEC_VALIDATOR_INDEX} (XMSS keys generated for "
+        "it, LEAN_ENV=test) and check its block and attestation gossip instead of ours",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the table as JSON rows")
     arguments = parser.parse_args(argv)
     if not (arguments.leanspec / "lean_spec" / "__init__.py").is_file():
@@ -1044,26 +1210,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(FieldsFormatter("ours: %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("lean_p2p").setLevel(logging.INFO)
-    spec = interop_genesis(int(time.time()))
-    chain = build_demo_chain(spec)
-    progress(
-        "demo chain: "
-        + ", ".join(
-            f"{name}=slot {b.block.slot} {root_of(b).hex()[:12]}.."
-            for name, b in zip(
-                ("genesis", "first", "second", "third", "fork_parent", "fork_child"),
-                chain.blocks,
-                strict=True,
-            )
-        )
-    )
     progress(f"leanSpec tree {arguments.leanspec}: commit {leanspec_revision(arguments.leanspec)}")
-    run = InteropRun(chain, progress)
+    checks = VALIDATOR_CHECKS if arguments.validator else CHECKS
     with tempfile.TemporaryDirectory(prefix="interop-leanspec-") as temporary:
         workdir = Path(temporary)
+        stubs = arguments.stubs or write_stand_ins(workdir / "stand-ins")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(arguments.leanspec), str(stubs)])
+        env.pop("VIRTUAL_ENV", None)
+        env[CHANGES_VARIABLE] = "0" if arguments.stock else "1"
+        real_keys: dict[int, tuple[bytes, bytes]] = {}
+        validator_keys: Path | None = None
+        if arguments.validator:
+            # Test-size XMSS parameters: production key generation takes minutes in
+            # leanSpec's pure-Python XMSS (numba is a stand-in).
+            env["LEAN_ENV"] = "test"
+            validator_keys = workdir / "validator-keys"
+            try:
+                real_keys[LEANSPEC_VALIDATOR_INDEX] = generate_validator_keys(
+                    arguments.python, validator_keys, env, progress
+                )
+            except (
+                KeyboardInterrupt,
+                Terminated,
+                OSError,
+                ValueError,
+                subprocess.SubprocessError,
+            ) as error:
+                progress(f"validator key generation failed: {error!r}")
+                return finish(
+                    InteropRun(build_demo_chain(interop_genesis(0)), progress), arguments, checks
+                )
+        spec = interop_genesis(int(time.time()), real_keys=real_keys)
+        chain = build_demo_chain(spec)
+        progress(
+            "demo chain: "
+            + ", ".join(
+                f"{name}=slot {b.block.slot} {root_of(b).hex()[:12]}.."
+                for name, b in zip(
+                    ("genesis", "first", "second", "third", "fork_parent", "fork_child"),
+                    chain.blocks,
+                    strict=True,
+                )
+            )
+        )
+        run = InteropRun(chain, progress)
         genesis_path = workdir / "config.yaml"
         genesis_path.write_text(genesis_yaml(spec))
-        stubs = arguments.stubs or write_stand_ins(workdir / "stand-ins")
         launcher = workdir / "run_leanspec.py"
         launcher.write_text(LAUNCHER)
         log_path = arguments.log or workdir / "leanspec.log"
@@ -1071,7 +1264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run.driver.start()
             if not run.driver.wait_ready(30):
                 run.record("connect", False, "our driver did not start")
-                return finish(run, arguments)
+                return finish(run, arguments, checks)
             our_address = run.driver.listen_addresses[0]
             if "/p2p/" not in our_address:
                 our_address += f"/p2p/{run.driver.peer_id}"
@@ -1084,43 +1277,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 our_address,
                 listen,
                 verbose=arguments.leanspec_verbose,
+                validator_keys=validator_keys,
             )
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join([str(arguments.leanspec), str(stubs)])
-            env.pop("VIRTUAL_ENV", None)
-            env[CHANGES_VARIABLE] = "0" if arguments.stock else "1"
             mode = "stock" if arguments.stock else "with the two BlocksByRoot changes"
-            progress(f"starting leanSpec ({mode}), listening on {listen}; log: {log_path}")
+            role = f"validator {LEANSPEC_VALIDATOR_INDEX}" if arguments.validator else "passive"
+            progress(f"starting leanSpec ({role}, {mode}) on {listen}; log: {log_path}")
             with leanspec_process(
                 command, env=env, cwd=workdir, log_path=log_path, inbox=run.inbox, progress=progress
             ):
-                run.wait_until(lambda: run.leanspec_peer_id is not None, arguments.startup_timeout)
-
-                def connected() -> bool:
-                    return any(c.peer_id == run.leanspec_peer_id for c in run.connected)
-
-                if run.leanspec_peer_id is None or not run.wait_until(
-                    connected, arguments.startup_timeout
-                ):
-                    run.record(
-                        "connect",
-                        False,
-                        "leanSpec exited" if run.leanspec_exited else "no connection in time",
-                    )
-                else:
-                    peer_id = run.leanspec_peer_id
-                    run.wait_until(
-                        lambda: run.fact(FactKind.CONNECTED_TO_BOOTNODE) is not None,
-                        arguments.timeout,
-                    )
-                    dialled = run.fact(FactKind.CONNECTED_TO_BOOTNODE)
-                    run.record(
-                        "connect",
-                        True,
-                        f"PeerConnected {short(peer_id)} ({run.connected[0].direction.name})"
-                        + ("; its log: Connected to bootnode" if dialled else ""),
-                    )
-                    run.run_checks(peer_id, arguments.timeout)
+                peer_id = run.wait_for_connection(arguments.startup_timeout, arguments.timeout)
+                if peer_id is not None:
+                    run.run_common_checks(peer_id, arguments.timeout)
+                    if arguments.validator:
+                        run.run_validator_checks(peer_id, arguments.timeout)
+                    else:
+                        run.run_block_checks(peer_id, arguments.timeout)
         except (KeyboardInterrupt, Terminated) as interruption:
             progress(f"interrupted ({type(interruption).__name__}); stopping")
         finally:
@@ -1131,11 +1302,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors = [f.text for f in run.facts if f.kind is FactKind.ERROR]
         if errors:
             progress(f"leanSpec logged {len(errors)} error line(s); first: {errors[0]}")
-        return finish(run, arguments)
+        return finish(run, arguments, checks)
 
 
-def finish(run: InteropRun, arguments: argparse.Namespace) -> int:
-    rows = result_rows(run.results)
+def generate_validator_keys(
+    python: Path, directory: Path, env: dict[str, str], progress: Callable[[str], None]
+) -> tuple[bytes, bytes]:
+    """Generate its validator's keys with leanSpec's own XMSS (bounded, killed on any
+    exception including an interrupt: ``subprocess.run`` kills its child then)."""
+    script = directory.parent / "generate_validator_keys.py"
+    script.write_text(KEYGEN)
+    progress(f"generating XMSS keys for validator {LEANSPEC_VALIDATOR_INDEX} with leanSpec")
+    began = time.monotonic()
+    completed = subprocess.run(
+        [
+            str(python),
+            str(script),
+            str(directory),
+            LEANSPEC_NODE_ID,
+            str(LEANSPEC_VALIDATOR_INDEX),
+            str(KEY_ACTIVE_SLOTS),
+        ],
+        env=env,
+        cwd=directory.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise ValueError(f"exit code {completed.returncode}: {completed.stderr.strip()[-500:]}")
+    keys = parse_keygen_output(completed.stdout)
+    progress(f"keys generated in {time.monotonic() - began:.1f} s")
+    return keys
+
+
+def finish(run: InteropRun, arguments: argparse.Namespace, checks: Sequence[str]) -> int:
+    rows = result_rows(run.results, checks)
     print_table(rows, ("check", "result", "detail"), title="interop with leanSpec's node")
     if arguments.json is not None:
         write_json(arguments.json, rows)
