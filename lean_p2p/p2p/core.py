@@ -113,6 +113,9 @@ class _RangeRetry:
 
 _RANGE_RETRY = _RangeRetry()
 
+#: seconds between WARNING lines for publishes failing the same way (all are counted)
+PUBLISH_FAILURE_LOG_INTERVAL = 60.0
+
 
 def block_root(block: SignedBlock) -> bytes:
     """The root a block is known by: the hash tree root of the (unsigned) block."""
@@ -174,6 +177,8 @@ class P2PCore:
         self._commands: list[Command] = []
         self._to_chain: list[ToChain] = []
         self._counters: Counter[str] = Counter()
+        #: (topic, reason) -> (when last logged, failures not logged since)
+        self._publish_failures_logged: dict[tuple[str, str], tuple[float, int]] = {}
         self._started = False
         self._stopped_reason: str | None = None
         # Set whenever roots may have become sendable (new or retried roots, a settled
@@ -323,13 +328,7 @@ class P2PCore:
                 self._on_dial_failed(event, now)
             case PublishFailed():
                 self._counters[f"publish_failed_{event.topic.name.lower()}"] += 1
-                log_event(
-                    logging.WARNING,
-                    "publish failed",
-                    topic=event.topic.value,
-                    message_id=event.message_id,
-                    reason=event.reason,
-                )
+                self._log_publish_failure(event, now)
                 self._to_chain.append(PublishRejected(event.topic, event.message_id, event.reason))
             case DriverStarted():
                 self.start(now)
@@ -337,6 +336,25 @@ class P2PCore:
                 detail = f": {event.error}" if event.error else ""
                 self.stop(f"driver stopped ({event.reason}){detail}")
         self._dispatch(now)
+
+    def _log_publish_failure(self, event: PublishFailed, now: float) -> None:
+        """WARNING for the first failure of a kind, then at most one per interval with
+        the count left unlogged: a lone node fails every publish, and each is already
+        counted and reported to the chain."""
+        key = (event.topic.value, event.reason)
+        previous = self._publish_failures_logged.get(key)
+        if previous is not None and now - previous[0] < PUBLISH_FAILURE_LOG_INTERVAL:
+            self._publish_failures_logged[key] = (previous[0], previous[1] + 1)
+            return
+        log_event(
+            logging.WARNING,
+            "publish failed",
+            topic=event.topic.value,
+            message_id=event.message_id,
+            reason=event.reason,
+            not_logged_since_last=previous[1] if previous is not None else 0,
+        )
+        self._publish_failures_logged[key] = (now, 0)
 
     def handle_request(self, request: ChainRequest, now: float) -> None:
         if self._stopped_reason is not None:

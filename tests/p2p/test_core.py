@@ -52,7 +52,7 @@ from lean_p2p.p2p.chain import (
     PublishBlock,
     PublishRejected,
 )
-from lean_p2p.p2p.core import P2PCore, bootnode_peer_id
+from lean_p2p.p2p.core import PUBLISH_FAILURE_LOG_INTERVAL, P2PCore, bootnode_peer_id
 from tests.p2p.helpers import (
     ADDRESS_A,
     ADDRESS_B,
@@ -633,6 +633,26 @@ def test_publish_failure_counted_and_reported_to_chain() -> None:
         PublishRejected(GossipTopic.BLOCK, b"mid2", "no peers"),
     ]
     assert core.statistics().counters["publish_failed_block"] == 2
+
+
+def test_repeated_publish_failures_are_all_counted_but_logged_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core, _ = make_core()
+    interval = PUBLISH_FAILURE_LOG_INTERVAL
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.p2p"):
+        for step in range(5):
+            core.handle_event(PublishFailed(GossipTopic.BLOCK, b"m", "no peers"), float(step))
+        core.handle_event(PublishFailed(GossipTopic.BLOCK, b"m", "other reason"), 5.0)
+        core.handle_event(PublishFailed(GossipTopic.BLOCK, b"m", "no peers"), interval + 1.0)
+    warnings = [r for r in caplog.records if r.getMessage() == "publish failed"]
+    assert [(r.reason, r.not_logged_since_last) for r in warnings] == [  # type: ignore[attr-defined]
+        ("no peers", 0),
+        ("other reason", 0),
+        ("no peers", 4),
+    ]
+    assert core.statistics().counters["publish_failed_block"] == 7
+    assert len(core.drain_to_chain()) == 7  # every failure still reaches the chain
 
 
 def test_gossip_attestations_and_aggregates_go_to_the_chain() -> None:
