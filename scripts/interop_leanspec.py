@@ -361,15 +361,17 @@ STAND_IN_MODULES: dict[str, str] = {
         "    return lambda function: function\n"
     ),
     "lean_multisig_py": (
-        '"""Stand-in for the Rust prover: empty proofs, every verification succeeds."""\n\n\n'
+        '"""Stand-in for the Rust prover: empty proofs, every verification succeeds.\n\n'
+        "The three builders return (unused, proof bytes), as the prover's bindings do.\n"
+        '"""\n\n\n'
         "def setup_prover(*args, **kwargs):\n"
         "    return None\n\n\n"
         "def aggregate_single_message(*args, **kwargs):\n"
-        '    return b""\n\n\n'
+        '    return None, b""\n\n\n'
         "def merge_many_single_message_proof(*args, **kwargs):\n"
-        '    return b""\n\n\n'
+        '    return None, b""\n\n\n'
         "def split_multi_message_proof_by_message(*args, **kwargs):\n"
-        '    return [], b""\n\n\n'
+        '    return None, b""\n\n\n'
         "def verify_multi_message_proof_with_messages(*args, **kwargs):\n"
         "    return True\n\n\n"
         "def verify_single_message_proof(*args, **kwargs):\n"
@@ -952,7 +954,8 @@ class InteropRun:
             block_event is not None,
             f"GossipBlock slot {block_event.block.block.slot}, proposer "
             f"{block_event.block.block.proposer_index}, "
-            f"root {root_of(block_event.block).hex()[:12]}.."
+            f"root {root_of(block_event.block).hex()[:12]}..; "
+            + compare_with_our_builder(block_event.block, self.chain)
             if block_event is not None
             else f"no block from it within {timeout:.0f} s",
         )
@@ -1034,6 +1037,21 @@ def problem_counters(statistics: dict[str, Any]) -> dict[str, int]:
             if problem and isinstance(value, int) and not isinstance(value, bool) and value:
                 found[f"{section}.{name}"] = value
     return found
+
+
+def compare_with_our_builder(block: SignedBlock, chain: DemoChain) -> str:
+    """How its block compares with the block our builder made for the same slot and
+    parent (same genesis, no votes: the same block, state root included, if both agree)."""
+    ours = [
+        b
+        for b in chain.blocks
+        if b.block.slot == block.block.slot and b.block.parent_root == block.block.parent_root
+    ]
+    if not ours:
+        return "our builder made no block for that slot and parent"
+    if root_of(ours[0]) == root_of(block):
+        return "same root as our builder's block for that slot and parent"
+    return "differs from our builder's block for that slot and parent"
 
 
 def judge_fetch(wanted: Sequence[bytes], fetch: OutboundRequest) -> tuple[bool, str]:

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -363,8 +364,8 @@ def test_stand_ins_import_and_behave_in_a_fresh_interpreter(tmp_path: Path) -> N
         assert prover.verify_multi_message_proof_with_messages([], [], b"", mode=0) is True
         assert prover.verify_single_message_proof([], b"", b"", 0) is True
         _, proof = prover.split_multi_message_proof_by_message([], b"", b"", 2, mode=0)
-        assert proof == b"" and prover.aggregate_single_message() == b""
-        assert prover.merge_many_single_message_proof() == b""
+        assert proof == b"" and prover.aggregate_single_message([], [], b"", 0)[1] == b""
+        assert prover.merge_many_single_message_proof([], 2)[1] == b""
         print("stand-ins ok")
         """
     )
@@ -597,3 +598,54 @@ def test_a_stopped_harness_stops_its_node(tmp_path: Path, signum: signal.Signals
     assert "interrupted" in output
     assert "leanSpec stopped: exit code" in output
     assert not _alive(node_pid)
+
+
+# ------------------------------------------------------------ validator mode
+
+
+def test_genesis_takes_real_keys_for_some_validators() -> None:
+    real = (bytes(range(52)), bytes(range(1, 53)))
+    spec = harness.interop_genesis(5, real_keys={1: real})
+    placeholder = harness.interop_genesis(5)
+    assert spec.validator_keys[1] == real
+    assert spec.validator_keys[0] == placeholder.validator_keys[0]
+    assert spec.validator_keys[2:] == placeholder.validator_keys[2:]
+    with pytest.raises(ValueError, match="below 4"):
+        harness.interop_genesis(5, real_keys={4: real})
+
+
+def test_keygen_output_gives_both_public_keys() -> None:
+    attestation, proposal = bytes(range(52)), bytes(range(2, 54))
+    output = f'noise\n{{"attestation": "{attestation.hex()}", "proposal": "{proposal.hex()}"}}\n'
+    assert harness.parse_keygen_output(output) == (attestation, proposal)
+    with pytest.raises(ValueError, match="printed nothing"):
+        harness.parse_keygen_output("\n")
+    with pytest.raises(ValueError, match="52 bytes"):
+        harness.parse_keygen_output('{"attestation": "00", "proposal": "00"}')
+    with pytest.raises(ValueError):  # not JSON: json.JSONDecodeError is a ValueError
+        harness.parse_keygen_output("Traceback (most recent call last):")
+
+
+def test_keygen_script_is_valid_python() -> None:
+    compile(harness.KEYGEN, "generate_validator_keys.py", "exec")
+
+
+def test_validator_mode_command_and_checks(tmp_path: Path) -> None:
+    command = harness.leanspec_command(
+        Path("/py"), tmp_path / "run.py", tmp_path / "c.yaml", "/b", "/l", validator_keys=tmp_path
+    )
+    assert command[-4:] == ["--validator-keys", str(tmp_path), "--node-id", "lean_spec_0"]
+    rows = harness.result_rows([], harness.VALIDATOR_CHECKS)
+    assert [row["check"] for row in rows] == list(harness.VALIDATOR_CHECKS)
+    assert harness.exit_code(rows) == 1
+
+
+def test_its_block_is_compared_with_our_builders(chain: Any) -> None:
+    compare = harness.compare_with_our_builder
+    assert compare(chain.first, chain).startswith("same root")
+    other = SignedBlock(
+        block=replace(chain.first.block, state_root=bytes(32)), proof=chain.first.proof
+    )
+    assert compare(other, chain).startswith("differs")
+    later = SignedBlock(block=replace(chain.first.block, slot=9), proof=chain.first.proof)
+    assert compare(later, chain) == "our builder made no block for that slot and parent"
