@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from lean_p2p.consensus import ChainState, state_transition
+from lean_p2p.consensus import ChainState, PlaceholderSigner, state_transition
 from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, SignedBlock
+from lean_p2p.driver.samples import sample_attestation
 from lean_p2p.net.events import RequestFailed, RequestFailure
 from lean_p2p.net.protocol import ReqRespProtocol, ResultCode
 from lean_p2p.node.config import load_genesis
@@ -649,3 +650,11 @@ def test_its_block_is_compared_with_our_builders(chain: Any) -> None:
     assert compare(other, chain).startswith("differs")
     later = SignedBlock(block=replace(chain.first.block, slot=9), proof=chain.first.proof)
     assert compare(later, chain) == "our builder made no block for that slot and parent"
+
+
+def test_signature_structure_reports_our_verifiers_verdict() -> None:
+    vote = sample_attestation()
+    signed = replace(vote, signature=PlaceholderSigner().sign_attestation(0, vote.data))
+    assert harness.signature_structure(signed) == "our structural signature check: passes"
+    blank = replace(vote, signature=bytes(len(signed.signature)))
+    assert harness.signature_structure(blank) == "our structural signature check: FAILS"
