@@ -125,7 +125,10 @@ def _run_parent(args: argparse.Namespace) -> int:
         # another variant's sender ran in this process).
         shift = repeat % len(variants)
         for variant in variants[shift:] + variants[:shift]:
-            runs += _run_variant(variant, args.quick, args.datagram_size)
+            started = time.monotonic()
+            variant_runs = _run_variant(variant, args.quick, args.datagram_size)
+            runs += variant_runs
+            _progress(repeat, repeats, variant, variant_runs, time.monotonic() - started)
     rows = _medians(runs)
     columns = [
         "variant", "kind", "phase", "size_bytes", "runs", "messages", "messages_per_s",
@@ -139,6 +142,18 @@ def _run_parent(args: argparse.Namespace) -> int:
     if args.json:
         report.write_json(args.json, rows)
     return 0
+
+
+def _progress(
+    repeat: int, repeats: int, variant: str, runs: list[dict[str, Any]], seconds: float
+) -> None:
+    """One line on stderr per variant run: a full run takes minutes."""
+    rates = ", ".join(
+        f"{row['kind']} {row['phase']} {row['messages_per_s']:,.0f}/s"
+        for row in runs
+        if row["phase"] in ("throughput", "round_trips")
+    )
+    print(f"[{repeat + 1}/{repeats}] {variant}: {rates} ({seconds:.0f} s)", file=sys.stderr)
 
 
 def _medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -77,3 +77,15 @@ def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path) -> None:
         assert row["lost"] == 0 and row["duplicates"] == 0
         assert row["messages_per_s"] > 0
         assert {"size_bytes", "p50_ms", "p99_ms"} <= row.keys()
+
+
+def test_each_variant_run_reports_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [
+        {"kind": "attestation", "phase": "throughput", "messages_per_s": 4408.2},
+        {"kind": "attestation", "phase": "latency", "messages_per_s": 100.1},
+        {"kind": "status", "phase": "round_trips", "messages_per_s": 267.4},
+    ]
+    gossip._progress(1, 3, "lean", runs, 41.6)
+    assert capsys.readouterr().err == (
+        "[2/3] lean: attestation throughput 4,408/s, status round_trips 267/s (42 s)\n"
+    )
