@@ -2,7 +2,7 @@
 """Interop harness: our NetworkDriver against leanSpec's node, over QUIC-v1 on loopback.
 
 Threads: the harness's main thread runs the procedure and may block (it is not a node's
-event loop and holds no consensus actor: only a fixed four-block demo chain built before
+event loop and holds no consensus actor: only a fixed six-block demo chain built before
 the driver starts). The driver runs on its own trio thread; its events reach the main
 thread through a ``queue.Queue``. One reader thread turns leanSpec's output into frozen
 log facts on the same queue. leanSpec's node is a child process, stopped on every exit
@@ -44,12 +44,19 @@ store and wraps a block in an empty proof, as leanSpec's HTTP API does; a second
 close is not an error). ``--stock`` leaves leanSpec's behaviour unchanged, and those two
 checks then fail.
 
+``--validator`` checks the other direction instead: leanSpec runs validator 1 with XMSS
+keys generated first by leanSpec's own ``key_gen`` (``LEAN_ENV=test``), and we check
+that its block and its attestation reach us and decode, compare its block with our
+builder's, pass its signature through our verifier's structural check, and fetch its
+block by root.
+
 leanSpec imports ``numba`` and the Rust prover ``lean_multisig_py``. Without ``--stubs``
 the harness writes stand-ins into its temporary directory: ``numba.njit`` returns the
 function, and ``lean_multisig_py`` exposes ``setup_prover``, ``aggregate_single_message``,
 ``merge_many_single_message_proof``, ``split_multi_message_proof_by_message``,
 ``verify_multi_message_proof_with_messages`` and ``verify_single_message_proof``, with
 empty proofs and verification that always succeeds (so block proofs are not checked).
+Its three proof builders return ``(None, b"")``: leanSpec unpacks two values.
 
 Run with the project's Python (3.11+); leanSpec needs its own 3.12 interpreter::
 
