@@ -91,12 +91,20 @@ from typing import IO, Any
 import yaml
 
 from lean_p2p.bench.report import print_table, write_json
-from lean_p2p.consensus import ChainState, MockedProofVerifier, PlaceholderSigner, build_block
+from lean_p2p.consensus import (
+    ChainState,
+    ConsensusRejection,
+    MockedProofVerifier,
+    PlaceholderSigner,
+    build_block,
+    state_transition,
+)
 from lean_p2p.containers import (
     BlocksByRangeRequest,
     BlocksByRootRequest,
     Checkpoint,
     MultiMessageAggregate,
+    SignedAggregatedAttestation,
     SignedAttestation,
     SignedBlock,
     Status,
@@ -111,6 +119,7 @@ from lean_p2p.net.commands import (
 )
 from lean_p2p.net.events import (
     DriverStopped,
+    GossipAggregate,
     GossipAttestation,
     GossipBlock,
     InboundRequest,
@@ -146,6 +155,8 @@ VALIDATOR_CHECKS = (
     "its attestation gossip received by us",
     "BlocksByRoot us->it fetched (its block)",
 )
+#: ``--aggregator``: validator mode plus leanSpec aggregating its subnet's votes.
+AGGREGATOR_CHECKS = (*VALIDATOR_CHECKS, "its aggregate gossip received by us")
 #: The validator leanSpec runs with ``--validator``: it proposes at slot 1.
 LEANSPEC_VALIDATOR_INDEX = 1
 
@@ -562,6 +573,7 @@ def leanspec_command(
     *,
     verbose: bool = False,
     validator_keys: Path | None = None,
+    aggregator: bool = False,
 ) -> list[str]:
     return [
         str(python),
@@ -581,6 +593,7 @@ def leanspec_command(
             if validator_keys is not None
             else []
         ),
+        *(["--is-aggregator"] if aggregator else []),
     ]
 
 
@@ -665,8 +678,11 @@ class OutboundRequest:
 class InteropRun:
     """The procedure; every method runs on the harness's main thread."""
 
-    def __init__(self, chain: DemoChain, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, chain: DemoChain, progress: Callable[[str], None], genesis: ChainState
+    ) -> None:
         self.chain = chain
+        self.genesis = genesis  # the state both nodes start from
         self.progress = progress
         self.inbox: queue.Queue[object] = queue.Queue()
         self.driver = NetworkDriver(DriverConfig(listen_address=LOOPBACK_LISTEN), self.inbox.put)
@@ -676,7 +692,7 @@ class InteropRun:
         self.log_lines: list[str] = []
         self.facts: list[LogFact] = []
         self.connected: list[PeerConnected] = []
-        self.gossip: list[GossipBlock | GossipAttestation] = []
+        self.gossip: list[GossipBlock | GossipAttestation | GossipAggregate] = []
         self.served: list[tuple[str, ServedRequest]] = []
         self.outbound: dict[int, OutboundRequest] = {}
         self.leanspec_peer_id: str | None = None
@@ -704,7 +720,7 @@ class InteropRun:
                 self.leanspec_exited = True
             case PeerConnected():
                 self.connected.append(item)
-            case GossipBlock() | GossipAttestation():
+            case GossipBlock() | GossipAttestation() | GossipAggregate():
                 self.gossip.append(item)
             case InboundRequest():
                 self.serve(item)
@@ -945,6 +961,23 @@ class InteropRun:
                 self.wait_until(lambda: False, 1.0)
         return self.record(check, passed, detail)
 
+    def first_from(self, peer_id: str, kind: type[Any]) -> Any:
+        return next((e for e in self.gossip if isinstance(e, kind) and e.peer_id == peer_id), None)
+
+    def run_aggregator_check(self, peer_id: str, timeout: float) -> None:
+        """Its aggregate of its own subnet's votes (interval 2 of a slot)."""
+        self.wait_until(lambda: self.first_from(peer_id, GossipAggregate) is not None, timeout)
+        event = self.first_from(peer_id, GossipAggregate)
+        self.record(
+            "its aggregate gossip received by us",
+            event is not None,
+            f"GossipAggregate slot {event.aggregate.data.slot}, participants "
+            f"{describe_participants(event.aggregate)}, {len(event.aggregate.proof.proof)}-byte "
+            "proof (the stand-in prover's)"
+            if event is not None
+            else f"no aggregate from it within {timeout:.0f} s",
+        )
+
     def run_validator_checks(self, peer_id: str, timeout: float) -> None:
         """Its blocks and votes: leanSpec runs a validator and we only listen and fetch."""
 
@@ -962,8 +995,11 @@ class InteropRun:
             block_event is not None,
             f"GossipBlock slot {block_event.block.block.slot}, proposer "
             f"{block_event.block.block.proposer_index}, "
+            f"{len(block_event.block.block.body.attestations)} vote(s) in its body, "
             f"root {root_of(block_event.block).hex()[:12]}..; "
             + compare_with_our_builder(block_event.block, self.chain)
+            + "; "
+            + judge_with_our_state_transition(block_event.block, self.chain, self.genesis)
             if block_event is not None
             else f"no block from it within {timeout:.0f} s",
         )
@@ -1048,6 +1084,10 @@ def problem_counters(statistics: dict[str, Any]) -> dict[str, int]:
     return found
 
 
+def describe_participants(aggregate: SignedAggregatedAttestation) -> str:
+    return str(aggregate.proof.participants.indices())
+
+
 def signature_structure(attestation: SignedAttestation) -> str:
     """Whether a real XMSS signature from leanSpec passes our verifier's structural check
     (the mocked verifier checks layout and field elements, not the signature itself)."""
@@ -1069,6 +1109,20 @@ def compare_with_our_builder(block: SignedBlock, chain: DemoChain) -> str:
     if root_of(ours[0]) == root_of(block):
         return "same root as our builder's block for that slot and parent"
     return "differs from our builder's block for that slot and parent"
+
+
+def judge_with_our_state_transition(
+    block: SignedBlock, chain: DemoChain, genesis: ChainState
+) -> str:
+    """Whether our state transition accepts its block (only a block on genesis: we hold
+    no other state of its chain). Votes in the block are processed too."""
+    if block.block.parent_root != root_of(chain.genesis):
+        return "its parent is not genesis: not run through our state transition"
+    try:
+        state_transition(genesis, block.block)
+    except ConsensusRejection as rejection:
+        return f"our state transition REJECTS it: {rejection}"
+    return "our state transition accepts it (same post-state root)"
 
 
 def judge_fetch(wanted: Sequence[bytes], fetch: OutboundRequest) -> tuple[bool, str]:
@@ -1160,8 +1214,15 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"run leanSpec as validator {LEANSPEC_VALIDATOR_INDEX} (XMSS keys generated for "
         "it, LEAN_ENV=test) and check its block and attestation gossip instead of ours",
     )
+    parser.add_argument(
+        "--aggregator",
+        action="store_true",
+        help="--validator, with leanSpec also aggregating (--is-aggregator); checks its "
+        "aggregate gossip too",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the table as JSON rows")
     arguments = parser.parse_args(argv)
+    arguments.validator = arguments.validator or arguments.aggregator
     if not (arguments.leanspec / "lean_spec" / "__init__.py").is_file():
         parser.error(f"--leanspec {arguments.leanspec}: no lean_spec package there")
     if not os.access(arguments.python, os.X_OK):
@@ -1246,7 +1307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("lean_p2p").setLevel(logging.INFO)
     progress(f"leanSpec tree {arguments.leanspec}: commit {leanspec_revision(arguments.leanspec)}")
-    checks = VALIDATOR_CHECKS if arguments.validator else CHECKS
+    checks = (
+        AGGREGATOR_CHECKS
+        if arguments.aggregator
+        else VALIDATOR_CHECKS
+        if arguments.validator
+        else CHECKS
+    )
     with tempfile.TemporaryDirectory(prefix="interop-leanspec-") as temporary:
         workdir = Path(temporary)
         stubs = arguments.stubs or write_stand_ins(workdir / "stand-ins")
@@ -1273,9 +1340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 subprocess.SubprocessError,
             ) as error:
                 progress(f"validator key generation failed: {error!r}")
-                return finish(
-                    InteropRun(build_demo_chain(interop_genesis(0)), progress), arguments, checks
+                placeholder = interop_genesis(0)
+                idle = InteropRun(
+                    build_demo_chain(placeholder),
+                    progress,
+                    ChainState.from_container(genesis_state(placeholder)),
                 )
+                return finish(idle, arguments, checks)
         spec = interop_genesis(int(time.time()), real_keys=real_keys)
         chain = build_demo_chain(spec)
         progress(
@@ -1289,7 +1360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         )
-        run = InteropRun(chain, progress)
+        run = InteropRun(chain, progress, ChainState.from_container(genesis_state(spec)))
         genesis_path = workdir / "config.yaml"
         genesis_path.write_text(genesis_yaml(spec))
         launcher = workdir / "run_leanspec.py"
@@ -1313,9 +1384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 listen,
                 verbose=arguments.leanspec_verbose,
                 validator_keys=validator_keys,
+                aggregator=arguments.aggregator,
             )
             mode = "stock" if arguments.stock else "with the two BlocksByRoot changes"
             role = f"validator {LEANSPEC_VALIDATOR_INDEX}" if arguments.validator else "passive"
+            role += ", aggregator" if arguments.aggregator else ""
             progress(f"starting leanSpec ({role}, {mode}) on {listen}; log: {log_path}")
             with leanspec_process(
                 command, env=env, cwd=workdir, log_path=log_path, inbox=run.inbox, progress=progress
@@ -1325,6 +1398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run.run_common_checks(peer_id, arguments.timeout)
                     if arguments.validator:
                         run.run_validator_checks(peer_id, arguments.timeout)
+                    if arguments.aggregator:
+                        run.run_aggregator_check(peer_id, arguments.timeout)
                     else:
                         run.run_block_checks(peer_id, arguments.timeout)
         except (KeyboardInterrupt, Terminated) as interruption:

@@ -658,3 +658,15 @@ def test_signature_structure_reports_our_verifiers_verdict() -> None:
     assert harness.signature_structure(signed) == "our structural signature check: passes"
     blank = replace(vote, signature=bytes(len(signed.signature)))
     assert harness.signature_structure(blank) == "our structural signature check: FAILS"
+
+
+def test_its_block_on_genesis_goes_through_our_state_transition(chain: Any) -> None:
+    spec = harness.interop_genesis(1_700_000_000)
+    genesis = ChainState.from_container(genesis_state(spec))
+    judge = harness.judge_with_our_state_transition
+    assert judge(chain.first, chain, genesis).startswith("our state transition accepts it")
+    wrong_root = SignedBlock(
+        block=replace(chain.first.block, state_root=bytes(32)), proof=chain.first.proof
+    )
+    assert judge(wrong_root, chain, genesis).startswith("our state transition REJECTS it")
+    assert judge(chain.second, chain, genesis).startswith("its parent is not genesis")
