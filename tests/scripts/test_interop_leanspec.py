@@ -24,7 +24,7 @@ import yaml
 
 from lean_p2p.consensus import ChainState, PlaceholderSigner, state_transition
 from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, SignedBlock
-from lean_p2p.driver.samples import sample_attestation
+from lean_p2p.driver.samples import sample_aggregate, sample_attestation
 from lean_p2p.net.events import RequestFailed, RequestFailure
 from lean_p2p.net.protocol import ReqRespProtocol, ResultCode
 from lean_p2p.node.config import load_genesis
@@ -670,3 +670,22 @@ def test_its_block_on_genesis_goes_through_our_state_transition(chain: Any) -> N
     )
     assert judge(wrong_root, chain, genesis).startswith("our state transition REJECTS it")
     assert judge(chain.second, chain, genesis).startswith("its parent is not genesis")
+
+
+def test_aggregator_mode_implies_validator_mode(tmp_path: Path) -> None:
+    tree = tmp_path / "src"
+    (tree / "lean_spec").mkdir(parents=True)
+    (tree / "lean_spec" / "__init__.py").write_text("")
+    base = ["--leanspec", str(tree), "--python", sys.executable]
+    arguments = harness.parse_arguments([*base, "--aggregator"])
+    assert arguments.validator and arguments.aggregator
+    assert not harness.parse_arguments(base).validator
+    command = harness.leanspec_command(
+        Path("/py"), tmp_path / "r.py", tmp_path / "c.yaml", "/b", "/l", aggregator=True
+    )
+    assert command[-1] == "--is-aggregator"
+    assert harness.AGGREGATOR_CHECKS[: len(harness.VALIDATOR_CHECKS)] == harness.VALIDATOR_CHECKS
+
+
+def test_aggregate_participants_are_listed() -> None:
+    assert harness.describe_participants(sample_aggregate(validators=3)) == "[0, 1, 2]"
