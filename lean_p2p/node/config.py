@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from lean_p2p.containers.xmss import FIELD_MODULUS
 from lean_p2p.wire.enr import EnrError, EnrRecord, parse_enr
 from lean_p2p.wire.keys import KeyFileError, NodeKey
 
@@ -117,11 +118,19 @@ class NodeConfig:
 
 
 def placeholder_public_keys(count: int) -> list[tuple[bytes, bytes]]:
-    """Deterministic stand-in XMSS public keys (signatures are mocked in devnets)."""
+    """Deterministic stand-in XMSS public keys (signatures are mocked in devnets).
+
+    Each key is 13 little-endian words, each a canonical KoalaBear field element: other
+    clients (leanSpec's node among them) decode every validator key as field elements
+    while verifying a block, and reject a word at or above the modulus.
+    """
 
     def derive(purpose: str, index: int) -> bytes:
         seed = f"lean-p2p devnet {purpose} key {index}".encode()
-        return hashlib.shake_256(seed).digest(PUBLIC_KEY_BYTES)
+        # 8 random bytes per 4-byte word, reduced: uniform enough, always canonical.
+        wide = hashlib.shake_256(seed).digest(2 * PUBLIC_KEY_BYTES)
+        words = (int.from_bytes(wide[i : i + 8], "little") for i in range(0, len(wide), 8))
+        return b"".join((word % FIELD_MODULUS).to_bytes(4, "little") for word in words)
 
     return [(derive("attestation", i), derive("proposal", i)) for i in range(count)]
 

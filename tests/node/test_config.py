@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lean_p2p.containers.xmss import FIELD_MODULUS, FieldElementType
 from lean_p2p.node.config import (
     PUBLIC_KEY_BYTES,
     DevnetConfigError,
@@ -15,6 +16,7 @@ from lean_p2p.node.config import (
     load_devnet,
     load_node_config,
     load_nodes_yaml,
+    placeholder_public_keys,
     write_devnet,
 )
 from lean_p2p.wire.enr import EnrRecord
@@ -146,6 +148,19 @@ def test_config_without_listed_validator_keys_uses_placeholders(tmp_path: Path) 
     genesis, _, _ = load_devnet(tmp_path)
     assert genesis.validator_count == 3
     assert genesis == GenesisSpec.placeholder(5, 3)
+
+
+def test_placeholder_keys_are_canonical_field_elements_and_distinct() -> None:
+    keys = placeholder_public_keys(64)
+    flat = [key for pair in keys for key in pair]
+    assert len(set(flat)) == len(flat) == 128
+    assert keys == placeholder_public_keys(64)  # deterministic
+    for key in flat:
+        assert len(key) == PUBLIC_KEY_BYTES
+        words = [int.from_bytes(key[i : i + 4], "little") for i in range(0, len(key), 4)]
+        assert all(word < FIELD_MODULUS for word in words)
+        # And our own field-element type accepts every word.
+        assert [FieldElementType().decode(key[i : i + 4]) for i in range(0, len(key), 4)] == words
 
 
 def _enr_text(key: NodeKey, quic_port: int) -> str:
