@@ -269,6 +269,11 @@ class _Child:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+        self._reader.join(5)  # it ends at the child's end of output
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def _send_phase(child: _Child, plan: Plan, publish: Callable[[int, int], None]) -> dict[str, Any]:
