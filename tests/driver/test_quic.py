@@ -56,11 +56,17 @@ class _QueuedSocket:
 class _FakeAioquic:
     received: list[bytes] = field(default_factory=list)
     fail_on: bytes | None = None
+    timer: float | None = None  # what get_timer() answers
+    timer_after_receive: float | None = 1.0  # a delayed ACK becomes due
 
     def receive_datagram(self, data: bytes, address: Any, now: float) -> None:
         if data == self.fail_on:
             raise ValueError("broken connection state")
         self.received.append(data)
+        self.timer = self.timer_after_receive
+
+    def get_timer(self) -> float | None:
+        return self.timer
 
 
 class _FakeConnection:
@@ -139,6 +145,27 @@ def test_every_event_of_a_batch_is_delivered_before_transmitting() -> None:
     listener, _, _ = _listener(connection)
     trio.run(listener._take_batch, _QueuedSocket([_short(KNOWN_CID, b"data")]))
     assert connection.calls == ["events"] * 5 + ["transmit", "signal"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "woken"),
+    [
+        (None, 1.0, True),  # a timer where there was none: the loop sleeps too long
+        (5.0, 1.0, True),  # moved earlier (a delayed ACK is now due)
+        (1.0, 1.0, False),  # unchanged: the loop already sleeps until then
+        (1.0, 5.0, False),  # later: the loop wakes early and re-reads it
+        (1.0, None, False),
+    ],
+)
+def test_the_connection_loop_is_woken_only_when_the_batch_moved_its_timer_earlier(
+    before: float | None, after: float | None, woken: bool
+) -> None:
+    quic = _FakeAioquic(timer=before, timer_after_receive=after)
+    connection = _FakeConnection(quic)
+    listener, _, _ = _listener(connection)
+    trio.run(listener._take_batch, _QueuedSocket([_short(KNOWN_CID, b"data")]))
+    assert ("signal" in connection.calls) is woken
+    assert connection.calls[:3] == ["events", "events", "transmit"]
 
 
 def test_a_batch_is_bounded_and_the_rest_waits_for_the_next() -> None:
