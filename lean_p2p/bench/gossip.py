@@ -90,6 +90,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1200,
         help="lean QUIC datagram size (1200 default; 1452 on 1500-MTU paths)",
     )
+    parser.add_argument(
+        "--dialer",
+        choices=("sender", "receiver"),
+        default="sender",
+        help="lean only: which side dials the connection the gossip flows over "
+        "(default sender: gossip arrives on the receiver's listener; receiver: on a "
+        "connection it dialed)",
+    )
     parser.add_argument("--role", choices=list(_VARIANTS), help=argparse.SUPPRESS)
 
 
@@ -126,7 +134,7 @@ def _run_parent(args: argparse.Namespace) -> int:
         shift = repeat % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             started = time.monotonic()
-            variant_runs = _run_variant(variant, args.quick, args.datagram_size)
+            variant_runs = _run_variant(variant, args.quick, args.datagram_size, args.dialer)
             runs += variant_runs
             _progress(repeat, repeats, variant, variant_runs, time.monotonic() - started)
     rows = _medians(runs)
@@ -134,7 +142,10 @@ def _run_parent(args: argparse.Namespace) -> int:
         "variant", "kind", "phase", "size_bytes", "runs", "messages", "messages_per_s",
         "p50_ms", "p99_ms", "lost", "duplicates",
     ]  # fmt: skip
-    report.print_table(rows, columns, title="lean-p2p bench gossip (two processes, loopback)")
+    title = "lean-p2p bench gossip (two processes, loopback)"
+    if args.dialer == "receiver" and "lean" in variants:
+        title += "; the lean receiver dials"
+    report.print_table(rows, columns, title=title)
     ratios = _ratios(rows)
     if ratios:
         columns = ["kind", "phase", "size_bytes", "baseline", "lean_over_baseline"]
@@ -320,13 +331,17 @@ def _row(variant: str, plan: Plan, size: int, result: dict[str, Any]) -> dict[st
     }
 
 
-def _run_variant(variant: str, quick: bool, datagram_size: int) -> list[dict[str, Any]]:
+def _run_variant(
+    variant: str, quick: bool, datagram_size: int, dialer: str = "sender"
+) -> list[dict[str, Any]]:
     child = _Child(variant, datagram_size)
     try:
         ready = child.reply(timeout=60)
         sender: _LeanSender | _StockSender
         if variant == "lean":
-            sender = _LeanSender(ready["address"], datagram_size)
+            sender = _LeanSender(
+                ready["address"], datagram_size, child if dialer == "receiver" else None
+            )
         else:
             sender = _StockSender(ready["address"], variant)
         try:
@@ -337,6 +352,8 @@ def _run_variant(variant: str, quick: bool, datagram_size: int) -> list[dict[str
                 result = _send_phase(child, plan, publish)
                 rows.append(_row(variant, plan, size, result))
             rows.append(sender.round_trips(60 if quick else 300))
+            for row in rows:  # stock always has the sender dial
+                row["dialer"] = dialer if variant == "lean" else "sender"
             if sender.publish_failures:
                 raise RuntimeError(f"{variant}: {sender.publish_failures} publishes failed")
             return rows
@@ -349,7 +366,10 @@ def _run_variant(variant: str, quick: bool, datagram_size: int) -> list[dict[str
 class _LeanSender:
     """The sending lean driver, driven from this (non-loop) main thread."""
 
-    def __init__(self, address: str, datagram_size: int) -> None:
+    def __init__(self, address: str, datagram_size: int, dialing_receiver: _Child | None) -> None:
+        """Connect to the receiver at ``address``; with ``dialing_receiver``, that
+        receiver dials this sender instead (gossip then arrives on a connection the
+        receiver dialed)."""
         import queue
 
         from lean_p2p.driver import DriverConfig, NetworkDriver
@@ -364,7 +384,11 @@ class _LeanSender:
         if not self.driver.wait_ready(30):
             raise RuntimeError("lean sender did not start")
         self.peer_id = address.rsplit("/p2p/", 1)[1]
-        self.driver.send(Dial(address))
+        if dialing_receiver is None:
+            self.driver.send(Dial(address))
+        else:
+            dialing_receiver.command(f"dial {self.driver.listen_addresses[0]}")
+            dialing_receiver.reply()
         self._await(lambda e: isinstance(e, PeerConnected))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -666,6 +690,7 @@ async def _lean_receiver() -> None:
     from lean_p2p.driver import DriverConfig, NetworkDriver
     from lean_p2p.driver.samples import sample_status
     from lean_p2p.net import (
+        Dial,
         GossipAttestation,
         GossipBlock,
         InboundRequest,
@@ -703,13 +728,17 @@ async def _lean_receiver() -> None:
         listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=_datagram_size()
     )
     driver = NetworkDriver(config, emit)
+
+    def dial(address: str) -> None:
+        driver.send(Dial(address))
+
     driver.start()
     await loop.run_in_executor(None, driver.wait_ready, 30)
     recorder.reply({"address": driver.listen_addresses[0]})
     try:
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not await _receiver_command(line, recorder, asyncio.sleep):
+            if not await _receiver_command(line, recorder, asyncio.sleep, dial):
                 break
     finally:
         driver.stop()
@@ -717,12 +746,22 @@ async def _lean_receiver() -> None:
         await mailbox.aclose()
 
 
-async def _receiver_command(line: str, recorder: _Recorder, sleep: Callable[[float], Any]) -> bool:
+async def _receiver_command(
+    line: str,
+    recorder: _Recorder,
+    sleep: Callable[[float], Any],
+    dial: Callable[[str], None] | None = None,
+) -> bool:
     """Apply one parent command; False on quit or end of input."""
     words = line.split()
     if not words or words[0] == "quit":
         return False
-    if words[0] == "phase":
+    if words[0] == "dial":
+        if dial is None:
+            raise RuntimeError("this receiver cannot dial")
+        dial(words[1])
+        recorder.reply({"dialing": words[1]})
+    elif words[0] == "phase":
         recorder.reset(int(words[2]))
         recorder.reply({"armed": True})
     elif words[0] == "end":

@@ -59,13 +59,13 @@ def test_medians_and_ratios_over_repetitions() -> None:
 
 @pytest.mark.slow
 @pytest.mark.network
-def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialer", ["sender", "receiver"])
+def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path, dialer: str) -> None:
     parser = argparse.ArgumentParser()
     gossip.configure(parser)
     output = tmp_path / "gossip.json"
-    args = parser.parse_args(
-        ["--quick", "--repeats", "1", "--variants", "lean", "--json", str(output)]
-    )
+    arguments = ["--quick", "--repeats", "1", "--variants", "lean", "--dialer", dialer]
+    args = parser.parse_args([*arguments, "--json", str(output)])
     assert gossip.run(args) == 0
     rows = json.loads(output.read_text())
     assert {(row["kind"], row["phase"]) for row in rows} == {
@@ -73,7 +73,7 @@ def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path) -> None:
         ("block", "throughput"), ("block", "latency"), ("status", "round_trips"),
     }  # fmt: skip
     for row in rows:
-        assert row["variant"] == "lean"
+        assert row["variant"] == "lean" and row["dialer"] == dialer
         assert row["lost"] == 0 and row["duplicates"] == 0
         assert row["messages_per_s"] > 0
         assert {"size_bytes", "p50_ms", "p99_ms"} <= row.keys()
@@ -89,3 +89,31 @@ def test_each_variant_run_reports_progress(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().err == (
         "[2/3] lean: attestation throughput 4,408/s, status round_trips 267/s (42 s)\n"
     )
+
+
+class _Replies:
+    def __init__(self) -> None:
+        self.documents: list[dict[str, object]] = []
+
+    def reply(self, document: dict[str, object]) -> None:
+        self.documents.append(document)
+
+
+def test_a_receiver_dials_on_command_and_says_so() -> None:
+    import trio
+
+    dialed: list[str] = []
+    replies = _Replies()
+    address = "/ip4/127.0.0.1/udp/9000/quic-v1/p2p/16Uiu2HAm"
+    keep_going = trio.run(
+        gossip._receiver_command, f"dial {address}\n", replies, trio.sleep, dialed.append
+    )
+    assert keep_going and dialed == [address]
+    assert replies.documents == [{"dialing": address}]
+
+
+def test_a_receiver_that_cannot_dial_refuses_the_command() -> None:
+    import trio
+
+    with pytest.raises(RuntimeError, match="cannot dial"):
+        trio.run(gossip._receiver_command, "dial /ip4/127.0.0.1\n", _Replies(), trio.sleep)
