@@ -75,6 +75,7 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 64
 
 _RECEIVE_SIZE = 65536
+_RETRY_AFTER_ERROR = 0.01  # seconds, as py-libp2p's receive loops pause after an error
 _SHORT_HEADER_CID_LENGTH = 8  # py-libp2p issues 8-byte connection ids
 
 
@@ -86,6 +87,7 @@ class BatchingQUICListener(QUICListener):
         #: batches that reached an established connection, and their datagrams
         self.batches = 0
         self.batched_datagrams = 0
+        self.receive_errors = 0
 
     async def _handle_incoming_packets(self) -> None:
         sock = self._socket
@@ -96,10 +98,14 @@ class BatchingQUICListener(QUICListener):
             try:
                 await sock.wait_readable()
                 await self._take_batch(sock)
-            except (trio.ClosedResourceError, OSError) as error:
-                if self._listening:
+            except Exception as error:
+                if _socket_closed(sock, error):
                     logger.debug("QUIC listener socket closed: %s", error)
-                break
+                    break
+                # As py-libp2p's loop does: a failed receive is not the listener's end.
+                self.receive_errors += 1
+                logger.warning("QUIC listener receive failed: %r", error)
+                await trio.sleep(_RETRY_AFTER_ERROR)
 
     async def _take_batch(self, sock: InOrderUdpSocket) -> None:
         touched: dict[int, Any] = {}
@@ -142,6 +148,10 @@ class BatchingQUICListener(QUICListener):
         return self._registry._connections.get(destination)
 
 
+def _socket_closed(sock: InOrderUdpSocket, error: Exception) -> bool:
+    return isinstance(error, trio.ClosedResourceError) or sock.fileno() == -1
+
+
 async def _after_batch(connection: Any, timer_before: float | None) -> None:
     """Once per connection per batch: deliver every event the batch produced, send
     what aioquic has, and wake the connection's own loop if it must re-read aioquic's
@@ -176,9 +186,9 @@ async def receive_dialed_connection(connection: Any) -> None:
         await connection._client_packet_receiver()
         return
     while not connection._closed and connection._socket is sock:
+        taken = 0
         try:
             await sock.wait_readable()
-            taken = 0
             timer_before = connection._quic.get_timer()
             for _ in range(MAX_BATCH):
                 received = sock.try_recvfrom(_RECEIVE_SIZE)
@@ -187,9 +197,14 @@ async def receive_dialed_connection(connection: Any) -> None:
                 data, address = received
                 connection._quic.receive_datagram(data, address, now=time.time())
                 taken += 1
-        except (trio.ClosedResourceError, OSError):
-            logger.debug("QUIC dialed connection's socket closed")
-            break
+        except Exception as error:
+            if _socket_closed(sock, error) or connection._closed:
+                logger.debug("QUIC dialed connection's socket closed: %s", error)
+                break
+            # As py-libp2p's receiver does: log, pause briefly, go on (datagrams
+            # already taken are still processed below).
+            logger.warning("QUIC dialed connection receive failed: %r", error)
+            await trio.sleep(_RETRY_AFTER_ERROR)
         if taken:
             await _after_batch(connection, timer_before)
 

@@ -102,6 +102,7 @@ def _listener(connection: _FakeConnection) -> tuple[BatchingQUICListener, list[b
     listener._stats = {"packets_processed": 0, "bytes_received": 0}
     listener.batches = 0
     listener.batched_datagrams = 0
+    listener.receive_errors = 0
     slow_path: list[bytes] = []
     removed: list[Any] = []
 
@@ -388,3 +389,69 @@ def test_gossip_reader_gets_the_data_that_arrived_with_the_fin() -> None:
 def test_take_data_left_at_end_ignores_streams_without_a_quic_buffer() -> None:
     assert take_data_left_at_end(SimpleNamespace(muxed_stream=SimpleNamespace())) == b""
     assert take_data_left_at_end(object()) == b""
+
+
+class _FailsOnce:
+    """Wraps a socket's ``try_recvfrom`` so that its first call raises."""
+
+    def __init__(self, sock: InOrderUdpSocket) -> None:
+        self.take = sock.try_recvfrom
+        self.failed = False
+
+    def __call__(self, bufsize: int) -> tuple[bytes, Any] | None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionRefusedError("an ICMP error reported on the socket")
+        return self.take(bufsize)
+
+
+async def _survives_a_receive_error(dialed: bool) -> tuple[list[bytes], int]:
+    """Run a batching receiver on a real socket whose first receive fails; True once
+    the datagrams queued behind the failure were still taken."""
+    install_in_order_udp_sockets()
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        assert isinstance(sock, InOrderUdpSocket)
+        await sock.bind(("127.0.0.1", 0))
+        await peer.bind(("127.0.0.1", 0))
+        sock.try_recvfrom = _FailsOnce(sock)  # type: ignore[method-assign]
+        both_taken = trio.Event()
+        quic = _FakeAioquic()
+        receive = quic.receive_datagram
+
+        def receive_and_note(data: bytes, address: Any, now: float) -> None:
+            receive(data, address, now)
+            if len(quic.received) == 2:
+                both_taken.set()
+
+        quic.receive_datagram = receive_and_note  # type: ignore[method-assign]
+        connection = _FakeConnection(quic)
+        connection._socket = sock  # type: ignore[attr-defined]
+        connection._closed = False  # type: ignore[attr-defined]
+        listener, _, _ = _listener(connection)
+        listener._socket = sock
+        listener._listening = True
+        for payload in (b"one", b"two"):
+            await peer.sendto(_short(KNOWN_CID, payload), sock.getsockname())
+        async with trio.open_nursery() as nursery:
+            if dialed:
+                nursery.start_soon(receive_dialed_connection, connection)
+            else:
+                nursery.start_soon(listener._handle_incoming_packets)
+            try:
+                with trio.fail_after(10):
+                    await both_taken.wait()
+            finally:
+                sock.close()  # the receiver ends, and the nursery with it
+    return quic.received, listener.receive_errors
+
+
+def test_listener_goes_on_after_a_failed_receive() -> None:
+    received, errors = trio.run(_survives_a_receive_error, False)
+    assert received == [_short(KNOWN_CID, b"one"), _short(KNOWN_CID, b"two")]
+    assert errors == 1
+
+
+def test_dialed_receiver_goes_on_after_a_failed_receive() -> None:
+    received, _ = trio.run(_survives_a_receive_error, True)
+    assert received == [_short(KNOWN_CID, b"one"), _short(KNOWN_CID, b"two")]
