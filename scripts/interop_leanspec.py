@@ -69,7 +69,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
-import hashlib
 import json
 import logging
 import os
@@ -87,8 +86,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
-
-import yaml
 
 from lean_p2p.bench.report import print_table, write_json
 from lean_p2p.consensus import (
@@ -129,12 +126,14 @@ from lean_p2p.net.events import (
     ResponseChunk,
 )
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
-from lean_p2p.node.config import PUBLIC_KEY_BYTES, GenesisSpec
+from lean_p2p.node.config import (
+    PUBLIC_KEY_BYTES,
+    GenesisSpec,
+    genesis_config_yaml,
+    placeholder_public_keys,
+)
 from lean_p2p.node.genesis import genesis_block, genesis_state
 
-#: KoalaBear prime, 2^31 - 2^24 + 1: leanSpec decodes each 4-byte word of a public key as
-#: a field element and rejects a word at or above it.
-KOALABEAR_MODULUS = 2_130_706_433
 VALIDATOR_COUNT = 4
 LOOPBACK_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
 BLOCK_TOPIC = GossipTopic.BLOCK.topic_string()
@@ -164,48 +163,19 @@ LEANSPEC_VALIDATOR_INDEX = 1
 # --------------------------------------------------------------------- genesis file
 
 
-def canonical_public_key(seed: bytes) -> bytes:
-    """A placeholder XMSS public key: 13 little-endian words, each a canonical field
-    element (signatures are not checked on either side, but leanSpec decodes the keys)."""
-    raw = hashlib.shake_256(seed).digest(PUBLIC_KEY_BYTES)
-    words = (
-        int.from_bytes(raw[offset : offset + 4], "little") % KOALABEAR_MODULUS
-        for offset in range(0, PUBLIC_KEY_BYTES, 4)
-    )
-    return b"".join(word.to_bytes(4, "little") for word in words)
-
-
 def interop_genesis(
     genesis_time: int,
     validator_count: int = VALIDATOR_COUNT,
     real_keys: Mapping[int, tuple[bytes, bytes]] | None = None,
 ) -> GenesisSpec:
-    """Placeholder keys, except the (attestation, proposal) keys of ``real_keys``."""
+    """Our devnet's placeholder keys (canonical field elements, as leanSpec's key
+    decoder requires), except the (attestation, proposal) keys of ``real_keys``."""
     real_keys = real_keys or {}
     if any(not 0 <= index < validator_count for index in real_keys):
         raise ValueError(f"validator indices must be below {validator_count}")
-    keys = tuple(
-        real_keys.get(index)
-        or (
-            canonical_public_key(f"interop attestation {index}".encode()),
-            canonical_public_key(f"interop proposal {index}".encode()),
-        )
-        for index in range(validator_count)
-    )
+    placeholders = placeholder_public_keys(validator_count)
+    keys = tuple(real_keys.get(index) or placeholders[index] for index in range(validator_count))
     return GenesisSpec(genesis_time, keys)
-
-
-def genesis_yaml(spec: GenesisSpec) -> str:
-    """``config.yaml`` as leanSpec and our node read it (keys as quoted 0x-hex)."""
-    document = {
-        "GENESIS_TIME": spec.genesis_time,
-        "VALIDATOR_COUNT": spec.validator_count,
-        "GENESIS_VALIDATORS": [
-            {"attestation_public_key": "0x" + a.hex(), "proposal_public_key": "0x" + p.hex()}
-            for a, p in spec.validator_keys
-        ],
-    }
-    return yaml.safe_dump(document, sort_keys=False)
 
 
 # ----------------------------------------------------------------------- demo chain
@@ -1362,7 +1332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         run = InteropRun(chain, progress, ChainState.from_container(genesis_state(spec)))
         genesis_path = workdir / "config.yaml"
-        genesis_path.write_text(genesis_yaml(spec))
+        genesis_path.write_text(genesis_config_yaml(spec))
         launcher = workdir / "run_leanspec.py"
         launcher.write_text(LAUNCHER)
         log_path = arguments.log or workdir / "leanspec.log"

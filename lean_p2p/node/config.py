@@ -5,7 +5,7 @@ Runs on the main thread before the node starts (plain file I/O, no loop needed).
 A devnet directory holds, as lean-quickstart lays it out:
 
 - ``config.yaml``: ``GENESIS_TIME``, ``VALIDATOR_COUNT`` and ``GENESIS_VALIDATORS`` (each
-  validator's attestation and proposal public keys, hex);
+  validator's attestation and proposal public keys, 0x-hex);
 - ``validator-config.yaml``: one entry per node: ``name``, ``privkey`` (64 hex),
   ``enrFields`` (``ip``, ``quic``), ``apiPort``, ``metricsPort``, ``isAggregator``,
   ``count`` (how many validators it runs);
@@ -42,6 +42,7 @@ __all__ = [
     "NodeConfig",
     "NodeEntry",
     "dial_addresses",
+    "genesis_config_yaml",
     "load_devnet",
     "load_node_config",
     "load_nodes_yaml",
@@ -178,7 +179,7 @@ def write_devnet(
         for index in range(nodes)
     ]
     spec = GenesisSpec.placeholder(genesis_time, validators)
-    _write_yaml(directory / CONFIG_FILE, _config_document(spec))
+    (directory / CONFIG_FILE).write_text(genesis_config_yaml(spec))
     _write_yaml(
         directory / VALIDATOR_CONFIG_FILE,
         {"shuffle": "roundrobin", "validators": [_entry_document(e) for e in entries]},
@@ -193,15 +194,18 @@ def write_devnet(
     return entries
 
 
-def _config_document(spec: GenesisSpec) -> dict[str, Any]:
-    return {
+def genesis_config_yaml(spec: GenesisSpec) -> str:
+    """``config.yaml`` for ``spec`` as lean clients read it: keys as 0x-hex strings
+    (lean-quickstart's form, which leanSpec's node reads too)."""
+    document = {
         "GENESIS_TIME": spec.genesis_time,
         "VALIDATOR_COUNT": spec.validator_count,
         "GENESIS_VALIDATORS": [
-            {"attestation_public_key": a.hex(), "proposal_public_key": p.hex()}
+            {"attestation_public_key": "0x" + a.hex(), "proposal_public_key": "0x" + p.hex()}
             for a, p in spec.validator_keys
         ],
     }
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def _entry_document(entry: NodeEntry) -> dict[str, Any]:

@@ -24,10 +24,11 @@ import yaml
 
 from lean_p2p.consensus import ChainState, PlaceholderSigner, state_transition
 from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, SignedBlock
+from lean_p2p.containers.xmss import FIELD_MODULUS
 from lean_p2p.driver.samples import sample_aggregate, sample_attestation
 from lean_p2p.net.events import RequestFailed, RequestFailure
 from lean_p2p.net.protocol import ReqRespProtocol, ResultCode
-from lean_p2p.node.config import load_genesis
+from lean_p2p.node.config import genesis_config_yaml, load_genesis, placeholder_public_keys
 from lean_p2p.node.genesis import genesis_state
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "interop_leanspec.py"
@@ -69,17 +70,17 @@ def test_public_keys_decode_as_canonical_field_elements() -> None:
     assert len(set(keys)) == 16
     for key in keys:
         assert len(key) == 52
-        assert all(word < harness.KOALABEAR_MODULUS for word in _words(key))
+        assert all(word < FIELD_MODULUS for word in _words(key))
 
 
-def test_public_keys_are_deterministic_per_seed() -> None:
-    assert harness.canonical_public_key(b"x") == harness.canonical_public_key(b"x")
-    assert harness.canonical_public_key(b"x") != harness.canonical_public_key(b"y")
+def test_public_keys_are_our_devnet_placeholders() -> None:
+    spec = harness.interop_genesis(1_700_000_000, validator_count=4)
+    assert list(spec.validator_keys) == placeholder_public_keys(4)
 
 
 def test_genesis_yaml_reads_back_as_the_same_genesis(tmp_path: Path) -> None:
     spec = harness.interop_genesis(1_700_000_123)
-    (tmp_path / "config.yaml").write_text(harness.genesis_yaml(spec))
+    (tmp_path / "config.yaml").write_text(genesis_config_yaml(spec))
     assert load_genesis(tmp_path) == spec
     document = yaml.safe_load((tmp_path / "config.yaml").read_text())
     # Quoted 0x-hex: a bare hex number would be read as an int by a YAML parser.
