@@ -281,18 +281,31 @@ def test_dial_nursery_starts_the_batching_receiver_and_nothing_else_changes() ->
     assert nursery.cancel_scope == "the nursery's own"
 
 
+async def _loopback_pair() -> tuple[Any, InOrderUdpSocket]:
+    """A plain trio socket and an in-order socket, both bound on loopback."""
+    install_in_order_udp_sockets()
+    peer = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert isinstance(sock, InOrderUdpSocket)
+    await sock.bind(("127.0.0.1", 0))
+    await peer.bind(("127.0.0.1", 0))
+    return peer, sock
+
+
+def _dialed_connection(quic: _FakeAioquic, sock: InOrderUdpSocket) -> _FakeConnection:
+    """A fake connection that owns ``sock``, as a dialed QUIC connection does."""
+    connection = _FakeConnection(quic)
+    connection._socket = sock  # type: ignore[attr-defined]
+    connection._closed = False  # type: ignore[attr-defined]
+    return connection
+
+
 def test_dialed_receiver_takes_a_batch_and_stops_when_its_socket_closes() -> None:
     async def main() -> tuple[list[bytes], list[str]]:
-        install_in_order_udp_sockets()
-        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
-            sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            assert isinstance(sock, InOrderUdpSocket)
-            await sock.bind(("127.0.0.1", 0))
-            await peer.bind(("127.0.0.1", 0))
+        peer, sock = await _loopback_pair()
+        with peer:
             quic = _FakeAioquic()
-            connection = _FakeConnection(quic)
-            connection._socket = sock  # type: ignore[attr-defined]
-            connection._closed = False  # type: ignore[attr-defined]
+            connection = _dialed_connection(quic, sock)
             for payload in (b"one", b"two", b"three"):
                 await peer.sendto(payload, sock.getsockname())
             batch_done = trio.Event()
@@ -406,14 +419,10 @@ class _FailsOnce:
 
 
 async def _survives_a_receive_error(dialed: bool) -> tuple[list[bytes], int]:
-    """Run a batching receiver on a real socket whose first receive fails; True once
-    the datagrams queued behind the failure were still taken."""
-    install_in_order_udp_sockets()
-    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
-        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        assert isinstance(sock, InOrderUdpSocket)
-        await sock.bind(("127.0.0.1", 0))
-        await peer.bind(("127.0.0.1", 0))
+    """Run a batching receiver on a real socket whose first receive fails; return the
+    datagrams it took after the failure and the listener's error count."""
+    peer, sock = await _loopback_pair()
+    with peer:
         sock.try_recvfrom = _FailsOnce(sock)  # type: ignore[method-assign]
         both_taken = trio.Event()
         quic = _FakeAioquic()
@@ -425,9 +434,7 @@ async def _survives_a_receive_error(dialed: bool) -> tuple[list[bytes], int]:
                 both_taken.set()
 
         quic.receive_datagram = receive_and_note  # type: ignore[method-assign]
-        connection = _FakeConnection(quic)
-        connection._socket = sock  # type: ignore[attr-defined]
-        connection._closed = False  # type: ignore[attr-defined]
+        connection = _dialed_connection(quic, sock)
         listener, _, _ = _listener(connection)
         listener._socket = sock
         listener._listening = True
