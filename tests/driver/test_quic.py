@@ -192,6 +192,17 @@ def test_a_datagram_that_breaks_its_connection_removes_it_and_the_batch_goes_on(
     assert connection.calls == []  # the removed connection is not processed further
 
 
+def test_empty_and_truncated_datagrams_take_py_libp2p_path_and_touch_no_connection() -> None:
+    # py-libp2p's path parses and counts them as invalid; here they must reach it
+    # rather than be routed (or fail) on the fast path.
+    connection = _FakeConnection(_FakeAioquic())
+    listener, slow_path, _ = _listener(connection)
+    garbage = [b"", b"\x40", b"\x40" + KNOWN_CID[:3]]
+    trio.run(listener._take_batch, _QueuedSocket(garbage))
+    assert slow_path == garbage
+    assert connection.calls == [] and listener.batches == 0
+
+
 def test_nothing_queued_is_a_no_op() -> None:
     connection = _FakeConnection(_FakeAioquic())
     listener, slow_path, _ = _listener(connection)
