@@ -27,6 +27,10 @@ caps the request at ``net.core.rmem_max``/``wmem_max``, as quic-go's sockets do)
 the congestion window no longer collapsing, a 100 KB block is ~85 datagrams in flight,
 and the 208 KiB Linux default overflowed (counted in ``/proc/net/snmp``
 ``RcvbufErrors``) while the receiving trio thread was busy decoding.
+
+For :mod:`lean_p2p.driver.quic`'s batching receivers, the sockets also offer
+``wait_readable`` (park until a datagram is queued) and ``try_recvfrom`` (a queued
+datagram, or None at once, without a scheduling point).
 """
 
 from __future__ import annotations
