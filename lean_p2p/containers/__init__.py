@@ -2,7 +2,7 @@
 
 Every container is a frozen dataclass with ``encode() -> bytes``,
 ``decode(data) -> Self`` (raises :class:`SSZError`, a
-:class:`lean_p2p.wire.errors.WireError`, on any bad input) and
+:class:`lean_p2p.containers.errors.WireError`, on any bad input) and
 ``hash_tree_root() -> bytes``. Signatures are sized by the active XMSS scheme: the
 fixtures' test scheme (424 bytes) by default, production (2536 bytes) selected with
 ``LEAN_P2P_SIGNATURE_SCHEME=production`` or :func:`select_signature_scheme`.

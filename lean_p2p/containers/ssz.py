@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Any, Final, Generic, TypeVar
 
 from lean_p2p.containers.bitlist import Bitlist
+from lean_p2p.containers.errors import WireError
 from lean_p2p.containers.merkle import (
     BYTES_PER_CHUNK,
     hash_up,
@@ -26,7 +27,6 @@ from lean_p2p.containers.merkle import (
     mix_in_length,
 )
 from lean_p2p.containers.scheme import scheme_generation
-from lean_p2p.wire.errors import WireError
 
 __all__ = [
     "BOOLEAN",

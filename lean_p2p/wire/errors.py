@@ -1,14 +1,14 @@
 """The one error hierarchy of every byte-level codec. Any thread.
 
 Every decoder in :mod:`lean_p2p.wire` and :mod:`lean_p2p.containers` raises only a
-subclass of :class:`WireError` on bad input. The ``reason`` is the machine-readable
-rejection code (the leanSpec vectors' ``rejectionReason``); ``detail`` says what was
-wrong, for logs.
+subclass of :class:`WireError` on bad input. :class:`WireError` and
+:class:`RejectionReason` are defined in :mod:`lean_p2p.containers.errors` (the lowest
+layer, where the SSZ codec raises them) and are the same objects here.
 """
 
 from __future__ import annotations
 
-import enum
+from lean_p2p.containers.errors import RejectionReason, WireError
 
 __all__ = [
     "RejectionReason",
@@ -17,21 +17,6 @@ __all__ = [
     "VarintError",
     "WireError",
 ]
-
-
-class RejectionReason(enum.Enum):
-    """Why an input was refused; the values match the vectors' ``rejectionReason``."""
-
-    DECODE_ERROR = "DECODE_ERROR"
-
-
-class WireError(ValueError):
-    """Bad bytes from the network: the input is refused, nothing else happens."""
-
-    def __init__(self, detail: str, reason: RejectionReason = RejectionReason.DECODE_ERROR):
-        super().__init__(f"{reason.value}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class VarintError(WireError):
