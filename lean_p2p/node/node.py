@@ -30,24 +30,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from lean_p2p import net
 from lean_p2p.consensus.signatures import SignatureVerifier
-from lean_p2p.net.commands import Command
-from lean_p2p.net.events import (
-    DialFailed,
-    DriverStarted,
-    DriverStopped,
-    Event,
-    GossipAggregate,
-    GossipAttestation,
-    GossipBlock,
-    InboundRequest,
-    PeerConnected,
-    PeerDisconnected,
-    PublishFailed,
-    RequestCompleted,
-    RequestFailed,
-    ResponseChunk,
-)
 from lean_p2p.node.api import ApiServer
 from lean_p2p.node.chain import ChainService, ChainSummary
 from lean_p2p.node.clock import Clock, ScheduledCall, SystemClock
@@ -81,19 +65,19 @@ __all__ = ["DriverPort", "Node", "NodeFailed", "NodeReport", "lane_for_event"]
 logger = logging.getLogger(__name__)
 
 _LANE_BY_EVENT: Mapping[type, str] = {
-    GossipBlock: BLOCKS,
-    GossipAttestation: ATTESTATIONS,
-    GossipAggregate: AGGREGATES,
-    InboundRequest: PEER_REQUESTS,
-    ResponseChunk: RESPONSES,
-    RequestCompleted: RESPONSES,
-    RequestFailed: RESPONSES,
-    DriverStarted: CONTROL,
-    DriverStopped: CONTROL,
-    PeerConnected: CONTROL,
-    PeerDisconnected: CONTROL,
-    DialFailed: CONTROL,
-    PublishFailed: CONTROL,
+    net.GossipBlock: BLOCKS,
+    net.GossipAttestation: ATTESTATIONS,
+    net.GossipAggregate: AGGREGATES,
+    net.InboundRequest: PEER_REQUESTS,
+    net.ResponseChunk: RESPONSES,
+    net.RequestCompleted: RESPONSES,
+    net.RequestFailed: RESPONSES,
+    net.DriverStarted: CONTROL,
+    net.DriverStopped: CONTROL,
+    net.PeerConnected: CONTROL,
+    net.PeerDisconnected: CONTROL,
+    net.DialFailed: CONTROL,
+    net.PublishFailed: CONTROL,
 }
 
 
@@ -110,9 +94,9 @@ class DriverPort(Protocol):
     emitted.
     """
 
-    def start(self, emit: Callable[[Event], None]) -> None: ...
+    def start(self, emit: Callable[[net.Event], None]) -> None: ...
 
-    def send(self, command: Command) -> None: ...
+    def send(self, command: net.Command) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -281,7 +265,7 @@ class Node:
             if self.config.metrics_port is not None:
                 ports.append(self.config.metrics_port)
             self._api = ApiServer(
-                NodeApiSource(self),
+                NodeApiSource(self.chain, self.set_aggregator),
                 self.metrics,
                 self.config.listen_ip,
                 report=lambda: self.report().as_dict(),
@@ -335,7 +319,7 @@ class Node:
 
     # --- any thread ---------------------------------------------------------------------
 
-    def emit_threadsafe(self, event: Event) -> None:
+    def emit_threadsafe(self, event: net.Event) -> None:
         """Route a driver event into its lane (any thread, never blocks).
 
         A full lane drops it (the mailbox counts it). After close, raises
@@ -376,7 +360,7 @@ class Node:
                 p2p.handle_timer(now)
             case SetAggregator():
                 self.chain.is_aggregator = item.enabled
-            case DriverStopped() if self._live and not self._stopping:
+            case net.DriverStopped() if self._live and not self._stopping:
                 p2p.handle_event(item, now)
                 # The network died under a running node: fail loudly, never run on
                 # silently without it.

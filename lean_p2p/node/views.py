@@ -8,35 +8,38 @@ recordings include it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from lean_p2p.node.api import CheckpointView, ForkChoiceNode, ForkChoiceView
-
-if TYPE_CHECKING:
-    from lean_p2p.node.node import Node
+from lean_p2p.node.chain import ChainService
 
 __all__ = ["NodeApiSource"]
 
 
 class NodeApiSource:
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    """Reads ``chain``; hands the aggregator switch to ``set_aggregator`` (the node's,
+    which records it). Taking these two rather than the node keeps this module below
+    :mod:`lean_p2p.node.node` in the import graph."""
+
+    def __init__(self, chain: ChainService, set_aggregator: Callable[[bool], None]) -> None:
+        self._chain = chain
+        self._set_aggregator = set_aggregator
 
     def finalized_state_ssz(self) -> bytes | None:
-        state = self._node.chain.finalized_state()
+        state = self._chain.finalized_state()
         return state.encode() if state is not None else None
 
     def finalized_block_ssz(self) -> bytes | None:
-        chain = self._node.chain
+        chain = self._chain
         block = chain.get_block(chain.store.latest_finalized.root)
         return block.encode() if block is not None else None
 
     def justified_checkpoint(self) -> CheckpointView:
-        justified = self._node.chain.store.latest_justified
+        justified = self._chain.store.latest_justified
         return CheckpointView(justified.slot, justified.root)
 
     def fork_choice(self) -> ForkChoiceView:
-        store = self._node.chain.store
+        store = self._chain.store
         finalized = store.latest_finalized
         weights = store.block_weights()
         nodes = tuple(
@@ -58,7 +61,7 @@ class NodeApiSource:
         )
 
     def is_aggregator(self) -> bool:
-        return self._node.chain.is_aggregator
+        return self._chain.is_aggregator
 
     def set_aggregator(self, enabled: bool) -> None:
-        self._node.set_aggregator(enabled)
+        self._set_aggregator(enabled)
