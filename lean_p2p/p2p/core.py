@@ -22,41 +22,25 @@ BlocksByRange from the store.
 
 Misbehaving peers never raise out of the core: their input is counted (see
 :meth:`P2PCore.statistics`) and logged with structured fields.
+
+Why one module: each part with state of its own already lives apart (``peers``,
+``fetch``, ``sync``, ``serve``, ``deadlines``, ``backoff``). What stays here is the one
+idea that ties them together: every input settles requests, peers, fetches and the
+range sync against each other, in one order, with one set of counters. Split across
+modules, a request's life (sent, chunks, completed or failed, retried elsewhere) would
+be read in three files instead of one.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lean_p2p.net.commands import (
-    Command,
-    Dial,
-    Disconnect,
-    Publish,
-    SendRequest,
-)
-from lean_p2p.net.events import (
-    DialFailed,
-    DriverStarted,
-    DriverStopped,
-    Event,
-    GossipAggregate,
-    GossipAttestation,
-    GossipBlock,
-    InboundRequest,
-    PeerConnected,
-    PeerDisconnected,
-    PublishFailed,
-    RequestCompleted,
-    RequestFailed,
-    RequestFailure,
-    ResponseChunk,
-)
-from lean_p2p.net.protocol import GossipTopic
+from lean_p2p import net
 from lean_p2p.p2p import backoff, serve
 from lean_p2p.p2p.chain import (
     AggregateReceived,
@@ -85,33 +69,25 @@ if TYPE_CHECKING:
 __all__ = ["P2PCore", "P2PStatistics", "block_root", "bootnode_peer_id"]
 
 
-# Deadline keys: one class per kind, so kinds never collide and ``match`` can dispatch.
-@dataclass(frozen=True, slots=True)
-class _RequestDeadline:
-    request_id: int
+class _Timer(enum.Enum):
+    """What a deadline is for; its subject says for whom."""
+
+    REQUEST_DEADLINE = enum.auto()  # subject: the request id
+    ROOT_RETRY = enum.auto()  # subject: the block root to ask for again
+    REDIAL = enum.auto()  # subject: the bootnode address
+    STATUS_REFRESH = enum.auto()  # subject: the peer id
+    RANGE_RETRY = enum.auto()  # no subject: there is one range sync at a time
 
 
 @dataclass(frozen=True, slots=True)
-class _RootRetry:
-    root: bytes
+class _Deadline:
+    """A key in :class:`Deadlines`: kinds never collide, and ``match`` dispatches on them."""
+
+    timer: _Timer
+    subject: int | bytes | str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Redial:
-    address: str
-
-
-@dataclass(frozen=True, slots=True)
-class _StatusRefresh:
-    peer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _RangeRetry:
-    pass
-
-
-_RANGE_RETRY = _RangeRetry()
+_RANGE_RETRY = _Deadline(_Timer.RANGE_RETRY)
 
 #: seconds between WARNING lines for publishes failing the same way (all are counted)
 PUBLISH_FAILURE_LOG_INTERVAL = 60.0
@@ -174,7 +150,7 @@ class P2PCore:
         self._deadlines = Deadlines()
         self._range: RangeSync | None = None
         self._next_request_id = 1
-        self._commands: list[Command] = []
+        self._commands: list[net.Command] = []
         self._to_chain: list[ToChain] = []
         self._counters: Counter[str] = Counter()
         #: (topic, reason) -> (when last logged, failures not logged since)
@@ -187,7 +163,7 @@ class P2PCore:
 
     # --- outboxes and introspection -------------------------------------------------
 
-    def drain_commands(self) -> list[Command]:
+    def drain_commands(self) -> list[net.Command]:
         """Commands for the driver produced since the last drain, in order."""
         commands, self._commands = self._commands, []
         return commands
@@ -231,7 +207,7 @@ class P2PCore:
             places = [
                 self._fetcher.is_ready(root),
                 fetch.request_id is not None,
-                _RootRetry(root) in self._deadlines,
+                _Deadline(_Timer.ROOT_RETRY, root) in self._deadlines,
             ]
             if sum(places) != 1:
                 problems.append(f"root {root.hex()[:16]} is in {sum(places)} places")
@@ -240,7 +216,7 @@ class P2PCore:
                 if request is None or root not in request.roots:
                     problems.append(f"root {root.hex()[:16]} in flight in a dead request")
         for request_id, request in self._requests.items():
-            if _RequestDeadline(request_id) not in self._deadlines:
+            if _Deadline(_Timer.REQUEST_DEADLINE, request_id) not in self._deadlines:
                 problems.append(f"request {request_id} has no deadline")
             if request.peer_id not in self._peers:
                 problems.append(f"request {request_id} outlived peer {request.peer_id}")
@@ -295,49 +271,49 @@ class P2PCore:
 
     # --- inputs -----------------------------------------------------------------------
 
-    def handle_event(self, event: Event, now: float) -> None:
+    def handle_event(self, event: net.Event, now: float) -> None:
         if self._stopped_reason is not None:
             self._counters["inputs_after_stop"] += 1
             return
         match event:
-            case ResponseChunk():
+            case net.ResponseChunk():
                 self._on_response_chunk(event, now)
-            case RequestCompleted():
+            case net.RequestCompleted():
                 self._on_request_completed(event, now)
-            case RequestFailed():
+            case net.RequestFailed():
                 self._on_request_failed(event, now)
-            case GossipBlock():
+            case net.GossipBlock():
                 self._on_block(event.block, event.peer_id, BlockSource.GOSSIP)
-            case GossipAttestation():
+            case net.GossipAttestation():
                 self._counters["gossip_attestations"] += 1
                 self._to_chain.append(
                     AttestationReceived(event.attestation, event.peer_id, event.message_id)
                 )
-            case GossipAggregate():
+            case net.GossipAggregate():
                 self._counters["gossip_aggregates"] += 1
                 self._to_chain.append(
                     AggregateReceived(event.aggregate, event.peer_id, event.message_id)
                 )
-            case InboundRequest():
+            case net.InboundRequest():
                 self._on_inbound_request(event, now)
-            case PeerConnected():
+            case net.PeerConnected():
                 self._on_peer_connected(event, now)
-            case PeerDisconnected():
+            case net.PeerDisconnected():
                 self._on_peer_disconnected(event, now)
-            case DialFailed():
+            case net.DialFailed():
                 self._on_dial_failed(event, now)
-            case PublishFailed():
+            case net.PublishFailed():
                 self._counters[f"publish_failed_{event.topic.name.lower()}"] += 1
                 self._log_publish_failure(event, now)
                 self._to_chain.append(PublishRejected(event.topic, event.message_id, event.reason))
-            case DriverStarted():
+            case net.DriverStarted():
                 self.start(now)
-            case DriverStopped():
+            case net.DriverStopped():
                 detail = f": {event.error}" if event.error else ""
                 self.stop(f"driver stopped ({event.reason}){detail}")
         self._dispatch(now)
 
-    def _log_publish_failure(self, event: PublishFailed, now: float) -> None:
+    def _log_publish_failure(self, event: net.PublishFailed, now: float) -> None:
         """WARNING for the first failure of a kind, then at most one per interval with
         the count left unlogged: a lone node fails every publish, and each is already
         counted and reported to the chain."""
@@ -364,11 +340,11 @@ class P2PCore:
             case FetchRoots():
                 self._fetch_roots(request.roots)
             case PublishBlock():
-                self._publish(GossipTopic.BLOCK, request.block)
+                self._publish(net.GossipTopic.BLOCK, request.block)
             case PublishAttestation():
-                self._publish(GossipTopic.ATTESTATION, request.attestation)
+                self._publish(net.GossipTopic.ATTESTATION, request.attestation)
             case PublishAggregate():
-                self._publish(GossipTopic.AGGREGATION, request.aggregate)
+                self._publish(net.GossipTopic.AGGREGATION, request.aggregate)
         self._dispatch(now)
 
     def handle_timer(self, now: float) -> None:
@@ -386,7 +362,7 @@ class P2PCore:
 
         return Status(finalized=self._chain.finalized(), head=self._chain.head())
 
-    def _on_peer_connected(self, event: PeerConnected, now: float) -> None:
+    def _on_peer_connected(self, event: net.PeerConnected, now: float) -> None:
         peer_id = event.peer_id
         if peer_id in self._peers:
             # A second connection to the same peer: one handshake is enough.
@@ -408,7 +384,7 @@ class P2PCore:
         )
         for address, bootnode_id in self._bootnodes.items():
             if bootnode_id == peer_id:
-                self._deadlines.cancel(_Redial(address))
+                self._deadlines.cancel(_Deadline(_Timer.REDIAL, address))
         self._send_status(peer_id, now)
 
     def _send_status(self, peer_id: str, now: float) -> None:
@@ -427,7 +403,9 @@ class P2PCore:
             return
         if ok:
             peer.status_failures = 0
-            self._deadlines.set(_StatusRefresh(peer_id), now + backoff.STATUS_REFRESH_INTERVAL)
+            self._deadlines.set(
+                _Deadline(_Timer.STATUS_REFRESH, peer_id), now + backoff.STATUS_REFRESH_INTERVAL
+            )
             return
         peer.failures += 1
         peer.status_failures += 1
@@ -436,12 +414,13 @@ class P2PCore:
             self._drop_peer(peer_id, "status handshake failed repeatedly", now)
             return
         self._deadlines.set(
-            _StatusRefresh(peer_id), now + backoff.retry_delay(peer.status_failures)
+            _Deadline(_Timer.STATUS_REFRESH, peer_id),
+            now + backoff.retry_delay(peer.status_failures),
         )
 
-    def _on_peer_disconnected(self, event: PeerDisconnected, now: float) -> None:
+    def _on_peer_disconnected(self, event: net.PeerDisconnected, now: float) -> None:
         peer = self._peers.remove(event.peer_id)
-        self._deadlines.cancel(_StatusRefresh(event.peer_id))
+        self._deadlines.cancel(_Deadline(_Timer.STATUS_REFRESH, event.peer_id))
         if peer is None:
             self._counters["unknown_peer_disconnected"] += 1
         else:
@@ -455,7 +434,7 @@ class P2PCore:
             if bootnode_id == event.peer_id:
                 self._schedule_redial(address, now)
 
-    def _on_dial_failed(self, event: DialFailed, now: float) -> None:
+    def _on_dial_failed(self, event: net.DialFailed, now: float) -> None:
         self._counters["dials_failed"] += 1
         log_event(
             logging.INFO,
@@ -471,7 +450,9 @@ class P2PCore:
     def _schedule_redial(self, address: str, now: float) -> None:
         # Only ever scheduled in answer to a disconnect or failed dial event, so once
         # the driver is gone (no more events) or the core stopped, redialling ends.
-        self._deadlines.set(_Redial(address), now + backoff.BOOTNODE_REDIAL_INTERVAL)
+        self._deadlines.set(
+            _Deadline(_Timer.REDIAL, address), now + backoff.BOOTNODE_REDIAL_INTERVAL
+        )
 
     def _on_peer_status(self, peer_id: str, status: Status, now: float) -> None:
         peer = self._peers.get(peer_id)
@@ -498,19 +479,19 @@ class P2PCore:
     def _drop_peer(self, peer_id: str, reason: str, now: float) -> None:
         """Disconnect a peer ourselves; forget it now (the driver's event may follow)."""
         self._peers.remove(peer_id)
-        self._deadlines.cancel(_StatusRefresh(peer_id))
+        self._deadlines.cancel(_Deadline(_Timer.STATUS_REFRESH, peer_id))
         self._disconnect(peer_id, reason)
         for request in [r for r in self._requests.values() if r.peer_id == peer_id]:
             self._settle_failed(request, now, f"peer dropped: {reason}")
 
     def _disconnect(self, peer_id: str, reason: str) -> None:
         log_event(logging.INFO, "disconnecting peer", peer_id=peer_id, reason=reason)
-        self._commands.append(Disconnect(peer_id, reason))
+        self._commands.append(net.Disconnect(peer_id, reason))
 
     def _dial(self, address: str) -> None:
         self._counters["dials"] += 1
         log_event(logging.DEBUG, "dialling", address=address)
-        self._commands.append(Dial(address))
+        self._commands.append(net.Dial(address))
 
     # --- requests out -----------------------------------------------------------------
 
@@ -531,9 +512,9 @@ class P2PCore:
         self._requests[request_id] = OutboundRequest(
             request_id, peer_id, kind, deadline, roots=roots, start_slot=start_slot, count=count
         )
-        self._deadlines.set(_RequestDeadline(request_id), deadline)
+        self._deadlines.set(_Deadline(_Timer.REQUEST_DEADLINE, request_id), deadline)
         self._counters[f"requests_{kind.value}"] += 1
-        self._commands.append(SendRequest(peer_id, request_id, payload))
+        self._commands.append(net.SendRequest(peer_id, request_id, payload))
         return request_id
 
     def _dispatch(self, now: float) -> None:
@@ -623,7 +604,9 @@ class P2PCore:
             if attempt is None:
                 abandoned.append(root)
             else:
-                self._deadlines.set(_RootRetry(root), now + backoff.retry_delay(attempt))
+                self._deadlines.set(
+                    _Deadline(_Timer.ROOT_RETRY, root), now + backoff.retry_delay(attempt)
+                )
                 self._counters["root_retries"] += 1
         if abandoned:
             self._counters["roots_abandoned"] += len(abandoned)
@@ -658,7 +641,7 @@ class P2PCore:
             return None
         return request
 
-    def _on_response_chunk(self, event: ResponseChunk, now: float) -> None:
+    def _on_response_chunk(self, event: net.ResponseChunk, now: float) -> None:
         from lean_p2p.containers import SignedBlock, Status
 
         request = self._owned_request(event.request_id, event.peer_id)
@@ -741,12 +724,12 @@ class P2PCore:
         if root is None:
             root = self._block_root(block)
         if self._fetcher.settle(root):
-            self._deadlines.cancel(_RootRetry(root))
+            self._deadlines.cancel(_Deadline(_Timer.ROOT_RETRY, root))
             self._counters["fetch_roots_settled"] += 1
         self._counters[f"blocks_{source.value}"] += 1
         self._to_chain.append(BlockReceived(block, root, peer_id, source))
 
-    def _on_request_completed(self, event: RequestCompleted, now: float) -> None:
+    def _on_request_completed(self, event: net.RequestCompleted, now: float) -> None:
         request = self._owned_request(event.request_id, event.peer_id)
         if request is None:
             return
@@ -770,12 +753,12 @@ class P2PCore:
                 clean = request.rejected == 0 and len(request.received) >= event.chunks
                 self._settle_range(request, now, clean=clean)
 
-    def _on_request_failed(self, event: RequestFailed, now: float) -> None:
+    def _on_request_failed(self, event: net.RequestFailed, now: float) -> None:
         request = self._owned_request(event.request_id, event.peer_id)
         if request is None:
             return
         reason = event.failure.value
-        if event.failure is RequestFailure.ERROR_RESPONSE and event.result_code is not None:
+        if event.failure is net.RequestFailure.ERROR_RESPONSE and event.result_code is not None:
             reason = f"{reason} {event.result_code.name}: {event.message}"
         self._settle_failed(request, now, reason)
 
@@ -804,7 +787,7 @@ class P2PCore:
     def _forget_request(self, request: OutboundRequest) -> None:
         self._roots_dirty = True
         del self._requests[request.request_id]
-        self._deadlines.cancel(_RequestDeadline(request.request_id))
+        self._deadlines.cancel(_Deadline(_Timer.REQUEST_DEADLINE, request.request_id))
 
     # --- range sync -------------------------------------------------------------------
 
@@ -896,28 +879,28 @@ class P2PCore:
 
     def _on_deadline(self, key: Hashable, now: float) -> None:
         match key:
-            case _RequestDeadline(request_id):
+            case _Deadline(_Timer.REQUEST_DEADLINE, int() as request_id):
                 request = self._requests.get(request_id)
                 if request is not None:
                     self._counters["request_deadlines_expired"] += 1
-                    self._settle_failed(request, now, RequestFailure.TIMEOUT.value)
-            case _RootRetry(root):
+                    self._settle_failed(request, now, net.RequestFailure.TIMEOUT.value)
+            case _Deadline(_Timer.ROOT_RETRY, bytes() as root):
                 self._fetcher.mark_ready(root)
                 self._roots_dirty = True
-            case _Redial(address):
+            case _Deadline(_Timer.REDIAL, str() as address):
                 self._counters["redials"] += 1
                 self._dial(address)
-            case _StatusRefresh(peer_id):
+            case _Deadline(_Timer.STATUS_REFRESH, str() as peer_id):
                 if peer_id in self._peers:
                     self._counters["status_refreshes"] += 1
                     self._send_status(peer_id, now)
-            case _RangeRetry():
+            case _Deadline(_Timer.RANGE_RETRY):
                 if self._range is not None:
                     self._range.backing_off = False
 
     # --- inbound requests and publishing ------------------------------------------------
 
-    def _on_inbound_request(self, event: InboundRequest, now: float) -> None:
+    def _on_inbound_request(self, event: net.InboundRequest, now: float) -> None:
         response = serve.answer(event, self._chain, self._our_status())
         self._counters[response.counter] += 1
         if response.refused is not None:
@@ -933,6 +916,6 @@ class P2PCore:
         if response.peer_status is not None:
             self._on_peer_status(event.peer_id, response.peer_status, now)
 
-    def _publish(self, topic: GossipTopic, message: Any) -> None:
+    def _publish(self, topic: net.GossipTopic, message: Any) -> None:
         self._counters[f"published_{topic.name.lower()}"] += 1
-        self._commands.append(Publish(topic, message))
+        self._commands.append(net.Publish(topic, message))
