@@ -30,35 +30,12 @@ from typing import Any
 import trio
 from libp2p.abc import INotifee
 
+from lean_p2p import net
 from lean_p2p.driver import codec
 from lean_p2p.driver.config import DriverConfig
 from lean_p2p.driver.gossipsub import LeanGossipsub, Verdict
 from lean_p2p.driver.host import build_host
 from lean_p2p.driver.reqresp import ReqResp
-from lean_p2p.net.commands import (
-    Command,
-    Dial,
-    Disconnect,
-    Publish,
-    SendRequest,
-    SendResponseChunk,
-    SendResponseEnd,
-    SendResponseError,
-)
-from lean_p2p.net.events import (
-    DialFailed,
-    Direction,
-    DriverStarted,
-    DriverStopped,
-    Event,
-    GossipAggregate,
-    GossipAttestation,
-    GossipBlock,
-    PeerConnected,
-    PeerDisconnected,
-    PublishFailed,
-)
-from lean_p2p.net.protocol import GossipTopic
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.keys import NodeKey
 
@@ -78,7 +55,7 @@ class DriverCrashed(RuntimeError):
 class NetworkDriver:
     """Owns the network on a dedicated trio thread; see the module docstring."""
 
-    def __init__(self, config: DriverConfig, emit: Callable[[Event], None]) -> None:
+    def __init__(self, config: DriverConfig, emit: Callable[[net.Event], None]) -> None:
         self.config = config
         self.peer_id = NodeKey(config.private_key).peer_id
         self._emit_to_loop = emit
@@ -136,7 +113,7 @@ class NetworkDriver:
             raise DriverCrashed(f"driver crashed: {self._crash!r}") from self._crash
         return not deadline_hit and not self._finished.is_set()
 
-    def send(self, command: Command) -> bool:
+    def send(self, command: net.Command) -> bool:
         """Hand a command to the driver (any thread, never blocks).
 
         Returns False (counted) when the driver is not running; the command is then
@@ -199,14 +176,14 @@ class NetworkDriver:
         except BaseException as error:
             self._crash = error
             logger.exception("network driver crashed")
-            self._emit_final(DriverStopped("crashed", repr(error)))
+            self._emit_final(net.DriverStopped("crashed", repr(error)))
         else:
-            self._emit_final(DriverStopped(self._stop_reason))
+            self._emit_final(net.DriverStopped(self._stop_reason))
         finally:
             self._finished.set()
             self._ready.set()  # release wait_ready on a crash before readiness
 
-    def _emit_final(self, event: DriverStopped) -> None:
+    def _emit_final(self, event: net.DriverStopped) -> None:
         try:
             self._emit_to_loop(event)
         except Exception:
@@ -244,7 +221,7 @@ class NetworkDriver:
             nursery.start_soon(self._keep_dialled, address)
         if self.config.liveness_interval > 0:
             nursery.start_soon(self._watch_connections)
-        self._emit(DriverStarted(self.peer_id, self._listen_addresses))
+        self._emit(net.DriverStarted(self.peer_id, self._listen_addresses))
         self._ready.set()
         if self._stop_requested:
             self._stop_event.set()
@@ -257,7 +234,7 @@ class NetworkDriver:
     def _request_stop_on_trio(self) -> None:
         self._stop_event.set()
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: net.Event) -> None:
         """Hand an event to the loop; if the loop side is gone, stop the driver."""
         try:
             self._emit_to_loop(event)
@@ -290,17 +267,17 @@ class NetworkDriver:
                 extra={"peer": peer_id, "topic": topic, "reason": error.reason.value},
             )
             return Verdict.REJECT
-        if kind is GossipTopic.BLOCK:
-            self._emit(GossipBlock(peer_id, message_id, message))  # type: ignore[arg-type]
-        elif kind is GossipTopic.ATTESTATION:
-            self._emit(GossipAttestation(peer_id, message_id, message))  # type: ignore[arg-type]
+        if kind is net.GossipTopic.BLOCK:
+            self._emit(net.GossipBlock(peer_id, message_id, message))  # type: ignore[arg-type]
+        elif kind is net.GossipTopic.ATTESTATION:
+            self._emit(net.GossipAttestation(peer_id, message_id, message))  # type: ignore[arg-type]
         else:
-            self._emit(GossipAggregate(peer_id, message_id, message))  # type: ignore[arg-type]
+            self._emit(net.GossipAggregate(peer_id, message_id, message))  # type: ignore[arg-type]
         return Verdict.ACCEPT
 
     # ---------------------------------------------------------------- commands
 
-    def _execute(self, command: Command) -> None:
+    def _execute(self, command: net.Command) -> None:
         """Run one command on the trio thread (scheduled by :meth:`send`)."""
         self._counters["commands"] += 1
         nursery = self._nursery
@@ -308,26 +285,26 @@ class NetworkDriver:
             self._refuse(command)
             return
         match command:
-            case Publish():
+            case net.Publish():
                 self._publish(command)
-            case Dial(address=address):
+            case net.Dial(address=address):
                 nursery.start_soon(self._dial, address)
-            case Disconnect(peer_id=peer_id, reason=reason):
+            case net.Disconnect(peer_id=peer_id, reason=reason):
                 nursery.start_soon(self._disconnect, peer_id, reason)
-            case SendRequest():
+            case net.SendRequest():
                 self._reqresp.start_request(nursery, command)
-            case SendResponseChunk() | SendResponseEnd() | SendResponseError():
+            case net.SendResponseChunk() | net.SendResponseEnd() | net.SendResponseError():
                 self._reqresp.respond(command)
 
-    def _refuse(self, command: Command) -> None:
+    def _refuse(self, command: net.Command) -> None:
         """A command that arrived while stopping: report what the loop waits for."""
         self._counters["commands_refused"] += 1
-        if isinstance(command, Publish):
+        if isinstance(command, net.Publish):
             self._publish_failed(command, b"", "driver stopping")
-        elif isinstance(command, SendRequest):
+        elif isinstance(command, net.SendRequest):
             self._reqresp.refuse_request(command, "driver stopping")
 
-    def _publish(self, command: Publish) -> None:
+    def _publish(self, command: net.Publish) -> None:
         topic = command.topic.topic_string(self.config.network_name)
         try:
             data = codec.encode_gossip(command.message)
@@ -344,9 +321,9 @@ class NetworkDriver:
         if sent == 0:
             self._publish_failed(command, message_id, "no peer accepted the message")
 
-    def _publish_failed(self, command: Publish, message_id: bytes, reason: str) -> None:
+    def _publish_failed(self, command: net.Publish, message_id: bytes, reason: str) -> None:
         self._counters["publish_failed"] += 1
-        self._emit(PublishFailed(command.topic, message_id, reason))
+        self._emit(net.PublishFailed(command.topic, message_id, reason))
 
     async def _dial(self, address: str) -> bool:
         import multiaddr
@@ -360,7 +337,7 @@ class NetworkDriver:
                 await self._host.connect(info)
         except Exception as error:  # bad address, timeout, handshake failure
             self._counters["dial_failed"] += 1
-            self._emit(DialFailed(address, peer_id, repr(error)))
+            self._emit(net.DialFailed(address, peer_id, repr(error)))
             return False
         return True
 
@@ -402,9 +379,9 @@ class NetworkDriver:
         initiator = getattr(muxed, "is_initiator", False)
         if callable(initiator):
             initiator = initiator()
-        direction = Direction.OUTBOUND if initiator else Direction.INBOUND
+        direction = net.Direction.OUTBOUND if initiator else net.Direction.INBOUND
         self._gossip.add_peer(peer)
-        self._emit(PeerConnected(key, direction, _remote_address(muxed)))
+        self._emit(net.PeerConnected(key, direction, _remote_address(muxed)))
 
     def _on_disconnected(self, conn: Any) -> None:
         peer = conn.muxed_conn.peer_id
@@ -417,7 +394,7 @@ class NetworkDriver:
             return
         del self._connections[key]
         self._gossip.remove_peer(peer)
-        self._emit(PeerDisconnected(key, "connection closed"))
+        self._emit(net.PeerDisconnected(key, "connection closed"))
 
     def _start_soon(self, function: Callable[..., Any], *args: Any) -> None:
         """Start a background task unless the driver is already shutting down."""
@@ -470,11 +447,11 @@ class NetworkDriver:
         # The gossip stream lived on a dead connection: reopen it on a live one, and
         # tell the loop the peer came back (it should exchange Status again).
         self._gossip.remove_peer(peer)
-        self._emit(PeerDisconnected(key, "previous connection dead (peer restarted)"))
+        self._emit(net.PeerDisconnected(key, "previous connection dead (peer restarted)"))
         if connections:
             live = connections[-1].muxed_conn
             self._gossip.add_peer(peer)
-            self._emit(PeerConnected(key, Direction.INBOUND, _remote_address(live)))
+            self._emit(net.PeerConnected(key, net.Direction.INBOUND, _remote_address(live)))
         else:
             self._connections.pop(key, None)
         for conn in dead:

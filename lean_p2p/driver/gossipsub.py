@@ -23,6 +23,9 @@ host, streams and protobuf schema (``libp2p.pubsub.pb.rpc_pb2``) — wire compat
 other gossipsub implementations. Everything else (QUIC, TLS, multistream, identify)
 stays py-libp2p's.
 
+The router is this module; its caches (:mod:`lean_p2p.driver.gossip_caches`) and its
+frame encoding and reading (:mod:`lean_p2p.driver.gossip_frames`) live beside it.
+
 Threading: every method runs on the driver's trio thread. Nothing here touches the
 loop; inbound messages go to the ``accept`` callback, which the driver turns into a
 mailbox event.
@@ -33,12 +36,20 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+
+from lean_p2p.driver.gossip_caches import MessageCache, SeenCache
+from lean_p2p.driver.gossip_frames import (
+    FrameReader,
+    FrameTooLarge,
+    coalesce,
+    encode_rpc,
+)
+from lean_p2p.driver.streams import reset_quietly
 
 __all__ = [
     "PROTOCOL_IDS",
@@ -107,84 +118,6 @@ class GossipParams:
             raise ValueError("need 0 < history_gossip <= history_length")
         if self.heartbeat_interval <= 0 or self.seen_ttl <= 0:
             raise ValueError("heartbeat interval and seen TTL must be positive")
-
-
-class SeenCache:
-    """Message ids seen within the last ``ttl`` seconds (insertion-ordered expiry).
-
-    Every id is inserted with the same TTL, so dict insertion order is expiry order:
-    expiring is popping from the front.
-    """
-
-    __slots__ = ("_expiry", "ttl")
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        # OrderedDict: peeking at and removing the oldest entry are O(1) (a plain dict
-        # rescans the deleted slots at its front on every peek).
-        self._expiry: OrderedDict[bytes, float] = OrderedDict()
-
-    def __contains__(self, message_id: object) -> bool:
-        return message_id in self._expiry
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def add(self, message_id: bytes, now: float) -> bool:
-        """Record ``message_id``; False when it was already present."""
-        if message_id in self._expiry:
-            return False
-        self._expiry[message_id] = now + self.ttl
-        return True
-
-    def expire(self, now: float) -> int:
-        # Oldest first: stop at the first id still alive (O(expired), no copy).
-        expired = 0
-        while self._expiry:
-            message_id = next(iter(self._expiry))
-            if self._expiry[message_id] > now:
-                break
-            self._expiry.popitem(last=False)
-            expired += 1
-        return expired
-
-
-class MessageCache:
-    """Recent messages keyed by the lean message id (gossipsub's mcache).
-
-    ``history_length`` windows are kept for IWANT; the newest ``history_gossip`` are
-    advertised in IHAVE. A window shifts every heartbeat.
-    """
-
-    __slots__ = ("_gossip", "_messages", "_windows")
-
-    def __init__(self, history_length: int, history_gossip: int) -> None:
-        self._gossip = history_gossip
-        self._messages: dict[bytes, tuple[str, bytes]] = {}  # id -> (topic, data)
-        self._windows: deque[list[bytes]] = deque([[]], maxlen=history_length)
-
-    def __len__(self) -> int:
-        return len(self._messages)
-
-    def put(self, message_id: bytes, topic: str, data: bytes) -> None:
-        if message_id not in self._messages:
-            self._messages[message_id] = (topic, data)
-            self._windows[0].append(message_id)
-
-    def get(self, message_id: bytes) -> tuple[str, bytes] | None:
-        return self._messages.get(message_id)
-
-    def gossip_ids(self, topic: str) -> list[bytes]:
-        ids: list[bytes] = []
-        for window in list(self._windows)[: self._gossip]:
-            ids.extend(mid for mid in window if self._messages[mid][0] == topic)
-        return ids
-
-    def shift(self) -> None:
-        if len(self._windows) == self._windows.maxlen:
-            for message_id in self._windows[-1]:
-                self._messages.pop(message_id, None)
-        self._windows.appendleft([])
 
 
 @dataclass(slots=True)
@@ -306,7 +239,7 @@ class LeanGossipsub:
         for peer_id in candidates[: max(0, self.params.mesh_degree - len(mesh))]:
             mesh.add(peer_id)
         self.mesh[topic] = mesh
-        announce = _rpc(subscriptions=[(topic, True)])
+        announce = encode_rpc(subscriptions=[(topic, True)])
         for peer in list(self.peers.values()):
             self._enqueue(peer, announce)
         for peer_id in mesh:
@@ -337,7 +270,7 @@ class LeanGossipsub:
         peer = _Peer(peer_id=peer_id, send=send, protocol=protocol)
         self.peers[peer_id] = peer
         if self.subscriptions:
-            self._enqueue(peer, _rpc(subscriptions=[(t, True) for t in self.subscriptions]))
+            self._enqueue(peer, encode_rpc(subscriptions=[(t, True) for t in self.subscriptions]))
         return receive
 
     def remove_peer(self, peer_id: Any) -> None:
@@ -384,7 +317,7 @@ class LeanGossipsub:
             targets = self.mesh[topic]
         else:
             targets = self._fanout_peers(topic, now)
-        frame = _rpc(publish=[(topic, data)])
+        frame = encode_rpc(publish=[(topic, data)])
         sent = sum(1 for peer_id in list(targets) if self._enqueue(self.peers[peer_id], frame))
         self.statistics.published += 1
         if sent == 0:
@@ -404,17 +337,17 @@ class LeanGossipsub:
 
     async def _handle_inbound_stream(self, stream: Any) -> None:
         peer_id = stream.muxed_conn.peer_id
-        reader = _FrameReader(stream, self.params.max_rpc_size)
+        reader = FrameReader(stream, self.params.max_rpc_size)
         try:
             while True:
                 frame = await reader.next_frame()
                 if frame is None:
                     return
                 self.handle_rpc(peer_id, frame, str(stream.get_protocol() or ""))
-        except _FrameTooLarge:
+        except FrameTooLarge:
             self.statistics.oversized_rpc += 1
             logger.warning("gossip rpc over size limit", extra={"peer": str(peer_id)})
-            await _reset_quietly(stream)
+            await reset_quietly(stream)
         except Exception as error:  # stream reset, connection closed, ...
             self.statistics.stream_errors += 1
             logger.debug(
@@ -495,12 +428,12 @@ class LeanGossipsub:
         if not targets:
             return
         if len(data) > self.params.idontwant_size_threshold:
-            dont_want = _rpc(idontwant=[message_id])
+            dont_want = encode_rpc(idontwant=[message_id])
             for peer_id in targets:
                 peer = self.peers.get(peer_id)
                 if peer is not None and peer.protocol == _IDONTWANT_PROTOCOL:
                     self._enqueue(peer, dont_want)
-        frame = _rpc(publish=[(topic, data)])
+        frame = encode_rpc(publish=[(topic, data)])
         for peer_id in targets:
             peer = self.peers.get(peer_id)
             if peer is None:
@@ -534,7 +467,7 @@ class LeanGossipsub:
                 wanted.append(message_id)
         if wanted:
             stats.iwant_sent += len(wanted)
-            self._enqueue(peer, _rpc(iwant=wanted))
+            self._enqueue(peer, encode_rpc(iwant=wanted))
         for iwant in control.iwant:
             self._serve_iwant(peer, iwant.messageIDs)
         for graft in control.graft:
@@ -563,7 +496,7 @@ class LeanGossipsub:
             messages.append(cached)
         if messages:
             self.statistics.iwant_served += len(messages)
-            self._enqueue(peer, _rpc(publish=messages))
+            self._enqueue(peer, encode_rpc(publish=messages))
 
     def _handle_graft(self, peer: _Peer, topic: str) -> None:
         if topic not in self.subscriptions:
@@ -614,7 +547,9 @@ class LeanGossipsub:
             self.statistics.grafts_sent += len(graft)
         self._enqueue(
             peer,
-            _rpc(graft=graft or [], prune=prune or [], backoff=int(self.params.prune_backoff)),
+            encode_rpc(
+                graft=graft or [], prune=prune or [], backoff=int(self.params.prune_backoff)
+            ),
         )
 
     # --------------------------------------------------------------- heartbeat
@@ -669,7 +604,7 @@ class LeanGossipsub:
             return
         candidates = [pid for pid in self._topic_peers(topic) if pid not in mesh]
         random.shuffle(candidates)
-        frame = _rpc(ihave=[(topic, message_ids[: self.params.max_ihave_length])])
+        frame = encode_rpc(ihave=[(topic, message_ids[: self.params.max_ihave_length])])
         for peer_id in candidates[: self.params.gossip_degree]:
             if self._enqueue(self.peers[peer_id], frame):
                 self.statistics.ihave_sent += 1
@@ -700,7 +635,7 @@ class LeanGossipsub:
         try:
             async with frames:
                 async for frame in frames:
-                    await stream.write(_coalesce(frame, frames))
+                    await stream.write(coalesce(frame, frames))
         except Exception as error:
             self.statistics.stream_errors += 1
             logger.debug(
@@ -709,140 +644,4 @@ class LeanGossipsub:
             )
             self._remove_if_current(peer)
         finally:
-            await _reset_quietly(stream)
-
-
-# --------------------------------------------------------------------- framing
-
-_COALESCE_BYTES = 256 * 1024
-
-
-def _coalesce(first: bytes, frames: trio.MemoryReceiveChannel[bytes]) -> bytes:
-    """``first`` plus whatever frames are already queued, up to ~256 KiB: one stream
-    write (and one QUIC transmit) per batch instead of per message under load."""
-    if len(first) >= _COALESCE_BYTES:
-        return first
-    batch = [first]
-    size = len(first)
-    while size < _COALESCE_BYTES:
-        try:
-            frame = frames.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            break
-        batch.append(frame)
-        size += len(frame)
-    return first if len(batch) == 1 else b"".join(batch)
-
-
-class _FrameTooLarge(Exception):
-    pass
-
-
-class _FrameReader:
-    """Reads uvarint-length-prefixed frames from a stream, refusing oversized ones
-    from the declared length, before buffering the body."""
-
-    __slots__ = ("_buffer", "_limit", "_stream")
-
-    def __init__(self, stream: Any, limit: int) -> None:
-        self._stream = stream
-        self._limit = limit
-        self._buffer = bytearray()
-
-    async def next_frame(self) -> bytes | None:
-        while True:
-            length, header = _decode_uvarint(self._buffer)
-            if header:
-                if length > self._limit:
-                    raise _FrameTooLarge(length)
-                if len(self._buffer) >= header + length:
-                    frame = bytes(self._buffer[header : header + length])
-                    del self._buffer[: header + length]
-                    return frame
-            elif len(self._buffer) > 10:
-                raise _FrameTooLarge(-1)  # a varint longer than 10 bytes
-            chunk = await _read_chunk(self._stream)
-            if chunk is None:
-                return None
-            self._buffer += chunk
-
-
-def _decode_uvarint(buffer: bytearray) -> tuple[int, int]:
-    """(value, bytes used); bytes used is 0 while the varint is incomplete."""
-    value = 0
-    for index, byte in enumerate(buffer[:10]):
-        value |= (byte & 0x7F) << (7 * index)
-        if not byte & 0x80:
-            return value, index + 1
-    return 0, 0
-
-
-def _encode_uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-async def _read_chunk(stream: Any) -> bytes | None:
-    """Next chunk from a py-libp2p stream, or None at a clean end of stream."""
-    from libp2p.network.stream.exceptions import StreamEOF
-
-    from lean_p2p.driver.quic import take_data_left_at_end
-
-    try:
-        chunk: bytes = await stream.read(256 * 1024)
-    except StreamEOF:
-        # py-libp2p can report the end with the stream's last bytes still buffered
-        # (see lean_p2p.driver.quic); the next read reports the end again.
-        return take_data_left_at_end(stream) or None
-    return chunk or None
-
-
-async def _reset_quietly(stream: Any) -> None:
-    try:
-        await stream.reset()
-    except Exception:
-        logger.debug("stream reset failed", exc_info=True)
-
-
-def _rpc(
-    *,
-    subscriptions: Iterable[tuple[str, bool]] = (),
-    publish: Iterable[tuple[str, bytes]] = (),
-    ihave: Iterable[tuple[str, list[bytes]]] = (),
-    iwant: list[bytes] | None = None,
-    graft: list[str] | None = None,
-    prune: list[str] | None = None,
-    backoff: int = 0,
-    idontwant: list[bytes] | None = None,
-) -> bytes:
-    """Encode one length-prefixed RPC frame. Messages are anonymous: data and topic
-    only (no from, seqno, signature or key)."""
-    from libp2p.pubsub.pb import rpc_pb2
-
-    rpc = rpc_pb2.RPC()
-    for topic, subscribe in subscriptions:
-        rpc.subscriptions.add(subscribe=subscribe, topicid=topic)
-    for topic, data in publish:
-        rpc.publish.add(data=data, topicIDs=[topic])
-    control = rpc.control
-    for topic, ids in ihave:
-        control.ihave.add(topicID=topic, messageIDs=ids)
-    if iwant:
-        control.iwant.add(messageIDs=iwant)
-    for topic in graft or ():
-        control.graft.add(topicID=topic)
-    for topic in prune or ():
-        control.prune.add(topicID=topic, backoff=backoff)
-    if idontwant:
-        control.idontwant.add(messageIDs=idontwant)
-    if not (control.ihave or control.iwant or control.graft or control.prune or control.idontwant):
-        rpc.ClearField("control")
-    body = rpc.SerializeToString()
-    return _encode_uvarint(len(body)) + body
+            await reset_quietly(stream)

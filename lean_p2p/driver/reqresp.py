@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from lean_p2p.driver import codec
+from lean_p2p.driver.streams import reset_quietly
 from lean_p2p.net.commands import (
     SendRequest,
     SendResponseChunk,
@@ -382,7 +383,7 @@ class ReqResp:
             if rejected.reply is not None:
                 await _write_and_close(stream, rejected.reply)
             else:
-                await _reset_quietly(stream)
+                await reset_quietly(stream)
             return
         request_id = next(self._inbound_ids)
         send, receive = trio.open_memory_channel[bytes | None](self.limits.max_response_chunks + 1)
@@ -444,7 +445,7 @@ class ReqResp:
         if scope.cancelled_caught:
             self.statistics.responses_timed_out += 1
             logger.warning("loop did not answer in time", extra={"request_id": request_id})
-        await _reset_quietly(stream)
+        await reset_quietly(stream)
 
 
 class _RequestError(Exception):
@@ -478,7 +479,7 @@ async def _write_and_close(stream: Any, data: bytes) -> None:
     try:
         await stream.write(data)
     except Exception:
-        await _reset_quietly(stream)
+        await reset_quietly(stream)
         return
     await _close_quietly(stream)
 
@@ -488,10 +489,3 @@ async def _close_quietly(stream: Any) -> None:
         await stream.close()
     except Exception:
         logger.debug("stream close failed", exc_info=True)
-
-
-async def _reset_quietly(stream: Any) -> None:
-    try:
-        await stream.reset()
-    except Exception:
-        logger.debug("stream reset failed", exc_info=True)

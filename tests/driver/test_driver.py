@@ -163,9 +163,9 @@ def test_oversized_rpc_frame_is_refused_and_counted(pair: tuple[Node, Node]) -> 
     a, b = pair
     limit = b.driver.config.gossip.max_rpc_size
     # A frame header declaring more than the limit; the body never needs to arrive.
-    from lean_p2p.driver.gossipsub import _rpc
+    from lean_p2p.driver.gossip_frames import encode_rpc
 
-    frame = _rpc(publish=[(GossipTopic.BLOCK.topic_string(), b"\x00" * 16)])
+    frame = encode_rpc(publish=[(GossipTopic.BLOCK.topic_string(), b"\x00" * 16)])
     token = a.driver._token
     assert token is not None
     peer = next(iter(a.driver._gossip.peers.values()))

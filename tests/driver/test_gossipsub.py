@@ -12,16 +12,13 @@ import trio
 from libp2p.pubsub.pb import rpc_pb2
 
 from lean_p2p.driver import codec
+from lean_p2p.driver.gossip_caches import MessageCache, SeenCache
+from lean_p2p.driver.gossip_frames import FrameReader, FrameTooLarge, encode_rpc
 from lean_p2p.driver.gossipsub import (
     GossipParams,
     LeanGossipsub,
-    MessageCache,
-    SeenCache,
     Verdict,
-    _FrameReader,
-    _FrameTooLarge,
     _Peer,
-    _rpc,
 )
 from lean_p2p.driver.samples import sample_attestation
 from lean_p2p.net.protocol import GossipTopic
@@ -126,7 +123,7 @@ def test_many_distinct_anonymous_messages_are_all_delivered_and_cached() -> None
     rig = Rig()
     rig.add_peer("a")
     for index in range(100):
-        rig.receive("a", _rpc(publish=[(TOPIC, _data(index))]))
+        rig.receive("a", encode_rpc(publish=[(TOPIC, _data(index))]))
     assert len(rig.delivered) == 100
     assert len(rig.router.mcache) == 100
     assert rig.router.statistics.duplicates == 0
@@ -139,7 +136,7 @@ def test_duplicates_are_detected_by_message_id_across_peers() -> None:
     rig = Rig()
     rig.add_peer("a")
     rig.add_peer("b")
-    frame = _rpc(publish=[(TOPIC, _data(7))])
+    frame = encode_rpc(publish=[(TOPIC, _data(7))])
     rig.receive("a", frame)
     rig.receive("b", frame)
     rig.receive("a", frame)
@@ -153,7 +150,7 @@ def test_forwarding_goes_to_mesh_peers_except_the_source() -> None:
         rig.add_peer(name)
     rig.add_peer("outside", in_mesh=False)
     data = _data(3)
-    rig.receive("a", _rpc(publish=[(TOPIC, data)]))
+    rig.receive("a", encode_rpc(publish=[(TOPIC, data)]))
     assert published(rig.sent("a")) == []
     assert [m.data for m in published(rig.sent("b"))] == [data]
     assert [m.data for m in published(rig.sent("c"))] == [data]
@@ -164,7 +161,7 @@ def test_rejected_messages_are_neither_forwarded_nor_cached() -> None:
     rig = Rig(verdict=Verdict.REJECT)
     rig.add_peer("a")
     rig.add_peer("b")
-    rig.receive("a", _rpc(publish=[(TOPIC, _data(1))]))
+    rig.receive("a", encode_rpc(publish=[(TOPIC, _data(1))]))
     assert published(rig.sent("b")) == []
     assert len(rig.router.mcache) == 0
     assert rig.router.statistics.rejected == 1
@@ -176,7 +173,7 @@ def test_iwant_is_served_from_the_cache_by_lean_message_id() -> None:
     data = _data(5)
     message_id, _ = rig.router.publish(TOPIC, data)
     rig.sent("a")
-    rig.receive("a", _rpc(iwant=[message_id, b"\x00" * 20]))
+    rig.receive("a", encode_rpc(iwant=[message_id, b"\x00" * 20]))
     assert [m.data for m in published(rig.sent("a"))] == [data]
     assert rig.router.statistics.iwant_served == 1
 
@@ -187,7 +184,7 @@ def test_ihave_asks_only_for_unseen_ids() -> None:
     seen_id, _ = rig.router.publish(TOPIC, _data(1))
     rig.sent("a")
     unseen = b"\x42" * 20
-    rig.receive("a", _rpc(ihave=[(TOPIC, [seen_id, unseen])]))
+    rig.receive("a", encode_rpc(ihave=[(TOPIC, [seen_id, unseen])]))
     [rpc] = rig.sent("a")
     assert [list(iwant.messageIDs) for iwant in rpc.control.iwant] == [[unseen]]
 
@@ -212,8 +209,8 @@ def test_idontwant_is_sent_for_large_messages_to_v12_peers_and_honoured() -> Non
     big = random.Random(1).randbytes(2000)  # the router does not care what it is
     assert len(big) > rig.router.params.idontwant_size_threshold
     message_id = codec.gossip_message_id(TOPIC, big)[0]
-    rig.receive("declined", _rpc(idontwant=[message_id]))
-    rig.receive("source", _rpc(publish=[(TOPIC, big)]))
+    rig.receive("declined", encode_rpc(idontwant=[message_id]))
+    rig.receive("source", encode_rpc(publish=[(TOPIC, big)]))
     modern = rig.sent("modern")
     assert [list(i.messageIDs) for rpc in modern for i in rpc.control.idontwant] == [[message_id]]
     assert all(not rpc.control.idontwant for rpc in rig.sent("legacy"))
@@ -244,7 +241,7 @@ def test_honest_rate_is_not_throttled() -> None:
     rig = Rig()
     rig.add_peer("a")
     for index in range(500):
-        rig.receive("a", _rpc(publish=[(TOPIC, _data(index))]))
+        rig.receive("a", encode_rpc(publish=[(TOPIC, _data(index))]))
     assert len(rig.delivered) == 500
 
 
@@ -255,11 +252,11 @@ def test_ihave_flood_is_bounded_per_heartbeat() -> None:
     rig = Rig(GossipParams(max_ihave_messages=2))
     rig.add_peer("spammer")
     for index in range(5):
-        rig.receive("spammer", _rpc(ihave=[(TOPIC, [bytes([index]) * 20])]))
+        rig.receive("spammer", encode_rpc(ihave=[(TOPIC, [bytes([index]) * 20])]))
     assert rig.router.statistics.spam_ihave_dropped == 3
     assert rig.router.statistics.iwant_sent == 2
     rig.router.heartbeat()
-    rig.receive("spammer", _rpc(ihave=[(TOPIC, [b"\x77" * 20])]))
+    rig.receive("spammer", encode_rpc(ihave=[(TOPIC, [b"\x77" * 20])]))
     assert rig.router.statistics.iwant_sent == 3
 
 
@@ -268,7 +265,7 @@ def test_iwant_retransmissions_are_bounded() -> None:
     rig.add_peer("greedy")
     message_id, _ = rig.router.publish(TOPIC, _data(1))
     for _ in range(4):
-        rig.receive("greedy", _rpc(iwant=[message_id]))
+        rig.receive("greedy", encode_rpc(iwant=[message_id]))
     assert rig.router.statistics.iwant_served == 2
     assert rig.router.statistics.spam_iwant_dropped == 2
 
@@ -276,7 +273,7 @@ def test_iwant_retransmissions_are_bounded() -> None:
 def test_subscription_flood_is_bounded() -> None:
     rig = Rig(GossipParams(max_subscriptions_per_peer=3))
     rig.add_peer("a")
-    rig.receive("a", _rpc(subscriptions=[(f"/t/{i}", True) for i in range(10)]))
+    rig.receive("a", encode_rpc(subscriptions=[(f"/t/{i}", True) for i in range(10)]))
     assert len(rig.router.peers["a"].topics) == 3  # TOPIC + 2 more
     assert rig.router.statistics.spam_subscriptions_dropped == 8
 
@@ -284,8 +281,8 @@ def test_subscription_flood_is_bounded() -> None:
 def test_graft_during_backoff_is_pruned() -> None:
     rig = Rig()
     rig.add_peer("a", in_mesh=False)
-    rig.receive("a", _rpc(prune=[TOPIC], backoff=60))
-    rig.receive("a", _rpc(graft=[TOPIC]))
+    rig.receive("a", encode_rpc(prune=[TOPIC], backoff=60))
+    rig.receive("a", encode_rpc(graft=[TOPIC]))
     assert "a" not in rig.router.mesh[TOPIC]
     assert rig.router.statistics.graft_during_backoff == 1
     rig.now += 61
@@ -296,7 +293,7 @@ def test_graft_during_backoff_is_pruned() -> None:
 def test_unknown_topic_and_malformed_rpc_are_counted() -> None:
     rig = Rig()
     rig.add_peer("a")
-    rig.receive("a", _rpc(publish=[("/other/topic", b"x")]))
+    rig.receive("a", encode_rpc(publish=[("/other/topic", b"x")]))
     rig.router.handle_rpc("a", b"\xff\xff\xff", V12)
     assert rig.router.statistics.unsubscribed_topic == 1
     assert rig.router.statistics.malformed_rpc == 1
@@ -321,7 +318,7 @@ def test_graft_for_unsubscribed_topic_is_ignored_and_counted() -> None:
     # no PRUNE reply, so GRAFTs for made-up topics cannot make us send anything.
     rig = Rig()
     rig.add_peer("a", in_mesh=False)
-    rig.receive("a", _rpc(graft=["/not/ours"]))
+    rig.receive("a", encode_rpc(graft=["/not/ours"]))
     assert rig.sent("a") == []
     assert "/not/ours" not in rig.router.mesh
     assert rig.router.statistics.graft_unknown_topic == 1
@@ -334,7 +331,7 @@ def test_graft_at_d_high_is_pruned_with_backoff() -> None:
     for name in ("a", "b", "c"):
         rig.add_peer(name)
     rig.add_peer("d", in_mesh=False)
-    rig.receive("d", _rpc(graft=[TOPIC]))
+    rig.receive("d", encode_rpc(graft=[TOPIC]))
     assert rig.router.mesh[TOPIC] == {"a", "b", "c"}
     [rpc] = rig.sent("d")
     assert [(p.topicID, p.backoff) for p in rpc.control.prune] == [(TOPIC, 60)]
@@ -346,7 +343,7 @@ def test_repeated_graft_from_a_mesh_peer_at_d_high_is_not_refused() -> None:
     rig = Rig(GossipParams(mesh_degree=3, mesh_degree_low=2, mesh_degree_high=3))
     for name in ("a", "b", "c"):
         rig.add_peer(name)
-    rig.receive("a", _rpc(graft=[TOPIC]))
+    rig.receive("a", encode_rpc(graft=[TOPIC]))
     assert rig.router.mesh[TOPIC] == {"a", "b", "c"}
     assert rig.sent("a") == []
     assert rig.router.statistics.graft_mesh_full == 0
@@ -357,7 +354,7 @@ def test_prune_without_backoff_still_arms_the_default_backoff() -> None:
     # none there, a choice its prune_zero_backoff vector does not record.
     rig = Rig()
     rig.add_peer("a")
-    rig.receive("a", _rpc(prune=[TOPIC], backoff=0))
+    rig.receive("a", encode_rpc(prune=[TOPIC], backoff=0))
     assert "a" not in rig.router.mesh[TOPIC]
     assert rig.router._backoff[("a", TOPIC)] == rig.now + 60
 
@@ -410,7 +407,7 @@ class _FakeStream:
 
 def _read_frames(stream: _FakeStream, limit: int) -> list[bytes]:
     async def collect() -> list[bytes]:
-        reader = _FrameReader(stream, limit)
+        reader = FrameReader(stream, limit)
         frames = []
         while (frame := await reader.next_frame()) is not None:
             frames.append(frame)
@@ -422,7 +419,7 @@ def _read_frames(stream: _FakeStream, limit: int) -> list[bytes]:
 def test_frames_up_to_the_12_mb_limit_are_read_whole() -> None:
     params = GossipParams()
     body = b"\x01" * (10 * 1024 * 1024 + 100)  # over py-libp2p's 1 MiB cap
-    frame = _rpc(publish=[(TOPIC, body)])
+    frame = encode_rpc(publish=[(TOPIC, body)])
     assert len(frame) < params.max_rpc_size
     chunks = [frame[i : i + 65536] for i in range(0, len(frame), 65536)]
     [read] = _read_frames(_FakeStream(chunks), params.max_rpc_size)
@@ -433,8 +430,8 @@ def test_frames_up_to_the_12_mb_limit_are_read_whole() -> None:
 
 
 def test_oversized_frame_is_refused_from_its_header() -> None:
-    header = _rpc(publish=[(TOPIC, b"\x00" * 2000)])[:2]  # varint of a ~2 KB body
+    header = encode_rpc(publish=[(TOPIC, b"\x00" * 2000)])[:2]  # varint of a ~2 KB body
     stream = _FakeStream([header])
-    with pytest.raises(_FrameTooLarge):
+    with pytest.raises(FrameTooLarge):
         _read_frames(stream, limit=1000)
     assert stream.reads == 1  # refused before reading the body

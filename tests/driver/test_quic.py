@@ -13,7 +13,6 @@ import pytest
 import trio
 import trio.testing
 
-from lean_p2p.driver.gossipsub import _read_chunk
 from lean_p2p.driver.quic import (
     MAX_BATCH,
     BatchingQUICListener,
@@ -24,6 +23,7 @@ from lean_p2p.driver.quic import (
 )
 from lean_p2p.driver.reqresp import read_some
 from lean_p2p.driver.samples import sample_attestation, sample_block
+from lean_p2p.driver.streams import read_chunk
 from lean_p2p.driver.udp import InOrderUdpSocket, install_in_order_udp_sockets
 from lean_p2p.net.commands import Publish
 from lean_p2p.net.events import GossipAttestation, GossipBlock
@@ -407,7 +407,7 @@ def test_request_reader_gets_the_data_that_arrived_with_the_fin() -> None:
 
 
 def test_gossip_reader_gets_the_data_that_arrived_with_the_fin() -> None:
-    assert trio.run(_read_across_the_eof_race, _read_chunk) == [b"r" * 43, None]
+    assert trio.run(_read_across_the_eof_race, read_chunk) == [b"r" * 43, None]
 
 
 def test_take_data_left_at_end_ignores_streams_without_a_quic_buffer() -> None:
