@@ -12,8 +12,13 @@
  * Threading rules
  *   - lean_p2p_ring_push(), lean_p2p_ring_stats() and lean_p2p_ring_capacity(): any
  *     thread, any number of threads at once, with or without the GIL.
- *   - lean_p2p_ring_create(), lean_p2p_ring_drain(), lean_p2p_ring_close() and
- *     lean_p2p_ring_eventfd(): the single consumer (the node's loop thread).
+ *   - lean_p2p_ring_create(), lean_p2p_ring_drain() and lean_p2p_ring_eventfd(): the
+ *     single consumer (the node's loop thread).
+ *   - lean_p2p_ring_close(): the consumer, or one thread acting for it while the
+ *     consumer does not drain. Close can wait for a producer preempted in the middle of
+ *     a push, so a consumer that must never block may hand the call to a helper thread
+ *     (lean_p2p.native does) and drain again only once it has returned. Never at the
+ *     same time as lean_p2p_ring_drain(): both read the consumer's position.
  *   - lean_p2p_ring_destroy(): the consumer, and only once every producer thread has
  *     returned from its last push. Producers learn that the ring is closing from the
  *     LEAN_P2P_ERR_CLOSED result and must then stop pushing.
@@ -149,10 +154,11 @@ typedef struct lean_p2p_record_header {
 size_t lean_p2p_ring_drain(lean_p2p_ring *ring, uint8_t *buffer, size_t capacity,
                            size_t max_events, size_t *used, size_t *needed);
 
-/* Consumer: close the ring. Later pushes return LEAN_P2P_ERR_CLOSED; pushes that were
- * already accepted stay queued. Waits (briefly: a push never blocks) until every
- * accepted push has finished writing its slot, so that draining afterwards until
- * lean_p2p_ring_drain() returns 0 takes every accepted event. Idempotent. */
+/* Consumer, or a thread acting for it while it does not drain (see the rules above):
+ * close the ring. Later pushes return LEAN_P2P_ERR_CLOSED; pushes that were already
+ * accepted stay queued. Waits (briefly: a push never blocks) until every accepted push
+ * has finished writing its slot, so that draining after it returns, until
+ * lean_p2p_ring_drain() returns 0, takes every accepted event. Idempotent. */
 void lean_p2p_ring_close(lean_p2p_ring *ring);
 int lean_p2p_ring_is_closed(const lean_p2p_ring *ring);
 

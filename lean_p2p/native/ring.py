@@ -1,7 +1,11 @@
 """The loop-thread side of the native ring: eventfd wakeup, batched drain, close.
 
-Loop thread, except where a method says otherwise. Native threads push with the C
-function ``lean_p2p_ring_push`` (``bindings/lean_p2p.h``) without the GIL; the first
+Loop thread, except where a method says otherwise, and the C close, which
+:meth:`NativeRing.aclose` hands to a worker thread (lean_p2p.h allows that while the
+consumer does not drain, and :meth:`NativeRing._drain_once` checks it).
+
+Native threads push with the C function ``lean_p2p_ring_push`` (``bindings/lean_p2p.h``)
+without the GIL; the first
 push after a drain writes the ring's eventfd, which the loop watches with
 ``loop.add_reader``. Each wakeup drains the ring in batches: the C side packs up to
 ``batch`` events into one buffer, this side decodes them into :class:`NativeEvent`
@@ -264,6 +268,8 @@ class NativeRing:
         self._continue_scheduled = False
         self._closed = False
         self._close_finished = False
+        #: True while lean_p2p_ring_close runs on a worker thread: no drain may run then
+        self._c_close_running = False
         self._dropped_logged = 0
         self._drop_log_due = 0.0
         # Binds on first use, which is the first drain: on the loop thread by construction.
@@ -386,6 +392,9 @@ class NativeRing:
 
     def _drain_once(self, ring: int, limit: int) -> bool:
         """Drain up to ``limit`` events into the sink; True if more are waiting."""
+        if self._c_close_running:
+            # lean_p2p.h: never drain while close runs on the thread acting for us.
+            raise RuntimeError("native ring drained while its close runs on another thread")
         lib = self._lib
         used = self._used
         needed = self._needed
@@ -485,7 +494,13 @@ class NativeRing:
         # lean_p2p_ring_close waits for pushes that claimed a slot to finish writing
         # it; that is a copy's time unless a producer was preempted, so it runs off the
         # loop thread rather than stall it.
-        await asyncio.to_thread(self._lib.lean_p2p_ring_close, ring)
+        # lean_p2p.h allows that only while the consumer does not drain: the reader is
+        # gone and _closed stops every other drain path, and _drain_once checks it.
+        self._c_close_running = True
+        try:
+            await asyncio.to_thread(self._lib.lean_p2p_ring_close, ring)
+        finally:
+            self._c_close_running = False
         while True:
             limit = self._admitted(self._batch)
             if limit == 0:

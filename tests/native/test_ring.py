@@ -24,8 +24,8 @@ from lean_p2p.native import (
     mailbox_sink,
 )
 from lean_p2p.native.library import EventStruct, load_library
-from lean_p2p.native.producers import ProducerDriver, ProducerRun, read_stamp
 from lean_p2p.runtime import LEAN_LANES, LaneSpec, Mailbox, OverflowPolicy
+from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun, read_stamp
 
 TEN_MIB = 10 * 1024 * 1024
 
@@ -195,6 +195,20 @@ async def test_release_before_close_is_refused() -> None:
     await closing
     ring.release()
     ring.release()  # idempotent
+
+
+async def test_a_drain_while_the_close_runs_on_its_worker_thread_is_refused() -> None:
+    # lean_p2p.h lets the close run on a thread acting for the consumer only while the
+    # consumer does not drain; the ring enforces that instead of trusting it.
+    ring = NativeRing(Collector())
+    closing = asyncio.ensure_future(ring.aclose())
+    await asyncio.sleep(0)  # aclose has handed the C close to its worker thread
+    assert ring._c_close_running
+    with pytest.raises(RuntimeError, match="close runs on another thread"):
+        ring._drain_once(ring.address, 1)
+    await closing
+    assert ring.statistics().queued == 0
+    ring.release()
 
 
 async def test_zero_byte_and_ten_mib_payloads_arrive_intact() -> None:
