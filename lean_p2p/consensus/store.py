@@ -16,6 +16,12 @@ the order in which vote pools are kept), organised to run rather than to read:
 
 Values handed out (blocks, checkpoints, snapshots, ``to_container`` states) are
 immutable. Internal pools are mutable and private.
+
+Why one module: the pure parts already live apart (the state transition, hashing,
+justifiability, checkpoints, signatures). What stays is the store's own state and the
+rules that read and write it together: block import updates the child map and the
+pools that the vote weights and LMD-GHOST then read, in an order the vectors pin.
+Split by rule, each piece would reach into the others' private pools.
 """
 
 from __future__ import annotations
