@@ -19,7 +19,7 @@ LIBRARIES = {
     # The ring: what embedders push into.
     "lean_p2p.native.liblean_p2p_ring": "liblean_p2p_ring.so",
     # The native producer driver used by `lean-p2p bench native` and `lean-p2p stress`.
-    "lean_p2p.native.liblean_p2p_producers": "liblean_p2p_producers.so",
+    "lean_p2p.tools.liblean_p2p_producers": "liblean_p2p_producers.so",
 }
 
 NO_NATIVE_MESSAGE = """
@@ -78,7 +78,7 @@ setup(
             optional=True,
         ),
         Extension(
-            "lean_p2p.native.liblean_p2p_producers",
+            "lean_p2p.tools.liblean_p2p_producers",
             sources=["bindings/testing/lean_p2p_producers.c"],
             include_dirs=["bindings"],
             depends=["bindings/lean_p2p.h"],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.spectest.locate import HOW_TO_GET, default_fixtures_root
+from lean_p2p.tools.spectest.locate import HOW_TO_GET, default_fixtures_root
 
 
 def _running_in_ci() -> bool:

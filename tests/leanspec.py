@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.spectest.locate import default_fixtures_root
+from lean_p2p.tools.spectest.locate import default_fixtures_root
 
 __all__ = ["leanspec_files", "leanspec_params"]
 

@@ -23,22 +23,23 @@ __all__ = ["BENCHMARKS", "COMMANDS", "build_parser", "main"]
 
 #: subcommand name -> module implementing it
 COMMANDS: dict[str, str] = {
-    "node": "lean_p2p.node.cli_node",
-    "devnet": "lean_p2p.node.cli_devnet",
-    "stress": "lean_p2p.runtime.cli_stress",
-    "spectest": "lean_p2p.spectest.cli",
-    "profile": "lean_p2p.node.cli_profile",
-    "replay": "lean_p2p.node.cli_replay",
+    "node": "lean_p2p.cli.node",
+    "devnet": "lean_p2p.cli.devnet",
+    "stress": "lean_p2p.cli.stress",
+    "spectest": "lean_p2p.cli.spectest",
+    "profile": "lean_p2p.cli.profile",
+    "replay": "lean_p2p.cli.replay",
+    "interop": "lean_p2p.cli.interop",
 }
 
 #: ``lean-p2p bench NAME`` -> module implementing the benchmark
 BENCHMARKS: dict[str, str] = {
-    "bridge": "lean_p2p.bench.bridge",
-    "native": "lean_p2p.bench.native",
-    "wire": "lean_p2p.bench.wire",
-    "consensus": "lean_p2p.bench.consensus",
-    "gossip": "lean_p2p.bench.gossip",
-    "p2p": "lean_p2p.p2p.catchup",
+    "bridge": "lean_p2p.tools.bench.bridge",
+    "native": "lean_p2p.tools.bench.native",
+    "wire": "lean_p2p.tools.bench.wire",
+    "consensus": "lean_p2p.tools.bench.consensus",
+    "gossip": "lean_p2p.tools.bench.gossip",
+    "p2p": "lean_p2p.tools.bench.p2p",
 }
 
 

@@ -33,8 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.node.devnet import DevnetOptions, devnet_succeeded, run_devnet
-    from lean_p2p.node.runner import run_loop
+    from lean_p2p.tools.devnet import DevnetOptions, devnet_succeeded, run_devnet
+    from lean_p2p.tools.running import run_loop
 
     if args.nodes < 1 or args.validators < 1:
         print("lean-p2p devnet: need at least one node and one validator")

@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.node.config import DevnetConfigError, load_node_config
-    from lean_p2p.node.runner import configure_logging, run_loop
+    from lean_p2p.tools.running import configure_logging, run_loop
 
     configure_logging(args.log_level)
     try:
@@ -46,7 +46,7 @@ async def _main(config: NodeConfig, args: argparse.Namespace) -> int:
     import asyncio
 
     from lean_p2p.node.node import Node, NodeFailed
-    from lean_p2p.node.runner import install_stop_signals
+    from lean_p2p.tools.running import install_stop_signals
 
     stop = asyncio.Event()
     install_stop_signals(stop)

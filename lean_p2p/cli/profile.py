@@ -94,15 +94,15 @@ def _missing_profile_dependencies(profiler: str | None, has_py_spy: bool) -> lis
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.bench.report import format_table, print_table, write_json
-    from lean_p2p.node.profile import (
+    from lean_p2p.tools.profile import (
         DEFAULT_MIX,
         ProfileOptions,
         plot_latencies,
         py_spy_path,
         run_profile,
     )
-    from lean_p2p.node.runner import configure_logging, run_loop
+    from lean_p2p.tools.report import format_table, print_table, write_json
+    from lean_p2p.tools.running import configure_logging, run_loop
 
     configure_logging("ERROR")
     missing = _missing_profile_dependencies(args.profiler, py_spy_path() is not None)

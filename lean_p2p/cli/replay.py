@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.node.recording import RecordingError
     from lean_p2p.node.replay import replay_recording
-    from lean_p2p.node.runner import configure_logging, run_loop
+    from lean_p2p.tools.running import configure_logging, run_loop
 
     configure_logging(args.log_level)
     try:

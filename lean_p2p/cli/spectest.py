@@ -37,9 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.bench.report import print_table
-    from lean_p2p.spectest.locate import HOW_TO_GET, default_fixtures_root
-    from lean_p2p.spectest.runner import FormatCounts, discover_plugins, run_format
+    from lean_p2p.tools.report import print_table
+    from lean_p2p.tools.spectest.locate import HOW_TO_GET, default_fixtures_root
+    from lean_p2p.tools.spectest.runner import FormatCounts, discover_plugins, run_format
 
     root: Path = args.path or default_fixtures_root()
     if not root.is_dir():

@@ -14,7 +14,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lean_p2p.runtime.stress import ProducerGroup, StressResult
+    from lean_p2p.tools.stress import ProducerGroup, StressResult
 
 DESCRIPTION = "mailbox race-condition stress run: N producers, M events, exactly-once check"
 
@@ -51,11 +51,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def producer_groups(args: argparse.Namespace) -> list[ProducerGroup]:
     """One group per producer kind requested on the command line."""
-    from lean_p2p.runtime.stress import ThreadProducers
+    from lean_p2p.tools.stress import ThreadProducers
 
     groups: list[ProducerGroup] = []
     if args.native:
-        from lean_p2p.native.stress import NativeProducers
+        from lean_p2p.tools.native_stress import NativeProducers
 
         groups.append(NativeProducers(args.native))
     if args.producers:
@@ -64,7 +64,7 @@ def producer_groups(args: argparse.Namespace) -> list[ProducerGroup]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.runtime.stress import StressConfig, run_stress
+    from lean_p2p.tools.stress import StressConfig, run_stress
 
     if args.overload:
         return _run_overload(args)
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_stress(config, groups)
     _print(result)
     if args.json:
-        from lean_p2p.bench.report import write_json
+        from lean_p2p.tools.report import write_json
 
         write_json(args.json, [result.as_dict()])
     return 0 if result.ok else 1
@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_overload(args: argparse.Namespace) -> int:
     import asyncio
 
-    from lean_p2p.bench.report import print_table, write_json
-    from lean_p2p.runtime.stress import loop_factory, run_overload_async
+    from lean_p2p.tools.report import print_table, write_json
+    from lean_p2p.tools.stress import loop_factory, run_overload_async
 
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         result = runner.run(run_overload_async())
@@ -112,7 +112,7 @@ def _run_overload(args: argparse.Namespace) -> int:
 
 
 def _print(result: StressResult) -> None:
-    from lean_p2p.bench.report import print_table
+    from lean_p2p.tools.report import print_table
 
     summary = result.as_dict()
     columns = [

@@ -9,8 +9,9 @@ output values in :mod:`lean_p2p.p2p.chain` are the whole contract with the store
 
 Modules: ``core`` (the state machine), ``shell`` (the actor), ``chain`` (the contract
 with the store), ``peers``, ``fetch``, ``sync``, ``serve``, ``deadlines``, ``logs`` (its
-parts), ``backoff`` (every constant), the public test fakes ``memory_chain`` and
-``simulation``, and ``catchup`` (the catch-up report).
+parts) and ``backoff`` (every constant). An in-memory chain and a simulated network for
+tests and benchmarks are tools: :mod:`lean_p2p.tools.memory_chain` and
+:mod:`lean_p2p.tools.simulation`.
 """
 
 from lean_p2p.p2p.chain import (

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Interop harness: our NetworkDriver against leanSpec's node, over QUIC-v1 on loopback.
 
 Threads: the harness's main thread runs the procedure and may block (it is not a node's
@@ -60,8 +59,7 @@ Its three proof builders return ``(None, b"")``: leanSpec unpacks two values.
 
 Run with the project's Python (3.11+); leanSpec needs its own 3.12 interpreter::
 
-    python scripts/interop_leanspec.py --leanspec PATH/TO/leanSpec/src \\
-        --python PATH/TO/venv/bin/python
+    lean-p2p interop --leanspec PATH/TO/leanSpec/src --python PATH/TO/venv/bin/python
 """
 
 from __future__ import annotations
@@ -87,7 +85,6 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from lean_p2p.bench.report import print_table, write_json
 from lean_p2p.consensus import (
     ChainState,
     ConsensusRejection,
@@ -133,6 +130,7 @@ from lean_p2p.node.config import (
     placeholder_public_keys,
 )
 from lean_p2p.node.genesis import genesis_block, genesis_state
+from lean_p2p.tools.report import print_table, write_json
 
 VALIDATOR_COUNT = 4
 LOOPBACK_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
@@ -1139,69 +1137,6 @@ def short(peer_id: str) -> str:
 # ---------------------------------------------------------------------- entry point
 
 
-def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(
-            "Run our NetworkDriver against leanSpec's node over QUIC-v1 on loopback: "
-            "connect, Status both ways, block mesh, gossip import, range sync, "
-            "BlocksByRoot both ways. Prints a table of checks; exits 1 if one fails."
-        )
-    )
-    parser.add_argument(
-        "--leanspec", type=Path, required=True, help="leanSpec source tree (holds lean_spec/)"
-    )
-    parser.add_argument(
-        "--python", type=Path, required=True, help="Python 3.12 interpreter with its dependencies"
-    )
-    parser.add_argument(
-        "--stubs",
-        type=Path,
-        default=None,
-        help="directory with numba and lean_multisig_py stand-ins (default: written to a "
-        "temporary directory)",
-    )
-    parser.add_argument(
-        "--stock",
-        action="store_true",
-        help="run leanSpec unchanged (its BlocksByRoot responder then has no block lookup)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per check (default 30)"
-    )
-    parser.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=120.0,
-        help="seconds for leanSpec to start and connect (default 120)",
-    )
-    parser.add_argument("--log", type=Path, default=None, help="keep leanSpec's output here")
-    parser.add_argument(
-        "--leanspec-verbose", action="store_true", help="run leanSpec with --verbose (DEBUG)"
-    )
-    parser.add_argument(
-        "--validator",
-        action="store_true",
-        help=f"run leanSpec as validator {LEANSPEC_VALIDATOR_INDEX} (XMSS keys generated for "
-        "it, LEAN_ENV=test) and check its block and attestation gossip instead of ours",
-    )
-    parser.add_argument(
-        "--aggregator",
-        action="store_true",
-        help="--validator, with leanSpec also aggregating (--is-aggregator); checks its "
-        "aggregate gossip too",
-    )
-    parser.add_argument("--json", type=Path, default=None, help="write the table as JSON rows")
-    arguments = parser.parse_args(argv)
-    arguments.validator = arguments.validator or arguments.aggregator
-    if not (arguments.leanspec / "lean_spec" / "__init__.py").is_file():
-        parser.error(f"--leanspec {arguments.leanspec}: no lean_spec package there")
-    if not os.access(arguments.python, os.X_OK):
-        parser.error(f"--python {arguments.python}: not an executable")
-    if arguments.stubs is not None and not arguments.stubs.is_dir():
-        parser.error(f"--stubs {arguments.stubs}: not a directory")
-    return arguments
-
-
 class FieldsFormatter(logging.Formatter):
     """The standard format plus the ``extra`` fields a record carries."""
 
@@ -1262,8 +1197,8 @@ def leanspec_process(
             )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
+def run_interop(arguments: argparse.Namespace) -> int:
+    """Run the harness with the options of ``lean-p2p interop`` (:mod:`lean_p2p.cli.interop`)."""
     started = time.monotonic()
 
     def progress(text: str) -> None:
@@ -1428,7 +1363,3 @@ def finish(run: InteropRun, arguments: argparse.Namespace, checks: Sequence[str]
         for line in run.log_lines[-25:]:
             print(f"  {line}")
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,14 +21,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from lean_p2p.native.producers import ProducerDriver, ProducerRun, read_stamp
 from lean_p2p.native.records import NativeEvent
 from lean_p2p.native.ring import NativeRing
 from lean_p2p.runtime.mailbox import MailboxClosed
-from lean_p2p.runtime.stress import ProducerOutcome
+from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun, read_stamp
+from lean_p2p.tools.stress import ProducerOutcome
 
 if TYPE_CHECKING:
-    from lean_p2p.runtime.stress import StressConfig
+    from lean_p2p.tools.stress import StressConfig
 
 __all__ = ["NativeProducers"]
 

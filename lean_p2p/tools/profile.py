@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lean_p2p.bench.report import percentile
 from lean_p2p.containers import (
     Checkpoint,
     SignedAggregatedAttestation,
@@ -57,6 +56,7 @@ from lean_p2p.net.events import (
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
 from lean_p2p.node.config import GenesisSpec, NodeConfig
 from lean_p2p.node.node import Node
+from lean_p2p.tools.report import percentile
 from lean_p2p.wire.keys import NodeKey
 
 __all__ = [

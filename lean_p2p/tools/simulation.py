@@ -49,7 +49,7 @@ from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
 from lean_p2p.p2p import backoff
 from lean_p2p.p2p.chain import PublishBlock
 from lean_p2p.p2p.core import P2PCore
-from lean_p2p.p2p.memory_chain import MemoryChain
+from lean_p2p.tools.memory_chain import MemoryChain
 
 if TYPE_CHECKING:
     from lean_p2p.containers import SignedBlock

@@ -1,7 +1,7 @@
 """Soak test: a 4-node devnet under faults for minutes; ``scripts/soak.sh`` runs it.
 
 Main thread of the soak process drives the timeline; the nodes are separate processes
-(as in :mod:`lean_p2p.node.devnet`). A chaos peer — the py-libp2p driver on its own trio
+(as in :mod:`lean_p2p.tools.devnet`). A chaos peer — the py-libp2p driver on its own trio
 thread, in this process — connects to every node and publishes malformed gossip.
 
 Timeline (fractions of ``--duration``):
@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 
 from lean_p2p.node.config import write_devnet
-from lean_p2p.node.devnet import (
+from lean_p2p.tools.devnet import (
     DevnetOptions,
     DevnetProcess,
     free_ports,
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "--restart-delay", type=float, default=20.0, help="seconds node 3 stays down"
     )
     args = parser.parse_args(argv)
-    from lean_p2p.node.runner import configure_logging, run_loop
+    from lean_p2p.tools.running import configure_logging, run_loop
 
     configure_logging("ERROR")
     verdict = run_loop(lambda: run_soak(args))

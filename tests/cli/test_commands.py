@@ -80,7 +80,7 @@ def test_profile_names_the_missing_extra_instead_of_crashing(
 ) -> None:
     import importlib.util
 
-    from lean_p2p.node import cli_profile
+    from lean_p2p.cli import profile as cli_profile
 
     real_find_spec = importlib.util.find_spec
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lean_p2p.native.library import LIBRARY_ENV, NativeUnavailable, load_library
-from lean_p2p.native.producers import ProducerDriver, ProducerRun
+from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun
 from tests.native.cbuild import PRODUCERS_SOURCE, RING_SOURCE, compile_c, running_in_ci
 
 

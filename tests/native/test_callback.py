@@ -14,8 +14,8 @@ import pytest
 
 from lean_p2p.native import PUSH_FUNCTION_TYPE, CallbackBridge, EventKind, NativeEvent, PushResult
 from lean_p2p.native.library import EventStruct
-from lean_p2p.native.producers import ProducerDriver
 from lean_p2p.runtime import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
+from lean_p2p.tools.native_producers import ProducerDriver
 from tests.native.test_ring import Collector, assert_exactly_once_in_order, busy_python
 
 

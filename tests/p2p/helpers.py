@@ -15,7 +15,7 @@ from lean_p2p.containers import (
 from lean_p2p.net import Direction, PeerConnected, ReqRespProtocol, RequestCompleted, SendRequest
 from lean_p2p.net.commands import Command
 from lean_p2p.p2p.core import P2PCore, block_root
-from lean_p2p.p2p.memory_chain import MemoryChain, build_chain
+from lean_p2p.tools.memory_chain import MemoryChain, build_chain
 
 PEER_A = "16Uiu2peerA"
 PEER_B = "16Uiu2peerB"

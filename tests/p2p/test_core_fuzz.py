@@ -27,7 +27,7 @@ from lean_p2p.net import (
 from lean_p2p.net.events import Event
 from lean_p2p.p2p.chain import BlockReceived, BlockSource, FetchRoots
 from lean_p2p.p2p.core import P2PCore, block_root
-from lean_p2p.p2p.memory_chain import MemoryChain
+from lean_p2p.tools.memory_chain import MemoryChain
 from tests.p2p.helpers import CHAIN, ROOTS, foreign_block, peer_status
 
 PEERS = ("16Uiu2p0", "16Uiu2p1", "16Uiu2p2")

@@ -5,17 +5,14 @@ from __future__ import annotations
 from lean_p2p import p2p
 from lean_p2p.p2p import (
     backoff,
-    catchup,
     chain,
     core,
     deadlines,
     fetch,
     logs,
-    memory_chain,
     peers,
     serve,
     shell,
-    simulation,
     sync,
 )
 
@@ -36,17 +33,14 @@ def test_the_contract_names_come_from_their_modules() -> None:
 def test_every_module_lists_its_public_names() -> None:
     modules = (
         backoff,
-        catchup,
         chain,
         core,
         deadlines,
         fetch,
         logs,
-        memory_chain,
         peers,
         serve,
         shell,
-        simulation,
         sync,
     )
     for module in modules:

@@ -6,8 +6,8 @@ import pytest
 
 from lean_p2p.containers import Checkpoint, Status
 from lean_p2p.net import Direction
-from lean_p2p.p2p.memory_chain import MemoryChain
 from lean_p2p.p2p.peers import PeerTable, status_conflict
+from lean_p2p.tools.memory_chain import MemoryChain
 from tests.p2p.helpers import CHAIN, peer_status, root
 
 

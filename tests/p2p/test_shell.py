@@ -24,11 +24,11 @@ from lean_p2p.net import (
 from lean_p2p.net.commands import Command
 from lean_p2p.p2p.chain import BlockReceived, FetchRoots, ToChain
 from lean_p2p.p2p.core import P2PCore
-from lean_p2p.p2p.memory_chain import MemoryChain
 from lean_p2p.p2p.shell import DriverGone, P2PActor
 from lean_p2p.runtime import ActorState, Supervisor
 from lean_p2p.runtime.lanes import LEAN_LANES
 from lean_p2p.runtime.mailbox import Mailbox
+from lean_p2p.tools.memory_chain import MemoryChain
 from tests.p2p.helpers import ADDRESS_A, CHAIN, PEER_A, attestation, peer_status, root
 
 WAIT = 10.0  # generous bound for anything that should happen "soon"

@@ -29,8 +29,8 @@ from lean_p2p.net import (
 from lean_p2p.net.commands import Command
 from lean_p2p.p2p.chain import ToChain
 from lean_p2p.p2p.core import P2PCore
-from lean_p2p.p2p.memory_chain import MemoryChain, build_chain
 from lean_p2p.p2p.shell import P2PActor
+from lean_p2p.tools.memory_chain import MemoryChain, build_chain
 
 CHAIN = build_chain(1001)
 PROTOCOL_OF = {

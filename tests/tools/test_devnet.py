@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.node.devnet import DevnetOptions, devnet_succeeded, free_ports, run_devnet
+from lean_p2p.tools.devnet import DevnetOptions, devnet_succeeded, free_ports, run_devnet
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
@@ -68,7 +68,7 @@ def _logs(directory: Path) -> dict[str, str]:
 
 
 def test_finality_cadence() -> None:
-    from lean_p2p.node.devnet import finality_cadence
+    from lean_p2p.tools.devnet import finality_cadence
 
     history = [(0.0, 0), (1.0, 0), (4.0, 1), (8.0, 2), (9.0, 2), (20.0, 3)]
     assert finality_cadence(history) == (3, 12.0)

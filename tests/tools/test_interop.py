@@ -4,7 +4,6 @@ source and a Python 3.12 interpreter, so it is not a test; see docs/driver.md.)"
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import queue
@@ -16,12 +15,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from lean_p2p.cli import build_parser
+from lean_p2p.cli import interop as interop_command
 from lean_p2p.consensus import ChainState, PlaceholderSigner, state_transition
 from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, SignedBlock
 from lean_p2p.containers.xmss import FIELD_MODULUS
@@ -30,21 +30,22 @@ from lean_p2p.net.events import RequestFailed, RequestFailure
 from lean_p2p.net.protocol import ReqRespProtocol, ResultCode
 from lean_p2p.node.config import genesis_config_yaml, load_genesis, placeholder_public_keys
 from lean_p2p.node.genesis import genesis_state
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "interop_leanspec.py"
-
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("interop_leanspec", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Dataclasses resolve their module through sys.modules while the class is built.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from lean_p2p.tools import interop as harness
 
 
-harness = _load_script()
+def parse_arguments(arguments: Sequence[str]) -> Any:
+    return build_parser().parse_args(["interop", *arguments])
+
+
+def _parsed(line: str) -> harness.LogFact:
+    fact = harness.parse_log_line(line)
+    assert fact is not None, line
+    return fact
+
+
+def test_the_command_names_the_validator_the_tool_runs() -> None:
+    assert interop_command._LEANSPEC_VALIDATOR_INDEX == harness.LEANSPEC_VALIDATOR_INDEX
+
 
 PEER = "16Uiu2HAmJnb7UQNHerUL4JcgLSEr3KWNqUimTbHKk3JpifDT5U3L"
 ROOT_A = bytes(range(32))
@@ -170,22 +171,20 @@ def test_parses_the_lines_the_checks_use() -> None:
         assert fact is not None, message
         assert fact.kind is harness.FactKind[kind]
         assert fact.peer_id == PEER
-    processed = harness.parse_log_line(
-        _line("INFO", "s", f"Block processed slot=1 root={root} from peer {PEER}")
-    )
+    processed = _parsed(_line("INFO", "s", f"Block processed slot=1 root={root} from peer {PEER}"))
     assert processed.slot == 1
     assert processed.roots == (bytes.fromhex(root),)
 
 
 def test_parses_block_received_with_slot() -> None:
     line = _line("INFO", "sync", f"Block received from peer {PEER} slot=3 (state=SYNCED)")
-    fact = harness.parse_log_line(line)
+    fact = _parsed(line)
     assert fact.kind is harness.FactKind.BLOCK_RECEIVED
     assert fact.slot == 3
 
 
 def test_parses_what_its_by_root_requester_returned() -> None:
-    both = harness.parse_log_line(
+    both = _parsed(
         _line(
             "INFO",
             "interop",
@@ -194,16 +193,14 @@ def test_parses_what_its_by_root_requester_returned() -> None:
     )
     assert both.kind is harness.FactKind.BY_ROOT_RETURNED
     assert both.roots == (ROOT_A, ROOT_B)
-    none = harness.parse_log_line(
-        _line("INFO", "interop", f"BlocksByRoot from {PEER} returned 0 block(s):")
-    )
+    none = _parsed(_line("INFO", "interop", f"BlocksByRoot from {PEER} returned 0 block(s):"))
     assert none.kind is harness.FactKind.BY_ROOT_RETURNED
     assert none.roots == ()
 
 
 def test_parses_what_its_by_range_requester_returned() -> None:
     line = f"BlocksByRange from {PEER} returned 1 block(s): 0x{ROOT_B.hex()}"
-    fact = harness.parse_log_line(_line("INFO", "interop", line))
+    fact = _parsed(_line("INFO", "interop", line))
     assert fact.kind is harness.FactKind.BY_RANGE_RETURNED
     assert fact.roots == (ROOT_B,)
 
@@ -214,14 +211,12 @@ def test_parses_its_request_errors_with_their_message() -> None:
         "lean_spec.node.networking.client.reqresp_client",
         f"Error requesting blocks from {PEER}: Cannot send data after FIN",
     )
-    fact = harness.parse_log_line(line)
+    fact = _parsed(line)
     assert fact.kind is harness.FactKind.REQUEST_ERROR
     assert fact.message == "Cannot send data after FIN"
-    timeout = harness.parse_log_line(
-        _line("WARNING", "c", f"Timeout requesting blocks from {PEER}")
-    )
+    timeout = _parsed(_line("WARNING", "c", f"Timeout requesting blocks from {PEER}"))
     assert timeout.kind is harness.FactKind.REQUEST_ERROR
-    range_failed = harness.parse_log_line(
+    range_failed = _parsed(
         _line("WARNING", "backfill", f"Range fetch failed from {PEER}: Non-monotonic slot: 2 <= 2")
     )
     assert range_failed.kind is harness.FactKind.REQUEST_ERROR
@@ -229,14 +224,9 @@ def test_parses_its_request_errors_with_their_message() -> None:
 
 
 def test_error_lines_and_tracebacks_are_errors() -> None:
-    error = harness.parse_log_line(
-        _line("ERROR", "asyncio", "Task was destroyed but it is pending!")
-    )
+    error = _parsed(_line("ERROR", "asyncio", "Task was destroyed but it is pending!"))
     assert error.kind is harness.FactKind.ERROR
-    assert (
-        harness.parse_log_line("Traceback (most recent call last):\n").kind
-        is harness.FactKind.ERROR
-    )
+    assert _parsed("Traceback (most recent call last):\n").kind is harness.FactKind.ERROR
 
 
 @pytest.mark.parametrize(
@@ -464,12 +454,9 @@ def test_bad_arguments_exit_with_usage_error(tmp_path: Path, problem: str) -> No
     else:
         arguments += ["--stubs", str(tmp_path / "absent")]
     with pytest.raises(SystemExit) as exit_info:
-        harness.parse_arguments(arguments)
+        parse_arguments(arguments)
     assert exit_info.value.code == 2
-    assert (
-        harness.parse_arguments(["--leanspec", str(tree), "--python", sys.executable]).stock
-        is False
-    )
+    assert parse_arguments(["--leanspec", str(tree), "--python", sys.executable]).stock is False
 
 
 def test_problem_counters_name_only_nonzero_refusals_and_failures() -> None:
@@ -546,7 +533,9 @@ def _harness(tree: Path, pid_file: Path, *options: str) -> subprocess.Popen[str]
     return subprocess.Popen(
         [
             sys.executable,
-            str(SCRIPT),
+            "-m",
+            "lean_p2p.cli",
+            "interop",
             "--leanspec",
             str(tree),
             "--python",
@@ -678,9 +667,9 @@ def test_aggregator_mode_implies_validator_mode(tmp_path: Path) -> None:
     (tree / "lean_spec").mkdir(parents=True)
     (tree / "lean_spec" / "__init__.py").write_text("")
     base = ["--leanspec", str(tree), "--python", sys.executable]
-    arguments = harness.parse_arguments([*base, "--aggregator"])
+    arguments = parse_arguments([*base, "--aggregator"])
     assert arguments.validator and arguments.aggregator
-    assert not harness.parse_arguments(base).validator
+    assert not parse_arguments(base).validator
     command = harness.leanspec_command(
         Path("/py"), tmp_path / "r.py", tmp_path / "c.yaml", "/b", "/l", aggregator=True
     )

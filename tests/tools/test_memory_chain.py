@@ -8,7 +8,7 @@ import pytest
 
 from lean_p2p.p2p.chain import BlockReceived, BlockSource, FetchAbandoned, FetchRoots
 from lean_p2p.p2p.core import block_root
-from lean_p2p.p2p.memory_chain import MemoryChain, build_chain
+from lean_p2p.tools.memory_chain import MemoryChain, build_chain
 from tests.p2p.helpers import CHAIN, ROOTS
 
 

@@ -11,10 +11,10 @@ import asyncio
 import pytest
 
 from lean_p2p.native import EventKind, NativeEvent
-from lean_p2p.native.producers import STAMP, ProducerDriver
-from lean_p2p.native.stress import NativeProducers, _Feeder
 from lean_p2p.runtime import MailboxClosed
-from lean_p2p.runtime.stress import StressConfig, ThreadProducers, run_stress
+from lean_p2p.tools.native_producers import STAMP, ProducerDriver
+from lean_p2p.tools.native_stress import NativeProducers, _Feeder
+from lean_p2p.tools.stress import StressConfig, ThreadProducers, run_stress
 from tests.native.test_ring import busy_python
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lean_p2p.node.profile import ProfileOptions, hot_paths, run_profile
+from lean_p2p.tools.profile import ProfileOptions, hot_paths, run_profile
 
 RAW = "\n".join(
     [
@@ -44,7 +44,7 @@ def test_mix_option_is_parsed_and_checked() -> None:
 
     import pytest
 
-    from lean_p2p.node.cli_profile import _parse_mix
+    from lean_p2p.cli.profile import _parse_mix
 
     assert _parse_mix("attestation=9,block=1") == {"attestation": 9, "block": 1}
     for bad in ("votes=3", "block=x", "block=0"):

@@ -12,8 +12,8 @@ import math
 import pytest
 
 from lean_p2p.p2p import backoff
-from lean_p2p.p2p.memory_chain import build_chain
-from lean_p2p.p2p.simulation import (
+from lean_p2p.tools.memory_chain import build_chain
+from lean_p2p.tools.simulation import (
     MAX_COMMANDS_PER_INPUT,
     Chaos,
     SimulationResult,

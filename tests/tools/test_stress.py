@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from lean_p2p.runtime.stress import (
+from lean_p2p.tools.stress import (
     ProducerOutcome,
     StressConfig,
     StressResult,

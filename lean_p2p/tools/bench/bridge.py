@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lean_p2p.runtime.stress import LoopKind, loop_factory
+from lean_p2p.tools.stress import LoopKind, loop_factory
 
 DESCRIPTION = "mailbox vs call_soon_threadsafe vs janus vs mutex: events/s, p50/p99, wakeups"
 
@@ -287,7 +287,7 @@ def _loop_kind(name: str) -> LoopKind:
 
 
 def _row(case: Case, measurements: Sequence[Measurement]) -> dict[str, Any]:
-    from lean_p2p.bench.report import percentile
+    from lean_p2p.tools.report import percentile
 
     rates = [m.events / m.elapsed_s for m in measurements if m.elapsed_s > 0]
     # Percentiles per run, then the median over runs: one run hit by an OS stall (the
@@ -387,7 +387,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.bench.report import print_table, write_json
+    from lean_p2p.tools.report import print_table, write_json
 
     cases = plan(args)
     measured: dict[Case, list[Measurement]] = {case: [] for case, _ in cases}

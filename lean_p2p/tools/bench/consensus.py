@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.bench.report import print_table, write_json
+    from lean_p2p.tools.report import print_table, write_json
 
     logging.getLogger("lean_p2p.consensus.signatures").setLevel(logging.ERROR)
     parts = set(args.only or ("replay", "on_block", "get_head", "votes"))
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _median_p90(samples: Sequence[float]) -> tuple[float, float]:
-    from lean_p2p.bench.report import median, percentile
+    from lean_p2p.tools.report import median, percentile
 
     ordered = sorted(samples)
     return median(ordered), percentile(ordered, 0.9)
@@ -103,7 +103,7 @@ def _load_vectors(root: Path) -> list[dict[str, Any]]:
 
 
 def _bench_replay(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from lean_p2p.spectest.locate import default_fixtures_root
+    from lean_p2p.tools.spectest.locate import default_fixtures_root
 
     root = args.fixtures or default_fixtures_root()
     fixtures = _load_vectors(root)
@@ -217,7 +217,7 @@ def _prepare(fixture: Mapping[str, Any]) -> _Prepared:
         SignedAttestation,
         State,
     )
-    from lean_p2p.spectest.formats.state_transition import load
+    from lean_p2p.tools.spectest.formats.state_transition import load
 
     steps: list[dict[str, Any]] = []
     for step in fixture["steps"]:
@@ -292,7 +292,7 @@ def _replay_prepared(prepared: Sequence[_Prepared]) -> int:
 
 
 def _replay_checked(fixtures: Sequence[Mapping[str, Any]]) -> None:
-    from lean_p2p.spectest.formats.fork_choice import replay
+    from lean_p2p.tools.spectest.formats.fork_choice import replay
 
     verifier = _shared_verifier()
     for fixture in fixtures:

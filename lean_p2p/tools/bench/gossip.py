@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from lean_p2p.bench import report
+from lean_p2p.tools import report
 
 DESCRIPTION = "gossip msgs/s and latency, req/resp round trips/s: lean driver vs stock py-libp2p"
 

@@ -110,15 +110,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from lean_p2p.bench.report import print_table, write_json
     from lean_p2p.native import NativeUnavailable, availability
+    from lean_p2p.tools.report import print_table, write_json
 
     # Producers here retry every push the full ring refuses; the table counts those
     # refusals (full_retries), so the ring's per-second warning would only repeat it.
     logging.getLogger("lean_p2p.native.ring").setLevel(logging.ERROR)
 
     try:
-        from lean_p2p.native.producers import ProducerDriver
+        from lean_p2p.tools.native_producers import ProducerDriver
 
         driver = ProducerDriver()
     except NativeUnavailable as error:
@@ -277,7 +277,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def _run_case(case: Case, driver: Any, max_seconds: float) -> Measurement:
-    from lean_p2p.runtime.stress import loop_factory
+    from lean_p2p.tools.stress import loop_factory
 
     with asyncio.Runner(loop_factory=loop_factory(case.loop)) as runner:  # type: ignore[arg-type]
         return runner.run(_measure(case, driver, max_seconds))
@@ -287,7 +287,7 @@ class _Recorder:
     """The mailbox handler (loop thread): counts, and samples latency."""
 
     def __init__(self) -> None:
-        from lean_p2p.native.producers import STAMP
+        from lean_p2p.tools.native_producers import STAMP
 
         self._unpack = STAMP.unpack_from
         self.count = 0
@@ -343,9 +343,9 @@ def _seconds_per_iteration() -> float:
 
 
 async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
-    from lean_p2p.bench.report import percentile
     from lean_p2p.native import CallbackBridge, NativeRing, mailbox_sink
     from lean_p2p.runtime import LaneSpec, Mailbox, OverflowPolicy
+    from lean_p2p.tools.report import percentile
 
     loop = asyncio.get_running_loop()
     recorder = _Recorder()
@@ -416,7 +416,7 @@ async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
 
 
 def _drain_row(driver: Any, loop_name: str, events: int, *, repeat: int) -> dict[str, Any]:
-    from lean_p2p.runtime.stress import loop_factory
+    from lean_p2p.tools.stress import loop_factory
 
     costs = []
     for _ in range(repeat):

@@ -1,9 +1,9 @@
 """Catch-up report: how many requests and how long a node 1,000 blocks behind needs.
 
-Runs on the main thread of its own process: ``python -m lean_p2p.p2p.catchup`` (it
+Runs on the main thread of its own process: ``python -m lean_p2p.tools.bench.p2p`` (it
 also has the ``DESCRIPTION`` / ``configure`` / ``run`` shape of a ``lean-p2p bench``
 module). Each
-scenario runs the two-node simulation (:mod:`lean_p2p.p2p.simulation`) over many seeds
+scenario runs the two-node simulation (:mod:`lean_p2p.tools.simulation`) over many seeds
 and prints one row: range sync with batched parent fetch (this design) beside the
 one-parent-at-a-time walk it replaces (``range_sync=False``), on a clean link and under
 chaos. Request counts and simulated seconds are exact functions of the seed; only the
@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from lean_p2p.bench.report import print_table, write_json
-from lean_p2p.p2p.memory_chain import build_chain
-from lean_p2p.p2p.simulation import Chaos, TwoNodeSimulation
+from lean_p2p.tools.memory_chain import build_chain
+from lean_p2p.tools.report import print_table, write_json
+from lean_p2p.tools.simulation import Chaos, TwoNodeSimulation
 
 __all__ = ["DESCRIPTION", "SCENARIOS", "configure", "main", "run", "run_scenario"]
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lean_p2p.p2p.catchup", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lean_p2p.tools.bench.p2p", description=__doc__)
     configure(parser)
     return run(parser.parse_args(argv))
 

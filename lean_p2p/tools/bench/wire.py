@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -345,6 +347,21 @@ class Remerkleable(Implementation):
         return bytes(value.hash_tree_root())
 
 
+#: implementation -> the module it needs beyond the library (``lean-p2p[bench]``)
+BENCH_EXTRA_MODULES = {"py-ssz": "ssz", "remerkleable": "remerkleable"}
+
+
+def missing_implementations(selected: list[str] | None) -> list[str]:
+    """The chosen implementations whose package is not installed."""
+    chosen = selected or ["lean_p2p", "py-ssz", "remerkleable"]
+    return [
+        name
+        for name in chosen
+        if name in BENCH_EXTRA_MODULES
+        and importlib.util.find_spec(BENCH_EXTRA_MODULES[name]) is None
+    ]
+
+
 def _implementations(selected: list[str] | None, signature_size: int) -> list[Implementation]:
     chosen = selected or ["lean_p2p", "py-ssz", "remerkleable"]
     factories: dict[str, Callable[[], Implementation]] = {
@@ -485,9 +502,18 @@ def _snappy_rows(timing: Timing, sizes: list[int]) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.bench.report import print_table, write_json
     from lean_p2p.containers import PRODUCTION_SCHEME
+    from lean_p2p.tools.report import print_table, write_json
 
+    missing = missing_implementations(args.impl)
+    if missing:
+        print(
+            f"bench wire: {', '.join(missing)} not installed; they are the references this "
+            "benchmark compares against: pip install 'lean-p2p[bench]', or choose "
+            "--impl lean_p2p",
+            file=sys.stderr,
+        )
+        return 2
     quick: bool = args.quick
     timing = Timing(repeats=args.repeats or (3 if quick else 7), min_seconds=0.05 if quick else 0.3)
     implementations = _implementations(args.impl, PRODUCTION_SCHEME.signature_size)

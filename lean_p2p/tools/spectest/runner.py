@@ -3,8 +3,8 @@
 Plug-in protocol
 ================
 
-Each supported fixture format is one module ``lean_p2p/spectest/formats/<name>.py``;
-the runner discovers every module of the :mod:`lean_p2p.spectest.formats` package that
+Each supported fixture format is one module ``lean_p2p/tools/spectest/formats/<name>.py``;
+the runner discovers every module of the :mod:`lean_p2p.tools.spectest.formats` package that
 defines both of:
 
 ``FORMAT: str``
@@ -49,7 +49,7 @@ __all__ = [
     "vector_files",
 ]
 
-PLUGIN_PACKAGE = "lean_p2p.spectest.formats"
+PLUGIN_PACKAGE = "lean_p2p.tools.spectest.formats"
 
 RunVector = Callable[[str, Mapping[str, Any]], None]
 

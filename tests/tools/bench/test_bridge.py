@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.bench.bridge import (
+from lean_p2p.cli import main
+from lean_p2p.tools.bench.bridge import (
     VARIANTS,
     Case,
     Measurement,
@@ -18,7 +19,6 @@ from lean_p2p.bench.bridge import (
     ratios,
     run_case,
 )
-from lean_p2p.cli import main
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

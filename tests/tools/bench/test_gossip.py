@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.bench import gossip
 from lean_p2p.containers import PRODUCTION_SCHEME, using_signature_scheme
 from lean_p2p.driver import codec
+from lean_p2p.tools.bench import gossip
 
 
 @pytest.mark.parametrize("kind", ["attestation", "block"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.p2p.catchup import SCENARIOS, main, run_scenario
+from lean_p2p.tools.bench.p2p import SCENARIOS, main, run_scenario
 
 
 def test_parent_walk_needs_one_request_per_block_range_sync_one_per_1024() -> None:

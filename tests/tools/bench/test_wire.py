@@ -7,8 +7,8 @@ import argparse
 import cramjam
 import pytest
 
-from lean_p2p.bench import wire
 from lean_p2p.containers import PRODUCTION_SCHEME, using_signature_scheme
+from lean_p2p.tools.bench import wire
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,23 @@ def test_configure_accepts_the_documented_options() -> None:
     wire.configure(parser)
     args = parser.parse_args(["--quick", "--json", "out.json", "--impl", "lean_p2p"])
     assert args.quick and args.json == "out.json" and args.impl == ["lean_p2p"]
+
+
+def test_a_missing_reference_package_is_named_with_the_extra_that_brings_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_ssz(name: str, *args: object) -> object:
+        return None if name == "ssz" else real_find_spec(name)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_ssz)
+    assert wire.missing_implementations(None) == ["py-ssz"]
+    assert wire.missing_implementations(["lean_p2p"]) == []
+    args = argparse.Namespace(quick=True, json=None, repeats=1, impl=None)
+    assert wire.run(args) == 2
+    error = capsys.readouterr().err
+    assert "py-ssz not installed" in error
+    assert "lean-p2p[bench]" in error

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.spectest import runner
-from lean_p2p.spectest.runner import (
+from lean_p2p.tools.spectest import runner
+from lean_p2p.tools.spectest.runner import (
     FormatCounts,
     Outcome,
     VectorFailure,

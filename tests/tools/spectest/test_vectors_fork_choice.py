@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.spectest.formats import fork_choice
-from lean_p2p.spectest.runner import Outcome, VectorFailure, run_file
+from lean_p2p.tools.spectest.formats import fork_choice
+from lean_p2p.tools.spectest.runner import Outcome, VectorFailure, run_file
 from tests.leanspec import leanspec_params
 
 

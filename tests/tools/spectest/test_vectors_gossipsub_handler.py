@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.spectest.formats import gossipsub_handler
-from lean_p2p.spectest.runner import Outcome, VectorFailure, run_file
+from lean_p2p.tools.spectest.formats import gossipsub_handler
+from lean_p2p.tools.spectest.runner import Outcome, VectorFailure, run_file
 from tests.leanspec import leanspec_params
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.spectest.formats import networking_codec
-from lean_p2p.spectest.runner import Outcome, run_file
+from lean_p2p.tools.spectest.formats import networking_codec
+from lean_p2p.tools.spectest.runner import Outcome, run_file
 from tests.leanspec import leanspec_params
 
 

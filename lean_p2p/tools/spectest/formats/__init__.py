@@ -1,4 +1,4 @@
-"""Fixture-format plug-ins, one module per format (protocol: lean_p2p.spectest.runner).
+"""Fixture-format plug-ins, one module per format (protocol: lean_p2p.tools.spectest.runner).
 
 Runs on the caller's thread.
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lean_p2p.spectest.formats._json import from_hex
+from lean_p2p.tools.spectest.formats._json import from_hex
 from lean_p2p.wire.errors import WireError
 
 __all__ = ["decode_rpc", "normalize_json", "normalize_message", "rpc_from_json"]

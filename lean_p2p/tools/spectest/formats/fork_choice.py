@@ -36,9 +36,9 @@ from lean_p2p.containers import (
     SingleMessageAggregate,
     State,
 )
-from lean_p2p.spectest.formats._json import from_hex
-from lean_p2p.spectest.formats.state_transition import check_rejection, load
-from lean_p2p.spectest.runner import VectorFailure, VectorSkipped
+from lean_p2p.tools.spectest.formats._json import from_hex
+from lean_p2p.tools.spectest.formats.state_transition import check_rejection, load
+from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 
 __all__ = ["FORMAT", "replay", "run_vector", "snapshot"]
 

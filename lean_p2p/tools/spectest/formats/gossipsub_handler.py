@@ -35,9 +35,9 @@ import trio
 
 from lean_p2p.driver import codec
 from lean_p2p.driver.gossipsub import PROTOCOL_IDS, GossipParams, LeanGossipsub, Verdict
-from lean_p2p.spectest.formats._gossipsub_rpc import decode_rpc, normalize_json, rpc_from_json
-from lean_p2p.spectest.formats._json import from_hex
-from lean_p2p.spectest.runner import VectorFailure
+from lean_p2p.tools.spectest.formats._gossipsub_rpc import decode_rpc, normalize_json, rpc_from_json
+from lean_p2p.tools.spectest.formats._json import from_hex
+from lean_p2p.tools.spectest.runner import VectorFailure
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.varint import decode_varint
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from lean_p2p.consensus.justifiability import is_justifiable_after, justifiability_delta
-from lean_p2p.spectest.runner import VectorFailure
+from lean_p2p.tools.spectest.runner import VectorFailure
 
 __all__ = ["FORMAT", "run_vector"]
 

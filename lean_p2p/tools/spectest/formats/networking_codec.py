@@ -19,9 +19,9 @@ from typing import Any, Final
 
 import cramjam
 
-from lean_p2p.spectest.formats import _gossipsub_rpc as gossipsub_rpc
-from lean_p2p.spectest.formats._json import from_hex
-from lean_p2p.spectest.runner import VectorFailure, VectorSkipped
+from lean_p2p.tools.spectest.formats import _gossipsub_rpc as gossipsub_rpc
+from lean_p2p.tools.spectest.formats._json import from_hex
+from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 from lean_p2p.wire.enr import EnrRecord
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.gossip import Topic, TopicKind, compute_message_id

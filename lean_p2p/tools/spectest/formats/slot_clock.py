@@ -15,7 +15,7 @@ from lean_p2p.consensus.config import (
     MILLISECONDS_PER_INTERVAL,
     SECONDS_PER_SLOT,
 )
-from lean_p2p.spectest.runner import VectorFailure, VectorSkipped
+from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 
 __all__ = ["FORMAT", "run_vector"]
 

@@ -37,8 +37,8 @@ from lean_p2p.containers.xmss import (
     hash_tree_layer_type,
     hash_tree_opening_type,
 )
-from lean_p2p.spectest.formats._json import from_hex, value_from_json
-from lean_p2p.spectest.runner import VectorFailure, VectorSkipped
+from lean_p2p.tools.spectest.formats._json import from_hex, value_from_json
+from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 
 __all__ = ["FORMAT", "TYPES", "run_vector"]
 

@@ -32,8 +32,8 @@ from lean_p2p.consensus.state_transition import (
     state_transition,
 )
 from lean_p2p.containers import Block, BlockBody, State
-from lean_p2p.spectest.formats._json import from_hex, value_from_json
-from lean_p2p.spectest.runner import VectorFailure
+from lean_p2p.tools.spectest.formats._json import from_hex, value_from_json
+from lean_p2p.tools.spectest.runner import VectorFailure
 
 __all__ = ["FORMAT", "check_rejection", "load", "run_vector"]
 

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from lean_p2p.consensus.checkpoint import verify_checkpoint_state
 from lean_p2p.containers import SSZError, State
-from lean_p2p.spectest.formats._json import from_hex
-from lean_p2p.spectest.runner import VectorFailure, VectorSkipped
+from lean_p2p.tools.spectest.formats._json import from_hex
+from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 
 __all__ = ["FORMAT", "run_vector"]
 
