@@ -15,6 +15,10 @@ Folders are thread boundaries:
 - ``lean_p2p.p2p``        loop thread (sans-IO P2P core and its actor shell)
 - ``lean_p2p.native``     loop thread side of the native C ring (``bindings/``)
 - ``lean_p2p.node``       composition: the only package that imports all of the above
+
+What a user runs lives apart: ``lean_p2p.tools`` (devnet, stress, bench, profile,
+spectest, interop, soak) and ``lean_p2p.cli`` (the ``lean-p2p`` command). No package
+above imports either.
 """
 
 __version__ = "0.1.0"

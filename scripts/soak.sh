@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" -m lean_p2p.tools.soak \
+exec "$PYTHON" -m lean_p2p.cli soak \
     --restart-delay "${SOAK_RESTART_DELAY:-20}" \
     --duration "${SOAK_DURATION:-600}" \
     --json "${SOAK_JSON:-soak.json}" \

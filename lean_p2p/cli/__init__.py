@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "profile": "lean_p2p.cli.profile",
     "replay": "lean_p2p.cli.replay",
     "interop": "lean_p2p.cli.interop",
+    "soak": "lean_p2p.cli.soak",
 }
 
 #: ``lean-p2p bench NAME`` -> module implementing the benchmark

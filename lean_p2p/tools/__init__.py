@@ -13,7 +13,7 @@ scenario needs; its module docstring says which.
 
 - ``bench/``            ``lean-p2p bench NAME``: side-by-side benchmarks, a table and JSON
 - ``devnet``            ``lean-p2p devnet``: N node processes on loopback, live progress
-- ``soak``              ``scripts/soak.sh``: a long devnet with kills, pauses and chaos
+- ``soak``              ``lean-p2p soak``: a long devnet with a kill, a pause and chaos
 - ``profile``           ``lean-p2p profile``: a node under synthetic load
 - ``stress``            ``lean-p2p stress``: the mailbox's exactly-once check at scale
 - ``native_stress``     the same with native C producer threads

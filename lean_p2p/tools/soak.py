@@ -1,4 +1,4 @@
-"""Soak test: a 4-node devnet under faults for minutes; ``scripts/soak.sh`` runs it.
+"""Soak test: a 4-node devnet under faults for minutes (``lean-p2p soak``, ``scripts/soak.sh``).
 
 Main thread of the soak process drives the timeline; the nodes are separate processes
 (as in :mod:`lean_p2p.tools.devnet`). A chaos peer — the py-libp2p driver on its own trio
@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +42,7 @@ from lean_p2p.tools.devnet import (
     stop_all,
 )
 
-__all__ = ["main", "run_soak"]
+__all__ = ["run_soak"]
 
 _SAMPLE_EVERY = 5.0
 
@@ -299,29 +297,3 @@ def _verdict(
         )
     )
     return verdict
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="lean-p2p soak test (4-node devnet, faults)")
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds after genesis")
-    parser.add_argument("--dir", type=Path, help="devnet directory (default: a temp dir)")
-    parser.add_argument("--json", type=Path, help="write the verdict as JSON here")
-    parser.add_argument("--max-rss-mb", type=float, default=600.0)
-    parser.add_argument("--max-growth-pct", type=float, default=25.0)
-    parser.add_argument(
-        "--restart-delay", type=float, default=20.0, help="seconds node 3 stays down"
-    )
-    args = parser.parse_args(argv)
-    from lean_p2p.tools.running import configure_logging, run_loop
-
-    configure_logging("ERROR")
-    verdict = run_loop(lambda: run_soak(args))
-    summary = {k: v for k, v in verdict.items() if k not in {"log", "history"}}
-    print(json.dumps(summary, indent=2))
-    if args.json is not None:
-        args.json.write_text(json.dumps(verdict, indent=2) + "\n")
-    return 0 if verdict["passed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
