@@ -9,6 +9,13 @@ module, imported when the parser is built; a command module exposes
 
 Command modules keep their top-level imports light (heavy imports go inside ``run``)
 so that ``lean-p2p --help`` stays fast.
+
+What every command gets from here, without writing it (see
+:mod:`lean_p2p.tools.running`): ``--quiet`` (no progress on stderr); Ctrl-C handled the
+same way everywhere (the first stops the command, which prints what it has, then
+``lean-p2p`` exits 130 with one line and no traceback; a second exits at once); and
+an ``OSError`` at the end of a run (a file that cannot be written) reported in one line
+with exit code 1. Output paths use :func:`lean_p2p.tools.running.output_file`.
 """
 
 from __future__ import annotations
@@ -66,7 +73,9 @@ def _add_command(
     description: str = module.DESCRIPTION
     parser = subparsers.add_parser(name, help=description, description=description)
     module.configure(parser)
-    parser.set_defaults(_run=module.run)
+    if not any("--quiet" in action.option_strings for action in parser._actions):
+        parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(_run=module.run, _command=parser.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,12 +111,30 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from lean_p2p.tools.running import EXIT_INTERRUPTED, INTERRUPTS, say, set_quiet
+
     parser = build_parser()
     args = parser.parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:
         return _print_help(parser)
-    exit_code: int = run(args)
+    command: str = args._command
+    set_quiet(bool(getattr(args, "quiet", False)))
+    INTERRUPTS.install()
+    try:
+        exit_code: int = run(args)
+    except KeyboardInterrupt:
+        say(f"{command}: interrupted")
+        INTERRUPTS.wait_for_threads()
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        # A path that could not be read or written: say which, in one line.
+        say(f"{command}: {error}")
+        return 1
+    if INTERRUPTS.interrupted:
+        say(f"{command}: interrupted; the results above are partial")
+        INTERRUPTS.wait_for_threads()
+        return EXIT_INTERRUPTED
     return exit_code
 
 

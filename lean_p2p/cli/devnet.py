@@ -5,7 +5,8 @@ second (slot, head range, justified, finalized, peers, events/s, drops), stops t
 order after ``--duration`` seconds past genesis, and prints (and with ``--json`` writes)
 the summary: ``finalized_slot``, ``justified_slot``, ``head_agreement``, ``lost_events``.
 Exit code 0 only if heads agree, nothing was lost, finality moved and every node exited
-cleanly.
+cleanly; otherwise 1, with one line on stderr per reason. Ctrl-C stops the nodes in
+order and prints the summary so far (exit code 130).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from lean_p2p.tools.running import output_file
 
 DESCRIPTION = "run a local devnet of N node processes on loopback and report finality"
 
@@ -23,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, default=60.0, help="seconds to run after genesis (default 60)"
     )
-    parser.add_argument("--json", type=Path, help="write the summary as JSON here")
+    parser.add_argument("--json", type=output_file, help="write the summary as JSON here")
     parser.add_argument("--dir", type=Path, help="devnet directory (default: a new temp dir)")
     parser.add_argument(
         "--genesis-delay", type=float, default=12.0, help="seconds from now to genesis"
@@ -33,8 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.tools.devnet import DevnetOptions, devnet_succeeded, run_devnet
-    from lean_p2p.tools.running import run_loop
+    from lean_p2p.tools.devnet import DevnetOptions, devnet_failures, run_devnet
+    from lean_p2p.tools.running import run_loop, say
 
     if args.nodes < 1 or args.validators < 1:
         print("lean-p2p devnet: need at least one node and one validator")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         record=args.record,
         log_level=args.log_level,
     )
-    summary = run_loop(lambda: run_devnet(options))
+    summary = run_loop(lambda stop: run_devnet(options, stop=stop))
     headline = {
         key: summary[key]
         for key in (
@@ -61,9 +64,15 @@ def run(args: argparse.Namespace) -> int:
             "dropped_events",
             "handled_events",
             "exit_codes",
+            "interrupted",
         )
     }
-    print("summary: " + json.dumps(headline))
+    print("summary: " + json.dumps(headline), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return 0 if devnet_succeeded(summary) else 1
+    if summary["interrupted"]:
+        return 130  # the command line says so; the summary above is partial
+    failures = devnet_failures(summary)
+    for reason in failures:
+        say(f"devnet failed: {reason}")
+    return 1 if failures else 0

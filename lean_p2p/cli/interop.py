@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lean_p2p.tools.running import output_file
+
 DESCRIPTION = "run our network driver against leanSpec's node on loopback; a table of checks"
 
 #: the validator index leanSpec runs as in --validator mode (kept in step with the tool)
@@ -92,7 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=120.0,
         help="seconds for leanSpec to start and connect (default 120)",
     )
-    parser.add_argument("--log", type=Path, default=None, help="keep leanSpec's output here")
+    parser.add_argument("--log", type=output_file, default=None, help="keep leanSpec's output here")
     parser.add_argument(
         "--leanspec-verbose", action="store_true", help="run leanSpec with --verbose (DEBUG)"
     )
@@ -110,7 +112,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="--validator, with leanSpec also aggregating (--is-aggregator); checks its "
         "aggregate gossip too",
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the table as JSON rows")
+    parser.add_argument(
+        "--json", type=output_file, default=None, help="write the table as JSON rows"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

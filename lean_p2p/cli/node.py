@@ -9,9 +9,12 @@ every handled event (``--record``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from lean_p2p.tools.running import output_file
 
 if TYPE_CHECKING:
     from lean_p2p.node.config import NodeConfig
@@ -22,9 +25,11 @@ DESCRIPTION = "run one lean node from devnet files (config.yaml, validator-confi
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devnet", type=Path, required=True, help="devnet directory")
     parser.add_argument("--name", required=True, help="this node's name in validator-config.yaml")
-    parser.add_argument("--record", type=Path, help="record every handled event to this file")
+    parser.add_argument(
+        "--record", type=output_file, help="record every handled event to this file"
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
-    parser.add_argument("--report-json", type=Path, help="write the final node report here")
+    parser.add_argument("--report-json", type=output_file, help="write the final node report here")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
 
@@ -39,17 +44,12 @@ def run(args: argparse.Namespace) -> int:
     except DevnetConfigError as error:
         print(f"lean-p2p node: {error}")
         return 2
-    return run_loop(lambda: _main(config, args), use_uvloop=not args.no_uvloop)
+    return run_loop(lambda stop: _main(config, args, stop), use_uvloop=not args.no_uvloop)
 
 
-async def _main(config: NodeConfig, args: argparse.Namespace) -> int:
-    import asyncio
-
+async def _main(config: NodeConfig, args: argparse.Namespace, stop: asyncio.Event) -> int:
     from lean_p2p.node.node import Node, NodeFailed
-    from lean_p2p.tools.running import install_stop_signals
 
-    stop = asyncio.Event()
-    install_stop_signals(stop)
     node = Node(config)
     await node.start()
     print(f"node {config.name} peer_id={node.peer_id} api={node.api_ports}", flush=True)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 from pathlib import Path
+
+from lean_p2p.tools.running import output_file
 
 DESCRIPTION = "profile a node under synthetic load: throughput, per-lane latency, hot paths"
 
@@ -45,8 +48,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
     parser.add_argument("--validators", type=int, default=256, help="validators (default 256)")
     parser.add_argument("--peers", type=int, default=4, help="synthetic peers (default 4)")
-    parser.add_argument("--out", type=Path, default=Path("profile-out"), help="report directory")
-    parser.add_argument("--json", type=Path, help="write the table rows as JSON here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report directory (default: a new lean-p2p-profile-* directory in the temp dir)",
+    )
+    parser.add_argument("--json", type=output_file, help="write the table rows as JSON here")
     parser.add_argument(
         "--interval", type=float, default=0.005, help="profiler sampling interval (s)"
     )
@@ -102,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         run_profile,
     )
     from lean_p2p.tools.report import format_table, print_table, write_json
-    from lean_p2p.tools.running import configure_logging, run_loop
+    from lean_p2p.tools.running import Progress, configure_logging, run_loop
 
     configure_logging("ERROR")
     missing = _missing_profile_dependencies(args.profiler, py_spy_path() is not None)
@@ -112,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
             "install the profiling extra: pip install 'lean-p2p[profile]'"
         )
         return 2
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="lean-p2p-profile-"))
     if args.out.exists() and not args.out.is_dir():
         print(f"lean-p2p profile: --out {args.out} exists and is not a directory")
         return 2
@@ -126,8 +136,14 @@ def run(args: argparse.Namespace) -> int:
         mix=args.mix or dict(DEFAULT_MIX),
         profiler=args.profiler or ("py-spy" if py_spy_path() else "pyinstrument"),
     )
-    plain = run_loop(lambda: run_profile(options, profiled=False))
-    profiled = run_loop(lambda: run_profile(options, profiled=True))
+    progress = Progress("profile")
+    progress.update(
+        f"run 1 of 2: {duration:.0f} s at {rate:,.0f} events/s, no profiler", force=True
+    )
+    plain = run_loop(lambda _stop: run_profile(options, profiled=False), cancel_on_stop=True)
+    progress.update(f"run 2 of 2: the same under {options.profiler}", force=True)
+    profiled = run_loop(lambda _stop: run_profile(options, profiled=True), cancel_on_stop=True)
+    progress.done()
     runs = [plain, profiled]
     summary = [run_.summary_row() for run_ in runs]
     lanes = [row for run_ in runs for row in run_.lane_rows()]

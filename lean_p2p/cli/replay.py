@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lean_p2p.tools.running import output_file
+
 DESCRIPTION = "replay a recorded event file into a fresh node and print the final head"
 
 
@@ -23,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="max",
         help="max: as fast as possible (default); recorded: keep the recorded spacing",
     )
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
+    parser.add_argument("--json", type=output_file, help="write the result as JSON here")
     parser.add_argument("--expect-head", help="0x-hex head root the replay must reach")
     parser.add_argument("--expect-fingerprint", help="0x-hex store fingerprint to match")
     parser.add_argument("--log-level", default="ERROR", help="logging level (default ERROR)")
@@ -36,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     try:
-        result = run_loop(lambda: replay_recording(args.recording, speed=args.speed))
+        result = run_loop(
+            lambda _stop: replay_recording(args.recording, speed=args.speed), cancel_on_stop=True
+        )
     except (RecordingError, OSError) as error:
         print(f"lean-p2p replay: {error}")
         return 2

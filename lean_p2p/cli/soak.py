@@ -11,13 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
+from lean_p2p.tools.running import output_file
+
 DESCRIPTION = "a 4-node devnet for minutes with a kill, a pause and malformed gossip; a verdict"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds after genesis")
     parser.add_argument("--dir", type=Path, help="devnet directory (default: a temp dir)")
-    parser.add_argument("--json", type=Path, help="write the verdict as JSON here")
+    parser.add_argument("--json", type=output_file, help="write the verdict as JSON here")
     parser.add_argument(
         "--max-rss-mb", type=float, default=600.0, help="memory bound per node (default 600)"
     )
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from lean_p2p.tools.soak import run_soak
 
     configure_logging("ERROR")
-    verdict = run_loop(lambda: run_soak(args))
+    verdict = run_loop(lambda _stop: run_soak(args), cancel_on_stop=True)
     summary = {k: v for k, v in verdict.items() if k not in {"log", "history"}}
     print(json.dumps(summary, indent=2))
     if args.json is not None:

@@ -19,6 +19,7 @@ commands for it are refused, counted and logged. A loop that does not answer wit
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 from collections.abc import Callable
@@ -391,9 +392,21 @@ class ReqResp:
         self.statistics.inbound_requests += 1
         try:
             self._emit(InboundRequest(peer_id, request_id, protocol, request))
-            await self._write_response(stream, request_id, receive)
+            end, detail = await self._write_response(stream, receive)
         finally:
             self._inbound.pop(request_id, None)
+        # The entry is gone before any counter says how the response ended, so whoever
+        # reads an outcome counter never also sees that request still in flight.
+        if end is _ResponseEnd.FINISHED:
+            await _close_quietly(stream)
+            return
+        if end is _ResponseEnd.TIMED_OUT:
+            self.statistics.responses_timed_out += 1
+            logger.warning("loop did not answer in time", extra={"request_id": request_id})
+        elif end is _ResponseEnd.WRITE_FAILED:
+            self.statistics.response_write_errors += 1
+            logger.info("response write failed", extra={"request_id": request_id, "error": detail})
+        await reset_quietly(stream)
 
     async def _read_request(self, stream: Any, protocol: ReqRespProtocol) -> codec.Request:
         buffer = bytearray()
@@ -424,28 +437,23 @@ class ReqResp:
             ) from None
 
     async def _write_response(
-        self, stream: Any, request_id: int, frames: trio.MemoryReceiveChannel[bytes | None]
-    ) -> None:
-        finished = False
-        with trio.move_on_after(self.limits.response_timeout) as scope:
+        self, stream: Any, frames: trio.MemoryReceiveChannel[bytes | None]
+    ) -> tuple[_ResponseEnd, str]:
+        """Write the loop's frames to ``stream`` until the loop ends the response, a
+        write fails, or the response timeout passes; say which (counted by the caller)."""
+        end = _ResponseEnd.TIMED_OUT, ""  # unless the loop below gets to say otherwise
+        with trio.move_on_after(self.limits.response_timeout):
             try:
                 async for frame in frames:
                     if frame is None:
-                        finished = True
+                        end = _ResponseEnd.FINISHED, ""
                         break
                     await stream.write(frame)
+                else:
+                    end = _ResponseEnd.ABANDONED, ""  # the driver closed the channel
             except Exception as error:
-                self.statistics.response_write_errors += 1
-                logger.info(
-                    "response write failed", extra={"request_id": request_id, "error": repr(error)}
-                )
-        if finished:
-            await _close_quietly(stream)
-            return
-        if scope.cancelled_caught:
-            self.statistics.responses_timed_out += 1
-            logger.warning("loop did not answer in time", extra={"request_id": request_id})
-        await reset_quietly(stream)
+                end = _ResponseEnd.WRITE_FAILED, repr(error)
+        return end
 
 
 class _RequestError(Exception):
@@ -456,6 +464,15 @@ class _RequestError(Exception):
         self.failure = failure
         self.message = message
         self.result_code = result_code
+
+
+class _ResponseEnd(enum.Enum):
+    """How an inbound request's response ended."""
+
+    FINISHED = enum.auto()  # the loop ended it: the stream is closed cleanly
+    WRITE_FAILED = enum.auto()  # the peer's side failed under a write: reset
+    TIMED_OUT = enum.auto()  # the loop did not end it within response_timeout: reset
+    ABANDONED = enum.auto()  # the driver is stopping: reset, not counted as a failure
 
 
 class _InboundRejected(Exception):

@@ -32,13 +32,16 @@ from typing import Any
 import aiohttp
 
 from lean_p2p.node.config import NodeEntry, write_devnet
+from lean_p2p.tools.running import INTERRUPTS
 
 __all__ = [
     "DevnetOptions",
     "DevnetProcess",
+    "devnet_failures",
     "devnet_succeeded",
     "finality_cadence",
     "free_ports",
+    "kill_all",
     "poll_report",
     "read_report",
     "run_devnet",
@@ -175,7 +178,13 @@ def _format_progress(row: dict[str, Any]) -> str:
     return "  ".join(f"{column}={row.get(column, '-')}" for column in _PROGRESS_COLUMNS)
 
 
-async def run_devnet(options: DevnetOptions, show: Callable[[str], None] = print) -> dict[str, Any]:
+async def run_devnet(
+    options: DevnetOptions,
+    show: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+) -> dict[str, Any]:
+    """Run the devnet to its end, or until ``stop`` is set (the summary then says
+    ``interrupted``); either way every node is stopped in order and reports."""
     directory = options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))
     genesis_time = int(time.time() + options.genesis_delay)
     entries = write_devnet(
@@ -192,14 +201,19 @@ async def run_devnet(options: DevnetOptions, show: Callable[[str], None] = print
         f"{genesis_time - time.time():.0f}s, running {options.duration:.0f}s after genesis, "
         f"files in {directory}"
     )
-    for process in processes:
-        process.start(options)
+    stop = stop if stop is not None else asyncio.Event()
     history: list[dict[str, Any]] = []
-    try:
-        history = await _watch(processes, genesis_time + options.duration, genesis_time, show)
-    finally:
-        exit_codes = await stop_all(processes)
-    return _summary(
+    # A second Ctrl-C exits at once: the node processes must not outlive us then.
+    with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes)):
+        for process in processes:
+            process.start(options)
+        try:
+            history = await _watch(
+                processes, genesis_time + options.duration, genesis_time, show, stop
+            )
+        finally:
+            exit_codes = await stop_all(processes)
+    summary = _summary(
         options,
         processes=processes,
         exit_codes=exit_codes,
@@ -207,6 +221,8 @@ async def run_devnet(options: DevnetOptions, show: Callable[[str], None] = print
         directory=directory,
         genesis_time=genesis_time,
     )
+    summary["interrupted"] = stop.is_set()
+    return summary
 
 
 async def _watch(
@@ -214,13 +230,18 @@ async def _watch(
     end_time: float,
     genesis_time: float,
     show: Callable[[str], None],
+    stop: asyncio.Event,
 ) -> list[dict[str, Any]]:
     history: list[dict[str, Any]] = []
     previous_handled: int | None = None
     previous_time = time.monotonic()
     async with aiohttp.ClientSession() as session:
         while time.time() < end_time:
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if stop.is_set():
+                show("devnet: interrupted; stopping the nodes")
+                break
             if any(p.process is not None and p.process.poll() is not None for p in processes):
                 show("devnet: a node process exited early; stopping")
                 break
@@ -258,6 +279,12 @@ async def stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
                 popen.wait(timeout=10)
         codes.append(popen.returncode)
     return codes
+
+
+def kill_all(processes: Sequence[DevnetProcess]) -> None:
+    """SIGKILL every node process still running (the exit-at-once path)."""
+    for process in processes:
+        process.signal(signal.SIGKILL)
 
 
 def read_report(path: Path) -> dict[str, Any] | None:
@@ -326,10 +353,29 @@ def finality_cadence(history: Sequence[tuple[float, int]]) -> tuple[int, float |
     return advances, longest
 
 
+def devnet_failures(summary: dict[str, Any]) -> list[str]:
+    """Why a devnet run did not succeed, one reason a line; empty when it did."""
+    reasons: list[str] = []
+    reported = len(summary["node_reports"])
+    if reported < summary["nodes"]:
+        reasons.append(
+            f"{summary['nodes'] - reported} of {summary['nodes']} nodes wrote no final report "
+            f"(their logs are in {summary['directory']})"
+        )
+    if summary["finalized_slot"] <= 0:
+        reasons.append(
+            f"nothing was finalized (justified slot {summary['justified_slot']}, head slot "
+            f"{summary['head_slot']}): run longer (--duration), or see the node logs"
+        )
+    if not summary["head_agreement"]:
+        reasons.append("the nodes' heads differ by more than one slot")
+    if summary["lost_events"]:
+        reasons.append(f"{summary['lost_events']} accepted events were lost")
+    failed = [f"{index} ({code})" for index, code in enumerate(summary["exit_codes"]) if code != 0]
+    if failed:
+        reasons.append("node processes exited uncleanly: " + ", ".join(failed))
+    return reasons
+
+
 def devnet_succeeded(summary: dict[str, Any]) -> bool:
-    return bool(
-        summary["head_agreement"]
-        and summary["lost_events"] == 0
-        and summary["finalized_slot"] > 0
-        and all(code == 0 for code in summary["exit_codes"])
-    )
+    return not devnet_failures(summary)

@@ -69,7 +69,11 @@ def write_json(path: str | os.PathLike[str], rows: Sequence[Row]) -> None:
     """Write the table's rows as a JSON list; each row also names the environment."""
     env = environment()
     document = [{**row, "environment": env} for row in rows]
-    Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
+    target = Path(path)
+    # Commands check their output path before the work (running.output_file); this
+    # also covers a directory removed meanwhile, so the results are not lost at the end.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def median(values: Sequence[float]) -> float:

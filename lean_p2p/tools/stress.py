@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol, cast
 from lean_p2p.runtime import affinity
 from lean_p2p.runtime.affinity import LoopAffinity
 from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
+from lean_p2p.tools.running import Progress, run_loop
 
 __all__ = [
     "LoopKind",
@@ -229,6 +230,9 @@ class StressResult:
     timed_out: bool
     mailbox: dict[str, Any] = field(default_factory=dict)
     producer_kinds: dict[str, int] = field(default_factory=dict)
+    #: stopped early on request (Ctrl-C): the mailbox was closed under the producers,
+    #: and the checks cover every event accepted until then
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -254,6 +258,7 @@ class StressResult:
             "elapsed_s": self.elapsed_s,
             "rejected_retries": self.rejected_retries,
             "timed_out": self.timed_out,
+            "interrupted": self.interrupted,
             "loop": self.loop,
             "producers": self.producers,
             "producer_kinds": self.producer_kinds,
@@ -303,9 +308,17 @@ def _split(events: int, producers: int) -> list[int]:
 
 
 async def run_stress_async(
-    config: StressConfig, groups: Sequence[ProducerGroup] | None = None
+    config: StressConfig,
+    groups: Sequence[ProducerGroup] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    progress: Progress | None = None,
 ) -> StressResult:
-    """Run the scenario on the running loop (the caller's loop thread)."""
+    """Run the scenario on the running loop (the caller's loop thread).
+
+    ``stop`` ends it early: the mailbox is closed under the producers, as with
+    ``close_after``, so the result still checks every event accepted until then.
+    """
     loop = asyncio.get_running_loop()
     groups = list(groups) if groups is not None else [ThreadProducers(config.producers)]
     total_producers = sum(group.count for group in groups)
@@ -341,6 +354,32 @@ async def run_stress_async(
         first_id += group.count
     outcomes: list[ProducerOutcome] = []
     timed_out = False
+    interrupted = False
+
+    async def close_on_stop() -> None:
+        nonlocal close_task, interrupted
+        assert stop is not None
+        await stop.wait()
+        interrupted = True
+        if close_task is None:
+            close_task = loop.create_task(mailbox.aclose(), name="stress-close")
+
+    async def report_progress() -> None:
+        assert progress is not None
+        while True:
+            elapsed = time.perf_counter() - started
+            rate = checker.handled / elapsed if elapsed > 0 else 0.0
+            progress.update(
+                f"{checker.handled:,} of {config.events:,} events handled "
+                f"({100 * checker.handled / config.events:.0f}%), {rate:,.0f}/s"
+            )
+            await asyncio.sleep(0.5)
+
+    watchers = []
+    if stop is not None:
+        watchers.append(loop.create_task(close_on_stop(), name="stress-stop"))
+    if progress is not None and progress.enabled:
+        watchers.append(loop.create_task(report_progress(), name="stress-progress"))
     try:
         async with asyncio.timeout(config.timeout_s):
             for group in groups:
@@ -350,6 +389,14 @@ async def run_stress_async(
             await mailbox.aclose()
     except TimeoutError:
         timed_out = True
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        if close_task is not None and not close_task.done():
+            # a stop that came in while the run was already closing its mailbox
+            await close_task
+        if progress is not None:
+            progress.done()
     elapsed = time.perf_counter() - started
     return _result(
         config=config,
@@ -360,6 +407,7 @@ async def run_stress_async(
         elapsed=elapsed,
         timed_out=timed_out,
         violations_before=violations_before,
+        interrupted=interrupted,
     )
 
 
@@ -373,6 +421,7 @@ def _result(
     elapsed: float,
     timed_out: bool,
     violations_before: int,
+    interrupted: bool = False,
 ) -> StressResult:
     accepted = {outcome.producer_id: outcome.accepted for outcome in outcomes}
     lost = 0
@@ -400,6 +449,7 @@ def _result(
         timed_out=timed_out,
         mailbox=mailbox.statistics().as_dict(),
         producer_kinds={group.kind: group.count for group in groups},
+        interrupted=interrupted,
     )
 
 
@@ -417,6 +467,16 @@ def run_stress(config: StressConfig, groups: Sequence[ProducerGroup] | None = No
     """Run the scenario on a fresh loop of ``config.loop`` in the calling thread."""
     with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
         return runner.run(run_stress_async(config, groups))
+
+
+def run_stress_command(
+    config: StressConfig, groups: Sequence[ProducerGroup], progress: Progress
+) -> StressResult:
+    """``lean-p2p stress``: :func:`run_stress` with Ctrl-C and progress (main thread)."""
+    return run_loop(
+        lambda stop: run_stress_async(config, groups, stop=stop, progress=progress),
+        use_uvloop=config.loop == "uvloop",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.tools.devnet import DevnetOptions, devnet_succeeded, free_ports, run_devnet
+from lean_p2p.tools.devnet import (
+    DevnetOptions,
+    devnet_failures,
+    devnet_succeeded,
+    free_ports,
+    run_devnet,
+)
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
@@ -21,8 +27,13 @@ def test_free_ports_are_distinct_and_bindable() -> None:
 
 def _summary(**changes: Any) -> dict[str, Any]:
     summary: dict[str, Any] = {
+        "nodes": 2,
+        "node_reports": [{}, {}],
+        "directory": "devnet-dir",
         "head_agreement": True,
         "lost_events": 0,
+        "justified_slot": 4,
+        "head_slot": 6,
         "finalized_slot": 3,
         "exit_codes": [0, 0],
     }
@@ -44,6 +55,26 @@ def _summary(**changes: Any) -> dict[str, Any]:
 def test_devnet_fails_on_any_shortfall(changes: dict[str, Any]) -> None:
     assert devnet_succeeded(_summary())
     assert not devnet_succeeded(_summary(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"head_agreement": False}, "heads differ"),
+        ({"lost_events": 2}, "2 accepted events were lost"),
+        ({"finalized_slot": 0}, "nothing was finalized (justified slot 4, head slot 6)"),
+        ({"exit_codes": [0, -9]}, "exited uncleanly: 1 (-9)"),
+        (
+            {"node_reports": [{}]},
+            "1 of 2 nodes wrote no final report (their logs are in devnet-dir)",
+        ),
+    ],
+)
+def test_a_failed_devnet_says_why(changes: dict[str, Any], reason: str) -> None:
+    assert devnet_failures(_summary()) == []
+    reasons = devnet_failures(_summary(**changes))
+    assert len(reasons) == 1
+    assert reason in reasons[0]
 
 
 @pytest.mark.network

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lean_p2p.tools.running import output_file
 from lean_p2p.tools.stress import LoopKind, loop_factory
 
 DESCRIPTION = "mailbox vs call_soon_threadsafe vs janus vs mutex: events/s, p50/p99, wakeups"
@@ -375,7 +376,7 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a run of under a minute")
-    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
     parser.add_argument(
         "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT"
     )

@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lean_p2p.tools.running import output_file
+
 DESCRIPTION = (
     "consensus: fork_choice vector replay (vs leanSpec), on_block vs history, get_head, votes/s"
 )
@@ -40,7 +42,7 @@ COLUMNS = ("benchmark", "case", "n", "median", "p90", "unit", "ratio", "note")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the rows as JSON")
+    parser.add_argument("--json", type=output_file, metavar="PATH", help="write the rows as JSON")
     parser.add_argument(
         "--fixtures", type=Path, help="leanSpec fixtures root (default: the usual place)"
     )

@@ -24,6 +24,7 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from lean_p2p.tools import report
+from lean_p2p.tools.running import output_file
 
 DESCRIPTION = "gossip msgs/s and latency, req/resp round trips/s: lean driver vs stock py-libp2p"
 
@@ -74,7 +76,7 @@ def _plans(quick: bool) -> list[Plan]:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
-    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
     parser.add_argument(
         "--variants",
         default="",
@@ -667,6 +669,18 @@ class _Recorder:
 
 
 def _run_receiver(variant: str) -> int:
+    # The parent stops this process through its stdin ("quit"), in order. A Ctrl-C in a
+    # terminal reaches the whole process group, so this process leaves it to the parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _receive(variant)
+    except BrokenPipeError:
+        # The parent is gone (it was stopped at once): nobody is left to read results.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _receive(variant: str) -> None:
     if variant == "lean":
         import asyncio
 
@@ -681,7 +695,6 @@ def _run_receiver(variant: str) -> int:
         import trio
 
         trio.run(_stock_receiver, variant)
-    return 0
 
 
 async def _lean_receiver() -> None:

@@ -45,6 +45,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lean_p2p.tools.running import output_file
+
 DESCRIPTION = "native producers: C ring vs ctypes callback, loop idle/busy, 1/2/8 producers"
 
 #: loop state -> length of the loop thread's pure-Python slices (0: idle)
@@ -85,7 +87,7 @@ class Measurement:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer events, one repeat")
-    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument(
         "--producers", default="1,2,8", help="comma-separated native producer counts"

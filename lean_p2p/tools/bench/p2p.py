@@ -21,6 +21,7 @@ from typing import Any
 
 from lean_p2p.tools.memory_chain import build_chain
 from lean_p2p.tools.report import print_table, write_json
+from lean_p2p.tools.running import output_file
 from lean_p2p.tools.simulation import Chaos, TwoNodeSimulation
 
 __all__ = ["DESCRIPTION", "SCENARIOS", "configure", "main", "run", "run_scenario"]
@@ -84,7 +85,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=100, help="seeded runs per scenario")
     parser.add_argument("--behind", type=int, default=1000, help="blocks the client lacks")
     parser.add_argument("--quick", action="store_true", help="5 seeds per scenario")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument(
+        "--json", metavar="PATH", type=output_file, help="also write the rows as JSON"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

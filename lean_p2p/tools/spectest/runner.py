@@ -42,7 +42,9 @@ __all__ = [
     "VectorFailure",
     "VectorResult",
     "VectorSkipped",
+    "count_vectors",
     "discover_plugins",
+    "present_formats",
     "run_file",
     "run_format",
     "run_plugin_vector",
@@ -128,6 +130,31 @@ def vector_files(root: Path, fmt: str) -> list[Path]:
     """Every vector file of ``fmt`` under the fixtures ``root``, sorted."""
     directory = root / fmt
     return sorted(directory.rglob("*.json")) if directory.is_dir() else []
+
+
+def present_formats(root: Path) -> list[str]:
+    """Every format directory under ``root`` that holds at least one vector file."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir() and next(entry.rglob("*.json"), None) is not None
+    )
+
+
+def count_vectors(root: Path, fmt: str) -> int:
+    """How many vectors ``fmt`` has under ``root`` (a file that cannot be read counts
+    as one, as :func:`run_file` counts it as one failure)."""
+    total = 0
+    for path in vector_files(root, fmt):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            total += 1
+            continue
+        total += len(document) if isinstance(document, dict) else 1
+    return total
 
 
 def run_plugin_vector(
