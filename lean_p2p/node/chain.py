@@ -87,6 +87,13 @@ class ChainSummary:
     blocks: int
     parked: int
 
+    def __str__(self) -> str:
+        return (
+            f"slot {self.current_slot}: head {self.head_slot} (0x{self.head_root.hex()[:8]}), "
+            f"justified {self.justified_slot}, finalized {self.finalized_slot} "
+            f"(0x{self.finalized_root.hex()[:8]}), {self.blocks} blocks, {self.parked} parked"
+        )
+
 
 class ChainTimings:
     """Processing times the metrics export (seconds of loop-thread CPU per operation)."""
@@ -139,13 +146,16 @@ class ChainService:
     # --- ChainReader (for the P2P core) ---------------------------------------------
 
     def head(self) -> Checkpoint:
+        self.store.affinity.check()
         store = self.store
         return Checkpoint(root=store.head, slot=store.blocks[store.head].slot)
 
     def finalized(self) -> Checkpoint:
+        self.store.affinity.check()
         return self.store.latest_finalized
 
     def root_at_slot(self, slot: int) -> bytes | None:
+        self.store.affinity.check()
         blocks = self.store.blocks
         root = self.store.head
         while (block := blocks.get(root)) is not None and block.slot > slot:
@@ -153,9 +163,11 @@ class ChainService:
         return root if block is not None and block.slot == slot else None
 
     def get_block(self, root: bytes) -> SignedBlock | None:
+        self.store.affinity.check()
         return self._signed_blocks.get(root)
 
     def blocks_by_range(self, start_slot: int, count: int) -> Sequence[SignedBlock]:
+        self.store.affinity.check()
         end = start_slot + count
         blocks = self.store.blocks
         found: list[SignedBlock] = []
@@ -170,6 +182,7 @@ class ChainService:
     # --- views ------------------------------------------------------------------------
 
     def summary(self) -> ChainSummary:
+        self.store.affinity.check()
         store = self.store
         return ChainSummary(
             current_slot=store.current_slot,
@@ -189,6 +202,7 @@ class ChainService:
         Two stores with equal fingerprints agree on everything fork choice uses; replay
         compares these to prove it reproduced a recorded node exactly.
         """
+        self.store.affinity.check()
         store = self.store
         digest = hashlib.sha256()
         for root in sorted(store.blocks):
@@ -208,6 +222,7 @@ class ChainService:
         return digest.digest()
 
     def finalized_state(self) -> State | None:
+        self.store.affinity.check()
         state = self.store.states.get(self.store.latest_finalized.root)
         return state.to_container() if state is not None else None
 

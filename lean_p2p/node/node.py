@@ -22,6 +22,7 @@ driver stopped, so every event the mailbox accepted is handled (and recorded) be
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -32,6 +33,7 @@ from typing import Any, Protocol, Self
 
 from lean_p2p import net
 from lean_p2p.consensus.signatures import SignatureVerifier
+from lean_p2p.net.checks import check_event
 from lean_p2p.node.api import ApiServer
 from lean_p2p.node.chain import ChainService, ChainSummary
 from lean_p2p.node.clock import Clock, ScheduledCall, SystemClock
@@ -214,6 +216,8 @@ class Node:
         }
         self._mailbox: Mailbox | None = None
         self._driver: DriverPort | None = None
+        #: the loop the node runs on, for report_threadsafe (set by start)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._api: ApiServer | None = None
         self._recorder: Recorder | None = None
         self._tick_handle: ScheduledCall | None = None
@@ -246,6 +250,7 @@ class Node:
 
     async def start(self) -> None:
         self.affinity.bind()
+        self._loop = asyncio.get_running_loop()
         if self._started:
             raise RuntimeError("a node starts once")
         self._started = True
@@ -275,8 +280,14 @@ class Node:
             self._recorder = Recorder(self.config.record_path, self.recording_header())
         if not self._live:
             return
-        self._driver = self._driver_given or _default_driver(self.config)
-        self._driver.start(self.emit_threadsafe)
+        if self._driver_given is not None:
+            self._driver = self._driver_given
+            self._driver.start(self.emit_threadsafe)
+        else:
+            # Our own driver builds every event from its constructors; checking each
+            # again would only cost time on the hottest path.
+            self._driver = _default_driver(self.config)
+            self._driver.start(self._emit_trusted)
         self._schedule_tick(self._current_interval())
 
     async def stop(self) -> None:
@@ -322,9 +333,16 @@ class Node:
     def emit_threadsafe(self, event: net.Event) -> None:
         """Route a driver event into its lane (any thread, never blocks).
 
-        A full lane drops it (the mailbox counts it). After close, raises
+        An ill-typed event raises :class:`TypeError` here, in the caller's thread,
+        saying which field is wrong, and never reaches the loop. A full lane drops it
+        (the mailbox counts it). After close, raises
         :class:`~lean_p2p.runtime.MailboxClosed` so the driver knows to stop.
         """
+        check_event(event)
+        self._emit_trusted(event)
+
+    def _emit_trusted(self, event: net.Event) -> None:
+        """:meth:`emit_threadsafe` without the type check, for the node's own driver."""
         mailbox = self._mailbox
         if mailbox is None:
             raise MailboxClosed("the node has not started")
@@ -490,10 +508,33 @@ class Node:
             "bootnodes": list(config.bootnodes),
         }
 
+    def report_threadsafe(self, timeout: float = 10.0) -> NodeReport:
+        """:meth:`report`, from any thread but the loop's: the loop builds it between
+        two batches, so every figure comes from one consistent moment, and this waits
+        for it (at most ``timeout`` seconds, then :class:`TimeoutError`)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("the node is not running: call report() on its thread")
+        if self.affinity.bound and self.affinity.is_current():
+            raise RuntimeError("report_threadsafe() on the loop thread would wait forever")
+        answer: concurrent.futures.Future[NodeReport] = concurrent.futures.Future()
+
+        def build() -> None:
+            try:
+                answer.set_result(self.report())
+            except BaseException as error:  # handed to the waiting thread, not lost
+                answer.set_exception(error)
+
+        loop.call_soon_threadsafe(build)
+        return answer.result(timeout)
+
     def mailbox_statistics(self) -> MailboxStatistics | None:
         return self._mailbox.statistics() if self._mailbox is not None else None
 
     def report(self) -> NodeReport:
+        """Where the node stands (loop thread; from another thread use
+        :meth:`report_threadsafe`, which asks the loop)."""
+        self.affinity.check()
         stats = self.mailbox_statistics()
         lanes = stats.lanes if stats is not None else ()
         accepted = sum(lane.accepted for lane in lanes)

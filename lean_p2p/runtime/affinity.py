@@ -80,6 +80,10 @@ class LoopAffinity:
     def bound(self) -> bool:
         return self._thread_id is not None
 
+    def is_current(self) -> bool:
+        """Whether the calling thread is the bound one (False while unbound)."""
+        return self._thread_id == threading.get_ident()
+
     def check(self) -> None:
         """Raise :class:`WrongThreadError` unless called on the bound thread.
 

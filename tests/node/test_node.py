@@ -39,6 +39,7 @@ from lean_p2p.node.node import Node, NodeFailed
 from lean_p2p.node.replay import replay_recording
 from lean_p2p.node.testing import FakeDriver, ManualClock
 from lean_p2p.runtime import MailboxClosed
+from lean_p2p.runtime.affinity import WrongThreadError
 from lean_p2p.wire.keys import NodeKey
 
 GENESIS_TIME = 1_000
@@ -197,6 +198,69 @@ async def test_failing_handler_stops_the_node_loudly() -> None:
     assert isinstance(node.failure, RuntimeError)
     with pytest.raises(NodeFailed, match="boom"):
         await node.stop()
+
+
+async def test_an_ill_typed_event_is_refused_in_the_callers_thread() -> None:
+    clock = ManualClock(GENESIS_TIME)
+    node = Node(_config("n", ()), driver=FakeDriver(), clock=clock)
+    await node.start()
+    await node.wait_idle()
+    accepted_before = node.report().accepted
+    bad = PeerConnected("peer", "inbound", "/ip4/127.0.0.1/udp/1/quic-v1")  # type: ignore[arg-type]
+    refused: list[BaseException] = []
+
+    def embedder_thread() -> None:
+        try:
+            node.emit_threadsafe(bad)
+        except TypeError as error:
+            refused.append(error)
+
+    thread = threading.Thread(target=embedder_thread)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    assert len(refused) == 1
+    assert "PeerConnected.direction must be Direction, got str 'inbound'" in str(refused[0])
+    await node.wait_idle()
+    assert node.failure is None  # the loop never saw it
+    assert node.report().accepted == accepted_before
+    await node.stop()
+
+
+async def test_foreign_threads_read_through_report_threadsafe_only() -> None:
+    clock = ManualClock(GENESIS_TIME)
+    node = Node(_config("n", (0, 1, 2, 3)), driver=FakeDriver(), clock=clock)
+    await node.start()
+    await _run_intervals(clock, [node], 10)
+    on_loop = node.report()
+    errors: list[str] = []
+    reports: list[Any] = []
+
+    def embedder_thread() -> None:
+        for read in (node.chain.summary, node.report, node.chain.finalized_state):
+            try:
+                read()
+            except WrongThreadError:
+                errors.append(read.__name__)
+        reports.append(node.report_threadsafe())
+
+    thread = threading.Thread(target=embedder_thread)
+    thread.start()
+    await asyncio.to_thread(thread.join)  # the loop keeps running: it builds the report
+    assert errors == ["summary", "report", "finalized_state"]
+    assert reports[0].chain == on_loop.chain
+    assert reports[0].handled == on_loop.handled
+    with pytest.raises(RuntimeError, match="would wait forever"):
+        node.report_threadsafe()
+    await node.stop()
+
+
+def test_chain_summary_reads_as_one_line() -> None:
+    from lean_p2p.node.chain import ChainSummary
+
+    summary = ChainSummary(9, 8, b"\xab" * 32, 6, 5, b"\xcd" * 32, 7, 9, 0)
+    assert str(summary) == (
+        "slot 9: head 8 (0xabababab), justified 6, finalized 5 (0xcdcdcdcd), 9 blocks, 0 parked"
+    )
 
 
 @pytest.mark.stress
