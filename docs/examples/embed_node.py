@@ -1,7 +1,9 @@
 """Embedding a lean node: run it on your loop, feed it from your own network thread.
 
-Run:  python docs/examples/embed_node.py            (fake network, manual clock: instant)
-      python docs/examples/embed_node.py --libp2p   (the py-libp2p driver, wall clock, 20 s)
+Run:  .venv/bin/python docs/examples/embed_node.py            (fake network, manual clock)
+      .venv/bin/python docs/examples/embed_node.py --libp2p   (py-libp2p driver, 20 s)
+
+(``.venv/bin/python`` is where ``scripts/setup.sh`` installed lean_p2p.)
 
 The first mode is what an embedder's tests look like: a FakeDriver stands in for the
 network (your native stack would call ``node.emit_threadsafe`` from its own threads the
