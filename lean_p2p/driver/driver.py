@@ -31,7 +31,7 @@ import trio
 from libp2p.abc import INotifee
 
 from lean_p2p import net
-from lean_p2p.driver import codec
+from lean_p2p.driver import codec, log_limits
 from lean_p2p.driver.config import DriverConfig
 from lean_p2p.driver.gossipsub import LeanGossipsub, Verdict
 from lean_p2p.driver.host import build_host
@@ -60,6 +60,7 @@ class NetworkDriver:
         self.peer_id = NodeKey(config.private_key).peer_id
         self._emit_to_loop = emit
         self._thread: threading.Thread | None = None
+        self._log_limiter: log_limits.DependencyLogLimiter | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._finished = threading.Event()
@@ -101,6 +102,9 @@ class NetworkDriver:
         :class:`DriverStarted` event and by :meth:`wait_ready`."""
         if self._thread is not None:
             raise RuntimeError("driver already started")
+        # py-libp2p and aioquic are imported by now, their loggers with them: from here
+        # on, what a peer makes them log is summarized, not repeated (log_limits).
+        self._log_limiter = log_limits.install()
         self._thread = threading.Thread(
             target=self._thread_main, name=self.config.thread_name, daemon=True
         )
@@ -164,6 +168,7 @@ class NetworkDriver:
                 "inbound_in_flight": inbound,
             },
             "connected_peers": len(self._connections),
+            "logs": self._log_limiter.statistics() if self._log_limiter is not None else {},
             # {topic: (subscribed peers, mesh peers)}
             "topics": self._gossip.topology,
         }
@@ -216,6 +221,8 @@ class NetworkDriver:
         for topic in self._topics:
             self._gossip.subscribe(topic)
         self._listen_addresses = tuple(str(address) for address in host.get_addrs())
+        # The host and its transports are up: their modules' loggers exist now too.
+        log_limits.install()
         self._token = trio.lowlevel.current_trio_token()
         for address in self.config.static_peers:
             nursery.start_soon(self._keep_dialled, address)
