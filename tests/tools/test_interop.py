@@ -585,7 +585,9 @@ def test_a_stopped_harness_stops_its_node(tmp_path: Path, signum: signal.Signals
         if harness_run.poll() is None:
             harness_run.kill()
             harness_run.communicate()
-    assert harness_run.returncode == 1, output
+    # Ctrl-C ends every command with 130 once it has stopped in order; a SIGTERM'd
+    # run reports its checks as failed.
+    assert harness_run.returncode == (130 if signum == signal.SIGINT else 1), output
     assert "interrupted" in output
     assert "leanSpec stopped: exit code" in output
     assert not _alive(node_pid)

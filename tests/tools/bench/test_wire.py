@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import cramjam
 import pytest
@@ -55,7 +56,7 @@ def test_configure_accepts_the_documented_options() -> None:
     parser = argparse.ArgumentParser()
     wire.configure(parser)
     args = parser.parse_args(["--quick", "--json", "out.json", "--impl", "lean_p2p"])
-    assert args.quick and args.json == "out.json" and args.impl == ["lean_p2p"]
+    assert args.quick and args.json == Path("out.json") and args.impl == ["lean_p2p"]
 
 
 def test_a_missing_reference_package_is_named_with_the_extra_that_brings_it(
