@@ -322,13 +322,19 @@ class P2PCore:
         if previous is not None and now - previous[0] < PUBLISH_FAILURE_LOG_INTERVAL:
             self._publish_failures_logged[key] = (previous[0], previous[1] + 1)
             return
+        hint = {}
+        if not self._peers:
+            # The usual cause, said where the user looks: a node alone cannot publish.
+            hint["hint"] = "no peer is connected: check the bootnodes and that they are up"
         log_event(
             logging.WARNING,
             "publish failed",
             topic=event.topic.value,
             message_id=event.message_id,
             reason=event.reason,
+            connected_peers=len(self._peers),
             not_logged_since_last=previous[1] if previous is not None else 0,
+            **hint,
         )
         self._publish_failures_logged[key] = (now, 0)
 

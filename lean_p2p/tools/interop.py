@@ -131,6 +131,7 @@ from lean_p2p.node.config import (
 )
 from lean_p2p.node.genesis import genesis_block, genesis_state
 from lean_p2p.tools.report import print_table, write_json
+from lean_p2p.tools.running import FieldsFormatter
 
 VALIDATOR_COUNT = 4
 LOOPBACK_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
@@ -1135,17 +1136,6 @@ def short(peer_id: str) -> str:
 
 
 # ---------------------------------------------------------------------- entry point
-
-
-class FieldsFormatter(logging.Formatter):
-    """The standard format plus the ``extra`` fields a record carries."""
-
-    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = {k: v for k, v in record.__dict__.items() if k not in self._STANDARD}
-        text = super().format(record)
-        return text + "".join(f" {key}={value!r}" for key, value in fields.items())
 
 
 class Terminated(Exception):

@@ -40,6 +40,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "INTERRUPTS",
     "PROGRESS_ENV",
+    "FieldsFormatter",
     "Interrupts",
     "Progress",
     "configure_logging",
@@ -270,8 +271,26 @@ def output_file(text: str) -> Path:
     return path
 
 
+class FieldsFormatter(logging.Formatter):
+    """The standard format plus the structured fields a record carries as ``extra``
+    (the library logs ``reason=``, ``peer_id=``, ``hint=`` ... that way)."""
+
+    # the P2P core's copies of its own fields, for log processors: shown once already
+    _SKIPPED = frozenset(logging.makeLogRecord({}).__dict__) | {
+        "message",
+        "asctime",
+        "p2p_event",
+        "p2p_fields",
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in self._SKIPPED}
+        text = super().format(record)
+        return text + "".join(f" {key}={value!r}" for key, value in fields.items())
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    """A command's logging: ``level`` and above to stderr, with structured fields."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])

@@ -653,6 +653,9 @@ def test_repeated_publish_failures_are_all_counted_but_logged_once_per_interval(
     ]
     assert core.statistics().counters["publish_failed_block"] == 7
     assert len(core.drain_to_chain()) == 7  # every failure still reaches the chain
+    # a lone node is told why: it has no peers
+    assert warnings[0].connected_peers == 0  # type: ignore[attr-defined]
+    assert "no peer is connected" in warnings[0].hint  # type: ignore[attr-defined]
 
 
 def test_gossip_attestations_and_aggregates_go_to_the_chain() -> None:

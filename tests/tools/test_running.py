@@ -134,3 +134,26 @@ def test_output_file_refuses_a_directory_and_an_uncreatable_parent(tmp_path: Pat
     blocker.write_text("")
     with pytest.raises(argparse.ArgumentTypeError, match="cannot create"):
         output_file(str(blocker / "out.json"))
+
+
+def test_log_lines_show_their_structured_fields_once() -> None:
+    import logging
+
+    from lean_p2p.tools.running import FieldsFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "msg": "publish failed",
+            "levelname": "WARNING",
+            "name": "lean_p2p.p2p",
+            "reason": "no peer accepted the message",
+            "hint": "no peer is connected",
+            "p2p_event": "publish failed",
+            "p2p_fields": {"reason": "no peer accepted the message"},
+        }
+    )
+    line = FieldsFormatter("%(levelname)s %(name)s %(message)s").format(record)
+    assert line == (
+        "WARNING lean_p2p.p2p publish failed reason='no peer accepted the message' "
+        "hint='no peer is connected'"
+    )
