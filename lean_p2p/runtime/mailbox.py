@@ -68,13 +68,14 @@ import asyncio
 import enum
 import itertools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lean_p2p.runtime.affinity import LoopAffinity, loop_only
+from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -117,8 +118,11 @@ class OverflowPolicy(enum.Enum):
     REJECT_NEWEST = "reject_newest"
     #: LIFO (freshest first); a full lane evicts its oldest item (counted "evicted").
     EVICT_OLDEST = "evict_oldest"
-    #: FIFO; never drops (control lane: stop, ticks, timers). Capacity is advisory;
-    #: only the runtime's own low-rate messages should use it.
+    #: FIFO; never drops (control lane: stop, ticks, timers). Capacity is advisory:
+    #: puts past it are accepted, counted (``over_capacity``) and warned about once, since
+    #: the lane's memory is then unbounded. Only the runtime's own low-rate messages
+    #: should use it; a producer that must not lose an item and may wait uses a bounded
+    #: lane with :meth:`Mailbox.put_wait` (backpressure) instead.
     NEVER_DROP = "never_drop"
 
 
@@ -165,6 +169,8 @@ class LaneStatistics:
     evicted: int
     handler_errors: int
     handling_time_s: float
+    #: ``never_drop`` lanes: puts accepted while the lane already held its capacity
+    over_capacity: int = 0
 
     @property
     def dropped(self) -> int:
@@ -186,6 +192,7 @@ class LaneStatistics:
             "dropped": self.drops_by_reason(),
             "handler_errors": self.handler_errors,
             "handling_time_s": self.handling_time_s,
+            "over_capacity": self.over_capacity,
         }
 
 
@@ -279,7 +286,9 @@ class _Lane:
 
     __slots__ = (
         "_evict",
+        "_over_capacity",
         "_reject_full",
+        "_warnings",
         "capacity",
         "handled",
         "handler_errors",
@@ -305,6 +314,9 @@ class _Lane:
         self._reject_full = _Counter()
         self._evict = _Counter()
         self.high_water = 0
+        self._over_capacity = _Counter()
+        # next() is atomic: exactly one producer sees 0 and warns, however many race.
+        self._warnings = itertools.count()
         # Loop-thread-only counters: plain ints are exact there.
         self.handled = 0
         self.handler_errors = 0
@@ -328,6 +340,21 @@ class _Lane:
                 pass
             else:
                 self._evict.increment()
+            return True
+        # NEVER_DROP: accepted past the capacity. Count it, and say so once: the lane's
+        # memory is unbounded from here on.
+        self._over_capacity.increment()
+        if next(self._warnings) == 0:
+            logger.warning(
+                "never_drop lane %r holds %d items, past its capacity %d: it never refuses, "
+                "so its memory is unbounded; route high-rate traffic to a bounded lane, and "
+                "use Mailbox.put_wait where a producer must not lose items (every put past "
+                "the capacity is counted as over_capacity)",
+                self.name,
+                len(self.items),
+                self.capacity,
+                extra={"lane": self.name, "capacity": self.capacity},
+            )
         return True
 
     def reject(self, count: int) -> None:
@@ -371,6 +398,7 @@ class _Lane:
             evicted=evicted,
             handler_errors=self.handler_errors,
             handling_time_s=self.handling_time_s,
+            over_capacity=self._over_capacity.value,
         )
 
 
@@ -443,6 +471,12 @@ class Mailbox:
         self._linger_s = linger_s
         self._last_batch = float("-inf")
         self.affinity = LoopAffinity("Mailbox (drain, aclose)", "Mailbox.put")
+        # put_wait's backpressure: producers that found their lane full wait on _room
+        # for the next drain. The lock guards only this waiting, never a lane or any
+        # loop-owned state; the loop takes it only when someone waits.
+        self._room = threading.Condition(threading.Lock())
+        self._room_waiters = 0
+        self._drain_generation = 0
 
     # -- any thread -------------------------------------------------------------------
 
@@ -475,6 +509,52 @@ class Mailbox:
             return True
         finally:
             self._puts_left()
+
+    def put_wait(self, lane: str, item: object, timeout: float | None = None) -> bool:
+        """Enqueue ``item`` on ``lane``, waiting while the lane is full: backpressure.
+
+        Any thread but the loop's (there it would wait for itself: WrongThreadError).
+        For a producer that must not lose an item and may wait, on a bounded lane: it
+        never exceeds the capacity and never counts a drop. Returns True once accepted,
+        False if ``timeout`` seconds passed first (the item was not accepted; the caller
+        still holds it). Raises :class:`MailboxClosed` once closing has begun, also
+        while waiting.
+        """
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs in this thread
+            on_loop = False
+        if on_loop or self.affinity.is_current():
+            raise WrongThreadError("Mailbox.put_wait on the loop thread would wait forever")
+        target = self._lanes_by_name.get(lane)
+        if target is None:
+            target = self._lane(lane)  # raises UnknownLaneError naming the lanes
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # The generation is read BEFORE looking for room: a drain that frees room
+            # after the look changes it, so the wait below cannot miss that drain.
+            generation = self._drain_generation
+            self._puts_entered()  # the same bracket as put(): aclose waits for it
+            try:
+                if self._closed:
+                    raise MailboxClosed(f"mailbox is closed; {lane!r} item not accepted")
+                if len(target.items) < target.capacity:
+                    target.items.append(item)  # publish, then arm (as in put)
+                    if self._idle_token:
+                        self._arm_from_producer()
+                    return True
+            finally:
+                self._puts_left()
+            with self._room:
+                self._room_waiters += 1
+                try:
+                    while self._drain_generation == generation and not self._closed:
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            return False
+                        self._room.wait(remaining)
+                finally:
+                    self._room_waiters -= 1
 
     def put_many(self, lane: str, items: Sequence[object]) -> int:
         """Enqueue ``items`` on ``lane`` in order; any thread, never blocks.
@@ -579,6 +659,17 @@ class Mailbox:
                 self._rearm_from_loop()
             elif self._linger_s and self._should_linger(served):
                 self._rearm_from_loop()
+            if served:
+                self._wake_waiting_producers()
+
+    def _wake_waiting_producers(self) -> None:
+        """Tell put_wait's producers that a drain made room. Publish, then wake: the
+        generation moves first, so a producer that registers after the read of the
+        waiter count below sees the new generation and does not wait."""
+        self._drain_generation += 1
+        if self._room_waiters:
+            with self._room:
+                self._room.notify_all()
 
     def _should_linger(self, served: int) -> bool:
         """Stay armed a little longer (cheap call_soon passes, no syscall)?
@@ -659,6 +750,7 @@ class Mailbox:
         Idempotent: a second call waits for the same guarantee.
         """
         self._closed = True
+        self._wake_waiting_producers()  # put_wait's waiters see the close and raise
         # Wait until no put is between its closed-check and its publish. A put entering
         # from now on sees _closed and raises. Read "left" before "entered": if they are
         # equal, no put was in flight at the moment "left" was read.

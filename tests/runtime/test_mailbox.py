@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import pytest
@@ -117,6 +118,87 @@ async def test_never_drop_lane_exceeds_its_advisory_capacity() -> None:
     assert recorder.items() == list(range(10))
     assert mailbox.statistics().dropped == 0
     await mailbox.aclose()
+
+
+async def test_never_drop_past_its_capacity_is_counted_and_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mailbox = Mailbox([LaneSpec("control", 2, OverflowPolicy.NEVER_DROP, 4)], Recorder())
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.runtime.mailbox"):
+        for number in range(10):
+            mailbox.put("control", number)  # nothing drains in between: depth grows
+    lane = mailbox.statistics().lane("control")
+    assert lane.over_capacity == 8  # the puts that found 2 or more items waiting
+    assert lane.as_dict()["over_capacity"] == 8
+    warnings = [r for r in caplog.records if "past its capacity" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "Mailbox.put_wait" in warnings[0].getMessage()
+    await mailbox.aclose()
+
+
+async def test_put_wait_waits_for_room_instead_of_dropping() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=4), recorder)
+    total = 1_000
+
+    def producer() -> None:
+        for number in range(total):
+            assert mailbox.put_wait("only", number, timeout=60)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    await asyncio.to_thread(thread.join)  # the loop keeps draining meanwhile
+    await settle(mailbox)
+    assert recorder.items() == list(range(total))  # every item, in order
+    lane = mailbox.statistics().lane("only")
+    assert lane.dropped == 0
+    assert lane.high_water <= 4  # never past the capacity
+    await mailbox.aclose()
+
+
+async def test_put_wait_times_out_without_accepting_or_counting_a_drop() -> None:
+    mailbox = Mailbox(one_lane(capacity=1), Recorder())
+    assert mailbox.put("only", "first")
+    outcome: list[bool] = []
+    producer = threading.Thread(
+        target=lambda: outcome.append(mailbox.put_wait("only", "second", timeout=0.05))
+    )
+    # Joined without yielding: the loop cannot drain, so the lane stays full throughout.
+    producer.start()
+    producer.join()
+    assert outcome == [False]
+    assert mailbox.statistics().lane("only").dropped == 0
+    await mailbox.aclose()
+    assert mailbox.statistics().lane("only").handled == 1  # "second" never went in
+
+
+async def test_put_wait_on_the_loop_thread_is_refused() -> None:
+    mailbox = Mailbox(one_lane(capacity=1), Recorder())
+    with pytest.raises(WrongThreadError, match="would wait forever"):
+        mailbox.put_wait("only", 1)
+    await mailbox.aclose()
+
+
+async def test_closing_wakes_a_waiting_producer_with_mailbox_closed() -> None:
+    mailbox = Mailbox(one_lane(capacity=1), Recorder())
+    mailbox.put("only", "first")
+    outcome: list[BaseException] = []
+
+    def producer() -> None:
+        try:
+            mailbox.put_wait("only", "second")
+        except MailboxClosed as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    # Without yielding (no drain can run): wait until the producer waits for room.
+    while mailbox._room_waiters == 0:
+        thread.join(0.001)
+    await mailbox.aclose()  # wakes it before serving "first": it sees the close
+    await asyncio.to_thread(thread.join)
+    assert len(outcome) == 1
+    assert mailbox.statistics().lane("only").handled == 1
 
 
 async def test_lanes_are_served_in_priority_order_with_a_quantum_per_round() -> None:
