@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --setup-only) run_main=0; shift ;;
     --) shift; devnet_args=("$@"); break ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

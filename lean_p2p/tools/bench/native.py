@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lean_p2p.native import NativeUnavailable, availability
     from lean_p2p.tools.report import print_table, write_json
+    from lean_p2p.tools.running import Progress
 
     # Producers here retry every push the full ring refuses; the table counts those
     # refusals (full_retries), so the ring's per-second warning would only repeat it.
@@ -133,17 +134,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     producer_counts = [int(count) for count in args.producers.split(",")]
     repeat = args.repeat or (1 if args.quick else 3)
-    max_seconds = args.max_seconds or (5.0 if args.quick else 15.0)
+    # A case whose producers starve (the callback paths behind a busy loop) stops here.
+    max_seconds = args.max_seconds or (2.0 if args.quick else 15.0)
     paced_seconds = 0.5 if args.quick else 2.0
-    rows = []
+    rows: list[dict[str, Any]] = []
     loop_states = [state for state in args.loop_states.split(",") if state]
     unknown_states = set(loop_states) - set(LOOP_STATES)
     if unknown_states:
         print(f"lean-p2p bench native: unknown loop states {sorted(unknown_states)}")
         return 2
+    progress = Progress("bench native")
+    total = len(loop_states) * len(producer_counts) * len(paths)
     for loop_state in loop_states:
         for producers in producer_counts:
             for path in paths:
+                progress.update(
+                    f"case {len(rows) + 1} of {total}: {path}, loop {loop_state}, "
+                    f"{producers} producers",
+                    force=True,
+                )
                 events = args.events or _events(path, args.quick)
                 case = Case(path, loop_state, producers, events, args.loop)
                 paced = Case(
@@ -157,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 flat_runs = [_run_case(case, driver, max_seconds) for _ in range(repeat)]
                 paced_runs = [_run_case(paced, driver, max_seconds) for _ in range(repeat)]
                 rows.append(_row(case, flat_runs, paced_runs))
-                print_table([rows[-1]], _COLUMNS)
+    progress.done()
     print_table(rows, _COLUMNS, title=f"native producers, {args.loop}, medians of {repeat}")
     comparisons = _comparisons(rows)
     if comparisons:
@@ -216,12 +225,13 @@ _DRAIN_PRODUCERS = 8
 
 
 def _events(path: str, quick: bool) -> int:
-    # Sized so that each flat-out case runs for about a second on a small machine.
+    # Sized so that each flat-out case runs for about a second on a small machine
+    # (--quick: half a second).
     if path == "ring":
-        return 100_000 if quick else 400_000
+        return 50_000 if quick else 400_000
     if path == "callback":
-        return 20_000 if quick else 100_000
-    return 10_000 if quick else 30_000
+        return 10_000 if quick else 100_000
+    return 5_000 if quick else 30_000
 
 
 def _row(
