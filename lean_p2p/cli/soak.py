@@ -39,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from lean_p2p.tools.soak import run_soak
 
     configure_logging("ERROR")
-    verdict = run_loop(lambda _stop: run_soak(args), cancel_on_stop=True)
+    verdict = run_loop(lambda stop: run_soak(args, stop))
     summary = {k: v for k, v in verdict.items() if k not in {"log", "history"}}
     print(json.dumps(summary, indent=2))
     if args.json is not None:
         args.json.write_text(json.dumps(verdict, indent=2) + "\n")
+    if verdict["interrupted"]:
+        return 130  # the command line says so; the verdict above is partial
     return 0 if verdict["passed"] else 1

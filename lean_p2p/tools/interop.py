@@ -131,7 +131,7 @@ from lean_p2p.node.config import (
 )
 from lean_p2p.node.genesis import genesis_block, genesis_state
 from lean_p2p.tools.report import print_table, write_json
-from lean_p2p.tools.running import FieldsFormatter
+from lean_p2p.tools.running import INTERRUPTS, FieldsFormatter
 
 VALIDATOR_COUNT = 4
 LOOPBACK_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1"
@@ -1175,16 +1175,21 @@ def leanspec_process(
             daemon=True,
         )
         reader.start()
-        try:
-            yield process
-        finally:
-            stopping = time.monotonic()
-            returncode = stop_process(process)
-            reader.join(5)
-            progress(
-                f"leanSpec stopped: exit code {returncode} "
-                f"after {time.monotonic() - stopping:.1f} s"
+        # A second Ctrl-C exits at once: leanSpec's process group must not outlive us.
+        with contextlib.ExitStack() as hard_exit:
+            hard_exit.enter_context(
+                INTERRUPTS.cleanup_on_exit(lambda: os.killpg(process.pid, signal.SIGKILL))
             )
+            try:
+                yield process
+            finally:
+                stopping = time.monotonic()
+                returncode = stop_process(process)
+                reader.join(5)
+                progress(
+                    f"leanSpec stopped: exit code {returncode} "
+                    f"after {time.monotonic() - stopping:.1f} s"
+                )
 
 
 def run_interop(arguments: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import socket
 import tempfile
@@ -32,15 +33,17 @@ from typing import Any
 
 import aiohttp
 
-from lean_p2p.node.config import write_devnet
+from lean_p2p.node.config import NodeEntry, write_devnet
 from lean_p2p.tools.devnet import (
     DevnetOptions,
     DevnetProcess,
     free_ports,
+    kill_all,
     poll_report,
     read_report,
     stop_all,
 )
+from lean_p2p.tools.running import INTERRUPTS
 
 __all__ = ["run_soak"]
 
@@ -111,7 +114,10 @@ class ChaosPeer:
         self.driver.join(30)
 
 
-async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
+async def run_soak(args: argparse.Namespace, stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """Run the timeline to its end, or until ``stop`` is set (the verdict then says
+    ``interrupted``); either way every node is stopped in order and judged."""
+    stop = stop if stop is not None else asyncio.Event()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="lean-p2p-soak-"))
     genesis_time = int(time.time() + 12)
     entries = write_devnet(
@@ -124,6 +130,30 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     )
     options = DevnetOptions(nodes=4, validators=4, duration=args.duration, directory=directory)
     processes = [DevnetProcess(entry, directory) for entry in entries]
+    with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes)):
+        verdict = await _soak(
+            args,
+            stop=stop,
+            processes=processes,
+            options=options,
+            entries=entries,
+            genesis_time=genesis_time,
+            directory=directory,
+        )
+    verdict["interrupted"] = stop.is_set()
+    return verdict
+
+
+async def _soak(
+    args: argparse.Namespace,
+    *,
+    stop: asyncio.Event,
+    processes: list[DevnetProcess],
+    options: DevnetOptions,
+    entries: list[NodeEntry],
+    genesis_time: int,
+    directory: Path,
+) -> dict[str, Any]:
     for process in processes:
         process.start(options)
     chaos = ChaosPeer()
@@ -151,7 +181,11 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:
             next_sample = 0.0
             while time.time() < end:
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                if stop.is_set():
+                    note("interrupted")
+                    break
                 elapsed = time.time() - genesis_time
                 while plan and elapsed >= plan[0][0]:
                     _, action = plan.pop(0)

@@ -276,3 +276,17 @@ def test_spectest_is_interrupted_while_it_reads_a_vector_file(
     command.interrupt()
     code = command.finish()
     assert_clean_interrupt(command, code)
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_soak_stops_its_nodes_and_prints_the_partial_verdict(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    command = cleanup(start(["soak", "--duration", "600", "--dir", "net"], tmp_path))
+    # its first sample: every node has started and serves its API
+    command.wait_for("stdout", lambda line: " up=4 " in line)
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    assert '"interrupted": true' in "\n".join(command.stdout)
