@@ -1,7 +1,9 @@
 """The ``lean-p2p`` command line.
 
 Runs on the main thread of the command's own process. Each subcommand lives in its own
-module, imported when the parser is built; a command module exposes
+module here (each benchmark in ``cli/bench/``), which parses its options and calls the
+tool that does the work (:mod:`lean_p2p.tools`). A module is imported when the parser
+is built; a command module exposes
 
 - ``DESCRIPTION: str`` — one line for ``--help``;
 - ``configure(parser: argparse.ArgumentParser) -> None`` — adds its options;
@@ -42,12 +44,12 @@ COMMANDS: dict[str, str] = {
 
 #: ``lean-p2p bench NAME`` -> module implementing the benchmark
 BENCHMARKS: dict[str, str] = {
-    "bridge": "lean_p2p.tools.bench.bridge",
-    "native": "lean_p2p.tools.bench.native",
-    "wire": "lean_p2p.tools.bench.wire",
-    "consensus": "lean_p2p.tools.bench.consensus",
-    "gossip": "lean_p2p.tools.bench.gossip",
-    "p2p": "lean_p2p.tools.bench.p2p",
+    "bridge": "lean_p2p.cli.bench.bridge",
+    "native": "lean_p2p.cli.bench.native",
+    "wire": "lean_p2p.cli.bench.wire",
+    "consensus": "lean_p2p.cli.bench.consensus",
+    "gossip": "lean_p2p.cli.bench.gossip",
+    "p2p": "lean_p2p.cli.bench.p2p",
 }
 
 

@@ -35,10 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lean_p2p.tools.running import output_file
 from lean_p2p.tools.stress import LoopKind, loop_factory
-
-DESCRIPTION = "mailbox vs call_soon_threadsafe vs janus vs mutex: events/s, p50/p99, wakeups"
 
 VARIANTS = ("mailbox", "call_soon", "janus", "mutex")
 LOOPS = ("asyncio", "uvloop")
@@ -374,20 +371,7 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="a run of under a minute")
-    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
-    parser.add_argument(
-        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT"
-    )
-    parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS), metavar="LOOP")
-    parser.add_argument("--producers", nargs="+", type=int, metavar="N")
-    parser.add_argument(
-        "--linger-us", type=float, metavar="US", help="the mailbox's linger (default: off)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.tools.report import print_table, write_json
 
     cases = plan(args)

@@ -31,42 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lean_p2p.tools.running import output_file
-
-DESCRIPTION = (
-    "consensus: fork_choice vector replay (vs leanSpec), on_block vs history, get_head, votes/s"
-)
-
 COLUMNS = ("benchmark", "case", "n", "median", "p90", "unit", "ratio", "note")
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
-    parser.add_argument("--json", type=output_file, metavar="PATH", help="write the rows as JSON")
-    parser.add_argument(
-        "--fixtures", type=Path, help="leanSpec fixtures root (default: the usual place)"
-    )
-    parser.add_argument(
-        "--leanspec-python",
-        metavar="PYTHON",
-        help="an interpreter that can import lean_spec (and its prover module or a "
-        "stand-in): replays the same vectors with the spec, side by side",
-    )
-    parser.add_argument(
-        "--leanspec-path",
-        default="",
-        metavar="PATHS",
-        help="PYTHONPATH entries for --leanspec-python (os.pathsep separated)",
-    )
-    parser.add_argument(
-        "--only",
-        choices=("replay", "on_block", "get_head", "votes"),
-        action="append",
-        help="run only these parts (repeatable)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.tools.report import print_table, write_json
 
     logging.getLogger("lean_p2p.consensus.signatures").setLevel(logging.ERROR)
@@ -810,9 +778,3 @@ def _bench_votes(validators: int, singles: int) -> list[dict[str, Any]]:
         )
     )
     return rows
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    configure(parser)
-    sys.exit(run(parser.parse_args()))

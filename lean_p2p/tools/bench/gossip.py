@@ -34,11 +34,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from lean_p2p.tools import report
-from lean_p2p.tools.running import output_file
 
-DESCRIPTION = "gossip msgs/s and latency, req/resp round trips/s: lean driver vs stock py-libp2p"
-
-__all__ = ["DESCRIPTION", "configure", "run"]
+__all__ = ["VARIANTS", "run_benchmark"]
 
 WINDOW = 24  # messages in flight (below py-libp2p's 32-entry per-peer queue)
 ATTESTATION_TOPIC = "/leanconsensus/12345678/attestation_0/ssz_snappy"
@@ -47,7 +44,7 @@ STOCK_STATUS_PROTOCOL = "/bench/status/1"
 _PROGRESS_EVERY = 4
 _DATAGRAM_ENV = "LEAN_P2P_BENCH_DATAGRAM_SIZE"
 #: variant -> stock transport (None: the lean driver)
-_VARIANTS: dict[str, str | None] = {"lean": None, "stock": "tcp", "stock-quic": "quic"}
+VARIANTS: dict[str, str | None] = {"lean": None, "stock": "tcp", "stock-quic": "quic"}
 
 
 def _datagram_size() -> int:
@@ -74,36 +71,7 @@ def _plans(quick: bool) -> list[Plan]:
     ]
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
-    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
-    parser.add_argument(
-        "--variants",
-        default="",
-        help="comma-separated of lean, stock, stock-quic (default: lean,stock with "
-        "--quick, all three otherwise)",
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"
-    )
-    parser.add_argument(
-        "--datagram-size",
-        type=int,
-        default=1200,
-        help="lean QUIC datagram size (1200 default; 1452 on 1500-MTU paths)",
-    )
-    parser.add_argument(
-        "--dialer",
-        choices=("sender", "receiver"),
-        default="sender",
-        help="lean only: which side dials the connection the gossip flows over "
-        "(default sender: gossip arrives on the receiver's listener; receiver: on a "
-        "connection it dialed)",
-    )
-    parser.add_argument("--role", choices=list(_VARIANTS), help=argparse.SUPPRESS)
-
-
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     # Production-size XMSS signatures: a signed attestation is 2.7 KB on the wire. The
     # receiver gets the same scheme through its environment (see _Child).
     from lean_p2p.containers import (
@@ -120,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_parent(args: argparse.Namespace) -> int:
-    default = "lean,stock" if args.quick else ",".join(_VARIANTS)
+    default = "lean,stock" if args.quick else ",".join(VARIANTS)
     variants = [v.strip() for v in (args.variants or default).split(",") if v.strip()]
-    unknown = set(variants) - set(_VARIANTS)
+    unknown = set(variants) - set(VARIANTS)
     if unknown:
         print(f"unknown variants: {sorted(unknown)}", file=sys.stderr)
         return 2
@@ -595,7 +563,7 @@ def _stock_node(variant: str) -> tuple[Any, Any, Any, list[Any]]:
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
 
-    if _VARIANTS[variant] == "quic":
+    if VARIANTS[variant] == "quic":
         listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")]
         host = new_host(enable_quic=True, listen_addrs=listen)
     else:

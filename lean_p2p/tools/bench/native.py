@@ -45,10 +45,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lean_p2p.tools.running import output_file
-
-DESCRIPTION = "native producers: C ring vs ctypes callback, loop idle/busy, 1/2/8 producers"
-
 #: loop state -> length of the loop thread's pure-Python slices (0: idle)
 BUSY_SLICE_S = {"idle": 0.0, "busy": 0.001, "busy-10ms": 0.010}
 
@@ -85,31 +81,7 @@ class Measurement:
     stopped_early: bool
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer events, one repeat")
-    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument(
-        "--producers", default="1,2,8", help="comma-separated native producer counts"
-    )
-    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
-    parser.add_argument(
-        "--loop-states", default=",".join(LOOP_STATES), help="comma-separated loop states"
-    )
-    parser.add_argument("--repeat", type=int, help="runs per case (median); default 3, quick 1")
-    parser.add_argument("--max-seconds", type=float, help="stop a case's producers after this long")
-    parser.add_argument(
-        "--rate", type=int, default=PACED_RATE, help="total events/s of the paced latency runs"
-    )
-    parser.add_argument("--events", type=int, help="flat-out events per case (all paths)")
-    parser.add_argument(
-        "--drain-events",
-        type=int,
-        help="events of the drain-only measurement (default 200,000; quick 50,000; 0: skip)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     import logging
 
     from lean_p2p.native import NativeUnavailable, availability

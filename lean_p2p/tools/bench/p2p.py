@@ -1,9 +1,7 @@
 """Catch-up report: how many requests and how long a node 1,000 blocks behind needs.
 
-Runs on the main thread of its own process: ``python -m lean_p2p.tools.bench.p2p`` (it
-also has the ``DESCRIPTION`` / ``configure`` / ``run`` shape of a ``lean-p2p bench``
-module). Each
-scenario runs the two-node simulation (:mod:`lean_p2p.tools.simulation`) over many seeds
+Runs on the main thread of ``lean-p2p bench p2p`` (options: :mod:`lean_p2p.cli.bench.p2p`).
+Each scenario runs the two-node simulation (:mod:`lean_p2p.tools.simulation`) over many seeds
 and prints one row: range sync with batched parent fetch (this design) beside the
 one-parent-at-a-time walk it replaces (``range_sync=False``), on a clean link and under
 chaos. Request counts and simulated seconds are exact functions of the seed; only the
@@ -14,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from lean_p2p.tools.memory_chain import build_chain
 from lean_p2p.tools.report import print_table, write_json
-from lean_p2p.tools.running import output_file
 from lean_p2p.tools.simulation import Chaos, TwoNodeSimulation
 
-__all__ = ["DESCRIPTION", "SCENARIOS", "configure", "main", "run", "run_scenario"]
+__all__ = ["SCENARIOS", "run_benchmark", "run_scenario"]
 
 #: A link with a 50 ms round trip, so that round trips show in the simulated time.
 WAN = Chaos(min_delay=0.025, max_delay=0.025)
@@ -78,19 +74,7 @@ def run_scenario(name: str, seeds: Sequence[int], behind: int) -> dict[str, Any]
     }
 
 
-DESCRIPTION = "catch-up requests and time: range sync vs parent walk, clean and chaotic"
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", type=int, default=100, help="seeded runs per scenario")
-    parser.add_argument("--behind", type=int, default=1000, help="blocks the client lacks")
-    parser.add_argument("--quick", action="store_true", help="5 seeds per scenario")
-    parser.add_argument(
-        "--json", metavar="PATH", type=output_file, help="also write the rows as JSON"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     seeds = range(5 if args.quick else args.seeds)
     rows = [run_scenario(name, seeds, args.behind) for name in SCENARIOS]
     baseline = rows[0]["block_requests_median"]
@@ -111,13 +95,3 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rows)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lean_p2p.tools.bench.p2p", description=__doc__)
-    configure(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

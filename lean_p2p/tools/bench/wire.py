@@ -26,24 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lean_p2p.tools.running import output_file
-
-DESCRIPTION = "SSZ encode/decode/root and snappy throughput vs py-ssz and remerkleable"
-
 SSZ_COLUMNS = ["object", "impl", "bytes", "encode/s", "decode/s", "root/s", "gossip decode/s"]
 SNAPPY_COLUMNS = ["format", "impl", "size", "compress MB/s", "decompress MB/s", "decompress/s"]
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
-    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure")
-    parser.add_argument(
-        "--impl",
-        action="append",
-        choices=["lean_p2p", "py-ssz", "remerkleable"],
-        help="SSZ implementations to compare (repeatable; default all)",
-    )
 
 
 # -- timing ----------------------------------------------------------------------------
@@ -503,7 +487,7 @@ def _snappy_rows(timing: Timing, sizes: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
+def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.containers import PRODUCTION_SCHEME
     from lean_p2p.tools.report import print_table, write_json
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from lean_p2p.cli.bench import gossip as gossip_command
 from lean_p2p.containers import PRODUCTION_SCHEME, using_signature_scheme
 from lean_p2p.driver import codec
 from lean_p2p.tools.bench import gossip
@@ -62,11 +63,11 @@ def test_medians_and_ratios_over_repetitions() -> None:
 @pytest.mark.parametrize("dialer", ["sender", "receiver"])
 def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path, dialer: str) -> None:
     parser = argparse.ArgumentParser()
-    gossip.configure(parser)
+    gossip_command.configure(parser)
     output = tmp_path / "gossip.json"
     arguments = ["--quick", "--repeats", "1", "--variants", "lean", "--dialer", dialer]
     args = parser.parse_args([*arguments, "--json", str(output)])
-    assert gossip.run(args) == 0
+    assert gossip_command.run(args) == 0
     rows = json.loads(output.read_text())
     assert {(row["kind"], row["phase"]) for row in rows} == {
         ("attestation", "throughput"), ("attestation", "latency"),

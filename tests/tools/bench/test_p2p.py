@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.tools.bench.p2p import SCENARIOS, main, run_scenario
+from lean_p2p.cli import main as cli_main
+from lean_p2p.tools.bench.p2p import SCENARIOS, run_scenario
 
 
 def test_parent_walk_needs_one_request_per_block_range_sync_one_per_1024() -> None:
@@ -25,7 +26,7 @@ def test_main_prints_every_scenario_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "catchup.json"
-    assert main(["--seeds", "1", "--behind", "20", "--json", str(output)]) == 0
+    assert cli_main(["bench", "p2p", "--seeds", "1", "--behind", "20", "--json", str(output)]) == 0
     printed = capsys.readouterr().out
     for name in SCENARIOS:
         assert name in printed

@@ -8,6 +8,7 @@ from pathlib import Path
 import cramjam
 import pytest
 
+from lean_p2p.cli.bench import wire as wire_command
 from lean_p2p.containers import PRODUCTION_SCHEME, using_signature_scheme
 from lean_p2p.tools.bench import wire
 
@@ -54,7 +55,7 @@ def test_snappy_cases_round_trip() -> None:
 
 def test_configure_accepts_the_documented_options() -> None:
     parser = argparse.ArgumentParser()
-    wire.configure(parser)
+    wire_command.configure(parser)
     args = parser.parse_args(["--quick", "--json", "out.json", "--impl", "lean_p2p"])
     assert args.quick and args.json == Path("out.json") and args.impl == ["lean_p2p"]
 
@@ -73,7 +74,7 @@ def test_a_missing_reference_package_is_named_with_the_extra_that_brings_it(
     assert wire.missing_implementations(None) == ["py-ssz"]
     assert wire.missing_implementations(["lean_p2p"]) == []
     args = argparse.Namespace(quick=True, json=None, repeats=1, impl=None)
-    assert wire.run(args) == 2
+    assert wire_command.run(args) == 2
     error = capsys.readouterr().err
     assert "py-ssz not installed" in error
     assert "lean-p2p[bench]" in error

@@ -1,0 +1,49 @@
+"""``lean-p2p bench gossip``: its options. Main thread.
+
+Argument parsing only; the benchmark is :mod:`lean_p2p.tools.bench.gossip`, which
+prints its table and writes its JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lean_p2p.tools.bench.gossip import VARIANTS
+from lean_p2p.tools.running import output_file
+
+DESCRIPTION = "gossip msgs/s and latency, req/resp round trips/s: lean driver vs stock py-libp2p"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
+    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated of lean, stock, stock-quic (default: lean,stock with "
+        "--quick, all three otherwise)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"
+    )
+    parser.add_argument(
+        "--datagram-size",
+        type=int,
+        default=1200,
+        help="lean QUIC datagram size (1200 default; 1452 on 1500-MTU paths)",
+    )
+    parser.add_argument(
+        "--dialer",
+        choices=("sender", "receiver"),
+        default="sender",
+        help="lean only: which side dials the connection the gossip flows over "
+        "(default sender: gossip arrives on the receiver's listener; receiver: on a "
+        "connection it dialed)",
+    )
+    parser.add_argument("--role", choices=list(VARIANTS), help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lean_p2p.tools.bench.gossip import run_benchmark
+
+    return run_benchmark(args)
