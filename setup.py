@@ -18,6 +18,8 @@ from setuptools.command.build_ext import build_ext
 LIBRARIES = {
     # The ring: what embedders push into.
     "lean_p2p.native.liblean_p2p_ring": "liblean_p2p_ring.so",
+    # XMSS verification: what lean_p2p.crypto calls.
+    "lean_p2p.crypto.liblean_p2p_xmss": "liblean_p2p_xmss.so",
     # The native producer driver used by `lean-p2p bench native` and `lean-p2p stress`.
     "lean_p2p.tools.liblean_p2p_producers": "liblean_p2p_producers.so",
 }
@@ -75,6 +77,14 @@ setup(
             include_dirs=["bindings"],
             depends=["bindings/lean_p2p.h"],
             extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
+            optional=True,
+        ),
+        Extension(
+            "lean_p2p.crypto.liblean_p2p_xmss",
+            sources=["bindings/lean_p2p_xmss.c"],
+            include_dirs=["bindings"],
+            depends=["bindings/lean_p2p_xmss.h", "bindings/lean_p2p_xmss_constants.h"],
+            extra_compile_args=["-std=c11", "-O3", "-fvisibility=hidden"],
             optional=True,
         ),
         Extension(

@@ -28,6 +28,7 @@ import lean_p2p
 
 INDEPENDENT_OF_THE_NETWORK_STACK = [
     "lean_p2p.runtime",
+    "lean_p2p.crypto",
     "lean_p2p.native",
     "lean_p2p.wire",
     "lean_p2p.containers",
@@ -58,6 +59,7 @@ def test_package_does_not_import_the_network_stack(package: str) -> None:
 
 LIBRARY_PACKAGES = (
     "runtime",
+    "crypto",
     "native",
     "wire",
     "containers",
@@ -128,13 +130,24 @@ def test_library_package_imports_neither_tools_nor_cli(package: str) -> None:
 MAY_IMPORT: dict[str, set[str]] = {
     "containers": set(),
     "runtime": set(),
+    "crypto": {"containers"},
     "net": {"containers"},
     "wire": {"containers", "net"},
     "consensus": {"containers", "runtime"},
     "native": {"net", "runtime"},
     "p2p": {"containers", "net", "runtime"},
     "driver": {"containers", "net", "wire"},
-    "node": {"consensus", "containers", "driver", "native", "net", "p2p", "runtime", "wire"},
+    "node": {
+        "consensus",
+        "containers",
+        "crypto",
+        "driver",
+        "native",
+        "net",
+        "p2p",
+        "runtime",
+        "wire",
+    },
 }
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["FIXTURES_ENV", "HOW_TO_GET", "default_fixtures_root", "project_root"]
+__all__ = [
+    "FIXTURES_ENV",
+    "HOW_TO_GET",
+    "HOW_TO_GET_XMSS",
+    "XMSS_VECTORS_ENV",
+    "default_fixtures_root",
+    "default_xmss_vectors_root",
+    "project_root",
+]
 
 FIXTURES_ENV = "LEAN_P2P_LEANSPEC_FIXTURES"
 
@@ -18,6 +26,15 @@ HOW_TO_GET = (
     "leanSpec fixtures not found: generate them with leanSpec's fixture filler "
     f"(fork lstar, leanEnv test) and point {FIXTURES_ENV} at the directory that holds "
     "ssz/, networking_codec/, fork_choice/ ..."
+)
+
+
+XMSS_VECTORS_ENV = "LEAN_P2P_XMSS_VECTORS"
+
+HOW_TO_GET_XMSS = (
+    "XMSS signature vectors not found: make them with leanSpec "
+    "(LEAN_ENV=test VENV/bin/python scripts/gen_xmss_vectors.py build/xmss-vectors, with "
+    f"VENV from ../shared/peers/setup-leanspec.sh) or point {XMSS_VECTORS_ENV} at them"
 )
 
 
@@ -35,3 +52,12 @@ def default_fixtures_root() -> Path:
     if configured:
         return Path(configured)
     return project_root().parent / "shared" / "fixtures" / "leanspec"
+
+
+def default_xmss_vectors_root() -> Path:
+    """Where ``scripts/gen_xmss_vectors.py`` output is read: ``$LEAN_P2P_XMSS_VECTORS``,
+    else ``build/xmss-vectors`` in the checkout (where ``.ci/run`` writes them)."""
+    configured = os.environ.get(XMSS_VECTORS_ENV)
+    if configured:
+        return Path(configured)
+    return project_root() / "build" / "xmss-vectors"

@@ -1,0 +1,413 @@
+/* XMSS verification of the lean consensus signature scheme; see lean_p2p_xmss.h.
+ *
+ * Structure follows the verifier of leanSpec (src/lean_spec/spec/crypto/xmss): the
+ * message is hashed with the signature's randomness into a codeword (target-sum
+ * encoding), each Winternitz chain is walked from the released hash to its end, the
+ * chain ends are hashed into the leaf, and the leaf climbs the authentication path to
+ * the root in the public key. Every hash is Poseidon over KoalaBear:
+ *
+ *   chain step  : width-16 compression of digest || parameter || chain tweak
+ *   tree node   : width-24 compression of parameter || tree tweak || left || right
+ *   leaf        : width-24 sponge over parameter || tree tweak || chain ends
+ *   message     : width-24 compression of message || parameter || epoch || rho
+ *
+ * Field elements are kept as canonical uint32 values below p. Nothing here allocates;
+ * everything lives on the caller's stack.
+ */
+#include "lean_p2p_xmss.h"
+
+#include <string.h>
+
+#include "lean_p2p_xmss_constants.h"
+
+#define LEAN_P2P_EXPORT __attribute__((visibility("default")))
+
+#define P LEAN_XMSS_MODULUS
+#define HASH_LEN 8      /* field elements per digest */
+#define PARAMETER_LEN 5 /* the public parameter */
+#define TWEAK_LEN 2     /* a tweak, in base-p limbs */
+#define MESSAGE_LEN 9   /* a 32-byte message, in base-p limbs */
+#define RAND_LEN 7      /* the encoding randomness rho */
+#define CAPACITY 9      /* the sponge's capacity */
+#define FULL_ROUNDS_HALF 4
+#define MAX_WIDTH 24
+#define MAX_DIMENSION 46
+#define MAX_LOG_LIFETIME 32
+
+#define TWEAK_PREFIX_CHAIN 0x00u
+#define TWEAK_PREFIX_TREE 0x01u
+#define TWEAK_PREFIX_MESSAGE 0x02u
+
+typedef struct {
+    unsigned log_lifetime;
+    unsigned dimension;
+    unsigned base;
+    unsigned z;
+    unsigned q;
+    unsigned target_sum;
+} xmss_config;
+
+static const xmss_config CONFIGS[] = {
+    [LEAN_XMSS_CONFIG_TEST] = {8, 4, 8, 8, 127, 6},
+    [LEAN_XMSS_CONFIG_PROD] = {32, 46, 8, 8, 127, 200},
+};
+
+static const xmss_config *config_of(int config) {
+    if (config != LEAN_XMSS_CONFIG_TEST && config != LEAN_XMSS_CONFIG_PROD) {
+        return NULL;
+    }
+    return &CONFIGS[config];
+}
+
+/* ------------------------------------------------------------------ the field */
+
+static inline uint32_t add(uint32_t a, uint32_t b) {
+    uint32_t sum = a + b; /* both below 2^31: no overflow */
+    return sum >= P ? sum - P : sum;
+}
+
+static inline uint32_t mul(uint32_t a, uint32_t b) {
+    return (uint32_t)(((uint64_t)a * b) % P);
+}
+
+static inline uint32_t cube(uint32_t x) {
+    return mul(mul(x, x), x);
+}
+
+/* --------------------------------------------------------- Poseidon (Hades) */
+
+typedef struct {
+    size_t width;
+    unsigned partial_rounds;
+    const uint32_t *constants;
+    const uint32_t *mds_first_row;
+} poseidon_params;
+
+static const poseidon_params POSEIDON_16 = {16, 20, LEAN_XMSS_CONSTANTS_16,
+                                            LEAN_XMSS_MDS_FIRST_ROW_16};
+static const poseidon_params POSEIDON_24 = {24, 23, LEAN_XMSS_CONSTANTS_24,
+                                            LEAN_XMSS_MDS_FIRST_ROW_24};
+
+/* y = C x for the circulant matrix C[i][j] = r[(j - i) mod n]. The products (below
+ * 2^62) are summed in 128 bits and reduced once per row. */
+static void mds_multiply(uint32_t *state, const poseidon_params *params) {
+    const size_t n = params->width;
+    const uint32_t *row = params->mds_first_row;
+    uint32_t result[MAX_WIDTH];
+    for (size_t i = 0; i < n; i++) {
+        unsigned __int128 sum = 0;
+        for (size_t j = 0; j < n; j++) {
+            sum += (uint64_t)row[(j + n - i) % n] * state[j];
+        }
+        result[i] = (uint32_t)(sum % P);
+    }
+    memcpy(state, result, n * sizeof(uint32_t));
+}
+
+static void add_round_constants(uint32_t *state, const uint32_t *constants, size_t width) {
+    for (size_t i = 0; i < width; i++) {
+        state[i] = add(state[i], constants[i]);
+    }
+}
+
+static void full_round(uint32_t *state, const poseidon_params *params, const uint32_t *rc) {
+    add_round_constants(state, rc, params->width);
+    for (size_t i = 0; i < params->width; i++) {
+        state[i] = cube(state[i]);
+    }
+    mds_multiply(state, params);
+}
+
+static void permute(uint32_t *state, const poseidon_params *params) {
+    const size_t width = params->width;
+    const uint32_t *rc = params->constants;
+    for (unsigned round = 0; round < FULL_ROUNDS_HALF; round++, rc += width) {
+        full_round(state, params, rc);
+    }
+    for (unsigned round = 0; round < params->partial_rounds; round++, rc += width) {
+        add_round_constants(state, rc, width);
+        state[0] = cube(state[0]);
+        mds_multiply(state, params);
+    }
+    for (unsigned round = 0; round < FULL_ROUNDS_HALF; round++, rc += width) {
+        full_round(state, params, rc);
+    }
+}
+
+/* Truncate(Permute(padded) + padded): `input` of `length` elements zero-padded to the
+ * width; the first `out_length` elements land in `out`. */
+static void compress(const uint32_t *input, size_t length, const poseidon_params *params,
+                     uint32_t *out, size_t out_length) {
+    uint32_t padded[MAX_WIDTH] = {0};
+    uint32_t state[MAX_WIDTH];
+    memcpy(padded, input, length * sizeof(uint32_t));
+    memcpy(state, padded, sizeof(padded));
+    permute(state, params);
+    for (size_t i = 0; i < out_length; i++) {
+        out[i] = add(state[i], padded[i]);
+    }
+}
+
+/* ------------------------------------------------------- base-p decomposition */
+
+/* Write the little-endian multi-word integer `words` (n 32-bit words) as `limbs` base-p
+ * digits, least significant first. Returns 0 if it fits, -1 if not. */
+static int to_base_p(const uint32_t *words, size_t n, uint32_t *limbs, size_t limb_count) {
+    uint32_t value[MAX_WIDTH];
+    memcpy(value, words, n * sizeof(uint32_t));
+    for (size_t limb = 0; limb < limb_count; limb++) {
+        uint64_t remainder = 0;
+        for (size_t i = n; i-- > 0;) {
+            uint64_t current = (remainder << 32) | value[i];
+            value[i] = (uint32_t)(current / P);
+            remainder = current % P;
+        }
+        limbs[limb] = (uint32_t)remainder;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (value[i] != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void u64_to_base_p(uint64_t value, uint32_t *limbs, size_t limb_count) {
+    const uint32_t words[2] = {(uint32_t)value, (uint32_t)(value >> 32)};
+    (void)to_base_p(words, 2, limbs, limb_count); /* callers' values always fit */
+}
+
+/* ------------------------------------------------------------- tweakable hash */
+
+static void chain_tweak(uint64_t epoch, unsigned chain_index, unsigned step, uint32_t *out) {
+    uint64_t packed = (epoch << 24) | ((uint64_t)chain_index << 16) | ((uint64_t)step << 8) |
+                      TWEAK_PREFIX_CHAIN;
+    u64_to_base_p(packed, out, TWEAK_LEN);
+}
+
+static void tree_tweak(unsigned level, uint64_t index, uint32_t *out) {
+    uint64_t packed = ((uint64_t)level << 40) | (index << 8) | TWEAK_PREFIX_TREE;
+    u64_to_base_p(packed, out, TWEAK_LEN);
+}
+
+/* Walk a chain from `digest` at `start_step` for `steps` steps, in place. */
+static void hash_chain(const uint32_t *parameter, uint64_t epoch, unsigned chain_index,
+                       unsigned start_step, unsigned steps, uint32_t *digest) {
+    uint32_t input[HASH_LEN + PARAMETER_LEN + TWEAK_LEN];
+    memcpy(input + HASH_LEN, parameter, PARAMETER_LEN * sizeof(uint32_t));
+    for (unsigned i = 0; i < steps; i++) {
+        memcpy(input, digest, HASH_LEN * sizeof(uint32_t));
+        /* steps are 1-indexed: step 1 is the first hash after the chain start */
+        chain_tweak(epoch, chain_index, start_step + i + 1, input + HASH_LEN + PARAMETER_LEN);
+        compress(input, sizeof(input) / sizeof(input[0]), &POSEIDON_16, digest, HASH_LEN);
+    }
+}
+
+static void tree_node(const uint32_t *parameter, unsigned level, uint64_t index,
+                      const uint32_t *left, const uint32_t *right, uint32_t *out) {
+    uint32_t input[PARAMETER_LEN + TWEAK_LEN + 2 * HASH_LEN];
+    memcpy(input, parameter, PARAMETER_LEN * sizeof(uint32_t));
+    tree_tweak(level, index, input + PARAMETER_LEN);
+    memcpy(input + PARAMETER_LEN + TWEAK_LEN, left, HASH_LEN * sizeof(uint32_t));
+    memcpy(input + PARAMETER_LEN + TWEAK_LEN + HASH_LEN, right, HASH_LEN * sizeof(uint32_t));
+    compress(input, sizeof(input) / sizeof(input[0]), &POSEIDON_24, out, HASH_LEN);
+}
+
+/* The sponge's capacity for a leaf of `dimension` chains: the packed shape of the input
+ * (parameter, tweak, dimension and digest lengths, 32 bits each) compressed. */
+static void leaf_capacity(unsigned dimension, uint32_t *capacity) {
+    /* ((5 << 32 | 2) << 32 | dimension) << 32 | 8, as four little-endian words */
+    const uint32_t words[4] = {HASH_LEN, dimension, TWEAK_LEN, PARAMETER_LEN};
+    uint32_t limbs[MAX_WIDTH];
+    (void)to_base_p(words, 4, limbs, MAX_WIDTH);
+    compress(limbs, MAX_WIDTH, &POSEIDON_24, capacity, CAPACITY);
+}
+
+/* The leaf: a width-24 sponge over parameter || tree tweak (level 0) || chain ends. */
+static void leaf_hash(const uint32_t *parameter, uint64_t position, unsigned dimension,
+                      const uint32_t *chain_ends, uint32_t *out) {
+    enum { RATE = MAX_WIDTH - CAPACITY };
+    uint32_t state[MAX_WIDTH] = {0};
+    leaf_capacity(dimension, state);
+    /* The input, streamed in rate-sized chunks, zero-padded at the end. */
+    const size_t header_length = PARAMETER_LEN + TWEAK_LEN;
+    uint32_t header[PARAMETER_LEN + TWEAK_LEN];
+    memcpy(header, parameter, PARAMETER_LEN * sizeof(uint32_t));
+    tree_tweak(0, position, header + PARAMETER_LEN);
+    const size_t total = header_length + (size_t)dimension * HASH_LEN;
+    for (size_t start = 0; start < total; start += RATE) {
+        for (size_t k = 0; k < RATE; k++) {
+            size_t at = start + k;
+            uint32_t element = 0;
+            if (at < header_length) {
+                element = header[at];
+            } else if (at < total) {
+                element = chain_ends[at - header_length];
+            }
+            state[CAPACITY + k] = element;
+        }
+        permute(state, &POSEIDON_24);
+    }
+    memcpy(out, state + CAPACITY, HASH_LEN * sizeof(uint32_t));
+}
+
+/* -------------------------------------------------------------- the encoding */
+
+/* The codeword of `message` at `epoch` with randomness `rho`: DIMENSION digits, or -1
+ * when the aborting decode rejects or the digits miss the target sum. */
+static int codeword(const xmss_config *config, const uint32_t *parameter, uint64_t epoch,
+                    const uint32_t *rho, const uint8_t *message, uint8_t *digits) {
+    uint32_t input[MESSAGE_LEN + PARAMETER_LEN + TWEAK_LEN + RAND_LEN];
+    uint32_t message_words[8];
+    for (size_t i = 0; i < 8; i++) {
+        message_words[i] = (uint32_t)message[4 * i] | (uint32_t)message[4 * i + 1] << 8 |
+                           (uint32_t)message[4 * i + 2] << 16 | (uint32_t)message[4 * i + 3] << 24;
+    }
+    (void)to_base_p(message_words, 8, input, MESSAGE_LEN); /* 2^256 < p^9 */
+    memcpy(input + MESSAGE_LEN, parameter, PARAMETER_LEN * sizeof(uint32_t));
+    u64_to_base_p((epoch << 8) | TWEAK_PREFIX_MESSAGE, input + MESSAGE_LEN + PARAMETER_LEN,
+                  TWEAK_LEN);
+    memcpy(input + MESSAGE_LEN + PARAMETER_LEN + TWEAK_LEN, rho, RAND_LEN * sizeof(uint32_t));
+
+    const unsigned elements = (config->dimension + config->z - 1) / config->z;
+    uint32_t hashed[MAX_WIDTH];
+    compress(input, sizeof(input) / sizeof(input[0]), &POSEIDON_24, hashed, elements);
+
+    uint64_t threshold = config->q;
+    for (unsigned i = 0; i < config->z; i++) {
+        threshold *= config->base;
+    }
+    unsigned produced = 0;
+    unsigned sum = 0;
+    for (unsigned e = 0; e < elements; e++) {
+        if (hashed[e] >= threshold) {
+            return -1; /* the one value outside every group: p - 1 */
+        }
+        uint32_t quotient = hashed[e] / config->q;
+        for (unsigned k = 0; k < config->z; k++) {
+            uint8_t digit = (uint8_t)(quotient % config->base);
+            quotient /= config->base;
+            if (produced < config->dimension) {
+                digits[produced++] = digit;
+                sum += digit;
+            }
+        }
+    }
+    return sum == config->target_sum ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------- decoding */
+
+static uint32_t read_u32(const uint8_t *bytes) {
+    return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
+           (uint32_t)bytes[3] << 24;
+}
+
+/* Read `count` field elements; -1 if one is not below p. */
+static int read_elements(const uint8_t *bytes, size_t count, uint32_t *out) {
+    for (size_t i = 0; i < count; i++) {
+        out[i] = read_u32(bytes + 4 * i);
+        if (out[i] >= P) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static size_t signature_size(const xmss_config *config) {
+    /* offsets: path, hashes (top level), siblings (inside the path) */
+    return 3 * 4 + RAND_LEN * 4 + (size_t)config->log_lifetime * HASH_LEN * 4 +
+           (size_t)config->dimension * HASH_LEN * 4;
+}
+
+/* ------------------------------------------------------------------- the API */
+
+LEAN_P2P_EXPORT int lean_xmss_abi_version(void) {
+    return LEAN_XMSS_ABI_VERSION;
+}
+
+LEAN_P2P_EXPORT int lean_xmss_signature_size(int config) {
+    const xmss_config *chosen = config_of(config);
+    return chosen == NULL ? LEAN_XMSS_ERR_CONFIG : (int)signature_size(chosen);
+}
+
+LEAN_P2P_EXPORT int lean_xmss_poseidon_permute(uint32_t *state, size_t width) {
+    const poseidon_params *params = width == 16 ? &POSEIDON_16 : width == 24 ? &POSEIDON_24 : NULL;
+    if (params == NULL) {
+        return LEAN_XMSS_ERR_WIDTH;
+    }
+    for (size_t i = 0; i < width; i++) {
+        if (state[i] >= P) {
+            return LEAN_XMSS_ERR_FIELD_ELEMENT;
+        }
+    }
+    permute(state, params);
+    return 0;
+}
+
+LEAN_P2P_EXPORT int lean_xmss_verify(int config, const uint8_t *public_key,
+                                     size_t public_key_len, uint64_t slot,
+                                     const uint8_t *message, const uint8_t *signature,
+                                     size_t signature_len) {
+    const xmss_config *chosen = config_of(config);
+    if (chosen == NULL) {
+        return LEAN_XMSS_ERR_CONFIG;
+    }
+    /* The public key: root (one digest), then the parameter. */
+    uint32_t root[HASH_LEN];
+    uint32_t parameter[PARAMETER_LEN];
+    if (public_key_len != LEAN_XMSS_PUBLIC_KEY_BYTES || read_elements(public_key, HASH_LEN, root) ||
+        read_elements(public_key + 4 * HASH_LEN, PARAMETER_LEN, parameter)) {
+        return LEAN_XMSS_ERR_PUBLIC_KEY;
+    }
+    /* The signature: offset(path) rho offset(hashes) | offset(siblings) siblings | hashes.
+     * Both lists have one valid length, so the offsets have one valid value each. */
+    if (signature_len != signature_size(chosen)) {
+        return LEAN_XMSS_ERR_SIGNATURE_SIZE;
+    }
+    const size_t path_offset = 4 + RAND_LEN * 4 + 4;
+    const size_t hashes_offset = path_offset + 4 + (size_t)chosen->log_lifetime * HASH_LEN * 4;
+    if (read_u32(signature) != path_offset || read_u32(signature + 4 + RAND_LEN * 4) !=
+                                                  hashes_offset ||
+        read_u32(signature + path_offset) != 4) {
+        return LEAN_XMSS_ERR_SIGNATURE_LAYOUT;
+    }
+    uint32_t rho[RAND_LEN];
+    uint32_t siblings[MAX_LOG_LIFETIME * HASH_LEN];
+    uint32_t chain_ends[MAX_DIMENSION * HASH_LEN];
+    if (read_elements(signature + 4, RAND_LEN, rho) ||
+        read_elements(signature + path_offset + 4, (size_t)chosen->log_lifetime * HASH_LEN,
+                      siblings) ||
+        read_elements(signature + hashes_offset, (size_t)chosen->dimension * HASH_LEN,
+                      chain_ends)) {
+        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    }
+
+    if (slot >> chosen->log_lifetime) {
+        return LEAN_XMSS_INVALID; /* outside the key's lifetime */
+    }
+    uint8_t digits[MAX_DIMENSION];
+    if (codeword(chosen, parameter, slot, rho, message, digits) != 0) {
+        return LEAN_XMSS_INVALID;
+    }
+    /* Finish each chain from the released hash (after `digit` steps) to its end. */
+    for (unsigned chain = 0; chain < chosen->dimension; chain++) {
+        hash_chain(parameter, slot, chain, digits[chain], chosen->base - 1 - digits[chain],
+                   chain_ends + (size_t)chain * HASH_LEN);
+    }
+    uint32_t node[HASH_LEN];
+    leaf_hash(parameter, slot, chosen->dimension, chain_ends, node);
+    uint64_t position = slot;
+    for (unsigned level = 0; level < chosen->log_lifetime; level++) {
+        const uint32_t *sibling = siblings + (size_t)level * HASH_LEN;
+        uint32_t parent[HASH_LEN];
+        if (position % 2 == 0) {
+            tree_node(parameter, level + 1, position / 2, node, sibling, parent);
+        } else {
+            tree_node(parameter, level + 1, position / 2, sibling, node, parent);
+        }
+        position /= 2;
+        memcpy(node, parent, sizeof(node));
+    }
+    return memcmp(node, root, sizeof(node)) == 0 ? LEAN_XMSS_VALID : LEAN_XMSS_INVALID;
+}

@@ -1,0 +1,63 @@
+/* lean_p2p XMSS: verification of the lean consensus signature scheme, in C.
+ *
+ * The generalized XMSS scheme of leanSpec (src/lean_spec/spec/crypto/xmss): Poseidon over
+ * the KoalaBear field (p = 2^31 - 2^24 + 1) at widths 16 and 24, Winternitz chains whose
+ * positions come from a target-sum encoding of the message, and a Merkle tree of one
+ * leaf per slot. Two configurations: TEST (2^8 slots, 4 chains) and PROD (2^32 slots,
+ * 46 chains), with leanSpec's SSZ encodings of public keys and signatures.
+ *
+ * Threading: every function is reentrant and keeps no state between calls, so any
+ * number of threads may call them at once. Python calls them through ctypes, which
+ * releases the GIL for the call: verification runs in parallel on worker threads.
+ */
+#ifndef LEAN_P2P_XMSS_H
+#define LEAN_P2P_XMSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LEAN_XMSS_ABI_VERSION 1
+
+#define LEAN_XMSS_MODULUS 0x7f000001u
+#define LEAN_XMSS_PUBLIC_KEY_BYTES 52
+
+/* Configurations (leanSpec's TEST_CONFIG and PROD_CONFIG). */
+#define LEAN_XMSS_CONFIG_TEST 0
+#define LEAN_XMSS_CONFIG_PROD 1
+
+/* Results of lean_xmss_verify. A valid encoding that does not verify is INVALID; an
+ * encoding that is not one of a signature or public key of the configuration is
+ * MALFORMED, so a caller can tell a forgery from garbage. */
+#define LEAN_XMSS_VALID 1
+#define LEAN_XMSS_INVALID 0
+#define LEAN_XMSS_ERR_CONFIG (-1)          /* not a configuration id */
+#define LEAN_XMSS_ERR_PUBLIC_KEY (-2)      /* wrong length, or a word not below p */
+#define LEAN_XMSS_ERR_SIGNATURE_SIZE (-3)  /* not the configuration's signature size */
+#define LEAN_XMSS_ERR_SIGNATURE_LAYOUT (-4) /* SSZ offsets of another shape */
+#define LEAN_XMSS_ERR_FIELD_ELEMENT (-5)   /* a word of the signature not below p */
+#define LEAN_XMSS_ERR_WIDTH (-6)           /* a permutation width other than 16 or 24 */
+
+/* The SSZ size of a signature in configuration `config`, or LEAN_XMSS_ERR_CONFIG. */
+int lean_xmss_signature_size(int config);
+
+/* The Poseidon permutation of leanSpec, in place: `width` is 16 or 24, every element
+ * below p. Returns 0, LEAN_XMSS_ERR_WIDTH or LEAN_XMSS_ERR_FIELD_ELEMENT. */
+int lean_xmss_poseidon_permute(uint32_t *state, size_t width);
+
+/* Verify `signature` (SSZ) by `public_key` (SSZ, 52 bytes) over the 32-byte `message`
+ * at `slot`, as leanSpec's GeneralizedXmssScheme.verify does. */
+int lean_xmss_verify(int config, const uint8_t *public_key, size_t public_key_len,
+                     uint64_t slot, const uint8_t *message, const uint8_t *signature,
+                     size_t signature_len);
+
+int lean_xmss_abi_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LEAN_P2P_XMSS_H */

@@ -1,0 +1,24 @@
+"""Cryptography of the lean protocol in native code. Any thread.
+
+:mod:`lean_p2p.crypto.xmss` verifies XMSS signatures (leanSpec's generalized XMSS over
+KoalaBear Poseidon) in C, through ctypes, which releases the GIL for each call: worker
+threads verify in parallel while the loop thread keeps running. The library is built by
+the package's optional native build, like the event ring; :func:`availability` says
+whether it is usable here.
+"""
+
+from lean_p2p.crypto.xmss import (
+    XmssUnavailable,
+    XmssVerdict,
+    availability,
+    poseidon_permute,
+    verify,
+)
+
+__all__ = [
+    "XmssUnavailable",
+    "XmssVerdict",
+    "availability",
+    "poseidon_permute",
+    "verify",
+]

@@ -1,0 +1,163 @@
+"""XMSS verification in C (``bindings/lean_p2p_xmss.c``), reached through ctypes.
+
+Any thread; nothing is shared between calls. ctypes releases the GIL for every call into
+the library, so a verification (about a millisecond of C for the production scheme)
+never holds up the loop thread or other Python threads, and verifications on several
+worker threads run in parallel.
+
+The library is built next to this file by the package's optional native build
+(``liblean_p2p_xmss.so``), or named by ``LEAN_P2P_XMSS_LIB``; without it, calls raise
+:class:`XmssUnavailable` saying how to get it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+import sys
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME, XmssScheme, active_scheme
+
+__all__ = [
+    "ABI_VERSION",
+    "LIBRARY_ENV",
+    "XmssUnavailable",
+    "XmssVerdict",
+    "availability",
+    "library_path",
+    "poseidon_permute",
+    "verify",
+]
+
+ABI_VERSION: Final = 1
+LIBRARY_ENV: Final = "LEAN_P2P_XMSS_LIB"
+LIBRARY_FILENAME: Final = "liblean_p2p_xmss.so"
+HOW_TO_BUILD: Final = (
+    "reinstall lean_p2p with a C compiler present (`pip install -e .` or scripts/setup.sh), "
+    f"or point {LIBRARY_ENV} at a built liblean_p2p_xmss.so"
+)
+_CONFIG_IDS: Final = {TEST_SCHEME.name: 0, PRODUCTION_SCHEME.name: 1}
+
+
+class XmssUnavailable(RuntimeError):
+    """The native XMSS library is not built or cannot be loaded here."""
+
+
+class XmssVerdict(enum.Enum):
+    """What verification found; only :attr:`VALID` is a valid signature."""
+
+    VALID = 1
+    #: a well-formed signature that does not verify: wrong key, message, slot, a forgery
+    INVALID = 0
+    #: the public key is not 52 bytes of field elements
+    MALFORMED_PUBLIC_KEY = -2
+    #: the signature is not the scheme's size
+    MALFORMED_SIGNATURE_SIZE = -3
+    #: the signature's SSZ offsets are not the scheme's
+    MALFORMED_SIGNATURE_LAYOUT = -4
+    #: a word of the signature is not a field element (not below the modulus)
+    MALFORMED_FIELD_ELEMENT = -5
+
+    @property
+    def valid(self) -> bool:
+        return self is XmssVerdict.VALID
+
+
+def library_path() -> Path:
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).with_name(LIBRARY_FILENAME)
+
+
+@cache
+def _load(path: Path) -> ctypes.CDLL:
+    if not path.is_file():
+        raise XmssUnavailable(f"native XMSS library not built ({path} is missing): {HOW_TO_BUILD}")
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError as error:
+        raise XmssUnavailable(f"cannot load {path}: {error}") from error
+    if library.lean_xmss_abi_version() != ABI_VERSION:
+        raise XmssUnavailable(f"{path} speaks another ABI than this package: rebuild it")
+    library.lean_xmss_verify.restype = ctypes.c_int
+    library.lean_xmss_verify.argtypes = (
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint64,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+    )
+    library.lean_xmss_poseidon_permute.restype = ctypes.c_int
+    library.lean_xmss_poseidon_permute.argtypes = (
+        ctypes.POINTER(ctypes.c_uint32),
+        ctypes.c_size_t,
+    )
+    library.lean_xmss_signature_size.restype = ctypes.c_int
+    library.lean_xmss_signature_size.argtypes = (ctypes.c_int,)
+    return library
+
+
+def _library() -> ctypes.CDLL:
+    return _load(library_path())
+
+
+def availability() -> str:
+    """One line saying whether native XMSS can be used here, and if not, why."""
+    if not sys.platform.startswith("linux"):
+        return f"unavailable: built only on Linux, not {sys.platform}"
+    try:
+        _library()
+    except XmssUnavailable as error:
+        return f"unavailable: {error}"
+    return f"available ({library_path()}, ABI {ABI_VERSION})"
+
+
+def poseidon_permute(state: Sequence[int]) -> list[int]:
+    """leanSpec's Poseidon permutation of a width-16 or width-24 state of field elements."""
+    width = len(state)
+    buffer = (ctypes.c_uint32 * width)(*state) if all(0 <= v < 2**32 for v in state) else None
+    if buffer is None:
+        raise ValueError("every element must be a field element below the modulus")
+    result = _library().lean_xmss_poseidon_permute(buffer, width)
+    if result == -6:
+        raise ValueError(f"the width must be 16 or 24, not {width}")
+    if result != 0:
+        raise ValueError("every element must be a field element below the modulus")
+    return list(buffer)
+
+
+def verify(
+    public_key: bytes,
+    slot: int,
+    message: bytes,
+    signature: bytes,
+    scheme: XmssScheme | None = None,
+) -> XmssVerdict:
+    """Verify ``signature`` by ``public_key`` over the 32-byte ``message`` at ``slot``.
+
+    ``scheme`` defaults to the active one (:func:`lean_p2p.containers.active_scheme`).
+    Runs without the GIL. A ``slot`` beyond the key's lifetime is :attr:`~XmssVerdict.INVALID`.
+    """
+    chosen = scheme or active_scheme()
+    if len(message) != 32:
+        raise ValueError(f"the message is 32 bytes, not {len(message)}")
+    if not 0 <= slot < 2**64:
+        return XmssVerdict.INVALID
+    result = _library().lean_xmss_verify(
+        _CONFIG_IDS[chosen.name],
+        public_key,
+        len(public_key),
+        slot,
+        message,
+        signature,
+        len(signature),
+    )
+    return XmssVerdict(result)

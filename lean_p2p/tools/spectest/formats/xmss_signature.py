@@ -1,0 +1,45 @@
+"""Spectest plug-in: ``xmss_signature`` vectors, made from leanSpec by
+``scripts/gen_xmss_vectors.py`` (keys, slots, messages, signatures, corrupted variants).
+
+Runs on the spectest's thread. Each vector carries leanSpec's verdict (``valid``, and
+``decodes``: whether leanSpec's decoder accepted the bytes at all); ours must agree on
+every one: valid exactly when leanSpec says valid, and a signature leanSpec cannot
+decode must be one our verifier calls malformed or invalid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME
+from lean_p2p.crypto import XmssUnavailable, verify
+from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
+
+__all__ = ["FORMAT", "run_vector"]
+
+FORMAT: Final = "xmss_signature"
+
+_SCHEMES: Final = {TEST_SCHEME.name: TEST_SCHEME, PRODUCTION_SCHEME.name: PRODUCTION_SCHEME}
+
+
+def _bytes(text: str) -> bytes:
+    return bytes.fromhex(text.removeprefix("0x"))
+
+
+def run_vector(test_id: str, fixture: Mapping[str, Any]) -> None:
+    scheme = _SCHEMES.get(fixture["scheme"])
+    if scheme is None:
+        raise VectorSkipped(f"unknown scheme {fixture['scheme']!r}")
+    try:
+        verdict = verify(
+            _bytes(fixture["publicKey"]),
+            int(fixture["slot"]),
+            _bytes(fixture["message"]),
+            _bytes(fixture["signature"]),
+            scheme,
+        )
+    except XmssUnavailable as error:
+        raise VectorSkipped(str(error)) from None
+    if verdict.valid != bool(fixture["valid"]):
+        raise VectorFailure(f"leanSpec says valid={fixture['valid']}, ours {verdict.name}")

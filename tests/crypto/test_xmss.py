@@ -1,0 +1,91 @@
+"""XMSS verification in C: leanSpec's own signatures and their corruptions, both ways of
+being wrong (invalid, malformed), and the Poseidon permutation's edges."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME
+from lean_p2p.containers.xmss import FIELD_MODULUS, signature_from_parts
+from lean_p2p.crypto import XmssVerdict, poseidon_permute, verify
+from lean_p2p.tools.spectest.formats import xmss_signature
+from lean_p2p.tools.spectest.locate import HOW_TO_GET_XMSS, default_xmss_vectors_root
+from lean_p2p.tools.spectest.runner import Outcome, run_file
+
+KEY = bytes(52)
+MESSAGE = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def xmss_vector_files() -> list[Path]:
+    root = default_xmss_vectors_root() / "xmss_signature"
+    files = sorted(root.rglob("*.json")) if root.is_dir() else []
+    if not files:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and {root} holds no vectors. {HOW_TO_GET_XMSS}")
+        pytest.skip(HOW_TO_GET_XMSS)
+    return files
+
+
+def test_we_agree_with_leanspec_on_every_generated_vector(xmss_vector_files: list[Path]) -> None:
+    verdicts = []
+    for path in xmss_vector_files:
+        for result in run_file(xmss_signature.FORMAT, xmss_signature.run_vector, path):
+            assert result.outcome is Outcome.PASSED, f"{result.test_id}: {result.detail}"
+            verdicts.append(result.test_id)
+    # the generator writes each signature valid and in seven corrupted forms
+    assert sum(test_id.endswith("_valid") for test_id in verdicts) >= 3
+    assert len(verdicts) >= 8 * 3
+
+
+@pytest.mark.parametrize("scheme", [TEST_SCHEME, PRODUCTION_SCHEME], ids=lambda s: s.name)
+def test_a_well_formed_signature_of_zeros_is_invalid(scheme: object) -> None:
+    signature = signature_from_parts(scheme=scheme)  # type: ignore[arg-type]
+    assert verify(KEY, 3, MESSAGE, signature, scheme) is XmssVerdict.INVALID  # type: ignore[arg-type]
+
+
+def test_a_slot_past_the_lifetime_is_invalid_not_an_error() -> None:
+    signature = signature_from_parts(scheme=TEST_SCHEME)
+    assert verify(KEY, 256, MESSAGE, signature, TEST_SCHEME) is XmssVerdict.INVALID
+    assert verify(KEY, 2**64, MESSAGE, signature, TEST_SCHEME) is XmssVerdict.INVALID
+
+
+def test_malformed_public_keys_are_named() -> None:
+    signature = signature_from_parts(scheme=TEST_SCHEME)
+    assert verify(KEY[:51], 0, MESSAGE, signature, TEST_SCHEME) is XmssVerdict.MALFORMED_PUBLIC_KEY
+    not_a_field_element = FIELD_MODULUS.to_bytes(4, "little") + KEY[4:]
+    verdict = verify(not_a_field_element, 0, MESSAGE, signature, TEST_SCHEME)
+    assert verdict is XmssVerdict.MALFORMED_PUBLIC_KEY
+
+
+def test_malformed_signatures_are_named() -> None:
+    signature = signature_from_parts(scheme=TEST_SCHEME)
+    assert (
+        verify(KEY, 0, MESSAGE, signature[:-1], TEST_SCHEME) is XmssVerdict.MALFORMED_SIGNATURE_SIZE
+    )
+    # a production-size signature under the test scheme
+    production = signature_from_parts(scheme=PRODUCTION_SCHEME)
+    assert verify(KEY, 0, MESSAGE, production, TEST_SCHEME) is XmssVerdict.MALFORMED_SIGNATURE_SIZE
+    moved = (int.from_bytes(signature[:4], "little") + 4).to_bytes(4, "little") + signature[4:]
+    assert verify(KEY, 0, MESSAGE, moved, TEST_SCHEME) is XmssVerdict.MALFORMED_SIGNATURE_LAYOUT
+    high = signature[:4] + b"\xff\xff\xff\xff" + signature[8:]  # rho's first word
+    assert verify(KEY, 0, MESSAGE, high, TEST_SCHEME) is XmssVerdict.MALFORMED_FIELD_ELEMENT
+
+
+def test_the_message_must_be_32_bytes() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        verify(KEY, 0, MESSAGE[:31], signature_from_parts(scheme=TEST_SCHEME), TEST_SCHEME)
+
+
+def test_poseidon_refuses_other_widths_and_non_field_elements() -> None:
+    assert len(poseidon_permute([0] * 16)) == 16
+    assert len(poseidon_permute([0] * 24)) == 24
+    with pytest.raises(ValueError, match="16 or 24"):
+        poseidon_permute([0] * 8)
+    with pytest.raises(ValueError, match="below the modulus"):
+        poseidon_permute([FIELD_MODULUS] + [0] * 15)
+    with pytest.raises(ValueError, match="below the modulus"):
+        poseidon_permute([-1] + [0] * 15)
