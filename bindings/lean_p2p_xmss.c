@@ -88,20 +88,55 @@ static const poseidon_params POSEIDON_16 = {16, 20, LEAN_XMSS_CONSTANTS_16,
 static const poseidon_params POSEIDON_24 = {24, 23, LEAN_XMSS_CONSTANTS_24,
                                             LEAN_XMSS_MDS_FIRST_ROW_24};
 
-/* y = C x for the circulant matrix C[i][j] = r[(j - i) mod n]. The products (below
- * 2^62) are summed in 128 bits and reduced once per row. */
-static void mds_multiply(uint32_t *state, const poseidon_params *params) {
-    const size_t n = params->width;
-    const uint32_t *row = params->mds_first_row;
-    uint32_t result[MAX_WIDTH];
-    for (size_t i = 0; i < n; i++) {
-        unsigned __int128 sum = 0;
-        for (size_t j = 0; j < n; j++) {
-            sum += (uint64_t)row[(j + n - i) % n] * state[j];
+/* y = C x for the circulant matrix C[i][j] = r[(j - i) mod n], reading r from a doubled
+ * copy (r || r) so that row i is the n consecutive entries starting at n - i. */
+static void mds_multiply_16(uint32_t *state) {
+    /* Width 16's first row is small (below 2^7): a row's 16 products stay below 2^42, so
+     * they add up in 64 bits and reduce once. */
+    static const uint32_t *row = LEAN_XMSS_MDS_FIRST_ROW_16;
+    uint32_t result[16];
+    for (size_t i = 0; i < 16; i++) {
+        uint64_t sum = 0;
+        for (size_t j = 0; j < 16; j++) {
+            sum += (uint64_t)row[(j - i) & 15] * state[j];
         }
         result[i] = (uint32_t)(sum % P);
     }
-    memcpy(state, result, n * sizeof(uint32_t));
+    memcpy(state, result, sizeof(result));
+}
+
+static void mds_multiply_24(uint32_t *state) {
+    /* Width 24's entries are full field elements: products below 2^62, so a row's sum
+     * (below 2^67) is kept in 128 bits and folded with 2^64 mod p, not divided. */
+    static uint32_t doubled[48];
+    static int ready = 0; /* written with the same values by any racing thread: benign */
+    if (!ready) {
+        for (size_t k = 0; k < 48; k++) {
+            doubled[k] = LEAN_XMSS_MDS_FIRST_ROW_24[k % 24];
+        }
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    }
+    const uint64_t two_64_mod_p = (uint64_t)(((unsigned __int128)1 << 64) % P);
+    uint32_t result[24];
+    for (size_t i = 0; i < 24; i++) {
+        const uint32_t *row = doubled + 24 - i;
+        unsigned __int128 sum = 0;
+        for (size_t j = 0; j < 24; j++) {
+            sum += (uint64_t)row[j] * state[j];
+        }
+        uint64_t high = (uint64_t)(sum >> 64);
+        uint64_t low = (uint64_t)sum;
+        result[i] = (uint32_t)((high * two_64_mod_p + low % P) % P);
+    }
+    memcpy(state, result, sizeof(result));
+}
+
+static void mds_multiply(uint32_t *state, const poseidon_params *params) {
+    if (params->width == 16) {
+        mds_multiply_16(state);
+    } else {
+        mds_multiply_24(state);
+    }
 }
 
 static void add_round_constants(uint32_t *state, const uint32_t *constants, size_t width) {
@@ -410,4 +445,99 @@ LEAN_P2P_EXPORT int lean_xmss_verify(int config, const uint8_t *public_key,
         memcpy(node, parent, sizeof(node));
     }
     return memcmp(node, root, sizeof(node)) == 0 ? LEAN_XMSS_VALID : LEAN_XMSS_INVALID;
+}
+
+/* ------------------------------------------------- one-leaf keys (for tests) */
+
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void draw_elements(uint64_t *state, uint32_t *out, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        out[i] = (uint32_t)(splitmix64(state) % P); /* a slight bias is harmless here */
+    }
+}
+
+static void write_u32(uint8_t *bytes, uint32_t value) {
+    bytes[0] = (uint8_t)value;
+    bytes[1] = (uint8_t)(value >> 8);
+    bytes[2] = (uint8_t)(value >> 16);
+    bytes[3] = (uint8_t)(value >> 24);
+}
+
+static void write_elements(uint8_t *bytes, const uint32_t *elements, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        write_u32(bytes + 4 * i, elements[i]);
+    }
+}
+
+#define ONE_LEAF_MAX_TRIES 1000000
+
+LEAN_P2P_EXPORT int lean_xmss_sign_one_leaf(int config, uint64_t seed, uint64_t slot,
+                                            const uint8_t *message, uint8_t *public_key,
+                                            uint8_t *signature) {
+    const xmss_config *chosen = config_of(config);
+    if (chosen == NULL) {
+        return LEAN_XMSS_ERR_CONFIG;
+    }
+    if (slot >> chosen->log_lifetime) {
+        return LEAN_XMSS_ERR_SLOT;
+    }
+    uint64_t state = seed;
+    uint32_t parameter[PARAMETER_LEN];
+    draw_elements(&state, parameter, PARAMETER_LEN);
+    uint32_t rho[RAND_LEN];
+    uint8_t digits[MAX_DIMENSION];
+    int tries = 0;
+    do {
+        if (++tries > ONE_LEAF_MAX_TRIES) {
+            return LEAN_XMSS_ERR_NO_ENCODING;
+        }
+        draw_elements(&state, rho, RAND_LEN);
+    } while (codeword(chosen, parameter, slot, rho, message, digits) != 0);
+
+    /* Chain i starts at a drawn digest; the signature releases it after digits[i] steps,
+     * and the leaf hashes its end, after BASE - 1 steps in all. */
+    uint32_t released[MAX_DIMENSION * HASH_LEN];
+    uint32_t chain_ends[MAX_DIMENSION * HASH_LEN];
+    for (unsigned chain = 0; chain < chosen->dimension; chain++) {
+        uint32_t *digest = released + (size_t)chain * HASH_LEN;
+        draw_elements(&state, digest, HASH_LEN);
+        hash_chain(parameter, slot, chain, 0, digits[chain], digest);
+        memcpy(chain_ends + (size_t)chain * HASH_LEN, digest, HASH_LEN * sizeof(uint32_t));
+        hash_chain(parameter, slot, chain, digits[chain], chosen->base - 1 - digits[chain],
+                   chain_ends + (size_t)chain * HASH_LEN);
+    }
+    uint32_t siblings[MAX_LOG_LIFETIME * HASH_LEN];
+    draw_elements(&state, siblings, (size_t)chosen->log_lifetime * HASH_LEN);
+    uint32_t node[HASH_LEN];
+    leaf_hash(parameter, slot, chosen->dimension, chain_ends, node);
+    uint64_t position = slot;
+    for (unsigned level = 0; level < chosen->log_lifetime; level++) {
+        const uint32_t *sibling = siblings + (size_t)level * HASH_LEN;
+        uint32_t parent[HASH_LEN];
+        if (position % 2 == 0) {
+            tree_node(parameter, level + 1, position / 2, node, sibling, parent);
+        } else {
+            tree_node(parameter, level + 1, position / 2, sibling, node, parent);
+        }
+        position /= 2;
+        memcpy(node, parent, sizeof(node));
+    }
+
+    write_elements(public_key, node, HASH_LEN);
+    write_elements(public_key + 4 * HASH_LEN, parameter, PARAMETER_LEN);
+    const size_t path_offset = 4 + RAND_LEN * 4 + 4;
+    const size_t hashes_offset = path_offset + 4 + (size_t)chosen->log_lifetime * HASH_LEN * 4;
+    write_u32(signature, (uint32_t)path_offset);
+    write_elements(signature + 4, rho, RAND_LEN);
+    write_u32(signature + 4 + RAND_LEN * 4, (uint32_t)hashes_offset);
+    write_u32(signature + path_offset, 4);
+    write_elements(signature + path_offset + 4, siblings, (size_t)chosen->log_lifetime * HASH_LEN);
+    write_elements(signature + hashes_offset, released, (size_t)chosen->dimension * HASH_LEN);
+    return 0;
 }

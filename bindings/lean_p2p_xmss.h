@@ -40,6 +40,8 @@ extern "C" {
 #define LEAN_XMSS_ERR_SIGNATURE_LAYOUT (-4) /* SSZ offsets of another shape */
 #define LEAN_XMSS_ERR_FIELD_ELEMENT (-5)   /* a word of the signature not below p */
 #define LEAN_XMSS_ERR_WIDTH (-6)           /* a permutation width other than 16 or 24 */
+#define LEAN_XMSS_ERR_NO_ENCODING (-7)     /* no randomness met the target sum in time */
+#define LEAN_XMSS_ERR_SLOT (-8)            /* a slot past the configuration's lifetime */
 
 /* The SSZ size of a signature in configuration `config`, or LEAN_XMSS_ERR_CONFIG. */
 int lean_xmss_signature_size(int config);
@@ -53,6 +55,18 @@ int lean_xmss_poseidon_permute(uint32_t *state, size_t width);
 int lean_xmss_verify(int config, const uint8_t *public_key, size_t public_key_len,
                      uint64_t slot, const uint8_t *message, const uint8_t *signature,
                      size_t signature_len);
+
+/* A signature by a key of which one leaf is known: NOT a signer for real keys. The
+ * chain starts and the path siblings are drawn from `seed`, rho is searched (from the
+ * seed) until the message's codeword meets the target sum, and the public key's root is
+ * computed up that path. Verification accepts the result exactly as it accepts a real
+ * signature, which makes it the way to cross-check the verifier's hashing with another
+ * implementation in a configuration too large to sign in (PROD), and to time full
+ * verifications. Writes LEAN_XMSS_PUBLIC_KEY_BYTES to `public_key` and
+ * lean_xmss_signature_size(config) bytes to `signature`. Returns 0,
+ * LEAN_XMSS_ERR_CONFIG, LEAN_XMSS_ERR_SLOT or LEAN_XMSS_ERR_NO_ENCODING. */
+int lean_xmss_sign_one_leaf(int config, uint64_t seed, uint64_t slot, const uint8_t *message,
+                            uint8_t *public_key, uint8_t *signature);
 
 int lean_xmss_abi_version(void);
 

@@ -12,6 +12,7 @@ from lean_p2p.crypto.xmss import (
     XmssVerdict,
     availability,
     poseidon_permute,
+    sign_one_leaf,
     verify,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "XmssVerdict",
     "availability",
     "poseidon_permute",
+    "sign_one_leaf",
     "verify",
 ]

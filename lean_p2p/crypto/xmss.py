@@ -31,6 +31,7 @@ __all__ = [
     "availability",
     "library_path",
     "poseidon_permute",
+    "sign_one_leaf",
     "verify",
 ]
 
@@ -42,6 +43,7 @@ HOW_TO_BUILD: Final = (
     f"or point {LIBRARY_ENV} at a built liblean_p2p_xmss.so"
 )
 _CONFIG_IDS: Final = {TEST_SCHEME.name: 0, PRODUCTION_SCHEME.name: 1}
+_ERR_SLOT: Final = -8  # LEAN_XMSS_ERR_SLOT
 
 
 class XmssUnavailable(RuntimeError):
@@ -99,6 +101,15 @@ def _load(path: Path) -> ctypes.CDLL:
     library.lean_xmss_poseidon_permute.argtypes = (
         ctypes.POINTER(ctypes.c_uint32),
         ctypes.c_size_t,
+    )
+    library.lean_xmss_sign_one_leaf.restype = ctypes.c_int
+    library.lean_xmss_sign_one_leaf.argtypes = (
+        ctypes.c_int,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
     )
     library.lean_xmss_signature_size.restype = ctypes.c_int
     library.lean_xmss_signature_size.argtypes = (ctypes.c_int,)
@@ -161,3 +172,31 @@ def verify(
         len(signature),
     )
     return XmssVerdict(result)
+
+
+def sign_one_leaf(
+    seed: int, slot: int, message: bytes, scheme: XmssScheme | None = None
+) -> tuple[bytes, bytes]:
+    """``(public_key, signature)`` by a key of which only one leaf is known.
+
+    NOT a signer for real keys: the chain starts and path siblings come from ``seed``,
+    and the root is computed up that one path. Verifiers (ours, leanSpec's) accept it as
+    they accept any signature, which is what it is for: cross-checking verification in
+    the production scheme, too large for leanSpec to sign in, and timing full
+    verifications. Deterministic in ``seed``.
+    """
+    chosen = scheme or active_scheme()
+    if len(message) != 32:
+        raise ValueError(f"the message is 32 bytes, not {len(message)}")
+    public_key = ctypes.create_string_buffer(chosen.public_key_size)
+    signature = ctypes.create_string_buffer(chosen.signature_size)
+    if not 0 <= slot < 2**64:
+        raise ValueError(f"slot {slot} is past the {chosen.name} scheme's lifetime")
+    result = _library().lean_xmss_sign_one_leaf(
+        _CONFIG_IDS[chosen.name], seed % 2**64, slot, message, public_key, signature
+    )
+    if result == 0:
+        return public_key.raw, signature.raw
+    if result == _ERR_SLOT:
+        raise ValueError(f"slot {slot} is past the {chosen.name} scheme's lifetime")
+    raise RuntimeError(f"no encoding randomness met the target sum (code {result})")

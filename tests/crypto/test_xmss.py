@@ -3,14 +3,15 @@ being wrong (invalid, malformed), and the Poseidon permutation's edges."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME
+from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME, XmssScheme
 from lean_p2p.containers.xmss import FIELD_MODULUS, signature_from_parts
-from lean_p2p.crypto import XmssVerdict, poseidon_permute, verify
+from lean_p2p.crypto import XmssVerdict, poseidon_permute, sign_one_leaf, verify
 from lean_p2p.tools.spectest.formats import xmss_signature
 from lean_p2p.tools.spectest.locate import HOW_TO_GET_XMSS, default_xmss_vectors_root
 from lean_p2p.tools.spectest.runner import Outcome, run_file
@@ -39,6 +40,32 @@ def test_we_agree_with_leanspec_on_every_generated_vector(xmss_vector_files: lis
     # the generator writes each signature valid and in seven corrupted forms
     assert sum(test_id.endswith("_valid") for test_id in verdicts) >= 3
     assert len(verdicts) >= 8 * 3
+
+
+def test_leanspec_accepts_our_signatures_in_both_schemes(xmss_vector_files: list[Path]) -> None:
+    # Written by scripts/xmss_one_leaf.py, judged by leanSpec (--verify-ours): a valid
+    # production signature proves our production hashing is leanSpec's, bit for bit.
+    for scheme in ("test", "production"):
+        ours = [path for path in xmss_vector_files if path.parts[-2:] == (scheme, "ours.json")]
+        assert ours, f"no leanSpec verdicts on our {scheme} signatures"
+        fixtures = json.loads(ours[0].read_text())
+        valid = [test_id for test_id, fixture in fixtures.items() if fixture["valid"]]
+        assert valid and all(test_id.endswith("_valid") for test_id in valid), valid
+
+
+@pytest.mark.parametrize("scheme", [TEST_SCHEME, PRODUCTION_SCHEME], ids=lambda s: s.name)
+def test_one_leaf_signatures_verify_and_any_change_breaks_them(scheme: XmssScheme) -> None:
+    last_slot = 2**scheme.log_lifetime - 1
+    public_key, signature = sign_one_leaf(5, last_slot, MESSAGE, scheme)
+    assert sign_one_leaf(5, last_slot, MESSAGE, scheme) == (public_key, signature)
+    assert verify(public_key, last_slot, MESSAGE, signature, scheme) is XmssVerdict.VALID
+    assert verify(public_key, last_slot - 1, MESSAGE, signature, scheme) is XmssVerdict.INVALID
+    changed = bytes([MESSAGE[0] ^ 1]) + MESSAGE[1:]
+    assert verify(public_key, last_slot, changed, signature, scheme) is XmssVerdict.INVALID
+    last_word = signature[:-4] + bytes([signature[-4] ^ 1]) + signature[-3:]
+    assert verify(public_key, last_slot, MESSAGE, last_word, scheme) is XmssVerdict.INVALID
+    with pytest.raises(ValueError, match="past"):
+        sign_one_leaf(5, last_slot + 1, MESSAGE, scheme)
 
 
 @pytest.mark.parametrize("scheme", [TEST_SCHEME, PRODUCTION_SCHEME], ids=lambda s: s.name)
