@@ -88,17 +88,41 @@ static const poseidon_params POSEIDON_16 = {16, 20, LEAN_XMSS_CONSTANTS_16,
 static const poseidon_params POSEIDON_24 = {24, 23, LEAN_XMSS_CONSTANTS_24,
                                             LEAN_XMSS_MDS_FIRST_ROW_24};
 
-/* y = C x for the circulant matrix C[i][j] = r[(j - i) mod n], reading r from a doubled
- * copy (r || r) so that row i is the n consecutive entries starting at n - i. */
+/* y = C x for the circulant matrix C[i][j] = r[(j - i) mod n]. The matrices are expanded
+ * once into row-major tables so each row is a contiguous dot product the compiler can
+ * vectorize. Width 24's entries are full field elements, so each is split into a 16-bit
+ * low half and a high half: both dot products stay below 2^53 and need no 128-bit sums. */
+static uint32_t MDS_16[16][16];
+static uint32_t MDS_24_LOW[24][24];
+static uint32_t MDS_24_HIGH[24][24];
+static int mds_ready; /* 0 until the tables are written; racing writers write the same */
+
+static void expand_mds(void) {
+    if (__atomic_load_n(&mds_ready, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    for (size_t i = 0; i < 16; i++) {
+        for (size_t j = 0; j < 16; j++) {
+            MDS_16[i][j] = LEAN_XMSS_MDS_FIRST_ROW_16[(j + 16 - i) % 16];
+        }
+    }
+    for (size_t i = 0; i < 24; i++) {
+        for (size_t j = 0; j < 24; j++) {
+            uint32_t entry = LEAN_XMSS_MDS_FIRST_ROW_24[(j + 24 - i) % 24];
+            MDS_24_LOW[i][j] = entry & 0xffffu;
+            MDS_24_HIGH[i][j] = entry >> 16;
+        }
+    }
+    __atomic_store_n(&mds_ready, 1, __ATOMIC_RELEASE);
+}
+
 static void mds_multiply_16(uint32_t *state) {
-    /* Width 16's first row is small (below 2^7): a row's 16 products stay below 2^42, so
-     * they add up in 64 bits and reduce once. */
-    static const uint32_t *row = LEAN_XMSS_MDS_FIRST_ROW_16;
+    /* Width 16's first row is small (below 2^7): a row's 16 products stay below 2^42. */
     uint32_t result[16];
     for (size_t i = 0; i < 16; i++) {
         uint64_t sum = 0;
         for (size_t j = 0; j < 16; j++) {
-            sum += (uint64_t)row[(j - i) & 15] * state[j];
+            sum += (uint64_t)MDS_16[i][j] * state[j];
         }
         result[i] = (uint32_t)(sum % P);
     }
@@ -106,27 +130,15 @@ static void mds_multiply_16(uint32_t *state) {
 }
 
 static void mds_multiply_24(uint32_t *state) {
-    /* Width 24's entries are full field elements: products below 2^62, so a row's sum
-     * (below 2^67) is kept in 128 bits and folded with 2^64 mod p, not divided. */
-    static uint32_t doubled[48];
-    static int ready = 0; /* written with the same values by any racing thread: benign */
-    if (!ready) {
-        for (size_t k = 0; k < 48; k++) {
-            doubled[k] = LEAN_XMSS_MDS_FIRST_ROW_24[k % 24];
-        }
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
-    const uint64_t two_64_mod_p = (uint64_t)(((unsigned __int128)1 << 64) % P);
     uint32_t result[24];
     for (size_t i = 0; i < 24; i++) {
-        const uint32_t *row = doubled + 24 - i;
-        unsigned __int128 sum = 0;
+        uint64_t low = 0;
+        uint64_t high = 0;
         for (size_t j = 0; j < 24; j++) {
-            sum += (uint64_t)row[j] * state[j];
+            low += (uint64_t)MDS_24_LOW[i][j] * state[j];
+            high += (uint64_t)MDS_24_HIGH[i][j] * state[j];
         }
-        uint64_t high = (uint64_t)(sum >> 64);
-        uint64_t low = (uint64_t)sum;
-        result[i] = (uint32_t)((high * two_64_mod_p + low % P) % P);
+        result[i] = (uint32_t)(((high % P << 16) + low) % P);
     }
     memcpy(state, result, sizeof(result));
 }
@@ -154,6 +166,7 @@ static void full_round(uint32_t *state, const poseidon_params *params, const uin
 }
 
 static void permute(uint32_t *state, const poseidon_params *params) {
+    expand_mds();
     const size_t width = params->width;
     const uint32_t *rc = params->constants;
     for (unsigned round = 0; round < FULL_ROUNDS_HALF; round++, rc += width) {

@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, str] = {
     "consensus": "lean_p2p.cli.bench.consensus",
     "gossip": "lean_p2p.cli.bench.gossip",
     "p2p": "lean_p2p.cli.bench.p2p",
+    "xmss": "lean_p2p.cli.bench.xmss",
 }
 
 
