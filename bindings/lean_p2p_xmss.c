@@ -81,12 +81,53 @@ typedef struct {
     unsigned partial_rounds;
     const uint32_t *constants;
     const uint32_t *mds_first_row;
+    /* The partial rounds with sparse matrices (scripts/gen_xmss_constants.py says how
+     * they are derived): a scalar per round for element 0, the constants of the first
+     * closing full round with what the partial rounds carried over, and per round the
+     * sparse matrix's corner, first row and first column (width - 1 each), after one
+     * dense (width - 1)^2 product at the start. */
+    const uint32_t *partial_scalars;
+    const uint32_t *closing_constants;
+    const uint32_t *sparse_00;
+    const uint32_t *sparse_row;
+    const uint32_t *sparse_column;
+    const uint32_t *first_dense;
 } poseidon_params;
 
-static const poseidon_params POSEIDON_16 = {16, 20, LEAN_XMSS_CONSTANTS_16,
-                                            LEAN_XMSS_MDS_FIRST_ROW_16};
-static const poseidon_params POSEIDON_24 = {24, 23, LEAN_XMSS_CONSTANTS_24,
-                                            LEAN_XMSS_MDS_FIRST_ROW_24};
+static const poseidon_params POSEIDON_16 = {
+    16,
+    20,
+    LEAN_XMSS_CONSTANTS_16,
+    LEAN_XMSS_MDS_FIRST_ROW_16,
+    LEAN_XMSS_PARTIAL_SCALARS_16,
+    LEAN_XMSS_CLOSING_CONSTANTS_16,
+    LEAN_XMSS_SPARSE_00_16,
+    LEAN_XMSS_SPARSE_ROW_16,
+    LEAN_XMSS_SPARSE_COLUMN_16,
+    LEAN_XMSS_FIRST_DENSE_16,
+};
+static const poseidon_params POSEIDON_24 = {
+    24,
+    23,
+    LEAN_XMSS_CONSTANTS_24,
+    LEAN_XMSS_MDS_FIRST_ROW_24,
+    LEAN_XMSS_PARTIAL_SCALARS_24,
+    LEAN_XMSS_CLOSING_CONSTANTS_24,
+    LEAN_XMSS_SPARSE_00_24,
+    LEAN_XMSS_SPARSE_ROW_24,
+    LEAN_XMSS_SPARSE_COLUMN_24,
+    LEAN_XMSS_FIRST_DENSE_24,
+};
+
+/* Sum of products of field elements, each below 2^62, folded back into the field. */
+static inline uint32_t dot(const uint32_t *a, const uint32_t *b, size_t n) {
+    unsigned __int128 sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += (uint64_t)a[i] * b[i];
+    }
+    const uint64_t two_64_mod_p = (uint64_t)(((unsigned __int128)1 << 64) % P);
+    return (uint32_t)(((uint64_t)(sum >> 64) * two_64_mod_p + (uint64_t)sum % P) % P);
+}
 
 /* y = C x for the circulant matrix C[i][j] = r[(j - i) mod n]. The matrices are expanded
  * once into row-major tables so each row is a contiguous dot product the compiler can
@@ -116,7 +157,15 @@ static void expand_mds(void) {
     __atomic_store_n(&mds_ready, 1, __ATOMIC_RELEASE);
 }
 
-static void mds_multiply_16(uint32_t *state) {
+/* Built twice, for AVX2 and for any x86-64, and chosen when loaded: the dot products
+ * then run four lanes wide where the processor can. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LEAN_XMSS_VECTORIZED __attribute__((target_clones("avx2", "default")))
+#else
+#define LEAN_XMSS_VECTORIZED
+#endif
+
+LEAN_XMSS_VECTORIZED static void mds_multiply_16(uint32_t *state) {
     /* Width 16's first row is small (below 2^7): a row's 16 products stay below 2^42. */
     uint32_t result[16];
     for (size_t i = 0; i < 16; i++) {
@@ -129,7 +178,7 @@ static void mds_multiply_16(uint32_t *state) {
     memcpy(state, result, sizeof(result));
 }
 
-static void mds_multiply_24(uint32_t *state) {
+LEAN_XMSS_VECTORIZED static void mds_multiply_24(uint32_t *state) {
     uint32_t result[24];
     for (size_t i = 0; i < 24; i++) {
         uint64_t low = 0;
@@ -168,16 +217,32 @@ static void full_round(uint32_t *state, const poseidon_params *params, const uin
 static void permute(uint32_t *state, const poseidon_params *params) {
     expand_mds();
     const size_t width = params->width;
+    const size_t rest = width - 1;
     const uint32_t *rc = params->constants;
     for (unsigned round = 0; round < FULL_ROUNDS_HALF; round++, rc += width) {
         full_round(state, params, rc);
     }
-    for (unsigned round = 0; round < params->partial_rounds; round++, rc += width) {
-        add_round_constants(state, rc, width);
-        state[0] = cube(state[0]);
-        mds_multiply(state, params);
+    /* Partial rounds: one dense product of elements 1.. (the first round's D), then per
+     * round the scalar, the S-box on element 0 and the sparse matrix. */
+    uint32_t tail[MAX_WIDTH];
+    for (size_t i = 0; i < rest; i++) {
+        tail[i] = dot(params->first_dense + i * rest, state + 1, rest);
     }
-    for (unsigned round = 0; round < FULL_ROUNDS_HALF; round++, rc += width) {
+    memcpy(state + 1, tail, rest * sizeof(uint32_t));
+    for (unsigned round = 0; round < params->partial_rounds; round++) {
+        const uint32_t x0 = cube(add(state[0], params->partial_scalars[round]));
+        const uint32_t *row = params->sparse_row + (size_t)round * rest;
+        const uint32_t *column = params->sparse_column + (size_t)round * rest;
+        uint32_t first = dot(row, state + 1, rest);
+        state[0] = add(mul(params->sparse_00[round], x0), first);
+        for (size_t i = 0; i < rest; i++) {
+            state[i + 1] = add(state[i + 1], mul(column[i], x0));
+        }
+    }
+    rc += (size_t)params->partial_rounds * width;
+    full_round(state, params, params->closing_constants);
+    rc += width;
+    for (unsigned round = 1; round < FULL_ROUNDS_HALF; round++, rc += width) {
         full_round(state, params, rc);
     }
 }
@@ -262,13 +327,37 @@ static void tree_node(const uint32_t *parameter, unsigned level, uint64_t index,
 }
 
 /* The sponge's capacity for a leaf of `dimension` chains: the packed shape of the input
- * (parameter, tweak, dimension and digest lengths, 32 bits each) compressed. */
-static void leaf_capacity(unsigned dimension, uint32_t *capacity) {
+ * (parameter, tweak, dimension and digest lengths, 32 bits each) compressed. It depends
+ * on the dimension alone, so each configuration's is computed once and kept. */
+static void compute_leaf_capacity(unsigned dimension, uint32_t *capacity) {
     /* ((5 << 32 | 2) << 32 | dimension) << 32 | 8, as four little-endian words */
     const uint32_t words[4] = {HASH_LEN, dimension, TWEAK_LEN, PARAMETER_LEN};
     uint32_t limbs[MAX_WIDTH];
     (void)to_base_p(words, 4, limbs, MAX_WIDTH);
     compress(limbs, MAX_WIDTH, &POSEIDON_24, capacity, CAPACITY);
+}
+
+static void leaf_capacity(unsigned dimension, uint32_t *capacity) {
+    /* One slot per configuration's dimension; racing first callers write equal values,
+     * and the flag is set (release) only after the values. */
+    static uint32_t kept[2][CAPACITY];
+    static int ready[2];
+    const size_t slot = dimension == CONFIGS[LEAN_XMSS_CONFIG_TEST].dimension ? 0 : 1;
+    if (dimension != CONFIGS[slot == 0 ? LEAN_XMSS_CONFIG_TEST : LEAN_XMSS_CONFIG_PROD].dimension) {
+        compute_leaf_capacity(dimension, capacity);
+        return;
+    }
+    if (!__atomic_load_n(&ready[slot], __ATOMIC_ACQUIRE)) {
+        uint32_t computed[CAPACITY];
+        compute_leaf_capacity(dimension, computed);
+        for (size_t i = 0; i < CAPACITY; i++) {
+            __atomic_store_n(&kept[slot][i], computed[i], __ATOMIC_RELAXED);
+        }
+        __atomic_store_n(&ready[slot], 1, __ATOMIC_RELEASE);
+    }
+    for (size_t i = 0; i < CAPACITY; i++) {
+        capacity[i] = __atomic_load_n(&kept[slot][i], __ATOMIC_RELAXED);
+    }
 }
 
 /* The leaf: a width-24 sponge over parameter || tree tweak (level 0) || chain ends. */
