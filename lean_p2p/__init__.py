@@ -9,6 +9,7 @@ Folders are thread boundaries:
 - ``lean_p2p.runtime``    loop thread (mailbox drain, actors, timers); ``put`` is any-thread
 - ``lean_p2p.wire``       any thread (pure codecs: snappy, varints, req/resp framing)
 - ``lean_p2p.containers`` any thread (immutable SSZ values)
+- ``lean_p2p.crypto``     any thread (XMSS verification in C, without the GIL)
 - ``lean_p2p.consensus``  loop thread (state transition, fork choice, parked blocks)
 - ``lean_p2p.net``        any thread (frozen event and command values crossing threads)
 - ``lean_p2p.driver``     trio thread (py-libp2p host), commands arrive via TrioToken
