@@ -28,7 +28,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-__all__ = ["BENCHMARKS", "COMMANDS", "build_parser", "main"]
+__all__ = ["BENCHMARKS", "COMMANDS", "build_parser", "entry_point", "main"]
 
 #: subcommand name -> module implementing it
 COMMANDS: dict[str, str] = {
@@ -141,5 +141,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code
 
 
+def entry_point() -> int:
+    """The ``lean-p2p`` executable: :func:`main`, then the process exits."""
+    from lean_p2p.tools.running import EXIT_INTERRUPTED
+
+    exit_code = main()
+    if exit_code == EXIT_INTERRUPTED:
+        # A KeyboardInterrupt lands between any two bytecodes, so it can leave an object
+        # half-built (an event loop interrupted in its __init__); its finalizer then fails
+        # as the process exits, and Python prints that as a traceback. The run is over,
+        # and such finalizers have nothing left to report. (Not in main(): callers in
+        # the same process keep their own hook.)
+        sys.unraisablehook = _ignore_unraisable
+    return exit_code
+
+
+def _ignore_unraisable(_unraisable: object) -> None:
+    return None
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry_point())

@@ -1,5 +1,5 @@
 import sys
 
-from lean_p2p.cli import main
+from lean_p2p.cli import entry_point
 
-sys.exit(main())
+sys.exit(entry_point())
