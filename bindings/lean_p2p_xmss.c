@@ -433,6 +433,27 @@ static int codeword(const xmss_config *config, const uint32_t *parameter, uint64
     return sum == config->target_sum ? 0 : -1;
 }
 
+/* The root a leaf of `chain_ends` at `slot` climbs to through `siblings`, leaf first. */
+static void root_of_leaf(const xmss_config *config, const uint32_t *parameter, uint64_t slot,
+                         const uint32_t *chain_ends, const uint32_t *siblings, uint32_t *root) {
+    uint32_t node[HASH_LEN];
+    leaf_hash(parameter, slot, config->dimension, chain_ends, node);
+    uint64_t position = slot;
+    for (unsigned level = 0; level < config->log_lifetime; level++) {
+        const uint32_t *sibling = siblings + (size_t)level * HASH_LEN;
+        uint32_t parent[HASH_LEN];
+        /* the current node is the left child when its position is even */
+        if (position % 2 == 0) {
+            tree_node(parameter, level + 1, position / 2, node, sibling, parent);
+        } else {
+            tree_node(parameter, level + 1, position / 2, sibling, node, parent);
+        }
+        position /= 2;
+        memcpy(node, parent, sizeof(node));
+    }
+    memcpy(root, node, sizeof(node));
+}
+
 /* ------------------------------------------------------------------- decoding */
 
 static uint32_t read_u32(const uint8_t *bytes) {
@@ -533,19 +554,7 @@ LEAN_P2P_EXPORT int lean_xmss_verify(int config, const uint8_t *public_key,
                    chain_ends + (size_t)chain * HASH_LEN);
     }
     uint32_t node[HASH_LEN];
-    leaf_hash(parameter, slot, chosen->dimension, chain_ends, node);
-    uint64_t position = slot;
-    for (unsigned level = 0; level < chosen->log_lifetime; level++) {
-        const uint32_t *sibling = siblings + (size_t)level * HASH_LEN;
-        uint32_t parent[HASH_LEN];
-        if (position % 2 == 0) {
-            tree_node(parameter, level + 1, position / 2, node, sibling, parent);
-        } else {
-            tree_node(parameter, level + 1, position / 2, sibling, node, parent);
-        }
-        position /= 2;
-        memcpy(node, parent, sizeof(node));
-    }
+    root_of_leaf(chosen, parameter, slot, chain_ends, siblings, node);
     return memcmp(node, root, sizeof(node)) == 0 ? LEAN_XMSS_VALID : LEAN_XMSS_INVALID;
 }
 
@@ -617,19 +626,7 @@ LEAN_P2P_EXPORT int lean_xmss_sign_one_leaf(int config, uint64_t seed, uint64_t 
     uint32_t siblings[MAX_LOG_LIFETIME * HASH_LEN];
     draw_elements(&state, siblings, (size_t)chosen->log_lifetime * HASH_LEN);
     uint32_t node[HASH_LEN];
-    leaf_hash(parameter, slot, chosen->dimension, chain_ends, node);
-    uint64_t position = slot;
-    for (unsigned level = 0; level < chosen->log_lifetime; level++) {
-        const uint32_t *sibling = siblings + (size_t)level * HASH_LEN;
-        uint32_t parent[HASH_LEN];
-        if (position % 2 == 0) {
-            tree_node(parameter, level + 1, position / 2, node, sibling, parent);
-        } else {
-            tree_node(parameter, level + 1, position / 2, sibling, node, parent);
-        }
-        position /= 2;
-        memcpy(node, parent, sizeof(node));
-    }
+    root_of_leaf(chosen, parameter, slot, chain_ends, siblings, node);
 
     write_elements(public_key, node, HASH_LEN);
     write_elements(public_key + 4 * HASH_LEN, parameter, PARAMETER_LEN);
