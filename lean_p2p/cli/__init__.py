@@ -76,8 +76,7 @@ def _add_command(
     description: str = module.DESCRIPTION
     parser = subparsers.add_parser(name, help=description, description=description)
     module.configure(parser)
-    if not any("--quiet" in action.option_strings for action in parser._actions):
-        parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(_run=module.run, _command=parser.prog)
 
 
@@ -122,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         return _print_help(parser)
     command: str = args._command
-    set_quiet(bool(getattr(args, "quiet", False)))
-    INTERRUPTS.install()
+    set_quiet(args.quiet)
+    INTERRUPTS.begin_run()
     try:
         exit_code: int = run(args)
     except KeyboardInterrupt:

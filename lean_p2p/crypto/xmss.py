@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME, XmssScheme, active_scheme
+from lean_p2p.containers.xmss import FIELD_MODULUS
 
 __all__ = [
     "ABI_VERSION",
@@ -134,14 +135,13 @@ def availability() -> str:
 def poseidon_permute(state: Sequence[int]) -> list[int]:
     """leanSpec's Poseidon permutation of a width-16 or width-24 state of field elements."""
     width = len(state)
-    buffer = (ctypes.c_uint32 * width)(*state) if all(0 <= v < 2**32 for v in state) else None
-    if buffer is None:
-        raise ValueError("every element must be a field element below the modulus")
-    result = _library().lean_xmss_poseidon_permute(buffer, width)
-    if result == -6:
+    if width not in (16, 24):
         raise ValueError(f"the width must be 16 or 24, not {width}")
-    if result != 0:
+    if not all(0 <= value < FIELD_MODULUS for value in state):
         raise ValueError("every element must be a field element below the modulus")
+    buffer = (ctypes.c_uint32 * width)(*state)
+    if _library().lean_xmss_poseidon_permute(buffer, width) != 0:
+        raise AssertionError("the library refused a state this function checked")
     return list(buffer)
 
 

@@ -77,6 +77,12 @@ class Interrupts:
     def interrupted(self) -> bool:
         return self.count > 0
 
+    def begin_run(self) -> None:
+        """A command starts: count its Ctrl-C from zero and handle SIGINT. (A process
+        runs one command; a caller running several in one process starts each fresh.)"""
+        self.count = 0
+        self.install()
+
     def install(self) -> None:
         """Handle SIGINT from now on (only the main thread may; elsewhere, a no-op)."""
         if threading.current_thread() is not threading.main_thread():

@@ -36,19 +36,26 @@ COLUMNS = ("benchmark", "case", "n", "median", "p90", "unit", "ratio", "note")
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.tools.report import print_table, write_json
+    from lean_p2p.tools.running import Progress
 
     logging.getLogger("lean_p2p.consensus.signatures").setLevel(logging.ERROR)
     parts = set(args.only or ("replay", "on_block", "get_head", "votes"))
+    progress = Progress("bench consensus")
     rows: list[dict[str, Any]] = []
     if "replay" in parts:
+        progress.update("fork_choice vectors replayed (and by leanSpec when given)", force=True)
         rows += _bench_replay(args)
     if "on_block" in parts:
+        progress.update("on_block against the history length", force=True)
         lengths = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
         rows += _bench_on_block(lengths, blocks=64 if args.quick else 256)
     if "get_head" in parts:
+        progress.update("get_head", force=True)
         rows += _bench_get_head(blocks=2_000 if args.quick else 10_000, validators=4_096)
     if "votes" in parts:
+        progress.update("votes applied", force=True)
         rows += _bench_votes(validators=4_096, singles=5_000 if args.quick else 20_000)
+    progress.done()
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     print_table(rows, COLUMNS, title=f"lean-p2p bench consensus (medians; {machine})")
     if args.json:

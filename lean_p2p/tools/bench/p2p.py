@@ -18,6 +18,7 @@ from typing import Any
 
 from lean_p2p.tools.memory_chain import build_chain
 from lean_p2p.tools.report import print_table, write_json
+from lean_p2p.tools.running import Progress
 from lean_p2p.tools.simulation import Chaos, TwoNodeSimulation
 
 __all__ = ["SCENARIOS", "run_benchmark", "run_scenario"]
@@ -76,7 +77,12 @@ def run_scenario(name: str, seeds: Sequence[int], behind: int) -> dict[str, Any]
 
 def run_benchmark(args: argparse.Namespace) -> int:
     seeds = range(5 if args.quick else args.seeds)
-    rows = [run_scenario(name, seeds, args.behind) for name in SCENARIOS]
+    progress = Progress("bench p2p")
+    rows = []
+    for index, name in enumerate(SCENARIOS, start=1):
+        progress.update(f"scenario {index} of {len(SCENARIOS)}: {name}", force=True)
+        rows.append(run_scenario(name, seeds, args.behind))
+    progress.done()
     baseline = rows[0]["block_requests_median"]
     for row in rows:
         row["requests_vs_baseline"] = row["block_requests_median"] / baseline

@@ -490,6 +490,7 @@ def _snappy_rows(timing: Timing, sizes: list[int]) -> list[dict[str, Any]]:
 def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.containers import PRODUCTION_SCHEME
     from lean_p2p.tools.report import print_table, write_json
+    from lean_p2p.tools.running import Progress
 
     missing = missing_implementations(args.impl)
     if missing:
@@ -504,10 +505,16 @@ def run_benchmark(args: argparse.Namespace) -> int:
     timing = Timing(repeats=args.repeats or (3 if quick else 7), min_seconds=0.05 if quick else 0.3)
     implementations = _implementations(args.impl, PRODUCTION_SCHEME.signature_size)
     print(f"pid {os.getpid()}: {timing.repeats} runs of >= {timing.min_seconds}s per figure")
+    progress = Progress("bench wire")
+    names = ", ".join(implementation.name for implementation in implementations)
+    progress.update(f"SSZ: {names}", force=True)
     ssz_rows = _ssz_rows(implementations, timing)
+    progress.done()
     print_table(ssz_rows, SSZ_COLUMNS, title="SSZ (median per-second rates)")
     sizes = [1_000, 100_000, 10_000_000]
+    progress.update("snappy: blocks and frames at 1 KB, 100 KB, 10 MB", force=True)
     snappy_rows = _snappy_rows(timing, sizes)
+    progress.done()
     print_table(snappy_rows, SNAPPY_COLUMNS, title="snappy (median)")
     if args.json:
         rows = [{"section": "ssz", **row} for row in ssz_rows]
