@@ -7,6 +7,7 @@ deliberately faulty producers, so a clean stress result means something.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 
@@ -88,6 +89,20 @@ async def test_producers_racing_close_lose_no_accepted_event(
     assert_clean(result)
     assert result.mailbox["closed"]
     assert close_after <= result.events < 400_000  # close really raced the producers
+
+
+async def test_a_stop_closes_the_mailbox_under_the_producers_and_loses_nothing() -> None:
+    # Ctrl-C's path: the stop is already set when the run starts, so the mailbox closes
+    # at once, every producer stops at MailboxClosed, and what was accepted is checked.
+    stop = asyncio.Event()
+    stop.set()
+    config = StressConfig(events=400_000, producers=4, timeout_s=120)
+    result = await run_stress_async(config, stop=stop)
+    assert result.interrupted
+    assert result.as_dict()["interrupted"] is True
+    assert_clean(result)
+    assert result.mailbox["closed"]
+    assert result.events < 400_000
 
 
 class FaultyProducers:
