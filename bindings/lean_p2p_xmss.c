@@ -454,6 +454,155 @@ static void root_of_leaf(const xmss_config *config, const uint32_t *parameter, u
     memcpy(root, node, sizeof(node));
 }
 
+/* ------------------------------------------------ SHAKE128 and the key's PRF */
+
+/* Keccak-f[1600] (FIPS 202), lanes little-endian. Only the PRF of secret keys uses it:
+ * every chain start and every signing attempt's randomness is SHAKE128 of a short
+ * input, as in leanSpec's prf.py. */
+static const uint64_t KECCAK_ROUND_CONSTANTS[24] = {
+    0x0000000000000001ull, 0x0000000000008082ull, 0x800000000000808aull,
+    0x8000000080008000ull, 0x000000000000808bull, 0x0000000080000001ull,
+    0x8000000080008081ull, 0x8000000000008009ull, 0x000000000000008aull,
+    0x0000000000000088ull, 0x0000000080008009ull, 0x000000008000000aull,
+    0x000000008000808bull, 0x800000000000008bull, 0x8000000000008089ull,
+    0x8000000000008003ull, 0x8000000000008002ull, 0x8000000000000080ull,
+    0x000000000000800aull, 0x800000008000000aull, 0x8000000080008081ull,
+    0x8000000000008080ull, 0x0000000080000001ull, 0x8000000080008008ull,
+};
+/* rho's rotation of, and pi's destination for, the lanes visited from lane 1 on */
+static const unsigned KECCAK_ROTATIONS[24] = {1,  3,  6,  10, 15, 21, 28, 36, 45, 55, 2,  14,
+                                              27, 41, 56, 8,  25, 43, 62, 18, 39, 61, 20, 44};
+static const unsigned KECCAK_PI[24] = {10, 7,  11, 17, 18, 3, 5,  16, 8,  21, 24, 4,
+                                       15, 23, 19, 13, 12, 2, 20, 14, 22, 9,  6,  1};
+
+static inline uint64_t rotl64(uint64_t x, unsigned n) {
+    return (x << n) | (x >> (64 - n));
+}
+
+static void keccak_f1600(uint64_t lanes[25]) {
+    for (unsigned round = 0; round < 24; round++) {
+        uint64_t column[5];
+        for (unsigned x = 0; x < 5; x++) { /* theta */
+            column[x] = lanes[x] ^ lanes[x + 5] ^ lanes[x + 10] ^ lanes[x + 15] ^ lanes[x + 20];
+        }
+        for (unsigned x = 0; x < 5; x++) {
+            const uint64_t d = column[(x + 4) % 5] ^ rotl64(column[(x + 1) % 5], 1);
+            for (unsigned y = 0; y < 25; y += 5) {
+                lanes[y + x] ^= d;
+            }
+        }
+        uint64_t carried = lanes[1]; /* rho and pi */
+        for (unsigned i = 0; i < 24; i++) {
+            const unsigned to = KECCAK_PI[i];
+            const uint64_t displaced = lanes[to];
+            lanes[to] = rotl64(carried, KECCAK_ROTATIONS[i]);
+            carried = displaced;
+        }
+        for (unsigned y = 0; y < 25; y += 5) { /* chi */
+            uint64_t row[5];
+            memcpy(row, lanes + y, sizeof(row));
+            for (unsigned x = 0; x < 5; x++) {
+                lanes[y + x] = row[x] ^ (~row[(x + 1) % 5] & row[(x + 2) % 5]);
+            }
+        }
+        lanes[0] ^= KECCAK_ROUND_CONSTANTS[round]; /* iota */
+    }
+}
+
+#define SHAKE128_RATE 168
+
+static void xor_into_lanes(uint64_t lanes[25], const uint8_t *bytes, size_t length) {
+    for (size_t i = 0; i < length; i++) {
+        lanes[i / 8] ^= (uint64_t)bytes[i] << (8 * (i % 8));
+    }
+}
+
+static void shake128(const uint8_t *input, size_t length, uint8_t *out, size_t out_length) {
+    uint64_t lanes[25] = {0};
+    while (length >= SHAKE128_RATE) {
+        xor_into_lanes(lanes, input, SHAKE128_RATE);
+        keccak_f1600(lanes);
+        input += SHAKE128_RATE;
+        length -= SHAKE128_RATE;
+    }
+    xor_into_lanes(lanes, input, length);
+    lanes[length / 8] ^= (uint64_t)0x1f << (8 * (length % 8)); /* SHAKE's domain and pad */
+    lanes[(SHAKE128_RATE - 1) / 8] ^= (uint64_t)0x80 << (8 * ((SHAKE128_RATE - 1) % 8));
+    for (;;) {
+        keccak_f1600(lanes);
+        const size_t take = out_length < SHAKE128_RATE ? out_length : SHAKE128_RATE;
+        for (size_t i = 0; i < take; i++) {
+            out[i] = (uint8_t)(lanes[i / 8] >> (8 * (i % 8)));
+        }
+        out += take;
+        out_length -= take;
+        if (out_length == 0) {
+            return;
+        }
+    }
+}
+
+#define PRF_KEY_LEN 32
+#define PRF_BYTES_PER_ELEMENT 16
+static const uint8_t PRF_DOMAIN[16] = {0xae, 0xae, 0x22, 0xff, 0x00, 0x01, 0xfa, 0xff,
+                                       0x21, 0xaf, 0x12, 0x00, 0x01, 0x11, 0xff, 0x00};
+#define PRF_TAG_CHAIN_START 0x00u
+#define PRF_TAG_RANDOMNESS 0x01u
+
+static size_t put_be(uint8_t *bytes, uint64_t value, size_t width) {
+    for (size_t i = 0; i < width; i++) {
+        bytes[i] = (uint8_t)(value >> (8 * (width - 1 - i)));
+    }
+    return width;
+}
+
+/* SHAKE128 of `input`, read as `count` big-endian 128-bit integers reduced mod p. */
+static void prf_elements(const uint8_t *input, size_t length, uint32_t *out, size_t count) {
+    uint8_t bytes[PRF_BYTES_PER_ELEMENT * MAX_WIDTH];
+    shake128(input, length, bytes, PRF_BYTES_PER_ELEMENT * count);
+    for (size_t i = 0; i < count; i++) {
+        unsigned __int128 value = 0;
+        for (size_t k = 0; k < PRF_BYTES_PER_ELEMENT; k++) {
+            value = value << 8 | bytes[PRF_BYTES_PER_ELEMENT * i + k];
+        }
+        out[i] = (uint32_t)(value % P);
+    }
+}
+
+/* The secret start of chain `chain_index` at `epoch`:
+ * SHAKE128(domain || 0x00 || key || epoch (4 bytes, big-endian) || chain (8 bytes)). */
+static void prf_chain_start(const uint8_t *prf_key, uint64_t epoch, uint64_t chain_index,
+                            uint32_t *out) {
+    uint8_t input[sizeof(PRF_DOMAIN) + 1 + PRF_KEY_LEN + 4 + 8];
+    size_t at = 0;
+    memcpy(input, PRF_DOMAIN, sizeof(PRF_DOMAIN));
+    at += sizeof(PRF_DOMAIN);
+    input[at++] = PRF_TAG_CHAIN_START;
+    memcpy(input + at, prf_key, PRF_KEY_LEN);
+    at += PRF_KEY_LEN;
+    at += put_be(input + at, epoch, 4);
+    at += put_be(input + at, chain_index, 8);
+    prf_elements(input, at, out, HASH_LEN);
+}
+
+/* The randomness of signing attempt `counter`:
+ * SHAKE128(domain || 0x01 || key || epoch (4 bytes) || message || counter (8 bytes)). */
+static void prf_randomness(const uint8_t *prf_key, uint64_t epoch, const uint8_t *message,
+                           uint64_t counter, uint32_t *out) {
+    uint8_t input[sizeof(PRF_DOMAIN) + 1 + PRF_KEY_LEN + 4 + 32 + 8];
+    size_t at = 0;
+    memcpy(input, PRF_DOMAIN, sizeof(PRF_DOMAIN));
+    at += sizeof(PRF_DOMAIN);
+    input[at++] = PRF_TAG_RANDOMNESS;
+    memcpy(input + at, prf_key, PRF_KEY_LEN);
+    at += PRF_KEY_LEN;
+    at += put_be(input + at, epoch, 4);
+    memcpy(input + at, message, 32);
+    at += 32;
+    at += put_be(input + at, counter, 8);
+    prf_elements(input, at, out, RAND_LEN);
+}
+
 /* ------------------------------------------------------------------- decoding */
 
 static uint32_t read_u32(const uint8_t *bytes) {
@@ -470,6 +619,19 @@ static int read_elements(const uint8_t *bytes, size_t count, uint32_t *out) {
         }
     }
     return 0;
+}
+
+static void write_u32(uint8_t *bytes, uint32_t value) {
+    bytes[0] = (uint8_t)value;
+    bytes[1] = (uint8_t)(value >> 8);
+    bytes[2] = (uint8_t)(value >> 16);
+    bytes[3] = (uint8_t)(value >> 24);
+}
+
+static void write_elements(uint8_t *bytes, const uint32_t *elements, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        write_u32(bytes + 4 * i, elements[i]);
+    }
 }
 
 static size_t signature_size(const xmss_config *config) {
@@ -558,6 +720,127 @@ LEAN_P2P_EXPORT int lean_xmss_verify(int config, const uint8_t *public_key,
     return memcmp(node, root, sizeof(node)) == 0 ? LEAN_XMSS_VALID : LEAN_XMSS_INVALID;
 }
 
+/* ------------------------------------------------- key generation and signing */
+
+LEAN_P2P_EXPORT int lean_xmss_shake128(const uint8_t *input, size_t length, uint8_t *out,
+                                       size_t out_length) {
+    shake128(input, length, out, out_length);
+    return 0;
+}
+
+/* The slots [first, first + count) lie inside the lifetime. */
+static int slots_in_lifetime(const xmss_config *config, uint64_t first, size_t count) {
+    const uint64_t lifetime = (uint64_t)1 << config->log_lifetime;
+    return first <= lifetime && count <= lifetime - first;
+}
+
+LEAN_P2P_EXPORT int lean_xmss_leaves(int config, const uint8_t *prf_key,
+                                     const uint8_t *parameter_bytes, uint64_t first_slot,
+                                     size_t count, uint8_t *leaves) {
+    const xmss_config *chosen = config_of(config);
+    if (chosen == NULL) {
+        return LEAN_XMSS_ERR_CONFIG;
+    }
+    uint32_t parameter[PARAMETER_LEN];
+    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
+        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    }
+    if (!slots_in_lifetime(chosen, first_slot, count)) {
+        return LEAN_XMSS_ERR_SLOT;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const uint64_t slot = first_slot + i;
+        /* Each chain climbs from its secret start all BASE - 1 steps to its public end;
+         * the leaf hashes the ends together. */
+        uint32_t chain_ends[MAX_DIMENSION * HASH_LEN];
+        for (unsigned chain = 0; chain < chosen->dimension; chain++) {
+            uint32_t *end = chain_ends + (size_t)chain * HASH_LEN;
+            prf_chain_start(prf_key, slot, chain, end);
+            hash_chain(parameter, slot, chain, 0, chosen->base - 1, end);
+        }
+        uint32_t leaf[HASH_LEN];
+        leaf_hash(parameter, slot, chosen->dimension, chain_ends, leaf);
+        write_elements(leaves + i * HASH_LEN * 4, leaf, HASH_LEN);
+    }
+    return 0;
+}
+
+LEAN_P2P_EXPORT int lean_xmss_tree_layer(int config, const uint8_t *parameter_bytes,
+                                         unsigned level, uint64_t parent_start,
+                                         const uint8_t *children, size_t pairs,
+                                         uint8_t *parents) {
+    const xmss_config *chosen = config_of(config);
+    if (chosen == NULL) {
+        return LEAN_XMSS_ERR_CONFIG;
+    }
+    uint32_t parameter[PARAMETER_LEN];
+    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
+        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    }
+    if (level < 1 || level > chosen->log_lifetime) {
+        return LEAN_XMSS_ERR_ARGUMENT;
+    }
+    const uint64_t width = (uint64_t)1 << (chosen->log_lifetime - level); /* nodes at level */
+    if (parent_start > width || pairs > width - parent_start) {
+        return LEAN_XMSS_ERR_ARGUMENT;
+    }
+    for (size_t i = 0; i < pairs; i++) {
+        uint32_t left[HASH_LEN];
+        uint32_t right[HASH_LEN];
+        if (read_elements(children + 2 * i * HASH_LEN * 4, HASH_LEN, left) ||
+            read_elements(children + (2 * i + 1) * HASH_LEN * 4, HASH_LEN, right)) {
+            return LEAN_XMSS_ERR_FIELD_ELEMENT;
+        }
+        uint32_t parent[HASH_LEN];
+        tree_node(parameter, level, parent_start + i, left, right, parent);
+        write_elements(parents + i * HASH_LEN * 4, parent, HASH_LEN);
+    }
+    return 0;
+}
+
+LEAN_P2P_EXPORT int lean_xmss_sign_chains(int config, const uint8_t *prf_key,
+                                          const uint8_t *parameter_bytes, uint64_t slot,
+                                          const uint8_t *message, uint8_t *rho_bytes,
+                                          uint8_t *hashes, uint64_t *attempts) {
+    const xmss_config *chosen = config_of(config);
+    if (chosen == NULL) {
+        return LEAN_XMSS_ERR_CONFIG;
+    }
+    uint32_t parameter[PARAMETER_LEN];
+    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
+        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    }
+    if (!slots_in_lifetime(chosen, slot, 1)) {
+        return LEAN_XMSS_ERR_SLOT;
+    }
+    /* Attempt after attempt, in leanSpec's order, until the codeword meets the target
+     * sum: the same key, slot and message always give the same signature. */
+    uint32_t rho[RAND_LEN];
+    uint8_t digits[MAX_DIMENSION];
+    uint64_t attempt = 0;
+    for (;; attempt++) {
+        if (attempt == LEAN_XMSS_MAX_TRIES) {
+            return LEAN_XMSS_ERR_NO_ENCODING;
+        }
+        prf_randomness(prf_key, slot, message, attempt, rho);
+        if (codeword(chosen, parameter, slot, rho, message, digits) == 0) {
+            break;
+        }
+    }
+    /* Release each chain after as many steps as its digit says. */
+    for (unsigned chain = 0; chain < chosen->dimension; chain++) {
+        uint32_t digest[HASH_LEN];
+        prf_chain_start(prf_key, slot, chain, digest);
+        hash_chain(parameter, slot, chain, 0, digits[chain], digest);
+        write_elements(hashes + (size_t)chain * HASH_LEN * 4, digest, HASH_LEN);
+    }
+    write_elements(rho_bytes, rho, RAND_LEN);
+    if (attempts != NULL) {
+        *attempts = attempt + 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------- one-leaf keys (for tests) */
 
 static uint64_t splitmix64(uint64_t *state) {
@@ -570,19 +853,6 @@ static uint64_t splitmix64(uint64_t *state) {
 static void draw_elements(uint64_t *state, uint32_t *out, size_t count) {
     for (size_t i = 0; i < count; i++) {
         out[i] = (uint32_t)(splitmix64(state) % P); /* a slight bias is harmless here */
-    }
-}
-
-static void write_u32(uint8_t *bytes, uint32_t value) {
-    bytes[0] = (uint8_t)value;
-    bytes[1] = (uint8_t)(value >> 8);
-    bytes[2] = (uint8_t)(value >> 16);
-    bytes[3] = (uint8_t)(value >> 24);
-}
-
-static void write_elements(uint8_t *bytes, const uint32_t *elements, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        write_u32(bytes + 4 * i, elements[i]);
     }
 }
 

@@ -22,14 +22,29 @@ than trusting the corruption to have worked. Corrupted words that leave the fiel
 (not below the modulus) are written too: leanSpec refuses those when it decodes, which
 is recorded as ``"decodes": false``.
 
-Key generation draws leanSpec's own randomness (``secrets``); ``--seed`` fixes only
-the choice of messages, slots and corruptions. The vectors are generated, never
-committed: CI makes them before the tests.
+Key generation for those signatures draws leanSpec's own randomness (``secrets``);
+``--seed`` fixes only the choice of messages, slots and corruptions.
+
+The first form also writes ``OUT_DIR/xmss_key/lstar/<scheme>/keys.json``: keys that
+leanSpec generates from a seed, with its randomness (the parameter, the PRF key, the
+digests that pad sparse tree layers) replaced by lean_p2p's seeded stream, as
+``lean_p2p.crypto.keys`` documents it and as this file implements it again,
+independently. Each carries the public key, the secret key in leanSpec's SSZ, the secret
+key after each ``advance_preparation``, and signatures across every prepared window, so
+that a test can demand that lean_p2p makes the same bytes from the same seed.
+
+In the second form, for each of our signatures made by a seeded key, leanSpec also
+re-derives the signature's one-time part (rho and the released chain hashes) from the
+seed with its own PRF, encoding and chains, and records the signature it would make
+with our authentication path: ``"leanSpecSignature"``.
+
+The vectors are generated, never committed: CI makes them before the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -38,6 +53,136 @@ from pathlib import Path
 from typing import Any
 
 MODULUS = 2**31 - 2**24 + 1
+SEED_DOMAIN = b"lean_p2p/xmss/keygen/v1"
+#: (seed, activation slot, requested slots) of the seeded test-scheme keys: the whole
+#: lifetime, the smallest key, an interval starting inside a bottom tree (the top tree
+#: padded on both sides), and one that slides back from the end of the lifetime.
+KEY_CASES = (
+    (b"lean_p2p key 0", 0, 256),
+    (b"lean_p2p key 1", 0, 1),
+    (b"lean_p2p key 2", 37, 70),
+    (b"lean_p2p key 3", 250, 6),
+)
+
+
+class SeededDraws:
+    """lean_p2p's stand-in for the operating system's randomness in key generation:
+    draw i is SHAKE128(domain || len(seed) (4 bytes, little-endian) || seed || i (8
+    bytes, big-endian)); a field element is 16 bytes of it, big-endian, mod p."""
+
+    def __init__(self, seed: bytes) -> None:
+        self.prefix = SEED_DOMAIN + len(seed).to_bytes(4, "little") + seed
+        self.draws = 0
+
+    def raw(self, length: int) -> bytes:
+        data = hashlib.shake_128(self.prefix + self.draws.to_bytes(8, "big")).digest(length)
+        self.draws += 1
+        return data
+
+    def field_elements(self, count: int) -> list[int]:
+        data = self.raw(16 * count)
+        return [int.from_bytes(data[16 * i : 16 * i + 16], "big") % MODULUS for i in range(count)]
+
+
+def seeded_key_gen(scheme: Any, seed: bytes, activation: int, slots: int) -> Any:
+    """leanSpec's key_gen with its randomness drawn from ``seed``'s stream."""
+    from lean_spec.spec.crypto.koalabear import Fp
+    from lean_spec.spec.crypto.xmss import field, prf
+    from lean_spec.spec.ssz import Uint64
+
+    draws = SeededDraws(seed)
+    saved = (field.random_field_elements, prf.PRFKey.generate)
+    field.random_field_elements = lambda length: [  # type: ignore[assignment]
+        Fp(value=value) for value in draws.field_elements(length)
+    ]
+    prf.PRFKey.generate = classmethod(lambda cls: cls(draws.raw(32)))  # type: ignore[method-assign,assignment]
+    try:
+        return scheme.key_gen(Uint64(activation), Uint64(slots))
+    finally:
+        field.random_field_elements, prf.PRFKey.generate = saved  # type: ignore[method-assign]
+
+
+def key_vectors(scheme: Any, name: str, seed: int) -> dict[str, dict[str, Any]]:
+    """Seeded keys, their advances, and signatures across every prepared window."""
+    from lean_spec.spec.ssz import Bytes32, Uint64
+
+    rng = random.Random(seed)
+    fixtures: dict[str, dict[str, Any]] = {}
+    for index, (key_seed, activation, slots) in enumerate(KEY_CASES):
+        pair = seeded_key_gen(scheme, key_seed, activation, slots)
+        secret_key = pair.secret_key
+        preparations = []
+        while True:
+            prepared = scheme.get_prepared_interval(secret_key)
+            signatures = []
+            for slot in sorted(rng.sample(list(prepared), 2)):
+                message = bytes(rng.getrandbits(8) for _ in range(32))
+                signature = scheme.sign(secret_key, Uint64(slot), Bytes32(message))
+                signatures.append(
+                    {
+                        "slot": slot,
+                        "message": "0x" + message.hex(),
+                        "signature": "0x" + signature.encode_bytes().hex(),
+                    }
+                )
+            preparations.append(
+                {"secretKey": "0x" + secret_key.encode_bytes().hex(), "signatures": signatures}
+            )
+            advanced = scheme.advance_preparation(secret_key)
+            if advanced.left_bottom_tree_index == secret_key.left_bottom_tree_index:
+                break
+            secret_key = advanced
+        fixtures[f"seeded_key{index}_from{activation}_for{slots}"] = {
+            "scheme": name,
+            "seed": "0x" + key_seed.hex(),
+            "activationSlot": activation,
+            "numActiveSlots": slots,
+            "publicKey": "0x" + pair.public_key.encode_bytes().hex(),
+            "preparations": preparations,
+        }
+    return fixtures
+
+
+def leanspec_signature(scheme: Any, seed: bytes, slot: int, message: bytes, ours: bytes) -> str:
+    """The signature leanSpec's signing makes for a key from ``seed`` (its PRF, its
+    encoding search, its chains), carrying the authentication path of ``ours``."""
+    from lean_spec.spec.crypto.koalabear import Fp
+    from lean_spec.spec.crypto.xmss.containers import Signature
+    from lean_spec.spec.crypto.xmss.encoding import target_sum_encode
+    from lean_spec.spec.crypto.xmss.prf import PRFKey
+    from lean_spec.spec.crypto.xmss.types import HashDigestList, Parameter
+    from lean_spec.spec.ssz import Bytes32, Uint64
+
+    config = scheme.config
+    draws = SeededDraws(seed)
+    parameter = Parameter(
+        data=[Fp(value=value) for value in draws.field_elements(config.PARAMETER_LENGTH)]
+    )
+    prf_key = PRFKey(draws.raw(32))
+    for attempt in range(config.MAX_TRIES):
+        rho = prf_key.derive_randomness(config, Uint64(slot), Bytes32(message), Uint64(attempt))
+        codeword = target_sum_encode(
+            scheme.poseidon, config, parameter, Uint64(slot), rho, Bytes32(message)
+        )
+        if codeword is not None:
+            break
+    else:
+        raise RuntimeError("no encoding")
+    hashes = [
+        scheme.poseidon.hash_chain(
+            config=config,
+            parameter=parameter,
+            epoch=Uint64(slot),
+            chain_index=chain,
+            start_step=0,
+            num_steps=steps,
+            start_digest=prf_key.derive_chain_start(config, Uint64(slot), Uint64(chain)),
+        )
+        for chain, steps in enumerate(codeword)
+    ]
+    path = Signature.decode_bytes(ours).path
+    signature = Signature(path=path, rho=rho, hashes=HashDigestList(data=hashes))
+    return "0x" + signature.encode_bytes().hex()
 
 
 def _scheme() -> tuple[Any, str]:
@@ -188,7 +333,17 @@ def verify_ours(path: Path, seed: int) -> tuple[str, dict[str, dict[str, Any]]]:
             message=bytes.fromhex(entry["message"]),
             signature=bytes.fromhex(entry["signature"]),
         )
-        fixtures.update(_fixtures(scheme, name, f"ours{index}_slot{entry['slot']}", cases))
+        found = _fixtures(scheme, name, f"ours{index}_slot{entry['slot']}", cases)
+        if "seed" in entry:
+            valid = found[f"ours{index}_slot{entry['slot']}_valid"]
+            valid["leanSpecSignature"] = leanspec_signature(
+                scheme,
+                bytes.fromhex(entry["seed"]),
+                int(entry["slot"]),
+                bytes.fromhex(entry["message"]),
+                bytes.fromhex(entry["signature"]),
+            )
+        fixtures.update(found)
     return name, fixtures
 
 
@@ -210,6 +365,11 @@ def main(argv: list[str]) -> int:
     else:
         name, fixtures = generate(args.keys, args.seed)
         filename = "signatures.json"
+        keys = key_vectors(_scheme()[0], name, args.seed)
+        key_path = args.out / "xmss_key" / "lstar" / name / "keys.json"
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        key_path.write_text(json.dumps(keys, indent=1) + "\n")
+        print(f"{key_path}: {len(keys)} seeded keys", file=sys.stderr)
     directory = args.out / "xmss_signature" / "lstar" / name
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / filename

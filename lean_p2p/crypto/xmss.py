@@ -30,13 +30,16 @@ __all__ = [
     "XmssUnavailable",
     "XmssVerdict",
     "availability",
+    "config_id",
+    "library",
     "library_path",
     "poseidon_permute",
+    "shake128",
     "sign_one_leaf",
     "verify",
 ]
 
-ABI_VERSION: Final = 1
+ABI_VERSION: Final = 2
 LIBRARY_ENV: Final = "LEAN_P2P_XMSS_LIB"
 LIBRARY_FILENAME: Final = "liblean_p2p_xmss.so"
 HOW_TO_BUILD: Final = (
@@ -114,11 +117,61 @@ def _load(path: Path) -> ctypes.CDLL:
     )
     library.lean_xmss_signature_size.restype = ctypes.c_int
     library.lean_xmss_signature_size.argtypes = (ctypes.c_int,)
+    library.lean_xmss_shake128.restype = ctypes.c_int
+    library.lean_xmss_shake128.argtypes = (
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+    )
+    library.lean_xmss_leaves.restype = ctypes.c_int
+    library.lean_xmss_leaves.argtypes = (
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_uint64,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+    )
+    library.lean_xmss_tree_layer.restype = ctypes.c_int
+    library.lean_xmss_tree_layer.argtypes = (
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+        ctypes.c_uint64,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+    )
+    library.lean_xmss_sign_chains.restype = ctypes.c_int
+    library.lean_xmss_sign_chains.argtypes = (
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_uint64,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_uint64),
+    )
     return library
 
 
-def _library() -> ctypes.CDLL:
+def library() -> ctypes.CDLL:
+    """The loaded library (for this package's modules); :class:`XmssUnavailable` if not."""
     return _load(library_path())
+
+
+def config_id(scheme: XmssScheme) -> int:
+    """The C library's number for ``scheme``."""
+    return _CONFIG_IDS[scheme.name]
+
+
+def shake128(data: bytes, length: int) -> bytes:
+    """SHAKE128 in the library's C (the PRF's hash), to test it against hashlib's."""
+    out = ctypes.create_string_buffer(length)
+    library().lean_xmss_shake128(data, len(data), out, length)
+    return out.raw
 
 
 def availability() -> str:
@@ -126,7 +179,7 @@ def availability() -> str:
     if not sys.platform.startswith("linux"):
         return f"unavailable: built only on Linux, not {sys.platform}"
     try:
-        _library()
+        library()
     except XmssUnavailable as error:
         return f"unavailable: {error}"
     return f"available ({library_path()}, ABI {ABI_VERSION})"
@@ -140,7 +193,7 @@ def poseidon_permute(state: Sequence[int]) -> list[int]:
     if not all(0 <= value < FIELD_MODULUS for value in state):
         raise ValueError("every element must be a field element below the modulus")
     buffer = (ctypes.c_uint32 * width)(*state)
-    if _library().lean_xmss_poseidon_permute(buffer, width) != 0:
+    if library().lean_xmss_poseidon_permute(buffer, width) != 0:
         raise AssertionError("the library refused a state this function checked")
     return list(buffer)
 
@@ -162,7 +215,7 @@ def verify(
         raise ValueError(f"the message is 32 bytes, not {len(message)}")
     if not 0 <= slot < 2**64:
         return XmssVerdict.INVALID
-    result = _library().lean_xmss_verify(
+    result = library().lean_xmss_verify(
         _CONFIG_IDS[chosen.name],
         public_key,
         len(public_key),
@@ -192,7 +245,7 @@ def sign_one_leaf(
     signature = ctypes.create_string_buffer(chosen.signature_size)
     if not 0 <= slot < 2**64:
         raise ValueError(f"slot {slot} is past the {chosen.name} scheme's lifetime")
-    result = _library().lean_xmss_sign_one_leaf(
+    result = library().lean_xmss_sign_one_leaf(
         _CONFIG_IDS[chosen.name], seed % 2**64, slot, message, public_key, signature
     )
     if result == 0:
