@@ -8,7 +8,7 @@ too slow to sign with in leanSpec's Python):
     LEAN_ENV=prod VENV/bin/python scripts/gen_xmss_vectors.py OUT_DIR --verify-ours FILE
 
 The second form is the other direction: leanSpec's verdicts on signatures that lean_p2p
-made (``scripts/xmss_one_leaf.py`` writes FILE), in either scheme (the production one
+made (``scripts/xmss_sign_ours.py`` writes FILE), in either scheme (the production one
 included, which leanSpec can verify but not sign in), each corrupted the same ways.
 
 It writes ``OUT_DIR/xmss_signature/lstar/<scheme>/signatures.json`` in the shape of the
@@ -314,7 +314,7 @@ def generate(keys: int, seed: int) -> tuple[str, dict[str, dict[str, Any]]]:
 
 
 def verify_ours(path: Path, seed: int) -> tuple[str, dict[str, dict[str, Any]]]:
-    """leanSpec's verdicts on signatures made by lean_p2p (scripts/xmss_one_leaf.py),
+    """leanSpec's verdicts on signatures made by lean_p2p (scripts/xmss_sign_ours.py),
     those of this process's scheme only, each also corrupted."""
     scheme, name = _scheme()
     rng = random.Random(seed)
@@ -323,7 +323,12 @@ def verify_ours(path: Path, seed: int) -> tuple[str, dict[str, dict[str, Any]]]:
         raise SystemExit(f"{path}: fewer than two {name} signatures to check")
     fixtures: dict[str, dict[str, Any]] = {}
     for index, entry in enumerate(ours):
-        other = ours[(index + 1) % len(ours)]
+        # the next signature by another key (a real key signs several of them)
+        other = next(
+            candidate
+            for candidate in ours[index + 1 :] + ours[:index]
+            if candidate["publicKey"] != entry["publicKey"]
+        )
         keys = (bytes.fromhex(entry["publicKey"]), bytes.fromhex(other["publicKey"]))
         cases = _cases(
             rng,

@@ -4,7 +4,9 @@
 Runs on the spectest's thread. Each vector carries leanSpec's verdict (``valid``, and
 ``decodes``: whether leanSpec's decoder accepted the bytes at all); ours must agree on
 every one: valid exactly when leanSpec says valid, and a signature leanSpec cannot
-decode must be one our verifier calls malformed or invalid.
+decode must be one our verifier calls malformed or invalid. A signature we made with a
+seeded key also carries ``leanSpecSignature``: what leanSpec's signing makes from the
+same seed, slot and message, which must be ours byte for byte.
 """
 
 from __future__ import annotations
@@ -43,3 +45,6 @@ def run_vector(test_id: str, fixture: Mapping[str, Any]) -> None:
         raise VectorSkipped(str(error)) from None
     if verdict.valid != bool(fixture["valid"]):
         raise VectorFailure(f"leanSpec says valid={fixture['valid']}, ours {verdict.name}")
+    expected = fixture.get("leanSpecSignature")
+    if expected is not None and _bytes(expected) != _bytes(fixture["signature"]):
+        raise VectorFailure("leanSpec signs otherwise with the same seed, slot and message")
