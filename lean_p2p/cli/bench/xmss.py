@@ -10,11 +10,17 @@ import argparse
 
 from lean_p2p.tools.running import output_file
 
-DESCRIPTION = "XMSS verifications/s per scheme and worker count, beside leanSpec's"
+DESCRIPTION = (
+    "XMSS key generation, sign/s and verify/s per scheme and worker count, beside leanSpec's"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="half a second per row")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="half a second per row, no production key (it takes a minute)",
+    )
     parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
     parser.add_argument(
         "--workers", default="1,2", help="comma-separated worker thread counts (default 1,2)"
