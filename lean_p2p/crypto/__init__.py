@@ -4,7 +4,8 @@
 KoalaBear Poseidon) in C, through ctypes, which releases the GIL for each call: worker
 threads verify in parallel while the loop thread keeps running.
 :mod:`lean_p2p.crypto.keys` generates keys (deterministically from a seed, if given)
-and signs with them, byte for byte as leanSpec does. The library is built by the
+and signs with them, byte for byte as leanSpec does; :class:`XmssVerifier` plugs real
+verification of single signatures into the fork-choice store. The library is built by the
 package's optional native build, like the event ring; :func:`availability` says whether
 it is usable here.
 """
@@ -20,6 +21,7 @@ from lean_p2p.crypto.keys import (
     prepare,
     sign,
 )
+from lean_p2p.crypto.verifier import XmssVerifier
 from lean_p2p.crypto.xmss import (
     XmssUnavailable,
     XmssVerdict,
@@ -37,6 +39,7 @@ __all__ = [
     "XmssSecretKey",
     "XmssUnavailable",
     "XmssVerdict",
+    "XmssVerifier",
     "advance_preparation",
     "availability",
     "generate_key_pair",

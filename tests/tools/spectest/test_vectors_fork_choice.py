@@ -62,3 +62,18 @@ def test_block_votes_are_never_recovered_from_the_snapshot(leanspec_root: Path) 
     entry["participantSets"] = [[0, 1, 2]]
     with pytest.raises(VectorFailure, match="knownAggregatedPayloads"):
         fork_choice.run_vector("broken", fixture)
+
+
+def test_the_vectors_attestation_signatures_are_verified_for_real(leanspec_root: Path) -> None:
+    # One bit of a released chain hash changed: structurally the signature is as good
+    # as before (a structural check would pass it), but it no longer verifies.
+    fixture = copy.deepcopy(
+        _vector(leanspec_root, "test_multiple_gossip_attestations_from_different_validators")
+    )
+    step = next(step for step in fixture["steps"] if "signature" in step.get("attestation", {}))
+    signature = bytes.fromhex(step["attestation"]["signature"].removeprefix("0x"))
+    changed = signature[:-4] + bytes([signature[-4] ^ 1]) + signature[-3:]
+    step["attestation"]["signature"] = "0x" + changed.hex()
+    assert fork_choice._shared_verifier().mode == "xmss"
+    with pytest.raises(VectorFailure, match="INVALID_SIGNATURE"):
+        fork_choice.run_vector("broken", fixture)
