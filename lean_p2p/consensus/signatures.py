@@ -3,7 +3,8 @@
 The fork-choice store calls a :class:`SignatureVerifier` for three things: a validator's
 XMSS signature over an attestation, a single-message aggregate proof (gossip
 aggregates), and the multi-message proof a block carries. This is where a real XMSS /
-leanMultisig verifier plugs in.
+leanMultisig verifier plugs in: :class:`lean_p2p.crypto.XmssVerifier` verifies XMSS
+signatures in C (consensus does not import it; whoever builds the store passes it in).
 
 The default, :class:`MockedProofVerifier`, is **not** cryptographic verification. It
 accepts the placeholder proofs that leanSpec's vectors are generated with (mocked
