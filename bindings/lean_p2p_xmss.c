@@ -569,34 +569,32 @@ static void prf_elements(const uint8_t *input, size_t length, uint32_t *out, siz
     }
 }
 
-/* The secret start of chain `chain_index` at `epoch`:
- * SHAKE128(domain || 0x00 || key || epoch (4 bytes, big-endian) || chain (8 bytes)). */
-static void prf_chain_start(const uint8_t *prf_key, uint64_t epoch, uint64_t chain_index,
-                            uint32_t *out) {
-    uint8_t input[sizeof(PRF_DOMAIN) + 1 + PRF_KEY_LEN + 4 + 8];
+/* The PRF's input opens with domain || tag || key || epoch (4 bytes, big-endian); returns
+ * its length. */
+static size_t prf_open(uint8_t *input, uint8_t tag, const uint8_t *prf_key, uint64_t epoch) {
     size_t at = 0;
     memcpy(input, PRF_DOMAIN, sizeof(PRF_DOMAIN));
     at += sizeof(PRF_DOMAIN);
-    input[at++] = PRF_TAG_CHAIN_START;
+    input[at++] = tag;
     memcpy(input + at, prf_key, PRF_KEY_LEN);
     at += PRF_KEY_LEN;
-    at += put_be(input + at, epoch, 4);
+    return at + put_be(input + at, epoch, 4);
+}
+
+/* The secret start of chain `chain_index` at `epoch`: ... || chain (8 bytes). */
+static void prf_chain_start(const uint8_t *prf_key, uint64_t epoch, uint64_t chain_index,
+                            uint32_t *out) {
+    uint8_t input[sizeof(PRF_DOMAIN) + 1 + PRF_KEY_LEN + 4 + 8];
+    size_t at = prf_open(input, PRF_TAG_CHAIN_START, prf_key, epoch);
     at += put_be(input + at, chain_index, 8);
     prf_elements(input, at, out, HASH_LEN);
 }
 
-/* The randomness of signing attempt `counter`:
- * SHAKE128(domain || 0x01 || key || epoch (4 bytes) || message || counter (8 bytes)). */
+/* The randomness of signing attempt `counter`: ... || message || counter (8 bytes). */
 static void prf_randomness(const uint8_t *prf_key, uint64_t epoch, const uint8_t *message,
                            uint64_t counter, uint32_t *out) {
     uint8_t input[sizeof(PRF_DOMAIN) + 1 + PRF_KEY_LEN + 4 + 32 + 8];
-    size_t at = 0;
-    memcpy(input, PRF_DOMAIN, sizeof(PRF_DOMAIN));
-    at += sizeof(PRF_DOMAIN);
-    input[at++] = PRF_TAG_RANDOMNESS;
-    memcpy(input + at, prf_key, PRF_KEY_LEN);
-    at += PRF_KEY_LEN;
-    at += put_be(input + at, epoch, 4);
+    size_t at = prf_open(input, PRF_TAG_RANDOMNESS, prf_key, epoch);
     memcpy(input + at, message, 32);
     at += 32;
     at += put_be(input + at, counter, 8);

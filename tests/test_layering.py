@@ -133,7 +133,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "crypto": {"containers"},
     "net": {"containers"},
     "wire": {"containers", "net"},
-    "consensus": {"containers", "runtime"},
+    "consensus": {"containers", "crypto", "runtime"},
     "native": {"net", "runtime"},
     "p2p": {"containers", "net", "runtime"},
     "driver": {"containers", "net", "wire"},

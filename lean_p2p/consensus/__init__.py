@@ -20,6 +20,7 @@ from lean_p2p.consensus.signatures import (
     MOCK_PROOF_PREFIX,
     MockedProofVerifier,
     SignatureVerifier,
+    XmssVerifier,
 )
 from lean_p2p.consensus.state import ChainState
 from lean_p2p.consensus.state_transition import (
@@ -57,6 +58,7 @@ __all__ = [
     "Signer",
     "SlotClock",
     "StoreStatistics",
+    "XmssVerifier",
     "build_block",
     "duties_at",
     "import_with_parking",

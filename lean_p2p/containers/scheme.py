@@ -22,6 +22,7 @@ from typing import Final
 
 __all__ = [
     "PRODUCTION_SCHEME",
+    "SCHEMES",
     "SCHEME_ENV",
     "TEST_SCHEME",
     "XmssScheme",
@@ -76,7 +77,8 @@ class XmssScheme:
 TEST_SCHEME: Final = XmssScheme(name="test", log_lifetime=8, dimension=4)
 PRODUCTION_SCHEME: Final = XmssScheme(name="production", log_lifetime=32, dimension=46)
 
-_SCHEMES: Final = {scheme.name: scheme for scheme in (TEST_SCHEME, PRODUCTION_SCHEME)}
+#: The parameter sets by name (``"test"``, ``"production"``).
+SCHEMES: Final = {scheme.name: scheme for scheme in (TEST_SCHEME, PRODUCTION_SCHEME)}
 
 
 def _scheme_from_environment() -> XmssScheme:
@@ -84,9 +86,9 @@ def _scheme_from_environment() -> XmssScheme:
     if name == "prod":
         name = PRODUCTION_SCHEME.name
     try:
-        return _SCHEMES[name]
+        return SCHEMES[name]
     except KeyError:
-        raise ValueError(f"{SCHEME_ENV}={name!r}: expected one of {sorted(_SCHEMES)}") from None
+        raise ValueError(f"{SCHEME_ENV}={name!r}: expected one of {sorted(SCHEMES)}") from None
 
 
 _active: XmssScheme = _scheme_from_environment()

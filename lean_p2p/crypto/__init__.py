@@ -4,10 +4,10 @@
 KoalaBear Poseidon) in C, through ctypes, which releases the GIL for each call: worker
 threads verify in parallel while the loop thread keeps running.
 :mod:`lean_p2p.crypto.keys` generates keys (deterministically from a seed, if given)
-and signs with them, byte for byte as leanSpec does; :class:`XmssVerifier` plugs real
-verification of single signatures into the fork-choice store. The library is built by the
-package's optional native build, like the event ring; :func:`availability` says whether
-it is usable here.
+and signs with them, byte for byte as leanSpec does
+(:class:`lean_p2p.consensus.XmssVerifier` puts verification into the fork-choice
+store). The library is built by the package's optional native build, like the event
+ring; :func:`availability` says whether it is usable here.
 """
 
 from lean_p2p.crypto.keys import (
@@ -21,7 +21,6 @@ from lean_p2p.crypto.keys import (
     prepare,
     sign,
 )
-from lean_p2p.crypto.verifier import XmssVerifier
 from lean_p2p.crypto.xmss import (
     XmssUnavailable,
     XmssVerdict,
@@ -39,7 +38,6 @@ __all__ = [
     "XmssSecretKey",
     "XmssUnavailable",
     "XmssVerdict",
-    "XmssVerifier",
     "advance_preparation",
     "availability",
     "generate_key_pair",

@@ -81,6 +81,31 @@ def library_path() -> Path:
     return Path(__file__).with_name(LIBRARY_FILENAME)
 
 
+_BYTES = ctypes.c_char_p
+_SIZE = ctypes.c_size_t
+_U64 = ctypes.c_uint64
+#: Argument types of every function of the library (each returns an int).
+_SIGNATURES: Final = {
+    "lean_xmss_verify": (ctypes.c_int, _BYTES, _SIZE, _U64, _BYTES, _BYTES, _SIZE),
+    "lean_xmss_poseidon_permute": (ctypes.POINTER(ctypes.c_uint32), _SIZE),
+    "lean_xmss_sign_one_leaf": (ctypes.c_int, _U64, _U64, _BYTES, _BYTES, _BYTES),
+    "lean_xmss_signature_size": (ctypes.c_int,),
+    "lean_xmss_shake128": (_BYTES, _SIZE, _BYTES, _SIZE),
+    "lean_xmss_leaves": (ctypes.c_int, _BYTES, _BYTES, _U64, _SIZE, _BYTES),
+    "lean_xmss_tree_layer": (ctypes.c_int, _BYTES, ctypes.c_uint, _U64, _BYTES, _SIZE, _BYTES),
+    "lean_xmss_sign_chains": (
+        ctypes.c_int,
+        _BYTES,
+        _BYTES,
+        _U64,
+        _BYTES,
+        _BYTES,
+        _BYTES,
+        ctypes.POINTER(ctypes.c_uint64),
+    ),
+}
+
+
 @cache
 def _load(path: Path) -> ctypes.CDLL:
     if not path.is_file():
@@ -91,69 +116,10 @@ def _load(path: Path) -> ctypes.CDLL:
         raise XmssUnavailable(f"cannot load {path}: {error}") from error
     if library.lean_xmss_abi_version() != ABI_VERSION:
         raise XmssUnavailable(f"{path} speaks another ABI than this package: rebuild it")
-    library.lean_xmss_verify.restype = ctypes.c_int
-    library.lean_xmss_verify.argtypes = (
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_uint64,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-    )
-    library.lean_xmss_poseidon_permute.restype = ctypes.c_int
-    library.lean_xmss_poseidon_permute.argtypes = (
-        ctypes.POINTER(ctypes.c_uint32),
-        ctypes.c_size_t,
-    )
-    library.lean_xmss_sign_one_leaf.restype = ctypes.c_int
-    library.lean_xmss_sign_one_leaf.argtypes = (
-        ctypes.c_int,
-        ctypes.c_uint64,
-        ctypes.c_uint64,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-    )
-    library.lean_xmss_signature_size.restype = ctypes.c_int
-    library.lean_xmss_signature_size.argtypes = (ctypes.c_int,)
-    library.lean_xmss_shake128.restype = ctypes.c_int
-    library.lean_xmss_shake128.argtypes = (
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-    )
-    library.lean_xmss_leaves.restype = ctypes.c_int
-    library.lean_xmss_leaves.argtypes = (
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_uint64,
-        ctypes.c_size_t,
-        ctypes.c_char_p,
-    )
-    library.lean_xmss_tree_layer.restype = ctypes.c_int
-    library.lean_xmss_tree_layer.argtypes = (
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-        ctypes.c_uint64,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_char_p,
-    )
-    library.lean_xmss_sign_chains.restype = ctypes.c_int
-    library.lean_xmss_sign_chains.argtypes = (
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_uint64,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.POINTER(ctypes.c_uint64),
-    )
+    for name, argtypes in _SIGNATURES.items():
+        function = getattr(library, name)
+        function.restype = ctypes.c_int
+        function.argtypes = argtypes
     return library
 
 

@@ -1,14 +1,24 @@
-"""The default (mocked) verifier: loud about its mode, strict about what it accepts."""
+"""The verifiers: the default (mocked) one loud about its mode and strict about what it
+accepts; XmssVerifier verifying signatures for real and proofs as the mocked one does."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pytest
 
-from lean_p2p.consensus.signatures import MOCK_PROOF_PREFIX, MockedProofVerifier, mock_proof
+from lean_p2p.consensus.signatures import (
+    MOCK_PROOF_PREFIX,
+    MockedProofVerifier,
+    SignatureVerifier,
+    XmssVerifier,
+    mock_proof,
+)
 from lean_p2p.consensus.validator import PlaceholderSigner
-from lean_p2p.containers import AttestationData, Checkpoint, active_scheme
+from lean_p2p.containers import TEST_SCHEME, AttestationData, Checkpoint, active_scheme
+from lean_p2p.containers.xmss import signature_from_parts
+from lean_p2p.crypto import generate_key_pair, sign
 
 _DATA = AttestationData(
     slot=3,
@@ -58,3 +68,42 @@ def test_aggregation_placeholders_are_deterministic_and_distinct() -> None:
     assert one == verifier.aggregate(b"m" * 32, 1, [(0, b"k0", b"s0")], [])
     assert one != verifier.aggregate(b"m" * 32, 1, [(1, b"k1", b"s1")], [])
     assert verifier.verify_aggregate([b"k0"], b"m" * 32, 1, one)
+
+
+_MESSAGE = hashlib.sha256(b"attestation data root").digest()
+
+
+def test_the_xmss_verifier_accepts_a_real_signature_and_nothing_else() -> None:
+    verifier: SignatureVerifier = XmssVerifier(TEST_SCHEME)
+    pair = generate_key_pair(0, 32, seed=b"verifier", scheme=TEST_SCHEME)
+    signature = sign(pair.secret_key, 7, _MESSAGE)
+    assert verifier.verify_attestation(pair.public_key, 7, _MESSAGE, signature)
+    assert not verifier.verify_attestation(pair.public_key, 8, _MESSAGE, signature)
+    assert not verifier.verify_attestation(pair.public_key, 7, bytes(32), signature)
+    other = generate_key_pair(0, 32, seed=b"another", scheme=TEST_SCHEME).public_key
+    assert not verifier.verify_attestation(other, 7, _MESSAGE, signature)
+    # malformed bytes are a rejection, not an exception
+    assert not verifier.verify_attestation(pair.public_key, 7, _MESSAGE, signature[:-1])
+    assert not verifier.verify_attestation(pair.public_key[:-1], 7, _MESSAGE, signature)
+    # the structural check alone would have passed a blank signature with live rho
+    blank = signature_from_parts(rho=b"\x01", scheme=TEST_SCHEME)
+    assert not verifier.verify_attestation(pair.public_key, 7, _MESSAGE, blank)
+
+
+def test_the_xmss_verifier_checks_proofs_as_the_mocked_one() -> None:
+    ours = XmssVerifier(TEST_SCHEME)
+    mocked = MockedProofVerifier()
+    inputs = (_MESSAGE, 3, [(0, b"k" * 52, b"s" * 424)], [(MOCK_PROOF_PREFIX + b"c", [b"k"])])
+    proof = ours.aggregate(*inputs)
+    assert proof == mocked.aggregate(*inputs)
+    assert ours.verify_aggregate([b"k" * 52], _MESSAGE, 3, proof)
+    assert not ours.verify_aggregate([b"k" * 52], _MESSAGE, 3, b"\x01" + proof[1:])
+    assert ours.verify_block_proof([[b"k"]], [(_MESSAGE, 3)], proof)
+    assert not ours.verify_block_proof([[b"k"], [b"j"]], [(_MESSAGE, 3)], proof)
+
+
+def test_the_xmss_verifier_says_what_it_does_not_verify(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.consensus.signatures"):
+        verifier = XmssVerifier()
+    assert verifier.mode == "xmss"
+    assert "mocked-prover placeholder" in caplog.text

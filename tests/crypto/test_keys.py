@@ -4,7 +4,6 @@ key's lifetime signed and verified, and every way a key or a request to sign is 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,8 @@ from lean_p2p.crypto import (
 )
 from lean_p2p.crypto.xmss import shake128
 from lean_p2p.tools.spectest.formats import xmss_key
-from lean_p2p.tools.spectest.locate import HOW_TO_GET_XMSS, default_xmss_vectors_root
 from lean_p2p.tools.spectest.runner import Outcome, run_file
+from tests.crypto.vectors import generated_vector_files
 
 SEED = b"tests/crypto/test_keys"
 MESSAGE = hashlib.sha256(b"a block root").digest()
@@ -38,12 +37,7 @@ def whole_lifetime_key() -> XmssSecretKey:
 
 
 def test_we_make_leanspecs_seeded_keys_byte_for_byte() -> None:
-    root = default_xmss_vectors_root() / "xmss_key"
-    files = sorted(root.rglob("*.json")) if root.is_dir() else []
-    if not files:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"CI=true and {root} holds no vectors. {HOW_TO_GET_XMSS}")
-        pytest.skip(HOW_TO_GET_XMSS)
+    files = generated_vector_files("xmss_key")
     passed = []
     for path in files:
         for result in run_file(xmss_key.FORMAT, xmss_key.run_vector, Path(path)):

@@ -4,7 +4,6 @@ being wrong (invalid, malformed), and the Poseidon permutation's edges."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME, XmssSchem
 from lean_p2p.containers.xmss import FIELD_MODULUS, signature_from_parts
 from lean_p2p.crypto import XmssVerdict, poseidon_permute, sign_one_leaf, verify
 from lean_p2p.tools.spectest.formats import xmss_signature
-from lean_p2p.tools.spectest.locate import HOW_TO_GET_XMSS, default_xmss_vectors_root
 from lean_p2p.tools.spectest.runner import Outcome, run_file
+from tests.crypto.vectors import generated_vector_files
 
 KEY = bytes(52)
 MESSAGE = bytes(range(32))
@@ -22,13 +21,7 @@ MESSAGE = bytes(range(32))
 
 @pytest.fixture(scope="module")
 def xmss_vector_files() -> list[Path]:
-    root = default_xmss_vectors_root() / "xmss_signature"
-    files = sorted(root.rglob("*.json")) if root.is_dir() else []
-    if not files:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"CI=true and {root} holds no vectors. {HOW_TO_GET_XMSS}")
-        pytest.skip(HOW_TO_GET_XMSS)
-    return files
+    return generated_vector_files("xmss_signature")
 
 
 def test_we_agree_with_leanspec_on_every_generated_vector(xmss_vector_files: list[Path]) -> None:

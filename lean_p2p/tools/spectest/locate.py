@@ -32,9 +32,10 @@ HOW_TO_GET = (
 XMSS_VECTORS_ENV = "LEAN_P2P_XMSS_VECTORS"
 
 HOW_TO_GET_XMSS = (
-    "XMSS signature vectors not found: make them with leanSpec "
+    "XMSS vectors not found: make them with leanSpec "
     "(LEAN_ENV=test VENV/bin/python scripts/gen_xmss_vectors.py build/xmss-vectors, with "
-    f"VENV from ../shared/peers/setup-leanspec.sh) or point {XMSS_VECTORS_ENV} at them"
+    "VENV from ../shared/peers/setup-leanspec.sh; docs/crypto.md gives the other direction) "
+    f"or point {XMSS_VECTORS_ENV} at them"
 )
 
 

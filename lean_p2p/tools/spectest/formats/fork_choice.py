@@ -22,7 +22,12 @@ from typing import Any, Final
 from lean_p2p.consensus.clock import interval_from_slot, interval_from_unix_time
 from lean_p2p.consensus.errors import ConsensusRejection
 from lean_p2p.consensus.hashing import attestation_data_root
-from lean_p2p.consensus.signatures import MockedProofVerifier, SignatureVerifier, mock_proof
+from lean_p2p.consensus.signatures import (
+    MockedProofVerifier,
+    SignatureVerifier,
+    XmssVerifier,
+    mock_proof,
+)
 from lean_p2p.consensus.store import ForkChoiceStore, ProofPool, participant_mask
 from lean_p2p.containers import (
     AttestationData,
@@ -37,7 +42,6 @@ from lean_p2p.containers import (
     State,
 )
 from lean_p2p.crypto import availability
-from lean_p2p.crypto.verifier import XmssVerifier
 from lean_p2p.tools.spectest.formats._json import from_hex
 from lean_p2p.tools.spectest.formats.state_transition import check_rejection, load
 from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME
+from lean_p2p.containers.scheme import SCHEMES
 from lean_p2p.crypto import (
     XmssSecretKey,
     XmssUnavailable,
@@ -21,44 +21,39 @@ from lean_p2p.crypto import (
     generate_key_pair,
     sign,
 )
+from lean_p2p.tools.spectest.formats._json import from_hex
 from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 
 __all__ = ["FORMAT", "run_vector"]
 
 FORMAT: Final = "xmss_key"
 
-_SCHEMES: Final = {TEST_SCHEME.name: TEST_SCHEME, PRODUCTION_SCHEME.name: PRODUCTION_SCHEME}
-
-
-def _bytes(text: str) -> bytes:
-    return bytes.fromhex(text.removeprefix("0x"))
-
 
 def run_vector(test_id: str, fixture: Mapping[str, Any]) -> None:
-    scheme = _SCHEMES.get(fixture["scheme"])
+    scheme = SCHEMES.get(fixture["scheme"])
     if scheme is None:
         raise VectorSkipped(f"unknown scheme {fixture['scheme']!r}")
     try:
         pair = generate_key_pair(
             int(fixture["activationSlot"]),
             int(fixture["numActiveSlots"]),
-            seed=_bytes(fixture["seed"]),
+            seed=from_hex(fixture["seed"]),
             scheme=scheme,
         )
     except XmssUnavailable as error:
         raise VectorSkipped(str(error)) from None
-    if pair.public_key != _bytes(fixture["publicKey"]):
+    if pair.public_key != from_hex(fixture["publicKey"]):
         raise VectorFailure("our public key from the seed is not leanSpec's")
     secret_key = pair.secret_key
     for advances, preparation in enumerate(fixture["preparations"]):
         if advances:
             secret_key = advance_preparation(secret_key)
-        expected = _bytes(preparation["secretKey"])
+        expected = from_hex(preparation["secretKey"])
         if secret_key.to_bytes() != expected:
             raise VectorFailure(f"after {advances} advances, our secret key is not leanSpec's")
         if XmssSecretKey.from_bytes(expected, scheme).to_bytes() != expected:
             raise VectorFailure(f"leanSpec's secret key after {advances} advances changes here")
         for signed in preparation["signatures"]:
             slot = int(signed["slot"])
-            if sign(secret_key, slot, _bytes(signed["message"])) != _bytes(signed["signature"]):
+            if sign(secret_key, slot, from_hex(signed["message"])) != from_hex(signed["signature"]):
                 raise VectorFailure(f"our signature at slot {slot} is not leanSpec's")

@@ -14,31 +14,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME
+from lean_p2p.containers.scheme import SCHEMES
 from lean_p2p.crypto import XmssUnavailable, verify
+from lean_p2p.tools.spectest.formats._json import from_hex
 from lean_p2p.tools.spectest.runner import VectorFailure, VectorSkipped
 
 __all__ = ["FORMAT", "run_vector"]
 
 FORMAT: Final = "xmss_signature"
 
-_SCHEMES: Final = {TEST_SCHEME.name: TEST_SCHEME, PRODUCTION_SCHEME.name: PRODUCTION_SCHEME}
-
-
-def _bytes(text: str) -> bytes:
-    return bytes.fromhex(text.removeprefix("0x"))
-
 
 def run_vector(test_id: str, fixture: Mapping[str, Any]) -> None:
-    scheme = _SCHEMES.get(fixture["scheme"])
+    scheme = SCHEMES.get(fixture["scheme"])
     if scheme is None:
         raise VectorSkipped(f"unknown scheme {fixture['scheme']!r}")
     try:
         verdict = verify(
-            _bytes(fixture["publicKey"]),
+            from_hex(fixture["publicKey"]),
             int(fixture["slot"]),
-            _bytes(fixture["message"]),
-            _bytes(fixture["signature"]),
+            from_hex(fixture["message"]),
+            from_hex(fixture["signature"]),
             scheme,
         )
     except XmssUnavailable as error:
@@ -46,5 +41,5 @@ def run_vector(test_id: str, fixture: Mapping[str, Any]) -> None:
     if verdict.valid != bool(fixture["valid"]):
         raise VectorFailure(f"leanSpec says valid={fixture['valid']}, ours {verdict.name}")
     expected = fixture.get("leanSpecSignature")
-    if expected is not None and _bytes(expected) != _bytes(fixture["signature"]):
+    if expected is not None and from_hex(expected) != from_hex(fixture["signature"]):
         raise VectorFailure("leanSpec signs otherwise with the same seed, slot and message")
