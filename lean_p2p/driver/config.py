@@ -41,6 +41,10 @@ class DriverConfig:
     liveness_interval: float = 5.0
     liveness_timeout: float = 5.0
     thread_name: str = "lean-p2p-driver"
+    #: hold each decoded gossip message until the loop reports a verdict
+    #: (:class:`~lean_p2p.net.ReportValidation`) and forward only what it accepts; off,
+    #: a message that decodes is forwarded at once (for harnesses without a loop)
+    validate_on_loop: bool = False
 
     def __post_init__(self) -> None:
         NodeKey(self.private_key)  # KeyFileError (a ValueError) unless a valid secret

@@ -257,7 +257,8 @@ class NetworkDriver:
     def _accept_gossip(
         self, peer_id: str, topic: str, message_id: bytes, prepared: object
     ) -> Verdict:
-        """Decode on the driver thread; only valid messages reach the loop."""
+        """Decode on the driver thread; only valid messages reach the loop, which then
+        judges them (``validate_on_loop``) before anything is forwarded."""
         kind = self._topics.get(topic)
         if kind is None:
             return Verdict.IGNORE
@@ -280,7 +281,8 @@ class NetworkDriver:
             self._emit(net.GossipAttestation(peer_id, message_id, message))  # type: ignore[arg-type]
         else:
             self._emit(net.GossipAggregate(peer_id, message_id, message))  # type: ignore[arg-type]
-        return Verdict.ACCEPT
+        # Held for the loop's verdict, or (without a loop to judge) forwarded now.
+        return Verdict.PENDING if self.config.validate_on_loop else Verdict.ACCEPT
 
     # ---------------------------------------------------------------- commands
 
@@ -302,6 +304,8 @@ class NetworkDriver:
                 self._reqresp.start_request(nursery, command)
             case net.SendResponseChunk() | net.SendResponseEnd() | net.SendResponseError():
                 self._reqresp.respond(command)
+            case net.ReportValidation(message_id=message_id, verdict=verdict):
+                self._gossip.report_validation(message_id, Verdict(verdict.value))
 
     def _refuse(self, command: net.Command) -> None:
         """A command that arrived while stopping: report what the loop waits for."""

@@ -29,6 +29,15 @@ frame encoding and reading (:mod:`lean_p2p.driver.gossip_frames`) live beside it
 Threading: every method runs on the driver's trio thread. Nothing here touches the
 loop; inbound messages go to the ``accept`` callback, which the driver turns into a
 mailbox event.
+
+VALIDATION BEFORE FORWARDING. ``accept`` may answer :attr:`Verdict.PENDING`: the
+message went to the loop for validation, and the router holds it (bounded by
+``max_pending_validations``, each for ``validation_timeout`` seconds) until
+:meth:`LeanGossipsub.report_validation` brings the loop's verdict, as gossipsub's
+asynchronous validation works in the Ethereum clients. Only ACCEPT caches and forwards
+the message; REJECT counts against the peer that sent it, and a peer with too many
+rejected messages is graylisted (its messages dropped, out of every mesh) until its
+count decays; IGNORE and a time-out drop it quietly. Every outcome is a counter.
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ class Verdict(enum.Enum):
     ACCEPT = "accept"  # deliver and forward
     IGNORE = "ignore"  # neither deliver nor forward, no penalty
     REJECT = "reject"  # invalid: not forwarded, counted against the peer
+    PENDING = "pending"  # delivered for validation: held until report_validation
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,13 @@ class GossipParams:
     max_subscriptions_per_peer: int = 128
     idontwant_size_threshold: int = 1000  # send IDONTWANT for larger messages
     flood_publish: bool = True  # own messages go to every subscribed peer
+    # Asynchronous validation: messages held for the loop's verdict, and for how long.
+    max_pending_validations: int = 4096
+    validation_timeout: float = 2.0
+    # Rejected messages (decayed by ``invalid_decay`` each heartbeat) before a peer is
+    # graylisted: its messages dropped unread and it leaves every mesh.
+    graylist_invalid_messages: float = 16.0
+    invalid_decay: float = 0.9
 
     def __post_init__(self) -> None:
         if not (0 < self.mesh_degree_low <= self.mesh_degree <= self.mesh_degree_high):
@@ -118,6 +135,10 @@ class GossipParams:
             raise ValueError("need 0 < history_gossip <= history_length")
         if self.heartbeat_interval <= 0 or self.seen_ttl <= 0:
             raise ValueError("heartbeat interval and seen TTL must be positive")
+        if self.max_pending_validations < 1 or self.validation_timeout <= 0:
+            raise ValueError("validation needs a positive capacity and time-out")
+        if not 0 <= self.invalid_decay < 1 or self.graylist_invalid_messages <= 0:
+            raise ValueError("need 0 <= invalid_decay < 1 and a positive graylist threshold")
 
 
 @dataclass(slots=True)
@@ -148,10 +169,22 @@ class GossipStatistics:
     graft_during_backoff: int = 0
     graft_unknown_topic: int = 0
     graft_mesh_full: int = 0
+    graft_graylisted: int = 0
     idontwant_skips: int = 0
     grafts_sent: int = 0
     prunes_sent: int = 0
     stream_errors: int = 0
+    # asynchronous validation
+    validations_pending: int = 0  # held now (a gauge)
+    validation_accepted: int = 0
+    validation_rejected: int = 0
+    validation_ignored: int = 0
+    validation_timeouts: int = 0  # no verdict in time: dropped as IGNORE
+    validation_overflow: int = 0  # arrived with the holding table full: IGNORE, unread
+    validation_late: int = 0  # a verdict for a message no longer held
+    peers_penalized: int = 0  # REJECT verdicts counted against the sending peer
+    peers_graylisted: int = 0  # times a peer crossed the graylist threshold
+    graylisted_dropped: int = 0  # messages from graylisted peers, dropped unread
 
 
 @dataclass(slots=True)
@@ -165,6 +198,16 @@ class _Peer:
     iwant_ids_this_heartbeat: int = 0
     idontwant_this_heartbeat: int = 0
     iwant_counts: dict[bytes, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A message waiting for the loop's verdict."""
+
+    peer_id: Any
+    topic: str
+    data: bytes
+    deadline: float
 
 
 #: (topic, data) -> (message id, prepared payload handed back to ``accept``)
@@ -203,6 +246,10 @@ class LeanGossipsub:
         self._fanout_last_publish: dict[str, float] = {}
         self.peers: dict[Any, _Peer] = {}
         self._backoff: dict[tuple[Any, str], float] = {}
+        #: messages held for the loop's verdict, oldest first
+        self._held: dict[bytes, _Held] = {}
+        #: decayed count of rejected messages per peer (kept across reconnections)
+        self._invalid: dict[Any, float] = {}
         self._host: Any = None
         self._nursery: trio.Nursery | None = None
         #: {topic: (subscribed peers, mesh peers)}; an immutable snapshot, any thread
@@ -407,14 +454,31 @@ class LeanGossipsub:
         if topic not in self.subscriptions:
             stats.unsubscribed_topic += 1
             return
+        if self.graylisted(peer.peer_id):
+            stats.graylisted_dropped += 1
+            return
         data: bytes = message.data
         message_id, prepared = self._identify(topic, data)
-        if not self.seen.add(message_id, self._clock()):
+        now = self._clock()
+        if not self.seen.add(message_id, now):
             stats.duplicates += 1
             return
+        if len(self._held) >= self.params.max_pending_validations:
+            # Never grow past the bound: what cannot be held is not read at all.
+            stats.validation_overflow += 1
+            stats.ignored += 1
+            return
         verdict = self._accept(str(peer.peer_id), topic, message_id, prepared)
+        if verdict is Verdict.PENDING:
+            stats.delivered += 1
+            self._held[message_id] = _Held(
+                peer.peer_id, topic, data, now + self.params.validation_timeout
+            )
+            stats.validations_pending = len(self._held)
+            return
         if verdict is Verdict.REJECT:
             stats.rejected += 1
+            self._penalize(peer.peer_id)
             return
         if verdict is Verdict.IGNORE:
             stats.ignored += 1
@@ -422,6 +486,59 @@ class LeanGossipsub:
         stats.delivered += 1
         self.mcache.put(message_id, topic, data)
         self._forward(peer.peer_id, topic, message_id, data)
+
+    # ---------------------------------------------------------- validation
+
+    def report_validation(self, message_id: bytes, verdict: Verdict) -> None:
+        """The loop's verdict on a held message: ACCEPT caches and forwards it, REJECT
+        counts against its sender, IGNORE drops it."""
+        stats = self.statistics
+        held = self._held.pop(message_id, None)
+        if held is None:
+            stats.validation_late += 1  # timed out already, or never held
+            return
+        stats.validations_pending = len(self._held)
+        if verdict is Verdict.ACCEPT:
+            stats.validation_accepted += 1
+            self.mcache.put(message_id, held.topic, held.data)
+            self._forward(held.peer_id, held.topic, message_id, held.data)
+        elif verdict is Verdict.REJECT:
+            stats.validation_rejected += 1
+            stats.rejected += 1
+            self._penalize(held.peer_id)
+        else:
+            stats.validation_ignored += 1
+            stats.ignored += 1
+
+    def graylisted(self, peer_id: Any) -> bool:
+        return self._invalid.get(peer_id, 0.0) >= self.params.graylist_invalid_messages
+
+    def _penalize(self, peer_id: Any) -> None:
+        was_graylisted = self.graylisted(peer_id)
+        self._invalid[peer_id] = self._invalid.get(peer_id, 0.0) + 1.0
+        self.statistics.peers_penalized += 1
+        if not was_graylisted and self.graylisted(peer_id):
+            self.statistics.peers_graylisted += 1
+            for members in self.mesh.values():
+                members.discard(peer_id)
+            logger.warning(
+                "gossip peer graylisted: too many invalid messages",
+                extra={"peer": str(peer_id), "invalid": round(self._invalid[peer_id], 1)},
+            )
+
+    def _expire_held(self, now: float) -> None:
+        """Drop held messages past their deadline (oldest first: insertion order)."""
+        expired = []
+        for message_id, held in self._held.items():
+            if held.deadline > now:
+                break
+            expired.append(message_id)
+        for message_id in expired:
+            del self._held[message_id]
+        if expired:
+            self.statistics.validation_timeouts += len(expired)
+            self.statistics.ignored += len(expired)
+            self.statistics.validations_pending = len(self._held)
 
     def _forward(self, source: Any, topic: str, message_id: bytes, data: bytes) -> None:
         targets = [pid for pid in self.mesh.get(topic, ()) if pid != source]
@@ -511,6 +628,10 @@ class LeanGossipsub:
             self.statistics.graft_during_backoff += 1
             self._send_control(peer.peer_id, prune=[topic])
             return
+        if self.graylisted(peer.peer_id):
+            self.statistics.graft_graylisted += 1
+            self._send_control(peer.peer_id, prune=[topic])
+            return
         if len(mesh) >= self.params.mesh_degree_high:
             # v1.1 outbound quotas accept a GRAFT at D_high only on an outbound
             # connection; the router does not know directions, so it refuses them all.
@@ -567,7 +688,9 @@ class LeanGossipsub:
                 candidates = [
                     pid
                     for pid in self._topic_peers(topic)
-                    if pid not in mesh and self._backoff.get((pid, topic), 0.0) <= now
+                    if pid not in mesh
+                    and self._backoff.get((pid, topic), 0.0) <= now
+                    and not self.graylisted(pid)
                 ]
                 random.shuffle(candidates)
                 for peer_id in candidates[: params.mesh_degree - len(mesh)]:
@@ -596,6 +719,13 @@ class LeanGossipsub:
             peer.iwant_counts.clear()
         self.mcache.shift()
         self.seen.expire(now)
+        self._expire_held(now)
+        for peer_id, count in list(self._invalid.items()):
+            decayed = count * params.invalid_decay
+            if decayed < 0.1:
+                del self._invalid[peer_id]
+            else:
+                self._invalid[peer_id] = decayed
         self._refresh_topology()
 
     def _emit_gossip(self, topic: str, mesh: set[Any]) -> None:

@@ -4,6 +4,7 @@ the driver's trio thread (scheduled with ``TrioToken.run_sync_soon``, never bloc
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,9 @@ __all__ = [
     "Command",
     "Dial",
     "Disconnect",
+    "GossipVerdict",
     "Publish",
+    "ReportValidation",
     "SendRequest",
     "SendResponseChunk",
     "SendResponseEnd",
@@ -77,6 +80,25 @@ class SendResponseError:
     message: str
 
 
+class GossipVerdict(enum.Enum):
+    """The loop's verdict on a gossip message (gossipsub's validation result)."""
+
+    ACCEPT = "accept"  # valid: the driver caches and forwards it
+    REJECT = "reject"  # invalid: not forwarded, counted against the peer that sent it
+    IGNORE = "ignore"  # not forwarded, no penalty (unknown blocks, duplicates, too old)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportValidation:
+    """The verdict on a gossip message the driver holds for validation: ``message_id``
+    is the one its :class:`~lean_p2p.net.GossipBlock` (or attestation, aggregate) event
+    carried. Only a driver that validates on the loop holds messages; to others this is
+    a late verdict, counted and otherwise ignored."""
+
+    message_id: bytes
+    verdict: GossipVerdict
+
+
 Command = (
     Publish
     | Dial
@@ -85,4 +107,5 @@ Command = (
     | SendResponseChunk
     | SendResponseEnd
     | SendResponseError
+    | ReportValidation
 )

@@ -14,6 +14,14 @@ Duties per interval of slot ``s`` (lstar, :func:`~lean_p2p.consensus.validator.d
 (:class:`~lean_p2p.consensus.validator.PlaceholderSigner`): the devnet runs with the
 mocked prover, like the leanSpec vectors.
 
+Every gossip input ends in a verdict for the driver (:class:`~lean_p2p.p2p.chain.ReportGossip`),
+which forwards the message only on ACCEPT: a block that imports, a vote or aggregate the
+store takes. A rejection that proves the message invalid (a bad signature, inconsistent
+checkpoints, a state transition that fails) is REJECT, and counts against the peer that
+sent it; one that depends on this node's view or clock (an unknown block, a slot too far
+ahead), a duplicate, a second vote by a validator in one slot, or a block that waits for
+its parent is IGNORE.
+
 A block whose parent is unknown waits in the consensus package's
 :class:`~lean_p2p.consensus.parked.ParkedBlockPool` (bounded in count and age, every
 eviction counted); its missing ancestors go to the P2P core as one
@@ -50,6 +58,7 @@ from lean_p2p.consensus.validator import (
     produce_block,
 )
 from lean_p2p.containers import Checkpoint, SignedAttestation, SignedBlock, State
+from lean_p2p.net import GossipVerdict
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.node.genesis import genesis_block, genesis_state
 from lean_p2p.p2p.chain import (
@@ -63,14 +72,42 @@ from lean_p2p.p2p.chain import (
     PublishAttestation,
     PublishBlock,
     PublishRejected,
+    ReportGossip,
     ToChain,
 )
 
-__all__ = ["ChainService", "ChainSummary", "ChainTimings"]
+__all__ = [
+    "VIEW_DEPENDENT_REASONS",
+    "ChainService",
+    "ChainSummary",
+    "ChainTimings",
+    "gossip_verdict",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_PARKED_BLOCKS = 1024
+#: Slots behind the current one for which a validator's first vote is remembered; a
+#: second vote by it in one of them is IGNOREd (older votes are refused by the store).
+VOTE_MEMORY_SLOTS = 64
+
+#: Rejections that depend on what this node has seen, or on its clock: the message may
+#: be valid in another view, so it is IGNOREd and its sender not penalized.
+VIEW_DEPENDENT_REASONS = frozenset(
+    {
+        RejectionReason.UNKNOWN_PARENT_BLOCK,
+        RejectionReason.UNKNOWN_SOURCE_BLOCK,
+        RejectionReason.UNKNOWN_TARGET_BLOCK,
+        RejectionReason.UNKNOWN_HEAD_BLOCK,
+        RejectionReason.ATTESTATION_TOO_FAR_IN_FUTURE,
+        RejectionReason.JUSTIFIED_SLOT_OUT_OF_RANGE,
+    }
+)
+
+
+def gossip_verdict(reason: RejectionReason) -> GossipVerdict:
+    """REJECT for what proves a message invalid, IGNORE for what depends on the view."""
+    return GossipVerdict.IGNORE if reason in VIEW_DEPENDENT_REASONS else GossipVerdict.REJECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +179,8 @@ class ChainService:
         self._signer: Signer = signer if signer is not None else PlaceholderSigner()
         self._validator_count = len(genesis.validator_keys)
         self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
+        #: validators whose vote for a slot was accepted from gossip, by slot
+        self._votes_seen: dict[int, set[int]] = {}
 
     # --- ChainReader (for the P2P core) ---------------------------------------------
 
@@ -237,12 +276,18 @@ class ChainService:
         return requests + self._flush_parked()
 
     def on_input(self, value: ToChain) -> list[ChainRequest]:
-        """Take what the P2P core hands over: blocks, votes, aggregates, failures."""
-        self._on_input(value)
+        """Take what the P2P core hands over: blocks, votes, aggregates, failures; for
+        each gossip message, the verdict goes back first."""
+        verdict = self._on_input(value)
         self._note_head()
+        requests: list[ChainRequest] = []
+        message_id = getattr(value, "message_id", b"")
+        if verdict is not None and message_id:
+            self.counters[f"gossip_{verdict.value}"] += 1
+            requests.append(ReportGossip(message_id, verdict))
         if isinstance(value, BlockReceived | FetchAbandoned):
-            return self._flush_parked()
-        return []
+            requests += self._flush_parked()
+        return requests
 
     def _note_head(self) -> None:
         """Count a reorg when the head moves to a block that does not descend from it."""
@@ -290,23 +335,26 @@ class ChainService:
             requests += self._attest(slot, attesters)
         return requests
 
-    def _on_input(self, value: ToChain) -> None:
+    def _on_input(self, value: ToChain) -> GossipVerdict | None:
         match value:
             case BlockReceived():
-                self._import(value.block, value.root)
+                return self._import(value.block, value.root)
             case AttestationReceived():
-                self._accept_attestation(value.attestation)
+                return self._accept_gossip_attestation(value.attestation)
             case AggregateReceived():
                 try:
                     self.store.on_gossip_aggregated_attestation(value.aggregate)
-                    self.counters["aggregates_accepted"] += 1
-                    self.last_aggregate_coverage = value.aggregate.proof.participants.count()
                 except ConsensusRejection as rejection:
                     self._reject("aggregate", rejection.reason, detail=str(rejection))
+                    return gossip_verdict(rejection.reason)
+                self.counters["aggregates_accepted"] += 1
+                self.last_aggregate_coverage = value.aggregate.proof.participants.count()
+                return GossipVerdict.ACCEPT
             case FetchAbandoned():
                 self._abandon(value.roots, value.reason)
             case PublishRejected():
                 self.counters[f"publish_rejected_{value.topic.name.lower()}"] += 1
+        return None
 
     # --- blocks -----------------------------------------------------------------------
 
@@ -314,10 +362,12 @@ class ChainService:
         """The parked-block pool's clock: store time in seconds (deterministic)."""
         return self.store.time * MILLISECONDS_PER_INTERVAL / 1000
 
-    def _import(self, signed_block: SignedBlock, root: bytes) -> None:
+    def _import(self, signed_block: SignedBlock, root: bytes) -> GossipVerdict:
+        """Import a block (and what waited on it); the verdict on ``root`` itself:
+        ACCEPT if it imported, IGNORE if known already or parked, else by reason."""
         if self.store.has_block(root):
             self.counters["blocks_duplicate"] += 1
-            return
+            return GossipVerdict.IGNORE
         started = time.perf_counter()
         report = import_with_parking(self.store, self.parked, signed_block, self._now())
         elapsed = time.perf_counter() - started
@@ -332,7 +382,10 @@ class ChainService:
             self.counters["blocks_imported"] += len(report.imported)
         if report.duplicates:
             self.counters["blocks_duplicate"] += len(report.duplicates)
+        verdict = GossipVerdict.ACCEPT if root in report.imported else GossipVerdict.IGNORE
         for block_root, reason in report.rejected:
+            if block_root == root:
+                verdict = gossip_verdict(reason)
             if reason is RejectionReason.UNKNOWN_PARENT_BLOCK:
                 # Only a parked descendant of a rejected block is reported this way (an
                 # unknown parent itself parks): it can never import.
@@ -340,6 +393,7 @@ class ChainService:
             else:
                 self._reject("block", reason, root=block_root.hex())
         self._count_pool()
+        return verdict
 
     def _abandon(self, roots: Sequence[bytes], reason: str) -> None:
         """The P2P core gave up on ``roots``: what waits on them cannot import."""
@@ -375,17 +429,36 @@ class ChainService:
 
     # --- attestations -----------------------------------------------------------------
 
-    def _accept_attestation(self, attestation: SignedAttestation) -> bool:
+    def _accept_gossip_attestation(self, attestation: SignedAttestation) -> GossipVerdict:
+        """A vote from gossip: the first one per validator and slot, if the store takes it."""
+        slot, index = attestation.data.slot, attestation.validator_index
+        if index in self._votes_seen.get(slot, ()):
+            self.counters["attestations_duplicate_vote"] += 1
+            return GossipVerdict.IGNORE
+        refused = self._accept_attestation(attestation)
+        if refused is not None:
+            return gossip_verdict(refused)
+        self._remember_vote(slot, index)
+        return GossipVerdict.ACCEPT
+
+    def _remember_vote(self, slot: int, index: int) -> None:
+        self._votes_seen.setdefault(slot, set()).add(index)
+        horizon = self.store.current_slot - VOTE_MEMORY_SLOTS
+        for old in [seen for seen in self._votes_seen if seen < horizon]:
+            del self._votes_seen[old]
+
+    def _accept_attestation(self, attestation: SignedAttestation) -> RejectionReason | None:
+        """Hand a vote to the store; the reason it refused it, or None if it took it."""
         started = time.perf_counter()
         try:
             self.store.on_gossip_attestation(attestation, is_aggregator=self.is_aggregator)
         except ConsensusRejection as rejection:
             self._reject("attestation", rejection.reason, detail=str(rejection))
-            return False
+            return rejection.reason
         finally:
             self.timings.attestation.append(time.perf_counter() - started)
         self.counters["attestations_accepted"] += 1
-        return True
+        return None
 
     def _reject(self, kind: str, reason: RejectionReason, **fields: object) -> None:
         self.counters[f"{kind}_rejected_{reason.value.lower()}"] += 1

@@ -5,6 +5,9 @@ onto its trio thread with ``TrioToken.run_sync_soon``). ``stop`` asks the trio t
 stop and waits for it in a worker thread (``asyncio.to_thread``): joining a thread on
 the loop would block it.
 
+Gossip is validated before it is forwarded: the driver holds each message until the
+chain's verdict comes back (:class:`~lean_p2p.net.ReportValidation`).
+
 Static peers are not given to the driver: the P2P core owns dialling and redialling
 (it dials its bootnodes on ``DriverStarted``), so there is one source of truth for it.
 """
@@ -39,6 +42,8 @@ class LibP2PDriver:
             static_peers=(),
             redial_interval=0.0,
             thread_name=f"driver:{self._config.name}",
+            # The chain judges every gossip message before the driver forwards it.
+            validate_on_loop=True,
         )
         driver = NetworkDriver(driver_config, emit)
         driver.start()

@@ -27,6 +27,7 @@ from lean_p2p.p2p.chain import (
     PublishAttestation,
     PublishBlock,
     PublishRejected,
+    ReportGossip,
     ToChain,
 )
 from lean_p2p.p2p.core import P2PCore, P2PStatistics, block_root
@@ -49,6 +50,7 @@ __all__ = [
     "PublishAttestation",
     "PublishBlock",
     "PublishRejected",
+    "ReportGossip",
     "ToChain",
     "block_root",
 ]

@@ -6,7 +6,8 @@ the node:
 - :class:`ChainReader`: what the core *reads* from the store, synchronously, on the loop
   thread (our status, blocks to serve, the canonical root at a slot).
 - :data:`ChainRequest` values: what the chain *asks* of the P2P actor (fetch these
-  roots, publish this block, attestation or aggregate).
+  roots, publish this block, attestation or aggregate, report its verdict on a gossip
+  message).
 - :data:`ToChain` values: what the P2P actor *hands* to the chain (blocks,
   attestations and aggregates received, fetches given up, publishes that failed).
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from lean_p2p.net.commands import GossipVerdict
 from lean_p2p.net.protocol import GossipTopic
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ __all__ = [
     "PublishAttestation",
     "PublishBlock",
     "PublishRejected",
+    "ReportGossip",
     "ToChain",
 ]
 
@@ -99,7 +102,17 @@ class PublishAggregate:
     aggregate: SignedAggregatedAttestation
 
 
-ChainRequest = FetchRoots | PublishBlock | PublishAttestation | PublishAggregate
+@dataclass(frozen=True, slots=True)
+class ReportGossip:
+    """The chain's verdict on a gossip message it received (``message_id`` from its
+    :class:`BlockReceived`, :class:`AttestationReceived` or :class:`AggregateReceived`):
+    the driver forwards it only on ACCEPT."""
+
+    message_id: bytes
+    verdict: GossipVerdict
+
+
+ChainRequest = FetchRoots | PublishBlock | PublishAttestation | PublishAggregate | ReportGossip
 
 
 # --- outputs toward the chain -----------------------------------------------------------
@@ -115,12 +128,14 @@ class BlockSource(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class BlockReceived:
-    """A block to import. ``root`` is ``block.block.hash_tree_root()``, computed once."""
+    """A block to import. ``root`` is ``block.block.hash_tree_root()``, computed once;
+    ``message_id`` is the gossip message's (empty for blocks a request brought)."""
 
     block: SignedBlock
     root: bytes
     peer_id: str
     source: BlockSource
+    message_id: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from lean_p2p.p2p.chain import (
     PublishAttestation,
     PublishBlock,
     PublishRejected,
+    ReportGossip,
     ToChain,
 )
 from lean_p2p.p2p.deadlines import Deadlines
@@ -283,7 +284,9 @@ class P2PCore:
             case net.RequestFailed():
                 self._on_request_failed(event, now)
             case net.GossipBlock():
-                self._on_block(event.block, event.peer_id, BlockSource.GOSSIP)
+                self._on_block(
+                    event.block, event.peer_id, BlockSource.GOSSIP, message_id=event.message_id
+                )
             case net.GossipAttestation():
                 self._counters["gossip_attestations"] += 1
                 self._to_chain.append(
@@ -351,6 +354,9 @@ class P2PCore:
                 self._publish(net.GossipTopic.ATTESTATION, request.attestation)
             case PublishAggregate():
                 self._publish(net.GossipTopic.AGGREGATION, request.aggregate)
+            case ReportGossip(message_id=message_id, verdict=verdict):
+                self._counters[f"gossip_verdicts_{verdict.value}"] += 1
+                self._commands.append(net.ReportValidation(message_id, verdict))
         self._dispatch(now)
 
     def handle_timer(self, now: float) -> None:
@@ -725,7 +731,12 @@ class P2PCore:
         return False
 
     def _on_block(
-        self, block: SignedBlock, peer_id: str, source: BlockSource, root: bytes | None = None
+        self,
+        block: SignedBlock,
+        peer_id: str,
+        source: BlockSource,
+        root: bytes | None = None,
+        message_id: bytes = b"",
     ) -> None:
         if root is None:
             root = self._block_root(block)
@@ -733,7 +744,7 @@ class P2PCore:
             self._deadlines.cancel(_Deadline(_Timer.ROOT_RETRY, root))
             self._counters["fetch_roots_settled"] += 1
         self._counters[f"blocks_{source.value}"] += 1
-        self._to_chain.append(BlockReceived(block, root, peer_id, source))
+        self._to_chain.append(BlockReceived(block, root, peer_id, source, message_id))
 
     def _on_request_completed(self, event: net.RequestCompleted, now: float) -> None:
         request = self._owned_request(event.request_id, event.peer_id)

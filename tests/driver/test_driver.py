@@ -21,7 +21,9 @@ from lean_p2p.driver.samples import (
 )
 from lean_p2p.net.commands import (
     Dial,
+    GossipVerdict,
     Publish,
+    ReportValidation,
     SendRequest,
     SendResponseChunk,
     SendResponseEnd,
@@ -123,6 +125,31 @@ def test_burst_arrives_complete_in_order_without_duplicates(pair: tuple[Node, No
     assert received == sent
     assert not any(isinstance(event, PublishFailed) for event in a.drain())
     assert b.stats()["gossipsub"]["duplicates"] == 0
+
+
+def test_a_node_that_validates_on_its_loop_forwards_only_what_the_loop_accepts(
+    make_node: NodeFactory,
+) -> None:
+    # a -> b -> c in a line; b holds each message until its "loop" (this test) judges it.
+    a, b, c = make_node(), make_node(validate_on_loop=True), make_node()
+    connect(a, b)
+    connect(c, b, mesh_peers=(1, 2))
+    rejected, accepted = sample_attestation(1, 4), sample_attestation(2, 4)
+    a.send(Publish(GossipTopic.ATTESTATION, rejected))
+    a.send(Publish(GossipTopic.ATTESTATION, accepted))
+    first = b.expect(GossipAttestation, lambda e: e.attestation == rejected)
+    second = b.expect(GossipAttestation, lambda e: e.attestation == accepted)
+    wait_until(lambda: b.stats()["gossipsub"]["validations_pending"] == 2, what="both held")
+    b.send(ReportValidation(first.message_id, GossipVerdict.REJECT))
+    b.send(ReportValidation(second.message_id, GossipVerdict.ACCEPT))
+    # b forwards in order: had the rejected one gone out, c would have seen it first
+    forwarded = c.expect(GossipAttestation)
+    assert (forwarded.attestation, forwarded.peer_id) == (accepted, b.peer_id)
+    assert not [e for e in c.drain() if isinstance(e, GossipAttestation)]
+    gossip = b.stats()["gossipsub"]
+    assert (gossip["forwarded"], gossip["validation_accepted"]) == (1, 1)
+    assert (gossip["validation_rejected"], gossip["peers_penalized"]) == (1, 1)
+    assert gossip["validations_pending"] == 0
 
 
 def test_publish_without_peers_is_reported(make_node: NodeFactory) -> None:

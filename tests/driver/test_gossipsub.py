@@ -435,3 +435,103 @@ def test_oversized_frame_is_refused_from_its_header() -> None:
     with pytest.raises(FrameTooLarge):
         _read_frames(stream, limit=1000)
     assert stream.reads == 1  # refused before reading the body
+
+
+# --------------------------------------------------- validation before forwarding
+
+
+def _held_rig(**params: Any) -> tuple[Rig, bytes, bytes]:
+    """A router that holds every message for a verdict; one message held from "a"."""
+    rig = Rig(GossipParams(**params), verdict=Verdict.PENDING)
+    for name in ("a", "b", "c"):
+        rig.add_peer(name)
+    data = _data(1)
+    rig.receive("a", encode_rpc(publish=[(TOPIC, data)]))
+    [(_, message_id, _)] = rig.delivered
+    return rig, message_id, data
+
+
+def test_a_held_message_is_forwarded_only_after_accept() -> None:
+    rig, message_id, data = _held_rig()
+    assert published(rig.sent("b")) == []
+    assert len(rig.router.mcache) == 0
+    assert rig.router.statistics.validations_pending == 1
+    rig.router.report_validation(message_id, Verdict.ACCEPT)
+    assert [m.data for m in published(rig.sent("b"))] == [data]
+    assert [m.data for m in published(rig.sent("c"))] == [data]
+    assert published(rig.sent("a")) == []  # never back to its source
+    assert len(rig.router.mcache) == 1
+    stats = rig.router.statistics
+    assert (stats.validation_accepted, stats.validations_pending, stats.forwarded) == (1, 0, 2)
+
+
+@pytest.mark.parametrize("verdict", [Verdict.REJECT, Verdict.IGNORE])
+def test_a_held_message_the_loop_refuses_is_never_forwarded(verdict: Verdict) -> None:
+    rig, message_id, _ = _held_rig()
+    rig.router.report_validation(message_id, verdict)
+    assert published(rig.sent("b")) == published(rig.sent("c")) == []
+    assert len(rig.router.mcache) == 0
+    stats = rig.router.statistics
+    assert stats.forwarded == 0
+    penalized = 1 if verdict is Verdict.REJECT else 0
+    assert (stats.validation_rejected, stats.peers_penalized) == (penalized, penalized)
+    assert stats.validation_ignored == 1 - penalized
+    # a second verdict for the same message changes nothing but a counter
+    rig.router.report_validation(message_id, Verdict.ACCEPT)
+    assert published(rig.sent("b")) == []
+    assert stats.validation_late == 1
+
+
+def test_a_message_without_a_verdict_in_time_is_dropped_as_ignored() -> None:
+    rig, message_id, _ = _held_rig(validation_timeout=2.0)
+    rig.now += 1.9
+    rig.router.heartbeat()
+    assert rig.router.statistics.validations_pending == 1
+    rig.now += 0.2
+    rig.router.heartbeat()
+    stats = rig.router.statistics
+    assert (stats.validations_pending, stats.validation_timeouts) == (0, 1)
+    rig.router.report_validation(message_id, Verdict.ACCEPT)
+    assert published(rig.sent("b")) == []
+    assert stats.validation_late == 1
+
+
+def test_held_messages_are_bounded_and_the_overflow_is_not_read() -> None:
+    rig, _, _ = _held_rig(max_pending_validations=3)
+    for index in range(2, 7):
+        rig.receive("a", encode_rpc(publish=[(TOPIC, _data(index))]))
+    stats = rig.router.statistics
+    assert len(rig.delivered) == 3  # the loop saw only what could be held
+    assert (stats.validations_pending, stats.validation_overflow) == (3, 3)
+
+
+def test_a_peer_that_sends_invalid_messages_is_graylisted_until_it_decays() -> None:
+    rig = Rig(GossipParams(graylist_invalid_messages=3.0, invalid_decay=0.5), Verdict.PENDING)
+    for name in ("spammer", "b"):
+        rig.add_peer(name)
+    for index in range(3):
+        rig.receive("spammer", encode_rpc(publish=[(TOPIC, _data(index))]))
+        rig.router.report_validation(rig.delivered[-1][1], Verdict.REJECT)
+    stats = rig.router.statistics
+    assert rig.router.graylisted("spammer")
+    assert stats.peers_graylisted == 1
+    assert "spammer" not in rig.router.mesh[TOPIC]
+    # its messages are dropped unread, its GRAFT refused
+    rig.receive("spammer", encode_rpc(publish=[(TOPIC, _data(10))]))
+    assert len(rig.delivered) == 3
+    assert stats.graylisted_dropped == 1
+    rig.receive("spammer", encode_rpc(graft=[TOPIC]))
+    assert "spammer" not in rig.router.mesh[TOPIC]
+    assert stats.graft_graylisted == 1
+    # the count halves every heartbeat: 3 -> 1.5, and the peer is heard again
+    rig.router.heartbeat()
+    assert not rig.router.graylisted("spammer")
+    rig.receive("spammer", encode_rpc(publish=[(TOPIC, _data(11))]))
+    assert len(rig.delivered) == 4
+
+
+def test_a_decode_rejection_counts_against_the_peer_too() -> None:
+    rig = Rig(verdict=Verdict.REJECT)
+    rig.add_peer("a")
+    rig.receive("a", encode_rpc(publish=[(TOPIC, _data(1))]))
+    assert rig.router.statistics.peers_penalized == 1

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from lean_p2p.consensus.config import MILLISECONDS_PER_INTERVAL
+from lean_p2p.consensus.errors import RejectionReason
 from lean_p2p.consensus.validator import PlaceholderSigner
 from lean_p2p.containers import (
     Block,
     BlockBody,
+    Checkpoint,
     MultiMessageAggregate,
+    SignedAttestation,
     SignedBlock,
     SingleMessageAggregate,
 )
+from lean_p2p.containers.xmss import signature_from_parts
+from lean_p2p.net import GossipVerdict
 from lean_p2p.net.protocol import GossipTopic
-from lean_p2p.node.chain import ChainService
+from lean_p2p.node.chain import ChainService, gossip_verdict
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.p2p.chain import (
+    AttestationReceived,
     BlockReceived,
     BlockSource,
     FetchAbandoned,
@@ -25,6 +32,7 @@ from lean_p2p.p2p.chain import (
     PublishAttestation,
     PublishBlock,
     PublishRejected,
+    ReportGossip,
 )
 
 
@@ -213,3 +221,72 @@ def test_a_proposal_the_store_refuses_is_counted_not_published() -> None:
     assert chain.counters["proposals_failed"] == 1  # slot 1 is validator 1's
     assert chain.counters["blocks_proposed"] == 0
     assert chain.summary().head_slot == 0
+
+
+# --- gossip verdicts ----------------------------------------------------------------------
+
+
+def _gossip_block(chain: ChainService, block: SignedBlock, message_id: bytes) -> list[object]:
+    root = block.block.hash_tree_root()
+    return list(chain.on_input(BlockReceived(block, root, "p", BlockSource.GOSSIP, message_id)))
+
+
+def test_every_gossip_block_gets_a_verdict_for_the_driver() -> None:
+    producer = _service(validator_indices=(0, 1, 2, 3))
+    blocks = []
+    for interval in range(1, 11):
+        blocks += [r.block for r in producer.on_interval(interval) if isinstance(r, PublishBlock)]
+    first, second = blocks
+    follower = _service()
+    # the child first: it parks, so it is not forwarded (its parent is fetched)
+    assert _gossip_block(follower, second, b"2")[0] == ReportGossip(b"2", GossipVerdict.IGNORE)
+    assert _gossip_block(follower, first, b"1")[0] == ReportGossip(b"1", GossipVerdict.ACCEPT)
+    assert _gossip_block(follower, first, b"1'")[0] == ReportGossip(b"1'", GossipVerdict.IGNORE)
+    invalid, _ = _orphan(follower.anchor_root, 3)  # a state root that does not match
+    assert _gossip_block(follower, invalid, b"x")[0] == ReportGossip(b"x", GossipVerdict.REJECT)
+    # a block a request brought has no message to report on
+    fetched, _ = _orphan(b"\x07" * 32, 9)
+    assert not [
+        r
+        for r in follower.on_input(
+            BlockReceived(fetched, fetched.block.hash_tree_root(), "p", BlockSource.BY_ROOT)
+        )
+        if isinstance(r, ReportGossip)
+    ]
+
+
+def test_every_gossip_vote_gets_a_verdict_and_only_the_first_per_slot_is_accepted() -> None:
+    producer = _service(validator_indices=(0, 1, 2, 3))
+    votes = [r.attestation for r in producer.on_interval(1) if isinstance(r, PublishAttestation)]
+    chain = _service()
+    chain.on_interval(1)
+
+    def verdict(vote: SignedAttestation, message_id: bytes) -> GossipVerdict:
+        [report] = chain.on_input(AttestationReceived(vote, "p", message_id))
+        assert isinstance(report, ReportGossip) and report.message_id == message_id
+        return report.verdict
+
+    assert verdict(votes[0], b"a") is GossipVerdict.ACCEPT
+    # the same validator again in that slot (another message id): IGNORE, not counted twice
+    assert verdict(votes[0], b"b") is GossipVerdict.IGNORE
+    assert chain.counters["attestations_duplicate_vote"] == 1
+    # a vote naming a block this node has not seen: IGNORE (it may be valid elsewhere)
+    unknown = replace(
+        votes[1], data=replace(votes[1].data, head=Checkpoint(root=b"\x09" * 32, slot=0))
+    )
+    assert verdict(unknown, b"c") is GossipVerdict.IGNORE
+    # a signature that cannot be one: REJECT, and the validator's real vote still counts
+    forged = replace(votes[1], signature=signature_from_parts())
+    assert verdict(forged, b"d") is GossipVerdict.REJECT
+    assert verdict(votes[1], b"e") is GossipVerdict.ACCEPT
+    assert chain.counters["gossip_accept"] == 2
+    assert chain.counters["gossip_reject"] == 1
+    assert chain.counters["gossip_ignore"] == 2
+
+
+def test_the_verdict_follows_the_kind_of_rejection() -> None:
+    assert gossip_verdict(RejectionReason.UNKNOWN_SOURCE_BLOCK) is GossipVerdict.IGNORE
+    assert gossip_verdict(RejectionReason.ATTESTATION_TOO_FAR_IN_FUTURE) is GossipVerdict.IGNORE
+    assert gossip_verdict(RejectionReason.INVALID_SIGNATURE) is GossipVerdict.REJECT
+    assert gossip_verdict(RejectionReason.SOURCE_AFTER_TARGET) is GossipVerdict.REJECT
+    assert gossip_verdict(RejectionReason.STATE_ROOT_MISMATCH) is GossipVerdict.REJECT

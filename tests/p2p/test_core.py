@@ -23,11 +23,13 @@ from lean_p2p.net import (
     GossipAttestation,
     GossipBlock,
     GossipTopic,
+    GossipVerdict,
     InboundRequest,
     PeerConnected,
     PeerDisconnected,
     Publish,
     PublishFailed,
+    ReportValidation,
     ReqRespProtocol,
     RequestCompleted,
     RequestFailed,
@@ -51,6 +53,7 @@ from lean_p2p.p2p.chain import (
     PublishAttestation,
     PublishBlock,
     PublishRejected,
+    ReportGossip,
 )
 from lean_p2p.p2p.core import PUBLISH_FAILURE_LOG_INTERVAL, P2PCore, bootnode_peer_id
 from tests.p2p.helpers import (
@@ -405,7 +408,9 @@ def test_gossip_block_settles_a_pending_fetch() -> None:
     connect(core, status=peer_status(9, root(9)))
     request = fetch(core, 20)
     core.handle_event(GossipBlock(PEER_A, b"id", CHAIN[20]), 0.0)
-    assert core.drain_to_chain() == [BlockReceived(CHAIN[20], root(20), PEER_A, BlockSource.GOSSIP)]
+    assert core.drain_to_chain() == [
+        BlockReceived(CHAIN[20], root(20), PEER_A, BlockSource.GOSSIP, b"id")
+    ]
     core.handle_event(RequestCompleted(PEER_A, request.request_id, BY_ROOT, 0), 0.0)
     assert core.drain_to_chain() == []  # not abandoned, not retried: it arrived
     assert core.next_deadline() == backoff.STATUS_REFRESH_INTERVAL
@@ -622,6 +627,20 @@ def test_publish_requests_become_publish_commands() -> None:
         Publish(GossipTopic.ATTESTATION, attestation()),
         Publish(GossipTopic.AGGREGATION, aggregate()),
     ]
+
+
+def test_gossip_verdicts_go_to_the_driver_in_order_and_are_counted() -> None:
+    core, _ = make_core()
+    core.handle_request(ReportGossip(b"m1", GossipVerdict.ACCEPT), 0.0)
+    core.handle_request(ReportGossip(b"m2", GossipVerdict.REJECT), 0.0)
+    core.handle_request(ReportGossip(b"m3", GossipVerdict.IGNORE), 0.0)
+    assert core.drain_commands() == [
+        ReportValidation(b"m1", GossipVerdict.ACCEPT),
+        ReportValidation(b"m2", GossipVerdict.REJECT),
+        ReportValidation(b"m3", GossipVerdict.IGNORE),
+    ]
+    counters = core.statistics().counters
+    assert [counters[f"gossip_verdicts_{v}"] for v in ("accept", "reject", "ignore")] == [1, 1, 1]
 
 
 def test_publish_failure_counted_and_reported_to_chain() -> None:
