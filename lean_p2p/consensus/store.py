@@ -393,26 +393,55 @@ class ForkChoiceStore:
             )
 
     @loop_only
-    def on_gossip_attestation(
-        self, signed_attestation: SignedAttestation, *, is_aggregator: bool = False
-    ) -> None:
-        """Validate a single vote; aggregators keep its signature for aggregation."""
+    def attestation_key(self, signed_attestation: SignedAttestation) -> bytes:
+        """The public key a vote's signature must verify against, once everything but
+        the signature checks out (what a caller verifying elsewhere needs first).
+        Raises :class:`ConsensusRejection`, counted, for a vote that fails before it."""
         try:
-            data = signed_attestation.data
-            self.validate_attestation(data)
-            validators = self.states[data.target.root].validators
-            index = signed_attestation.validator_index
-            if index >= len(validators):
-                raise ConsensusRejection(
-                    RejectionReason.VALIDATOR_NOT_IN_STATE,
-                    f"validator {index} is not in the target state",
+            return self._attestation_key(signed_attestation)
+        except ConsensusRejection as rejection:
+            self._count_rejection(
+                "attestation",
+                rejection,
+                slot=signed_attestation.data.slot,
+                validator=signed_attestation.validator_index,
+            )
+            raise
+
+    def _attestation_key(self, signed_attestation: SignedAttestation) -> bytes:
+        data = signed_attestation.data
+        self.validate_attestation(data)
+        validators = self.states[data.target.root].validators
+        index = signed_attestation.validator_index
+        if index >= len(validators):
+            raise ConsensusRejection(
+                RejectionReason.VALIDATOR_NOT_IN_STATE,
+                f"validator {index} is not in the target state",
+            )
+        return validators[index].attestation_public_key
+
+    @loop_only
+    def on_gossip_attestation(
+        self,
+        signed_attestation: SignedAttestation,
+        *,
+        is_aggregator: bool = False,
+        signature_valid: bool | None = None,
+    ) -> None:
+        """Validate a single vote; aggregators keep its signature for aggregation.
+
+        ``signature_valid`` is the verdict of a verification done elsewhere (on worker
+        threads); None asks this store's verifier, here.
+        """
+        data = signed_attestation.data
+        index = signed_attestation.validator_index
+        try:
+            public_key = self._attestation_key(signed_attestation)
+            if signature_valid is None:
+                signature_valid = self.verifier.verify_attestation(
+                    public_key, data.slot, attestation_data_root(data), signed_attestation.signature
                 )
-            if not self.verifier.verify_attestation(
-                validators[index].attestation_public_key,
-                data.slot,
-                attestation_data_root(data),
-                signed_attestation.signature,
-            ):
+            if not signature_valid:
                 raise ConsensusRejection(
                     RejectionReason.INVALID_SIGNATURE, "attestation signature does not verify"
                 )

@@ -22,6 +22,14 @@ sent it; one that depends on this node's view or clock (an unknown block, a slot
 ahead), a duplicate, a second vote by a validator in one slot, or a block that waits for
 its parent is IGNORE.
 
+With ``verify_async``, a gossip vote's signature is not checked here: once everything
+else about the vote checks out, the chain asks for it to be verified
+(:class:`~lean_p2p.node.verification.VerifySignatures`, a numbered ticket), holds the
+vote, and hands it to the store only when the result comes back (:meth:`on_verified`):
+the store sees only verified votes, and the loop never spends a verification. The
+verdict for the driver waits for the result too; a request the verifier could not take
+(overloaded, or closing) ends in IGNORE.
+
 A block whose parent is unknown waits in the consensus package's
 :class:`~lean_p2p.consensus.parked.ParkedBlockPool` (bounded in count and age, every
 eviction counted); its missing ancestors go to the P2P core as one
@@ -45,6 +53,7 @@ from dataclasses import dataclass
 from lean_p2p.consensus.clock import SlotClock
 from lean_p2p.consensus.config import INTERVALS_PER_SLOT, MILLISECONDS_PER_INTERVAL
 from lean_p2p.consensus.errors import ConsensusRejection, RejectionReason
+from lean_p2p.consensus.hashing import attestation_data_root
 from lean_p2p.consensus.parked import ParkedBlockPool, import_with_parking
 from lean_p2p.consensus.signatures import SignatureVerifier
 from lean_p2p.consensus.state_transition import proposer_for_slot
@@ -61,6 +70,12 @@ from lean_p2p.containers import Checkpoint, SignedAttestation, SignedBlock, Stat
 from lean_p2p.net import GossipVerdict
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.node.genesis import genesis_block, genesis_state
+from lean_p2p.node.verification import (
+    Outcome,
+    SignatureCheck,
+    SignaturesVerified,
+    VerifySignatures,
+)
 from lean_p2p.p2p.chain import (
     AggregateReceived,
     AttestationReceived,
@@ -78,11 +93,15 @@ from lean_p2p.p2p.chain import (
 
 __all__ = [
     "VIEW_DEPENDENT_REASONS",
+    "ChainOutput",
     "ChainService",
     "ChainSummary",
     "ChainTimings",
     "gossip_verdict",
 ]
+
+#: What the chain asks for: of the P2P actor, or of the verification service.
+ChainOutput = ChainRequest | VerifySignatures
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +176,7 @@ class ChainService:
         verifier: SignatureVerifier | None = None,
         max_parked: int = MAX_PARKED_BLOCKS,
         signer: Signer | None = None,
+        verify_async: bool = False,
     ) -> None:
         state = genesis_state(genesis)
         anchor = genesis_block(state)
@@ -181,6 +201,10 @@ class ChainService:
         self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
         #: validators whose vote for a slot was accepted from gossip, by slot
         self._votes_seen: dict[int, set[int]] = {}
+        self.verify_async = verify_async
+        #: gossip votes waiting for their signature's verification, by ticket
+        self._awaiting: dict[int, tuple[SignedAttestation, bytes]] = {}
+        self._next_ticket = 1
 
     # --- ChainReader (for the P2P core) ---------------------------------------------
 
@@ -275,19 +299,45 @@ class ChainService:
         # expires parked blocks that waited too long.
         return requests + self._flush_parked()
 
-    def on_input(self, value: ToChain) -> list[ChainRequest]:
+    def on_input(self, value: ToChain) -> list[ChainOutput]:
         """Take what the P2P core hands over: blocks, votes, aggregates, failures; for
-        each gossip message, the verdict goes back first."""
-        verdict = self._on_input(value)
+        each gossip message, the verdict goes back first (or a request to verify it)."""
+        outcome = self._on_input(value)
         self._note_head()
-        requests: list[ChainRequest] = []
-        message_id = getattr(value, "message_id", b"")
-        if verdict is not None and message_id:
-            self.counters[f"gossip_{verdict.value}"] += 1
-            requests.append(ReportGossip(message_id, verdict))
+        requests: list[ChainOutput] = []
+        if isinstance(outcome, VerifySignatures):
+            requests.append(outcome)
+        elif outcome is not None:
+            requests += self._report(getattr(value, "message_id", b""), outcome)
         if isinstance(value, BlockReceived | FetchAbandoned):
             requests += self._flush_parked()
         return requests
+
+    def on_verified(self, result: SignaturesVerified) -> list[ChainOutput]:
+        """The verification of a held vote came back: hand it to the store or not."""
+        held = self._awaiting.pop(result.ticket, None)
+        if held is None:
+            self.counters["verification_unknown_ticket"] += 1
+            return []
+        attestation, message_id = held
+        if result.outcome is not Outcome.VERIFIED:
+            # Not judged: no penalty for the sender, and not forwarded.
+            self.counters[f"verification_{result.outcome.value}"] += 1
+            verdict = GossipVerdict.IGNORE
+        else:
+            verdict = self._take_vote(attestation, signature_valid=result.all_valid)
+        self._note_head()
+        return self._report(message_id, verdict)
+
+    @property
+    def awaiting_verification(self) -> int:
+        return len(self._awaiting)
+
+    def _report(self, message_id: bytes, verdict: GossipVerdict) -> list[ChainOutput]:
+        if not message_id:
+            return []
+        self.counters[f"gossip_{verdict.value}"] += 1
+        return [ReportGossip(message_id, verdict)]
 
     def _note_head(self) -> None:
         """Count a reorg when the head moves to a block that does not descend from it."""
@@ -335,12 +385,12 @@ class ChainService:
             requests += self._attest(slot, attesters)
         return requests
 
-    def _on_input(self, value: ToChain) -> GossipVerdict | None:
+    def _on_input(self, value: ToChain) -> GossipVerdict | VerifySignatures | None:
         match value:
             case BlockReceived():
                 return self._import(value.block, value.root)
             case AttestationReceived():
-                return self._accept_gossip_attestation(value.attestation)
+                return self._accept_gossip_attestation(value.attestation, value.message_id)
             case AggregateReceived():
                 try:
                     self.store.on_gossip_aggregated_attestation(value.aggregate)
@@ -429,16 +479,45 @@ class ChainService:
 
     # --- attestations -----------------------------------------------------------------
 
-    def _accept_gossip_attestation(self, attestation: SignedAttestation) -> GossipVerdict:
-        """A vote from gossip: the first one per validator and slot, if the store takes it."""
-        slot, index = attestation.data.slot, attestation.validator_index
-        if index in self._votes_seen.get(slot, ()):
-            self.counters["attestations_duplicate_vote"] += 1
+    def _accept_gossip_attestation(
+        self, attestation: SignedAttestation, message_id: bytes
+    ) -> GossipVerdict | VerifySignatures:
+        """A vote from gossip: the first one per validator and slot, if the store takes
+        it; with ``verify_async``, a request to verify its signature first."""
+        if self._duplicate_vote(attestation):
             return GossipVerdict.IGNORE
-        refused = self._accept_attestation(attestation)
+        if not self.verify_async:
+            return self._take_vote(attestation, signature_valid=None)
+        try:
+            public_key = self.store.attestation_key(attestation)
+        except ConsensusRejection as rejection:
+            self._reject("attestation", rejection.reason, detail=str(rejection))
+            return gossip_verdict(rejection.reason)
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._awaiting[ticket] = (attestation, message_id)
+        data = attestation.data
+        check = SignatureCheck(
+            public_key, data.slot, attestation_data_root(data), attestation.signature
+        )
+        return VerifySignatures(ticket, (check,))
+
+    def _duplicate_vote(self, attestation: SignedAttestation) -> bool:
+        if attestation.validator_index in self._votes_seen.get(attestation.data.slot, ()):
+            self.counters["attestations_duplicate_vote"] += 1
+            return True
+        return False
+
+    def _take_vote(
+        self, attestation: SignedAttestation, *, signature_valid: bool | None
+    ) -> GossipVerdict:
+        # Checked again: another vote by the validator may have been taken meanwhile.
+        if signature_valid is not None and self._duplicate_vote(attestation):
+            return GossipVerdict.IGNORE
+        refused = self._accept_attestation(attestation, signature_valid=signature_valid)
         if refused is not None:
             return gossip_verdict(refused)
-        self._remember_vote(slot, index)
+        self._remember_vote(attestation.data.slot, attestation.validator_index)
         return GossipVerdict.ACCEPT
 
     def _remember_vote(self, slot: int, index: int) -> None:
@@ -447,11 +526,15 @@ class ChainService:
         for old in [seen for seen in self._votes_seen if seen < horizon]:
             del self._votes_seen[old]
 
-    def _accept_attestation(self, attestation: SignedAttestation) -> RejectionReason | None:
+    def _accept_attestation(
+        self, attestation: SignedAttestation, *, signature_valid: bool | None = None
+    ) -> RejectionReason | None:
         """Hand a vote to the store; the reason it refused it, or None if it took it."""
         started = time.perf_counter()
         try:
-            self.store.on_gossip_attestation(attestation, is_aggregator=self.is_aggregator)
+            self.store.on_gossip_attestation(
+                attestation, is_aggregator=self.is_aggregator, signature_valid=signature_valid
+            )
         except ConsensusRejection as rejection:
             self._reject("attestation", rejection.reason, detail=str(rejection))
             return rejection.reason

@@ -96,6 +96,10 @@ class NodeEntry:
         return EnrRecord.create(self.key, ip=self.ip, quic=self.quic_port)
 
 
+#: How a node verifies signatures (see :attr:`NodeConfig.verification`).
+VERIFICATION_MODES = ("mocked", "xmss")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Everything one node runs from."""
@@ -111,7 +115,20 @@ class NodeConfig:
     api_port: int | None = None  # None: no HTTP server
     metrics_port: int | None = None  # None or equal to api_port: metrics on the API port
     record_path: Path | None = None  # record every handled event here
+    #: "mocked": the store's default verifier, on the loop (structure only; the test
+    #: vectors' mode). "xmss": XMSS signatures verified for real, on
+    #: ``verification_workers`` threads off the loop, before the store sees a vote.
+    verification: str = "mocked"
+    verification_workers: int = 2
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verification not in VERIFICATION_MODES:
+            raise ValueError(
+                f"verification={self.verification!r}: expected one of {VERIFICATION_MODES}"
+            )
+        if self.verification_workers < 1:
+            raise ValueError("verification_workers is at least 1")
 
     @property
     def listen_address(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,15 +33,25 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from lean_p2p import net
-from lean_p2p.consensus.signatures import SignatureVerifier
+from lean_p2p.consensus.signatures import SignatureVerifier, XmssVerifier
+from lean_p2p.crypto import verify
 from lean_p2p.net.checks import check_event
 from lean_p2p.node.api import ApiServer
-from lean_p2p.node.chain import ChainService, ChainSummary
+from lean_p2p.node.chain import ChainOutput, ChainService, ChainSummary
 from lean_p2p.node.clock import Clock, ScheduledCall, SystemClock
 from lean_p2p.node.config import NodeConfig
 from lean_p2p.node.control import IntervalTick, SetAggregator, TimerExpired
 from lean_p2p.node.metrics import ChainGauges, LaneCounters, NodeMetrics
 from lean_p2p.node.recording import Recorder
+from lean_p2p.node.verification import (
+    Outcome,
+    SignatureCheck,
+    SignaturesVerified,
+    VerificationService,
+    VerificationStatistics,
+    VerifiedBatch,
+    VerifySignatures,
+)
 from lean_p2p.node.views import NodeApiSource
 from lean_p2p.p2p.core import P2PCore
 from lean_p2p.runtime import (
@@ -59,10 +70,19 @@ from lean_p2p.runtime.lanes import (
     CONTROL,
     PEER_REQUESTS,
     RESPONSES,
+    VERIFIED,
 )
 from lean_p2p.runtime.timers import DeadlineTimer
 
 __all__ = ["DriverPort", "Node", "NodeFailed", "NodeReport", "lane_for_event"]
+
+_VERIFIER_JOIN_TIMEOUT = 30.0
+
+
+def _verify_check(check: SignatureCheck) -> bool:
+    """One XMSS verification (worker threads; C, without the GIL)."""
+    return verify(check.public_key, check.slot, check.message, check.signature).valid
+
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +148,8 @@ class NodeReport:
     chain_counters: Mapping[str, int]
     p2p_counters: Mapping[str, int]
     driver: Mapping[str, Any]  # the driver's own statistics, when it has any
+    #: the verification service's, when signatures are verified off the loop
+    verification: VerificationStatistics | None = None
     time: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
@@ -155,6 +177,9 @@ class NodeReport:
             "chain_counters": dict(self.chain_counters),
             "p2p_counters": dict(self.p2p_counters),
             "driver": dict(self.driver),
+            "verification": (
+                dataclasses.asdict(self.verification) if self.verification is not None else None
+            ),
             "time": self.time,
         }
 
@@ -190,7 +215,10 @@ class Node:
         missing = set(_LANE_BY_EVENT.values()) - {spec.name for spec in self._lanes}
         if missing:
             raise ValueError(f"the node routes events to lanes {sorted(missing)}: add them")
+        if config.verification == "xmss" and verifier is None:
+            verifier = XmssVerifier()
         self._verifier = verifier
+        self._verification: VerificationService | None = None
         self._live = live
         self._fail_fast = fail_fast
         self._serve_api = serve_api
@@ -202,6 +230,7 @@ class Node:
             validator_indices=config.validator_indices,
             is_aggregator=config.is_aggregator,
             verifier=verifier,
+            verify_async=config.verification == "xmss",
         )
         self.p2p = P2PCore(self.chain, bootnodes=config.bootnodes)
         self.metrics = NodeMetrics(
@@ -280,6 +309,15 @@ class Node:
             self._recorder = Recorder(self.config.record_path, self.recording_header())
         if not self._live:
             return
+        if self.chain.verify_async:
+            mailbox = self._mailbox
+            self._verification = VerificationService(
+                _verify_check,
+                lambda batch: mailbox.put(VERIFIED, batch),
+                asyncio.get_running_loop().call_soon,
+                workers=self.config.verification_workers,
+                name=f"verify:{self.config.name}",
+            )
         if self._driver_given is not None:
             self._driver = self._driver_given
             self._driver.start(self.emit_threadsafe)
@@ -315,6 +353,11 @@ class Node:
         if self._driver is not None:
             # After this no event is emitted, so closing the mailbox next loses nothing.
             await self._driver.stop()
+        if self._verification is not None:
+            # Then no verification is asked for: cancel what waits, let what runs finish
+            # (every result reaches the mailbox, whose close hands it to the chain).
+            self._verification.close()
+            await asyncio.to_thread(self._verification.join, _VERIFIER_JOIN_TIMEOUT)
         if self._mailbox is not None:
             await self._mailbox.aclose()
         if self._recorder is not None:
@@ -374,6 +417,12 @@ class Node:
             case IntervalTick():
                 for request in self.chain.on_interval(item.interval):
                     p2p.handle_request(request, now)
+            case VerifiedBatch():
+                if self._verification is not None:
+                    self._verification.settle(item)
+                for result in item.results:
+                    for output in self.chain.on_verified(result):
+                        self._route(output, now)
             case TimerExpired():
                 p2p.handle_timer(now)
             case SetAggregator():
@@ -403,8 +452,25 @@ class Node:
             if not values:
                 return
             for value in values:
-                for request in chain.on_input(value):
-                    p2p.handle_request(request, now)
+                for output in chain.on_input(value):
+                    self._route(output, now)
+
+    def _route(self, output: ChainOutput, now: float) -> None:
+        """A chain output to whoever serves it: the verification service, or the P2P
+        core."""
+        if not isinstance(output, VerifySignatures):
+            self.p2p.handle_request(output, now)
+            return
+        service = self._verification
+        if service is not None and service.submit(output):
+            return
+        if self._live:
+            # Refused (at capacity, or closing), or no service: the vote is not judged
+            # (IGNORE, no penalty). A replay has no service and takes the recorded
+            # results instead.
+            refused = SignaturesVerified(output.ticket, Outcome.OVERLOADED)
+            for answer in self.chain.on_verified(refused):
+                self._route(answer, now)
 
     def _observe_chain_timings(self) -> None:
         chain, metrics = self.chain, self.metrics
@@ -499,6 +565,7 @@ class Node:
         config = self.config
         return {
             "format": 1,
+            "verification": config.verification,
             "node": config.name,
             "peer_id": self.peer_id,
             "genesis_time": config.genesis.genesis_time,
@@ -558,6 +625,9 @@ class Node:
             chain_counters=dict(self.chain.counters),
             p2p_counters=dict(p2p_stats.counters),
             driver=self._driver_statistics(),
+            verification=(
+                self._verification.statistics() if self._verification is not None else None
+            ),
         )
 
     def _driver_statistics(self) -> dict[str, Any]:

@@ -103,6 +103,7 @@ def default_registry() -> TypeRegistry:
             "lean_p2p.net.commands",
             "lean_p2p.containers",
             "lean_p2p.node.control",
+            "lean_p2p.node.verification",
         ):
             registry.register_module(module_name)
         _default = registry

@@ -81,6 +81,8 @@ def config_from_header(header: Mapping[str, Any]) -> NodeConfig:
             validator_indices=tuple(int(i) for i in header["validator_indices"]),
             is_aggregator=bool(header["is_aggregator"]),
             bootnodes=tuple(header.get("bootnodes", ())),
+            # Verification results were recorded; the replay takes them from the file.
+            verification=str(header.get("verification", "mocked")),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise RecordingError(f"recording header lacks the node configuration: {error}") from error

@@ -7,6 +7,8 @@ the loop thread. Policies follow Lighthouse's beacon processor and zeam's chain 
 lane           when full       why
 =============  ==============  =====================================================
 control        never drop      liveness: stop, ticks, timer expiries
+verified       never drop      results of our own verifications: bounded by the
+                               verification service's capacity, which refuses first
 responses      reject newest   we asked for them; the requester checks headroom first
 blocks         reject newest   order matters; a rejected block is refetched by root
 aggregates     evict oldest    freshness: served newest first
@@ -27,9 +29,11 @@ __all__ = [
     "LEAN_LANES",
     "PEER_REQUESTS",
     "RESPONSES",
+    "VERIFIED",
 ]
 
 CONTROL = "control"
+VERIFIED = "verified"
 RESPONSES = "responses"
 BLOCKS = "blocks"
 AGGREGATES = "aggregates"
@@ -39,6 +43,7 @@ PEER_REQUESTS = "peer_requests"
 #: Priority order: the drain serves these top to bottom, a quantum each per round.
 LEAN_LANES: tuple[LaneSpec, ...] = (
     LaneSpec(CONTROL, capacity=1_024, policy=OverflowPolicy.NEVER_DROP, quantum=64),
+    LaneSpec(VERIFIED, capacity=1_024, policy=OverflowPolicy.NEVER_DROP, quantum=64),
     LaneSpec(RESPONSES, capacity=1_024, policy=OverflowPolicy.REJECT_NEWEST, quantum=32),
     LaneSpec(BLOCKS, capacity=1_024, policy=OverflowPolicy.REJECT_NEWEST, quantum=16),
     LaneSpec(AGGREGATES, capacity=4_096, policy=OverflowPolicy.EVICT_OLDEST, quantum=64),

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from lean_p2p.consensus.config import MILLISECONDS_PER_INTERVAL
 from lean_p2p.consensus.errors import RejectionReason
+from lean_p2p.consensus.hashing import attestation_data_root
 from lean_p2p.consensus.validator import PlaceholderSigner
 from lean_p2p.containers import (
     Block,
@@ -22,6 +23,7 @@ from lean_p2p.net import GossipVerdict
 from lean_p2p.net.protocol import GossipTopic
 from lean_p2p.node.chain import ChainService, gossip_verdict
 from lean_p2p.node.config import GenesisSpec
+from lean_p2p.node.verification import Outcome, SignaturesVerified, VerifySignatures
 from lean_p2p.p2p.chain import (
     AttestationReceived,
     BlockReceived,
@@ -290,3 +292,56 @@ def test_the_verdict_follows_the_kind_of_rejection() -> None:
     assert gossip_verdict(RejectionReason.INVALID_SIGNATURE) is GossipVerdict.REJECT
     assert gossip_verdict(RejectionReason.SOURCE_AFTER_TARGET) is GossipVerdict.REJECT
     assert gossip_verdict(RejectionReason.STATE_ROOT_MISMATCH) is GossipVerdict.REJECT
+
+
+# --- votes verified elsewhere ---------------------------------------------------------------
+
+
+def test_with_verify_async_a_vote_waits_for_its_verification_before_the_store() -> None:
+    producer = _service(validator_indices=(0, 1, 2, 3))
+    votes = [r.attestation for r in producer.on_interval(1) if isinstance(r, PublishAttestation)]
+    chain = _service(verify_async=True)
+    chain.on_interval(1)
+    requests = [
+        chain.on_input(AttestationReceived(vote, "p", bytes([i]))) for i, vote in enumerate(votes)
+    ]
+    tickets = []
+    for vote, [request] in zip(votes, requests, strict=True):
+        assert isinstance(request, VerifySignatures)
+        [check] = request.checks
+        assert (check.slot, check.signature) == (vote.data.slot, vote.signature)
+        assert check.message == attestation_data_root(vote.data)
+        tickets.append(request.ticket)
+    assert chain.awaiting_verification == 4
+    assert chain.counters["attestations_accepted"] == 0  # the store has seen none
+
+    def answer(ticket: int, outcome: Outcome, valid: tuple[bool, ...] = ()) -> GossipVerdict:
+        [report] = chain.on_verified(SignaturesVerified(ticket, outcome, valid))
+        assert isinstance(report, ReportGossip)
+        return report.verdict
+
+    assert answer(tickets[0], Outcome.VERIFIED, (True,)) is GossipVerdict.ACCEPT
+    assert answer(tickets[1], Outcome.VERIFIED, (False,)) is GossipVerdict.REJECT
+    assert answer(tickets[2], Outcome.OVERLOADED) is GossipVerdict.IGNORE
+    assert answer(tickets[3], Outcome.CANCELLED) is GossipVerdict.IGNORE
+    assert chain.counters["attestations_accepted"] == 1
+    assert chain.counters["attestation_rejected_invalid_signature"] == 1
+    assert (
+        chain.counters["verification_overloaded"] == chain.counters["verification_cancelled"] == 1
+    )
+    assert chain.awaiting_verification == 0
+    # a result for no held vote changes nothing but a counter
+    assert chain.on_verified(SignaturesVerified(tickets[0], Outcome.VERIFIED, (True,))) == []
+    assert chain.counters["verification_unknown_ticket"] == 1
+
+
+def test_with_verify_async_a_vote_that_fails_before_its_signature_is_never_sent_to_verify() -> None:
+    producer = _service(validator_indices=(0,))
+    [vote] = [r.attestation for r in producer.on_interval(1) if isinstance(r, PublishAttestation)]
+    chain = _service(verify_async=True)
+    chain.on_interval(1)
+    unknown = replace(vote, data=replace(vote.data, head=Checkpoint(root=b"\x09" * 32, slot=0)))
+    assert chain.on_input(AttestationReceived(unknown, "p", b"u")) == [
+        ReportGossip(b"u", GossipVerdict.IGNORE)
+    ]
+    assert chain.awaiting_verification == 0

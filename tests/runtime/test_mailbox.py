@@ -236,6 +236,7 @@ async def test_standard_lean_lanes_are_in_priority_order() -> None:
     names = [spec.name for spec in LEAN_LANES]
     assert names == [
         "control",
+        "verified",
         "responses",
         "blocks",
         "aggregates",
