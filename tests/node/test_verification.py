@@ -27,7 +27,7 @@ class Rig:
     """A service whose ``schedule`` runs when the test says (the loop's turn ending),
     whose results land in a queue, and whose verifier can be held at a gate."""
 
-    def __init__(self, **options: int) -> None:
+    def __init__(self, *, workers: int, capacity: int, batch_size: int) -> None:
         self.turn_end: list[Callable[[], None]] = []
         self.results: queue.Queue[VerifiedBatch] = queue.Queue()
         self.gate = threading.Event()
@@ -35,7 +35,12 @@ class Rig:
         self.started = threading.Semaphore(0)
         self.threads: set[str] = set()
         self.service = VerificationService(
-            self._verify, self.results.put, self.turn_end.append, **options
+            self._verify,
+            self.results.put,
+            self.turn_end.append,
+            workers=workers,
+            capacity=capacity,
+            batch_size=batch_size,
         )
 
     def _verify(self, check: SignatureCheck) -> bool:
