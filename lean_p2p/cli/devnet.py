@@ -1,6 +1,8 @@
 """``lean-p2p devnet``: a local devnet of node processes on loopback. Main thread.
 
-Generates genesis and keys, starts ``--nodes`` node processes, prints a progress line a
+Generates genesis and keys (real XMSS keys for every validator, test scheme by default,
+in the keystore layout leanSpec's node reads: see :mod:`lean_p2p.node.keys`), starts
+``--nodes`` node processes, prints a progress line a
 second (slot, head range, justified, finalized, peers, events/s, drops), stops them in
 order after ``--duration`` seconds past genesis, and prints (and with ``--json`` writes)
 the summary: ``finalized_slot``, ``justified_slot``, ``head_agreement``, ``lost_events``.
@@ -33,10 +35,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--record", action="store_true", help="each node records its events")
     parser.add_argument("--log-level", default="WARNING", help="log level of the nodes")
+    parser.add_argument(
+        "--scheme",
+        choices=("test", "production"),
+        default="test",
+        help="XMSS parameters of the validators' keys: test (256 slots, fast; the default) "
+        "or production (2^32 slots; a minute of key generation per key on two cores)",
+    )
+    parser.add_argument(
+        "--mocked-signatures",
+        action="store_true",
+        help="placeholder signatures and no verification, as the test vectors have "
+        "(default: real XMSS keys, every node verifies)",
+    )
+    parser.add_argument("--seed", help="make the validators' keys from this text (default: random)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_p2p.tools.devnet import DevnetOptions, devnet_failures, run_devnet
+    from lean_p2p.tools.devnet import (
+        DevnetOptions,
+        check_signing_options,
+        devnet_failures,
+        run_devnet,
+    )
     from lean_p2p.tools.running import run_loop, say
 
     if args.nodes < 1 or args.validators < 1:
@@ -50,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
         genesis_delay=args.genesis_delay,
         record=args.record,
         log_level=args.log_level,
+        signatures="mocked" if args.mocked_signatures else "real",
+        scheme=args.scheme,
+        seed=args.seed.encode() if args.seed is not None else None,
     )
+    problem = check_signing_options(options)
+    if problem is not None:
+        print(f"lean-p2p devnet: {problem}")
+        return 2
     summary = run_loop(lambda stop: run_devnet(options, stop=stop))
     headline = {
         key: summary[key]

@@ -18,6 +18,7 @@ from lean_p2p.tools.running import output_file
 
 if TYPE_CHECKING:
     from lean_p2p.node.config import NodeConfig
+    from lean_p2p.node.node import Node
 
 DESCRIPTION = "run one lean node from devnet files (config.yaml, validator-config.yaml, ...)"
 
@@ -36,21 +37,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.node.config import DevnetConfigError, load_node_config
+    from lean_p2p.node.keys import KeystoreError
     from lean_p2p.tools.running import configure_logging, run_loop
 
     configure_logging(args.log_level)
     try:
         config = load_node_config(args.devnet, args.name, record_path=args.record)
-    except DevnetConfigError as error:
+        node = _build(config)
+    except (DevnetConfigError, KeystoreError) as error:
         print(f"lean-p2p node: {error}")
         return 2
-    return run_loop(lambda stop: _main(config, args, stop), use_uvloop=not args.no_uvloop)
+    return run_loop(lambda stop: _main(node, args, stop), use_uvloop=not args.no_uvloop)
 
 
-async def _main(config: NodeConfig, args: argparse.Namespace, stop: asyncio.Event) -> int:
-    from lean_p2p.node.node import Node, NodeFailed
+def _build(config: NodeConfig) -> Node:
+    """The node, its signature scheme selected and its keys read (before any loop)."""
+    from lean_p2p.containers import select_signature_scheme
+    from lean_p2p.node.keys import keystore_scheme
+    from lean_p2p.node.node import Node
 
-    node = Node(config)
+    if config.keystore is not None:
+        # Before anything decodes: the scheme fixes the size of every signature.
+        select_signature_scheme(keystore_scheme(config.keystore))
+    return Node(config)
+
+
+async def _main(node: Node, args: argparse.Namespace, stop: asyncio.Event) -> int:
+    from lean_p2p.node.node import NodeFailed
+
+    config = node.config
     await node.start()
     print(f"node {config.name} peer_id={node.peer_id} api={node.api_ports}", flush=True)
     waiters = [

@@ -25,6 +25,7 @@ records what was tried), and leanSpec's own binding is not installable. So
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Final, Protocol
@@ -36,10 +37,13 @@ from lean_p2p.crypto import verify
 __all__ = [
     "MOCKED_MODE_NOTICE",
     "MOCK_PROOF_PREFIX",
+    "PROPOSER_SIGNATURE_MARK",
     "MockedProofVerifier",
     "SignatureVerifier",
     "XmssVerifier",
     "mock_proof",
+    "proof_with_proposer_signature",
+    "proposer_signature_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,11 +60,31 @@ MOCKED_MODE_NOTICE: Final = (
 )
 
 
+#: Marks the proposer's XMSS signature carried after a placeholder block proof.
+PROPOSER_SIGNATURE_MARK: Final = b"lean_p2p proposer signature\x00"
+
+
 def mock_proof(fingerprint: bytes) -> bytes:
     """A placeholder proof in the vectors' format, distinct per ``fingerprint``."""
-    import hashlib
-
     return MOCK_PROOF_PREFIX + hashlib.sha256(fingerprint).digest()
+
+
+def proof_with_proposer_signature(fingerprint: bytes, signature: bytes) -> bytes:
+    """A placeholder block proof that also carries the proposer's real signature of the
+    block root: until a leanMultisig prover exists, that is how a block's proposer is
+    proven. Verifiers that only check the placeholder (leanSpec's stand-in prover, the
+    mocked verifier) accept it as any placeholder."""
+    return mock_proof(fingerprint) + PROPOSER_SIGNATURE_MARK + signature
+
+
+def proposer_signature_of(proof: bytes) -> bytes | None:
+    """The proposer's signature a placeholder block proof carries, if it carries one."""
+    start = len(MOCK_PROOF_PREFIX) + 32
+    if not proof.startswith(MOCK_PROOF_PREFIX) or not proof.startswith(
+        PROPOSER_SIGNATURE_MARK, start
+    ):
+        return None
+    return proof[start + len(PROPOSER_SIGNATURE_MARK) :]
 
 
 class SignatureVerifier(Protocol):
@@ -155,18 +179,29 @@ class MockedProofVerifier:
 
 
 class XmssVerifier(MockedProofVerifier):
-    """XMSS signatures verified for real, in C; proofs checked as the mocked verifier does."""
+    """XMSS signatures verified for real, in C; proofs checked as the mocked verifier does.
+
+    With ``require_proposer_signature`` (a devnet whose validators sign for real), a
+    block proof must also carry the proposer's signature of the block root
+    (:func:`proof_with_proposer_signature`), and it must verify. Without it (the test
+    vectors), a proof that carries one has it verified, and one that does not is
+    accepted on its placeholder alone.
+    """
 
     mode: str = "xmss"
 
-    def __init__(self, scheme: XmssScheme | None = None) -> None:
+    def __init__(
+        self, scheme: XmssScheme | None = None, *, require_proposer_signature: bool = False
+    ) -> None:
         # Not the mocked verifier's warning: this one does verify signatures.
         self._scheme = scheme
+        self.require_proposer_signature = require_proposer_signature
         logger.warning(
-            "signature verification mode=%s: XMSS signatures are verified (C); aggregate "
+            "signature verification mode=%s: XMSS signatures are verified (C)%s; aggregate "
             "and block proofs are accepted when they carry the mocked-prover placeholder, "
             "as no leanMultisig verifier for this layout is available",
             self.mode,
+            ", blocks must carry their proposer's" if require_proposer_signature else "",
         )
 
     def verify_attestation(
@@ -174,6 +209,23 @@ class XmssVerifier(MockedProofVerifier):
     ) -> bool:
         scheme = self._scheme or active_scheme()
         return verify(public_key, slot, message, signature, scheme).valid
+
+    def verify_block_proof(
+        self,
+        public_keys_per_message: Sequence[Sequence[bytes]],
+        messages: Sequence[tuple[bytes, int]],
+        proof: bytes,
+    ) -> bool:
+        if not super().verify_block_proof(public_keys_per_message, messages, proof):
+            return False
+        signature = proposer_signature_of(proof)
+        if signature is None:
+            return not self.require_proposer_signature
+        # The store lists the proposer's message last: the block root, at its slot.
+        if not messages or len(public_keys_per_message[-1]) != 1:
+            return False
+        root, slot = messages[-1]
+        return self.verify_attestation(public_keys_per_message[-1][0], slot, root, signature)
 
 
 def _structurally_valid_signature(signature: bytes) -> bool:

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from lean_p2p.containers.xmss import FIELD_MODULUS
+from lean_p2p.node.keys import has_keystore
 from lean_p2p.wire.enr import EnrError, EnrRecord, parse_enr
 from lean_p2p.wire.keys import KeyFileError, NodeKey
 
@@ -120,6 +121,10 @@ class NodeConfig:
     #: ``verification_workers`` threads off the loop, before the store sees a vote.
     verification: str = "mocked"
     verification_workers: int = 2
+    #: a directory with a validator keystore (``hash-sig-keys/``, see
+    #: :mod:`lean_p2p.node.keys`): the validators sign with their real XMSS keys, and
+    #: blocks must carry their proposer's signature. None: placeholder signatures.
+    keystore: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -166,12 +171,16 @@ def write_devnet(
     quic_ports: Sequence[int] | None = None,
     api_ports: Sequence[int] | None = None,
     aggregators: int = 1,
+    validator_keys: Sequence[tuple[bytes, bytes]] | None = None,
 ) -> list[NodeEntry]:
     """Generate a devnet directory: keys, config, validator assignment and ENRs.
 
     Validators are assigned round-robin (index ``i`` runs on node ``i % nodes``), so
     every node proposes in turn. The first ``aggregators`` nodes aggregate. Ports are
     ``base + node index`` unless listed explicitly (``quic_ports``, ``api_ports``).
+    ``validator_keys`` are the genesis public keys (attestation, proposal) per validator
+    (:mod:`lean_p2p.node.keys` writes their keystore); None: placeholder keys, for a
+    devnet whose signatures are mocked.
     """
     if nodes < 1 or validators < 1:
         raise DevnetConfigError("a devnet needs at least one node and one validator")
@@ -195,7 +204,12 @@ def write_devnet(
         )
         for index in range(nodes)
     ]
-    spec = GenesisSpec.placeholder(genesis_time, validators)
+    if validator_keys is None:
+        spec = GenesisSpec.placeholder(genesis_time, validators)
+    elif len(validator_keys) != validators:
+        raise DevnetConfigError(f"{len(validator_keys)} validator keys for {validators} validators")
+    else:
+        spec = GenesisSpec(genesis_time, tuple((a, p) for a, p in validator_keys))
     (directory / CONFIG_FILE).write_text(genesis_config_yaml(spec))
     _write_yaml(
         directory / VALIDATOR_CONFIG_FILE,
@@ -426,4 +440,7 @@ def load_node_config(
         api_port=entry.api_port,
         metrics_port=entry.metrics_port,
         record_path=record_path,
+        # A devnet with a keystore signs for real, and so verifies for real.
+        verification="xmss" if has_keystore(directory) else "mocked",
+        keystore=directory if has_keystore(directory) else None,
     )

@@ -34,6 +34,7 @@ from typing import Any, Protocol, Self
 
 from lean_p2p import net
 from lean_p2p.consensus.signatures import SignatureVerifier, XmssVerifier
+from lean_p2p.consensus.validator import Signer
 from lean_p2p.crypto import verify
 from lean_p2p.net.checks import check_event
 from lean_p2p.node.api import ApiServer
@@ -41,6 +42,7 @@ from lean_p2p.node.chain import ChainOutput, ChainService, ChainSummary
 from lean_p2p.node.clock import Clock, ScheduledCall, SystemClock
 from lean_p2p.node.config import NodeConfig
 from lean_p2p.node.control import IntervalTick, SetAggregator, TimerExpired
+from lean_p2p.node.keys import XmssSigner, load_validator_keys
 from lean_p2p.node.metrics import ChainGauges, LaneCounters, NodeMetrics
 from lean_p2p.node.recording import Recorder
 from lean_p2p.node.verification import (
@@ -202,6 +204,7 @@ class Node:
         clock: Clock | None = None,
         lanes: Sequence[LaneSpec] = LEAN_LANES,
         verifier: SignatureVerifier | None = None,
+        signer: Signer | None = None,
         live: bool = True,
         fail_fast: bool = True,
         serve_api: bool = True,
@@ -215,8 +218,14 @@ class Node:
         missing = set(_LANE_BY_EVENT.values()) - {spec.name for spec in self._lanes}
         if missing:
             raise ValueError(f"the node routes events to lanes {sorted(missing)}: add them")
+        if config.keystore is not None and signer is None:
+            # File reads and SSZ decoding: construct the node before its loop serves.
+            keys = load_validator_keys(
+                config.keystore, config.validator_indices, config.genesis.validator_keys
+            )
+            signer = XmssSigner(keys)
         if config.verification == "xmss" and verifier is None:
-            verifier = XmssVerifier()
+            verifier = XmssVerifier(require_proposer_signature=config.keystore is not None)
         self._verifier = verifier
         self._verification: VerificationService | None = None
         self._live = live
@@ -231,6 +240,7 @@ class Node:
             is_aggregator=config.is_aggregator,
             verifier=verifier,
             verify_async=config.verification == "xmss",
+            signer=signer,
         )
         self.p2p = P2PCore(self.chain, bootnodes=config.bootnodes)
         self.metrics = NodeMetrics(
@@ -637,17 +647,36 @@ class Node:
         result: dict[str, Any] = statistics()
         return result
 
-    async def wait_idle(self, *, max_rounds: int = 1000) -> None:
-        """Yield to the loop until the mailbox is empty (tests; loop thread)."""
-        for _ in range(max_rounds):
-            stats = self.mailbox_statistics()
-            if stats is None or stats.depth == 0:
+    async def wait_idle(self, *, max_rounds: int = 1000, timeout: float = 30.0) -> None:
+        """Yield to the loop until the mailbox is empty and no verification is in
+        flight (tests; loop thread). While only worker threads are busy, this polls
+        every half millisecond, for at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        rounds = 0
+        while True:
+            if self._idle():
                 await asyncio.sleep(0)
-                stats = self.mailbox_statistics()
-                if stats is None or stats.depth == 0:
+                if self._idle():
                     return
+            if self._mailbox_depth() == 0:
+                # Only the verification workers are busy: their results will come.
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"verifications still in flight after {timeout}s")
+                await asyncio.sleep(0.0005)
+                continue
+            rounds += 1
+            if rounds > max_rounds:
+                raise TimeoutError(f"mailbox still busy after {max_rounds} loop rounds")
             await asyncio.sleep(0)
-        raise TimeoutError(f"mailbox still busy after {max_rounds} loop rounds")
+
+    def _mailbox_depth(self) -> int:
+        stats = self.mailbox_statistics()
+        return 0 if stats is None else stats.depth
+
+    def _idle(self) -> bool:
+        service = self._verification
+        verifying = service is not None and service.statistics().in_flight > 0
+        return self._mailbox_depth() == 0 and not verifying
 
     def _chain_gauges(self) -> ChainGauges:
         summary = self.chain.summary()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -31,12 +32,17 @@ from typing import Any
 
 import aiohttp
 
+from lean_p2p.consensus.config import INTERVALS_PER_SLOT, MILLISECONDS_PER_INTERVAL
+from lean_p2p.containers import PRODUCTION_SCHEME
+from lean_p2p.containers.scheme import SCHEMES
 from lean_p2p.node.config import NodeEntry, write_devnet
+from lean_p2p.node.keys import generate_validator_keys, write_keystore
 from lean_p2p.tools.running import INTERRUPTS
 
 __all__ = [
     "DevnetOptions",
     "DevnetProcess",
+    "check_signing_options",
     "devnet_failures",
     "devnet_succeeded",
     "finality_cadence",
@@ -61,6 +67,11 @@ class DevnetOptions:
     record: bool = False
     log_level: str = "WARNING"
     extra_node_args: tuple[str, ...] = ()
+    #: "real": every validator signs with XMSS keys generated for the devnet (and every
+    #: node verifies); "mocked": placeholder signatures, as the test vectors have
+    signatures: str = "real"
+    scheme: str = "test"  # the XMSS parameter set of real signatures
+    seed: bytes | None = None  # the validators' keys; None: a fresh one
 
 
 @dataclass
@@ -111,6 +122,52 @@ class DevnetProcess:
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signum)
+
+
+def devnet_slots(duration: float) -> int:
+    """The slots a devnet of ``duration`` seconds after genesis reaches (and one more)."""
+    return int(duration * 1000 // (MILLISECONDS_PER_INTERVAL * INTERVALS_PER_SLOT)) + 2
+
+
+def check_signing_options(options: DevnetOptions) -> str | None:
+    """Why the options cannot run, in one line; None if they can."""
+    if options.signatures not in ("real", "mocked"):
+        return f"signatures must be 'real' or 'mocked', not {options.signatures!r}"
+    if options.scheme not in SCHEMES:
+        return f"scheme must be one of {sorted(SCHEMES)}, not {options.scheme!r}"
+    lifetime = 1 << SCHEMES[options.scheme].log_lifetime
+    if options.signatures == "real" and devnet_slots(options.duration) > lifetime:
+        return (
+            f"a {options.scheme}-scheme key signs {lifetime} slots, fewer than "
+            f"{options.duration:.0f}s of devnet reach: shorten it or use --scheme production"
+        )
+    return None
+
+
+def _make_keystore(
+    options: DevnetOptions, directory: Path, show: Callable[[str], None]
+) -> list[tuple[bytes, bytes]]:
+    """Generate and write every validator's keys (a worker thread: key generation is
+    CPU work, and a production key takes about a minute)."""
+    scheme = SCHEMES[options.scheme]
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if scheme is PRODUCTION_SCHEME or done == total:
+            show(
+                f"devnet: {done}/{total} {scheme.name} XMSS keys in "
+                f"{time.monotonic() - started:.1f}s"
+            )
+
+    keys = generate_validator_keys(
+        options.validators,
+        seed=options.seed if options.seed is not None else os.urandom(32),
+        scheme=scheme,
+        num_active_slots=devnet_slots(options.duration),
+        progress=progress,
+    )
+    write_keystore(directory, keys)
+    return [validator.public_keys for validator in keys]
 
 
 def free_ports(count: int, kind: int) -> list[int]:
@@ -186,6 +243,9 @@ async def run_devnet(
     """Run the devnet to its end, or until ``stop`` is set (the summary then says
     ``interrupted``); either way every node is stopped in order and reports."""
     directory = options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))
+    validator_keys = None
+    if options.signatures == "real":
+        validator_keys = await asyncio.to_thread(_make_keystore, options, directory, show)
     genesis_time = int(time.time() + options.genesis_delay)
     entries = write_devnet(
         directory,
@@ -194,12 +254,14 @@ async def run_devnet(
         genesis_time=genesis_time,
         quic_ports=free_ports(options.nodes, socket.SOCK_DGRAM),
         api_ports=free_ports(options.nodes, socket.SOCK_STREAM),
+        validator_keys=validator_keys,
     )
     processes = [DevnetProcess(entry, directory) for entry in entries]
+    signing = f"{options.scheme} XMSS keys" if options.signatures == "real" else "mocked signatures"
     show(
-        f"devnet: {options.nodes} nodes, {options.validators} validators, genesis in "
-        f"{genesis_time - time.time():.0f}s, running {options.duration:.0f}s after genesis, "
-        f"files in {directory}"
+        f"devnet: {options.nodes} nodes, {options.validators} validators ({signing}), "
+        f"genesis in {genesis_time - time.time():.0f}s, running {options.duration:.0f}s "
+        f"after genesis, files in {directory}"
     )
     stop = stop if stop is not None else asyncio.Event()
     history: list[dict[str, Any]] = []

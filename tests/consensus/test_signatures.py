@@ -14,6 +14,8 @@ from lean_p2p.consensus.signatures import (
     SignatureVerifier,
     XmssVerifier,
     mock_proof,
+    proof_with_proposer_signature,
+    proposer_signature_of,
 )
 from lean_p2p.consensus.validator import PlaceholderSigner
 from lean_p2p.containers import TEST_SCHEME, AttestationData, Checkpoint, active_scheme
@@ -107,3 +109,31 @@ def test_the_xmss_verifier_says_what_it_does_not_verify(caplog: pytest.LogCaptur
         verifier = XmssVerifier()
     assert verifier.mode == "xmss"
     assert "mocked-prover placeholder" in caplog.text
+
+
+def test_a_block_proof_can_carry_its_proposers_signature() -> None:
+    proof = proof_with_proposer_signature(b"fingerprint", b"S" * 424)
+    assert proof.startswith(mock_proof(b"fingerprint"))
+    assert proposer_signature_of(proof) == b"S" * 424
+    assert proposer_signature_of(mock_proof(b"fingerprint")) is None
+    assert proposer_signature_of(b"\x01" + proof[1:]) is None
+    # the mocked verifier (and leanSpec's stand-in prover) still see a placeholder
+    assert MockedProofVerifier().verify_block_proof([[b"k"]], [(b"r" * 32, 1)], proof)
+
+
+def test_the_xmss_verifier_checks_the_proposers_signature_in_a_block_proof() -> None:
+    pair = generate_key_pair(0, 32, seed=b"proposer", scheme=TEST_SCHEME)
+    root = hashlib.sha256(b"block").digest()
+    signature = sign(pair.secret_key, 5, root)
+    proof = proof_with_proposer_signature(root, signature)
+    keys, messages = [[pair.public_key]], [(root, 5)]
+    strict = XmssVerifier(TEST_SCHEME, require_proposer_signature=True)
+    lenient = XmssVerifier(TEST_SCHEME)
+    for verifier in (strict, lenient):
+        assert verifier.verify_block_proof(keys, messages, proof)
+        assert not verifier.verify_block_proof(keys, [(root, 6)], proof)  # another slot
+        forged = proof[:-4] + bytes([proof[-4] ^ 1]) + proof[-3:]
+        assert not verifier.verify_block_proof(keys, messages, forged)
+    # a placeholder without the signature: only the vectors' (lenient) verifier takes it
+    assert lenient.verify_block_proof(keys, messages, mock_proof(root))
+    assert not strict.verify_block_proof(keys, messages, mock_proof(root))
