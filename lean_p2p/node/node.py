@@ -647,11 +647,11 @@ class Node:
         result: dict[str, Any] = statistics()
         return result
 
-    async def wait_idle(self, *, max_rounds: int = 1000, timeout: float = 30.0) -> None:
+    async def wait_idle(self, *, max_rounds: int = 1000, patience: float = 30.0) -> None:
         """Yield to the loop until the mailbox is empty and no verification is in
         flight (tests; loop thread). While only worker threads are busy, this polls
-        every half millisecond, for at most ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+        every half millisecond, for at most ``patience`` seconds."""
+        deadline = time.monotonic() + patience
         rounds = 0
         while True:
             if self._idle():
@@ -661,7 +661,7 @@ class Node:
             if self._mailbox_depth() == 0:
                 # Only the verification workers are busy: their results will come.
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"verifications still in flight after {timeout}s")
+                    raise TimeoutError(f"verifications still in flight after {patience}s")
                 await asyncio.sleep(0.0005)
                 continue
             rounds += 1

@@ -44,7 +44,7 @@ def _gossip(node: Node) -> dict[str, Any]:
 
 def _meshed(node: Node, peers: int) -> bool:
     topics = node.report().driver.get("topics", {})
-    return topics.get(GossipTopic.ATTESTATION.topic_string()) == (peers, peers)
+    return bool(topics.get(GossipTopic.ATTESTATION.topic_string()) == (peers, peers))
 
 
 async def test_a_flood_of_votes_the_loop_refuses_is_never_forwarded() -> None:
@@ -86,9 +86,9 @@ async def test_a_flood_of_votes_the_loop_refuses_is_never_forwarded() -> None:
                 # judged by the loop, or timed out waiting (a loaded machine), or dropped
                 # unread once the attacker was graylisted
                 gossip = _gossip(first)
-                judged = gossip["validation_ignored"] + gossip["validation_rejected"]
-                judged += gossip["validation_timeouts"]
-                return judged + gossip["graylisted_dropped"] == sent
+                judged: int = gossip["validation_ignored"] + gossip["validation_rejected"]
+                judged += gossip["validation_timeouts"] + gossip["graylisted_dropped"]
+                return judged == sent
 
             await _settle(accounted, "every flooded vote judged or dropped")
             gossip = _gossip(first)
