@@ -51,6 +51,7 @@ BENCHMARKS: dict[str, str] = {
     "gossip": "lean_p2p.cli.bench.gossip",
     "p2p": "lean_p2p.cli.bench.p2p",
     "xmss": "lean_p2p.cli.bench.xmss",
+    "verify": "lean_p2p.cli.bench.verify",
 }
 
 

@@ -120,7 +120,11 @@ class NodeConfig:
     #: vectors' mode). "xmss": XMSS signatures verified for real, on
     #: ``verification_workers`` threads off the loop, before the store sees a vote.
     verification: str = "mocked"
-    verification_workers: int = 2
+    #: None: one fewer than the cores (the loop keeps one), at least one
+    verification_workers: int | None = None
+    #: how the workers are scheduled against the loop ("normal", "nice", "idle"; see
+    #: lean_p2p.node.verification.PRIORITIES)
+    verification_priority: str = "nice"
     #: a directory with a validator keystore (``hash-sig-keys/``, see
     #: :mod:`lean_p2p.node.keys`): the validators sign with their real XMSS keys, and
     #: blocks must carry their proposer's signature. None: placeholder signatures.
@@ -132,8 +136,13 @@ class NodeConfig:
             raise ValueError(
                 f"verification={self.verification!r}: expected one of {VERIFICATION_MODES}"
             )
-        if self.verification_workers < 1:
+        if self.verification_workers is not None and self.verification_workers < 1:
             raise ValueError("verification_workers is at least 1")
+        if self.verification_priority not in ("normal", "nice", "idle"):
+            raise ValueError(
+                f"verification_priority={self.verification_priority!r}: "
+                "expected normal, nice or idle"
+            )
 
     @property
     def listen_address(self) -> str:

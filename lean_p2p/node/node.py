@@ -53,6 +53,7 @@ from lean_p2p.node.verification import (
     VerificationStatistics,
     VerifiedBatch,
     VerifySignatures,
+    default_workers,
 )
 from lean_p2p.node.views import NodeApiSource
 from lean_p2p.p2p.core import P2PCore
@@ -325,7 +326,8 @@ class Node:
                 _verify_check,
                 lambda batch: mailbox.put(VERIFIED, batch),
                 asyncio.get_running_loop().call_soon,
-                workers=self.config.verification_workers,
+                workers=self.config.verification_workers or default_workers(),
+                priority=self.config.verification_priority,
                 name=f"verify:{self.config.name}",
             )
         if self._driver_given is not None:

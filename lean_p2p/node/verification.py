@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import queue
 import threading
 import time
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
+    "DEFAULT_PRIORITY",
+    "PRIORITIES",
     "Outcome",
     "SignatureCheck",
     "SignaturesVerified",
@@ -41,6 +44,7 @@ __all__ = [
     "VerificationStatistics",
     "VerifiedBatch",
     "VerifySignatures",
+    "default_workers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,38 @@ logger = logging.getLogger(__name__)
 #: Requests per batch handed to a worker; fewer when the loop's turn ends first.
 DEFAULT_BATCH_SIZE: Final = 32
 DEFAULT_CAPACITY: Final = 8192
+#: How the workers are scheduled against the loop (Linux, per thread; elsewhere they run
+#: as created). ``bench verify`` measured, on 2 cores, 2,000 production verifications/s
+#: with 2 workers: the loop's p99 wait rose by about 3 ms with ``normal`` and with
+#: ``nice`` (the kernel lets a running nice worker finish its slice before the loop
+#: wakes), by about 0.2 ms with ``idle`` (SCHED_IDLE: a waking loop preempts a worker at
+#: once). ``idle`` workers also get almost no CPU while any other process wants it, so
+#: it suits a machine that is the node's alone; with one worker fewer than cores the
+#: loop always finds a core, and ``nice`` keeps the workers' throughput under load.
+PRIORITIES: Final = ("normal", "nice", "idle")
+DEFAULT_PRIORITY: Final = "nice"
+_NICENESS: Final = 10
+
+
+def default_workers() -> int:
+    """One worker fewer than the cores (one at least): the loop keeps a core."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def _lower_priority(priority: str) -> None:
+    """Schedule the calling thread below the loop, as ``priority`` says, where the
+    platform allows (silently as created where it does not)."""
+    if priority == "normal":
+        return
+    thread = threading.get_native_id()
+    try:
+        if priority == "idle":
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        else:
+            current = os.getpriority(os.PRIO_PROCESS, thread)
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, current + _NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not permitted
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +185,19 @@ class VerificationService:
         workers: int = 2,
         capacity: int = DEFAULT_CAPACITY,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        priority: str = DEFAULT_PRIORITY,
         name: str = "verify",
     ) -> None:
         if workers < 1 or capacity < 1 or batch_size < 1:
             raise ValueError("workers, capacity and batch size are positive")
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
         self._verify = verify
         self._deliver = deliver
         self._schedule = schedule
         self._capacity = capacity
         self._batch_size = batch_size
+        self._priority = priority
         self._queue: queue.SimpleQueue[list[VerifySignatures] | None] = queue.SimpleQueue()
         self._loop = _LoopCounters()
         self._flush_scheduled = False
@@ -257,6 +297,7 @@ class VerificationService:
     # --- worker threads -----------------------------------------------------------------
 
     def _work(self, worker: _Worker) -> None:
+        _lower_priority(self._priority)
         while True:
             batch = self._queue.get()
             if batch is None:
