@@ -20,8 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated of lean, stock, stock-quic (default: lean,stock with "
-        "--quick, all three otherwise)",
+        help="comma-separated of lean, stock, stock-quic, lean-signed (default: lean,stock "
+        "with --quick, all four otherwise; lean-signed verifies every attestation's "
+        "production signature before counting it)",
     )
     parser.add_argument(
         "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"

@@ -10,6 +10,12 @@ sizes over loopback between two processes:
 - ``stock``: py-libp2p set up from its documentation (``new_host`` defaults,
   ``Pubsub`` + ``GossipSub``), with spam protection off; the receiver's latency is
   taken where its subscription hands the message to the application.
+- ``lean-signed``: ``lean`` with real signatures, attestations only: every attestation
+  carries a valid production XMSS signature of its data (a pool of 64, made by one-leaf
+  keys, that both processes build from the same seeds), and the receiver counts it only
+  once its :class:`~lean_p2p.node.verification.VerificationService` (a node's; one
+  worker fewer than the cores) has verified it, results back through the mailbox. The
+  signed data carries no send time, so this variant has no latency figures.
 
 Gossip throughput is closed-loop: the sender keeps at most ``WINDOW`` messages beyond
 what the receiver has reported (below stock's 32-entry queues, so stock never drops).
@@ -44,7 +50,13 @@ STOCK_STATUS_PROTOCOL = "/bench/status/1"
 _PROGRESS_EVERY = 4
 _DATAGRAM_ENV = "LEAN_P2P_BENCH_DATAGRAM_SIZE"
 #: variant -> stock transport (None: the lean driver)
-VARIANTS: dict[str, str | None] = {"lean": None, "stock": "tcp", "stock-quic": "quic"}
+VARIANTS: dict[str, str | None] = {
+    "lean": None,
+    "stock": "tcp",
+    "stock-quic": "quic",
+    "lean-signed": None,
+}
+_SIGNED_POOL = 64
 
 
 def _datagram_size() -> int:
@@ -71,6 +83,32 @@ def _plans(quick: bool) -> list[Plan]:
     ]
 
 
+@functools.cache
+def _signed_pool() -> list[Any]:
+    """Signed attestations whose signatures verify, and their public keys: index i
+    attests slot i + 1, by a one-leaf key from seed i + 1 (both processes make the same
+    pool; a production signature is a few milliseconds to make)."""
+    from lean_p2p.consensus.hashing import attestation_data_root
+    from lean_p2p.containers import (
+        PRODUCTION_SCHEME,
+        AttestationData,
+        Checkpoint,
+        SignedAttestation,
+    )
+    from lean_p2p.crypto import sign_one_leaf
+
+    pool = []
+    for index in range(_SIGNED_POOL):
+        slot = index + 1
+        point = Checkpoint(root=bytes([index]) * 32, slot=0)
+        data = AttestationData(slot=slot, head=point, target=point, source=point)
+        public_key, signature = sign_one_leaf(
+            slot, slot, attestation_data_root(data), PRODUCTION_SCHEME
+        )
+        pool.append((public_key, SignedAttestation(0, data, signature)))
+    return pool
+
+
 def run_benchmark(args: argparse.Namespace) -> int:
     # Production-size XMSS signatures: a signed attestation is 2.7 KB on the wire. The
     # receiver gets the same scheme through its environment (see _Child).
@@ -89,6 +127,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 def _run_parent(args: argparse.Namespace) -> int:
     default = "lean,stock" if args.quick else ",".join(VARIANTS)
+    # (the full run includes lean-signed: throughput with every signature verified)
     variants = [v.strip() for v in (args.variants or default).split(",") if v.strip()]
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -308,22 +347,30 @@ def _run_variant(
     try:
         ready = child.reply(timeout=60)
         sender: _LeanSender | _StockSender
-        if variant == "lean":
+        if variant in ("lean", "lean-signed"):
             sender = _LeanSender(
-                ready["address"], datagram_size, child if dialer == "receiver" else None
+                ready["address"],
+                datagram_size,
+                child if dialer == "receiver" else None,
+                signed=variant == "lean-signed",
             )
         else:
             sender = _StockSender(ready["address"], variant)
         try:
             rows = []
-            for plan in _plans(quick):
+            plans = _plans(quick)
+            if variant == "lean-signed":
+                # Signed data carries no send time: throughput of attestations only.
+                plans = [p for p in plans if (p.kind, p.phase) == ("attestation", "throughput")]
+            for plan in plans:
                 size = sender.size(plan.kind)
                 publish = functools.partial(sender.publish, plan.kind)
                 result = _send_phase(child, plan, publish)
                 rows.append(_row(variant, plan, size, result))
-            rows.append(sender.round_trips(60 if quick else 300))
+            if variant != "lean-signed":
+                rows.append(sender.round_trips(60 if quick else 300))
             for row in rows:  # stock always has the sender dial
-                row["dialer"] = dialer if variant == "lean" else "sender"
+                row["dialer"] = dialer if variant.startswith("lean") else "sender"
             if sender.publish_failures:
                 raise RuntimeError(f"{variant}: {sender.publish_failures} publishes failed")
             return rows
@@ -336,10 +383,18 @@ def _run_variant(
 class _LeanSender:
     """The sending lean driver, driven from this (non-loop) main thread."""
 
-    def __init__(self, address: str, datagram_size: int, dialing_receiver: _Child | None) -> None:
+    def __init__(
+        self,
+        address: str,
+        datagram_size: int,
+        dialing_receiver: _Child | None,
+        *,
+        signed: bool = False,
+    ) -> None:
         """Connect to the receiver at ``address``; with ``dialing_receiver``, that
         receiver dials this sender instead (gossip then arrives on a connection the
-        receiver dialed)."""
+        receiver dialed). ``signed``: attestations from the signed pool."""
+        self.signed = signed
         import queue
 
         from lean_p2p.driver import DriverConfig, NetworkDriver
@@ -385,7 +440,17 @@ class _LeanSender:
     def size(self, kind: str) -> int:
         from lean_p2p.driver import codec
 
-        return len(codec.encode_gossip(self._message(kind, 0, 0)))
+        return len(codec.encode_gossip(self._attestation_or_message(kind, 0, 0)))
+
+    def _attestation_or_message(self, kind: str, seq: int, t_ns: int) -> Any:
+        if self.signed and kind == "attestation":
+            from dataclasses import replace
+
+            # The signed data stays as signed; the validator index (not signed) makes
+            # each message distinct and tells the receiver its sequence number.
+            _, signed = _signed_pool()[seq % _SIGNED_POOL]
+            return replace(signed, validator_index=seq)
+        return self._message(kind, seq, t_ns)
 
     _templates: dict[tuple[str, int], Any] = {}
 
@@ -414,7 +479,7 @@ class _LeanSender:
         from lean_p2p.net import GossipTopic, Publish
 
         topic = GossipTopic.ATTESTATION if kind == "attestation" else GossipTopic.BLOCK
-        self.driver.send(Publish(topic, self._message(kind, seq, t_ns)))
+        self.driver.send(Publish(topic, self._attestation_or_message(kind, seq, t_ns)))
 
     def round_trips(self, count: int) -> dict[str, Any]:
         from lean_p2p.driver.samples import sample_status
@@ -608,13 +673,14 @@ class _Recorder:
         self.latencies_ms: list[float] = []
         self.last_arrival_ns = 0
 
-    def record(self, seq: int, sent_ns: int) -> None:
+    def record(self, seq: int, sent_ns: int | None) -> None:
         now = time.monotonic_ns()
         if seq in self.seen:
             self.duplicates += 1
             return
         self.seen.add(seq)
-        self.latencies_ms.append((now - sent_ns) / 1e6)
+        if sent_ns is not None:
+            self.latencies_ms.append((now - sent_ns) / 1e6)
         self.last_arrival_ns = now
         count = len(self.seen)
         if count % _PROGRESS_EVERY == 0 or count == self.expected:
@@ -649,7 +715,7 @@ def _run_receiver(variant: str) -> int:
 
 
 def _receive(variant: str) -> None:
-    if variant == "lean":
+    if variant in ("lean", "lean-signed"):
         import asyncio
 
         try:
@@ -658,16 +724,18 @@ def _receive(variant: str) -> None:
             uvloop.install()
         except ImportError:
             pass
-        asyncio.run(_lean_receiver())
+        asyncio.run(_lean_receiver(signed=variant == "lean-signed"))
     else:
         import trio
 
         trio.run(_stock_receiver, variant)
 
 
-async def _lean_receiver() -> None:
+async def _lean_receiver(*, signed: bool = False) -> None:
     import asyncio
 
+    from lean_p2p.consensus.hashing import attestation_data_root
+    from lean_p2p.crypto import verify
     from lean_p2p.driver import DriverConfig, NetworkDriver
     from lean_p2p.driver.samples import sample_status
     from lean_p2p.net import (
@@ -678,14 +746,36 @@ async def _lean_receiver() -> None:
         SendResponseChunk,
         SendResponseEnd,
     )
+    from lean_p2p.node.verification import (
+        SignatureCheck,
+        VerificationService,
+        VerifiedBatch,
+        VerifySignatures,
+        default_workers,
+    )
     from lean_p2p.runtime import LEAN_LANES, Mailbox
 
     loop = asyncio.get_running_loop()
     recorder = _Recorder(sys.stdout)
     status = sample_status(2)
 
+    keys = {signed_vote.data.slot: key for key, signed_vote in _signed_pool()} if signed else {}
+    service: VerificationService | None = None
+
     def handle(lane: str, event: object) -> None:
-        if isinstance(event, GossipAttestation):
+        if isinstance(event, GossipAttestation) and service is not None:
+            vote = event.attestation
+            data = vote.data
+            check = SignatureCheck(
+                keys.get(data.slot, b""), data.slot, attestation_data_root(data), vote.signature
+            )
+            service.submit(VerifySignatures(vote.validator_index, (check,)))
+        elif isinstance(event, VerifiedBatch) and service is not None:
+            service.settle(event)
+            for result in event.results:
+                if result.all_valid:  # counted only once verified
+                    recorder.record(result.ticket, None)
+        elif isinstance(event, GossipAttestation):
             recorder.record(event.attestation.validator_index, event.attestation.data.slot)
         elif isinstance(event, GossipBlock):
             recorder.record(event.block.block.slot - 1, event.block.block.proposer_index)
@@ -694,6 +784,13 @@ async def _lean_receiver() -> None:
             driver.send(SendResponseEnd(event.request_id))
 
     mailbox = Mailbox(LEAN_LANES, handle)
+    if signed:
+        service = VerificationService(
+            lambda c: verify(c.public_key, c.slot, c.message, c.signature).valid,
+            lambda batch: mailbox.put("verified", batch),
+            loop.call_soon,
+            workers=default_workers(),
+        )
 
     def emit(event: object) -> None:
         if isinstance(event, GossipAttestation):
@@ -724,6 +821,9 @@ async def _lean_receiver() -> None:
     finally:
         driver.stop()
         await loop.run_in_executor(None, driver.join, 20)
+        if service is not None:
+            service.close()
+            await loop.run_in_executor(None, service.join, 20)
         await mailbox.aclose()
 
 

@@ -80,6 +80,39 @@ def test_quick_run_delivers_everything_and_writes_json(tmp_path: Path, dialer: s
         assert {"size_bytes", "p50_ms", "p99_ms"} <= row.keys()
 
 
+@pytest.mark.network
+def test_the_signed_variant_counts_only_verified_attestations(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    gossip_command.configure(parser)
+    output = tmp_path / "gossip.json"
+    arguments = ["--quick", "--repeats", "1", "--variants", "lean-signed"]
+    assert gossip_command.run(parser.parse_args([*arguments, "--json", str(output)])) == 0
+    [row] = json.loads(output.read_text())
+    assert (row["variant"], row["kind"], row["phase"]) == (
+        "lean-signed",
+        "attestation",
+        "throughput",
+    )
+    assert row["lost"] == 0 and row["duplicates"] == 0 and row["messages_per_s"] > 0
+
+
+def test_the_signed_pool_verifies_and_a_changed_vote_does_not() -> None:
+    from dataclasses import replace
+
+    from lean_p2p.consensus.hashing import attestation_data_root
+    from lean_p2p.containers import PRODUCTION_SCHEME
+    from lean_p2p.crypto import verify
+
+    pool = gossip._signed_pool()
+    assert len(pool) == gossip._SIGNED_POOL
+    for key, vote in pool[:3]:
+        data = vote.data
+        root = attestation_data_root(data)
+        assert verify(key, data.slot, root, vote.signature, PRODUCTION_SCHEME).valid
+        other = attestation_data_root(replace(data, slot=data.slot + 1))
+        assert not verify(key, data.slot, other, vote.signature, PRODUCTION_SCHEME).valid
+
+
 def test_each_variant_run_reports_progress(capsys: pytest.CaptureFixture[str]) -> None:
     runs = [
         {"kind": "attestation", "phase": "throughput", "messages_per_s": 4408.2},
