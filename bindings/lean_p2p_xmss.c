@@ -726,6 +726,19 @@ LEAN_P2P_EXPORT int lean_xmss_shake128(const uint8_t *input, size_t length, uint
     return 0;
 }
 
+/* The configuration and the parameter of a key-side call: 0, or the error to return. */
+static int open_key_call(int config, const uint8_t *parameter_bytes, const xmss_config **chosen,
+                         uint32_t *parameter) {
+    *chosen = config_of(config);
+    if (*chosen == NULL) {
+        return LEAN_XMSS_ERR_CONFIG;
+    }
+    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
+        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    }
+    return 0;
+}
+
 /* The slots [first, first + count) lie inside the lifetime. */
 static int slots_in_lifetime(const xmss_config *config, uint64_t first, size_t count) {
     const uint64_t lifetime = (uint64_t)1 << config->log_lifetime;
@@ -735,13 +748,11 @@ static int slots_in_lifetime(const xmss_config *config, uint64_t first, size_t c
 LEAN_P2P_EXPORT int lean_xmss_leaves(int config, const uint8_t *prf_key,
                                      const uint8_t *parameter_bytes, uint64_t first_slot,
                                      size_t count, uint8_t *leaves) {
-    const xmss_config *chosen = config_of(config);
-    if (chosen == NULL) {
-        return LEAN_XMSS_ERR_CONFIG;
-    }
+    const xmss_config *chosen;
     uint32_t parameter[PARAMETER_LEN];
-    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
-        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    const int opened = open_key_call(config, parameter_bytes, &chosen, parameter);
+    if (opened != 0) {
+        return opened;
     }
     if (!slots_in_lifetime(chosen, first_slot, count)) {
         return LEAN_XMSS_ERR_SLOT;
@@ -767,13 +778,11 @@ LEAN_P2P_EXPORT int lean_xmss_tree_layer(int config, const uint8_t *parameter_by
                                          unsigned level, uint64_t parent_start,
                                          const uint8_t *children, size_t pairs,
                                          uint8_t *parents) {
-    const xmss_config *chosen = config_of(config);
-    if (chosen == NULL) {
-        return LEAN_XMSS_ERR_CONFIG;
-    }
+    const xmss_config *chosen;
     uint32_t parameter[PARAMETER_LEN];
-    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
-        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    const int opened = open_key_call(config, parameter_bytes, &chosen, parameter);
+    if (opened != 0) {
+        return opened;
     }
     if (level < 1 || level > chosen->log_lifetime) {
         return LEAN_XMSS_ERR_ARGUMENT;
@@ -800,13 +809,11 @@ LEAN_P2P_EXPORT int lean_xmss_sign_chains(int config, const uint8_t *prf_key,
                                           const uint8_t *parameter_bytes, uint64_t slot,
                                           const uint8_t *message, uint8_t *rho_bytes,
                                           uint8_t *hashes, uint64_t *attempts) {
-    const xmss_config *chosen = config_of(config);
-    if (chosen == NULL) {
-        return LEAN_XMSS_ERR_CONFIG;
-    }
+    const xmss_config *chosen;
     uint32_t parameter[PARAMETER_LEN];
-    if (read_elements(parameter_bytes, PARAMETER_LEN, parameter)) {
-        return LEAN_XMSS_ERR_FIELD_ELEMENT;
+    const int opened = open_key_call(config, parameter_bytes, &chosen, parameter);
+    if (opened != 0) {
+        return opened;
     }
     if (!slots_in_lifetime(chosen, slot, 1)) {
         return LEAN_XMSS_ERR_SLOT;

@@ -400,13 +400,18 @@ class ForkChoiceStore:
         try:
             return self._attestation_key(signed_attestation)
         except ConsensusRejection as rejection:
-            self._count_rejection(
-                "attestation",
-                rejection,
-                slot=signed_attestation.data.slot,
-                validator=signed_attestation.validator_index,
-            )
+            self._count_vote_rejection(signed_attestation, rejection)
             raise
+
+    def _count_vote_rejection(
+        self, signed_attestation: SignedAttestation, rejection: ConsensusRejection
+    ) -> None:
+        self._count_rejection(
+            "attestation",
+            rejection,
+            slot=signed_attestation.data.slot,
+            validator=signed_attestation.validator_index,
+        )
 
     def _attestation_key(self, signed_attestation: SignedAttestation) -> bytes:
         data = signed_attestation.data
@@ -446,12 +451,7 @@ class ForkChoiceStore:
                     RejectionReason.INVALID_SIGNATURE, "attestation signature does not verify"
                 )
         except ConsensusRejection as rejection:
-            self._count_rejection(
-                "attestation",
-                rejection,
-                slot=signed_attestation.data.slot,
-                validator=signed_attestation.validator_index,
-            )
+            self._count_vote_rejection(signed_attestation, rejection)
             raise
         self._attestations_accepted += 1
         if is_aggregator:
