@@ -12,6 +12,7 @@ ring; :func:`availability` says whether it is usable here.
 
 from lean_p2p.crypto.keys import (
     KeyDecodeError,
+    KeyGenerationStopped,
     SlotNotPrepared,
     SlotOutsideKey,
     XmssKeyPair,
@@ -32,6 +33,7 @@ from lean_p2p.crypto.xmss import (
 
 __all__ = [
     "KeyDecodeError",
+    "KeyGenerationStopped",
     "SlotNotPrepared",
     "SlotOutsideKey",
     "XmssKeyPair",

@@ -42,6 +42,7 @@ from lean_p2p.crypto.xmss import config_id, library
 __all__ = [
     "SEED_DOMAIN",
     "KeyDecodeError",
+    "KeyGenerationStopped",
     "SlotNotPrepared",
     "SlotOutsideKey",
     "SubTree",
@@ -75,6 +76,10 @@ class SlotOutsideKey(ValueError):
 
 class SlotNotPrepared(ValueError):
     """The slot is in the key's interval but not its prepared one: advance the key."""
+
+
+class KeyGenerationStopped(RuntimeError):
+    """Key generation was asked to stop (``should_stop``) before it finished."""
 
 
 class KeyDecodeError(ValueError):
@@ -236,6 +241,7 @@ def generate_key_pair(
     scheme: XmssScheme | None = None,
     workers: int | None = None,
     on_bottom_tree: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> XmssKeyPair:
     """A key pair active for at least ``num_active_slots`` slots from ``activation_slot``.
 
@@ -244,6 +250,8 @@ def generate_key_pair(
     it is drawn from the operating system. ``workers`` threads compute leaves (default:
     the CPUs); ``on_bottom_tree(done, total)`` is called after each bottom tree, for
     progress (a production bottom tree is 65,536 leaves, tens of seconds of C).
+    ``should_stop()`` is asked before every batch of leaves (a fraction of a second of C
+    apart); once it says yes, :class:`KeyGenerationStopped` is raised.
     """
     chosen = scheme or active_scheme()
     lifetime = 1 << chosen.log_lifetime
@@ -264,7 +272,9 @@ def generate_key_pair(
         trees: list[SubTree] = []
         roots: list[bytes] = []
         for done, tree_index in enumerate(range(first_tree, end_tree), start=1):
-            tree = _bottom_tree(chosen, prf_key, parameter, tree_index, pool)
+            tree = _bottom_tree(
+                chosen, prf_key, parameter, tree_index, pool, should_stop=should_stop
+            )
             # leanSpec pads each bottom tree's root layer with one draw, then drops it.
             draws.field_elements(chosen.hash_length)
             if len(trees) < 2:
@@ -440,7 +450,13 @@ class _LeafPool:
 
 
 def _bottom_tree(
-    scheme: XmssScheme, prf_key: bytes, parameter: bytes, tree_index: int, pool: _LeafPool
+    scheme: XmssScheme,
+    prf_key: bytes,
+    parameter: bytes,
+    tree_index: int,
+    pool: _LeafPool,
+    *,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SubTree:
     """Bottom tree ``tree_index``, as leanSpec's ``HashSubTree.from_prf_key`` builds it.
     Its layers are whole and aligned, so none is padded; its root layer is the root
@@ -450,6 +466,8 @@ def _bottom_tree(
     config = config_id(scheme)
 
     def leaves(batch_start: int) -> bytes:
+        if should_stop is not None and should_stop():
+            raise KeyGenerationStopped("key generation stopped on request")
         count = min(_LEAVES_PER_CALL, width - batch_start)
         out = ctypes.create_string_buffer(count * DIGEST_BYTES)
         result = library().lean_xmss_leaves(

@@ -104,10 +104,13 @@ def generate_validator_keys(
     num_active_slots: int,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[ValidatorKeys]:
     """Keys for validators ``0..count-1``, active from slot 0 for at least
     ``num_active_slots`` slots (widened to whole bottom trees). ``progress(done, total)``
-    after each key: a production key takes about a minute on two cores."""
+    after each key: a production key takes about a minute on two cores. ``should_stop``
+    is passed to :func:`~lean_p2p.crypto.generate_key_pair` (it raises
+    :class:`~lean_p2p.crypto.KeyGenerationStopped`)."""
     lifetime = 1 << scheme.log_lifetime
     slots = max(1, min(num_active_slots, lifetime))
     keys = []
@@ -115,7 +118,12 @@ def generate_validator_keys(
         pair = []
         for role in ("attestation", "proposal"):
             generated = generate_key_pair(
-                0, slots, seed=key_seed(seed, role, index), scheme=scheme, workers=workers
+                0,
+                slots,
+                seed=key_seed(seed, role, index),
+                scheme=scheme,
+                workers=workers,
+                should_stop=should_stop,
             )
             pair.append(generated.secret_key)
             if progress is not None:

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ import aiohttp
 from lean_p2p.consensus.config import INTERVALS_PER_SLOT, MILLISECONDS_PER_INTERVAL
 from lean_p2p.containers import PRODUCTION_SCHEME
 from lean_p2p.containers.scheme import SCHEMES
+from lean_p2p.crypto import KeyGenerationStopped
 from lean_p2p.node.config import NodeEntry, write_devnet
 from lean_p2p.node.keys import generate_validator_keys, write_keystore
 from lean_p2p.tools.running import INTERRUPTS
@@ -145,7 +147,10 @@ def check_signing_options(options: DevnetOptions) -> str | None:
 
 
 def _make_keystore(
-    options: DevnetOptions, directory: Path, show: Callable[[str], None]
+    options: DevnetOptions,
+    directory: Path,
+    show: Callable[[str], None],
+    halt: threading.Event,
 ) -> list[tuple[bytes, bytes]]:
     """Generate and write every validator's keys (a worker thread: key generation is
     CPU work, and a production key takes about a minute)."""
@@ -159,15 +164,22 @@ def _make_keystore(
                 f"{time.monotonic() - started:.1f}s"
             )
 
+    show(f"devnet: generating {2 * options.validators} {scheme.name} XMSS keys")
     keys = generate_validator_keys(
         options.validators,
         seed=options.seed if options.seed is not None else os.urandom(32),
         scheme=scheme,
         num_active_slots=devnet_slots(options.duration),
         progress=progress,
+        should_stop=halt.is_set,
     )
     write_keystore(directory, keys)
     return [validator.public_keys for validator in keys]
+
+
+async def _relay_stop(stop: asyncio.Event, halt: threading.Event) -> None:
+    await stop.wait()
+    halt.set()
 
 
 def free_ports(count: int, kind: int) -> list[int]:
@@ -243,9 +255,28 @@ async def run_devnet(
     """Run the devnet to its end, or until ``stop`` is set (the summary then says
     ``interrupted``); either way every node is stopped in order and reports."""
     directory = options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))
+    stop = stop if stop is not None else asyncio.Event()
     validator_keys = None
     if options.signatures == "real":
-        validator_keys = await asyncio.to_thread(_make_keystore, options, directory, show)
+        # Key generation runs in a worker thread; Ctrl-C (``stop``) halts it within a
+        # fraction of a second, and the run ends there.
+        halt = threading.Event()
+        relay = asyncio.ensure_future(_relay_stop(stop, halt))
+        try:
+            validator_keys = await asyncio.to_thread(_make_keystore, options, directory, show, halt)
+        except KeyGenerationStopped:
+            summary = _summary(
+                options,
+                processes=[],
+                exit_codes=[],
+                history=[],
+                directory=directory,
+                genesis_time=0,
+            )
+            summary["interrupted"] = True
+            return summary
+        finally:
+            relay.cancel()
     genesis_time = int(time.time() + options.genesis_delay)
     entries = write_devnet(
         directory,
@@ -263,7 +294,6 @@ async def run_devnet(
         f"genesis in {genesis_time - time.time():.0f}s, running {options.duration:.0f}s "
         f"after genesis, files in {directory}"
     )
-    stop = stop if stop is not None else asyncio.Event()
     history: list[dict[str, Any]] = []
     # A second Ctrl-C exits at once: the node processes must not outlive us then.
     with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes)):

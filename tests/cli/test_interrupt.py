@@ -187,6 +187,23 @@ def test_devnet_stops_its_nodes_and_prints_the_partial_summary(
     assert len(list((tmp_path / "net").glob("*.report.json"))) == 2
 
 
+def test_devnet_stops_its_key_generation_at_once(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    # A production key is a minute of C: Ctrl-C must not wait for it.
+    arguments = ["devnet", "--nodes", "1", "--validators", "1", "--scheme", "production"]
+    command = cleanup(start([*arguments, "--dir", "net"], tmp_path))
+    command.wait_for("stdout", lambda line: "generating 2 production XMSS keys" in line)
+    interrupted_at = time.monotonic()
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    assert time.monotonic() - interrupted_at < 30  # a key takes about 60 s here
+    summary = [line for line in command.stdout if line.startswith("summary: ")]
+    assert len(summary) == 1 and '"interrupted": true' in summary[0]
+    assert not list((tmp_path / "net").glob("*.report.json"))  # no node was started
+
+
 @pytest.mark.network
 def test_a_second_ctrl_c_exits_at_once_and_kills_the_nodes(
     tmp_path: Path, cleanup: Callable[[Command], Command]

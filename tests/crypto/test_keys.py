@@ -12,6 +12,7 @@ from lean_p2p.containers.scheme import PRODUCTION_SCHEME, TEST_SCHEME
 from lean_p2p.containers.xmss import FIELD_MODULUS
 from lean_p2p.crypto import (
     KeyDecodeError,
+    KeyGenerationStopped,
     SlotNotPrepared,
     SlotOutsideKey,
     XmssSecretKey,
@@ -176,3 +177,15 @@ def test_the_prfs_shake128_is_hashlibs(length: int) -> None:
     data = hashlib.sha256(length.to_bytes(2, "little")).digest() * 13
     for out in (16, 128, 168, 169, 500):
         assert shake128(data[:length], out) == hashlib.shake_128(data[:length]).digest(out)
+
+
+def test_key_generation_stops_when_asked() -> None:
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(KeyGenerationStopped, match="stopped"):
+        generate_key_pair(0, 256, seed=SEED, scheme=TEST_SCHEME, workers=1, should_stop=should_stop)
+    assert len(asked) == 4  # one question per batch of leaves, none after the answer
