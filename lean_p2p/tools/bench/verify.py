@@ -37,6 +37,7 @@ from typing import Any
 from lean_p2p.containers.scheme import SCHEMES, XmssScheme
 from lean_p2p.node.verification import default_workers
 from lean_p2p.tools.running import Progress
+from lean_p2p.tools.stress import loop_factory
 
 __all__ = ["COLUMNS", "CaseResult", "measure_case", "run_benchmark"]
 
@@ -198,16 +199,6 @@ class _Case:
         return f"workers ({self.workers}, {self.priority})"
 
 
-def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if not use_uvloop:
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.crypto import availability
     from lean_p2p.tools.report import print_table, write_json
@@ -218,7 +209,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     scheme = SCHEMES[args.scheme]
     seconds = 2.0 if args.quick else args.seconds
     repeats = 1 if args.quick else args.repeats
-    factory = _loop_factory(not args.no_uvloop)
+    factory = loop_factory("asyncio" if args.no_uvloop else "uvloop")
     worker_counts = (
         [int(n) for n in args.workers.split(",")] if args.workers else [default_workers()]
     )
@@ -247,7 +238,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
             rises[case].append(result.percentile(0.99) - baseline)
     progress.done()
     rows = [_row(case, scheme, args, results[case], rises[case]) for case in cases]
-    loop_name = "uvloop" if factory is not None else "asyncio"
+    loop_name = "asyncio" if args.no_uvloop else "uvloop"
     print_table(
         rows,
         COLUMNS,
