@@ -89,6 +89,9 @@ class PeerTable:
         return max((peer.head_slot for peer in self._peers.values()), default=-1)
 
 
+_GENESIS_PLACEHOLDER = b"\x00" * 32
+
+
 def status_conflict(status: Status, chain: ChainReader) -> str | None:
     """Why a peer with this Status cannot be on our chain, or None if it may be.
 
@@ -97,6 +100,11 @@ def status_conflict(status: Status, chain: ChainReader) -> str | None:
       peer's finalized slot must be the peer's finalized root (a different root there
       means a different chain; an empty or unknown slot is given the benefit of doubt).
     Peers that finalized further than us are accepted: we cannot judge them yet.
+
+    A zero root at slot 0 stands for genesis: leanSpec's node announces
+    ``Status(finalized=(0x00..., 0), head=(0x00..., 0))`` until it has a block, since
+    "the genesis block has no id yet" (its ``Anchor.from_genesis``), as Ethereum's
+    consensus clients announce a zero finalized root at epoch 0. It matches our genesis.
     """
     if status.head.slot < status.finalized.slot:
         return (
@@ -105,6 +113,8 @@ def status_conflict(status: Status, chain: ChainReader) -> str | None:
         )
     ours = chain.finalized()
     if status.finalized.slot > ours.slot:
+        return None
+    if status.finalized.slot == 0 and status.finalized.root == _GENESIS_PLACEHOLDER:
         return None
     our_root = chain.root_at_slot(status.finalized.slot)
     if our_root is not None and our_root != status.finalized.root:

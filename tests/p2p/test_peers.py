@@ -40,6 +40,14 @@ def test_compatible_statuses_pass() -> None:
     assert status_conflict(ahead, chain) is None  # finalized beyond us: cannot judge
 
 
+def test_a_zero_root_at_slot_zero_stands_for_genesis() -> None:
+    # leanSpec's node announces this until it has a block (its Anchor.from_genesis)
+    chain = MemoryChain(CHAIN[:10])
+    zero = Checkpoint(root=b"\x00" * 32, slot=0)
+    assert status_conflict(Status(finalized=zero, head=zero), chain) is None
+    # any other root at slot 0 is judged as before (test below)
+
+
 def test_different_finalized_root_conflicts() -> None:
     chain = MemoryChain(CHAIN[:10])
     other = Status(finalized=Checkpoint(root=b"\x01" * 32, slot=0), head=Checkpoint(b"", 3))
