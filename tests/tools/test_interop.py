@@ -644,12 +644,20 @@ def test_its_block_is_compared_with_our_builders(chain: Any) -> None:
     assert compare(later, chain) == "our builder made no block for that slot and parent"
 
 
-def test_signature_structure_reports_our_verifiers_verdict() -> None:
-    vote = sample_attestation()
-    signed = replace(vote, signature=PlaceholderSigner().sign_attestation(0, vote.data))
-    assert harness.signature_structure(signed) == "our structural signature check: passes"
-    blank = replace(vote, signature=bytes(len(signed.signature)))
-    assert harness.signature_structure(blank) == "our structural signature check: FAILS"
+def test_its_vote_is_verified_by_our_xmss_verifier_with_the_genesis_key() -> None:
+    from lean_p2p.containers import TEST_SCHEME
+    from lean_p2p.node.config import GenesisSpec
+    from lean_p2p.node.keys import XmssSigner, generate_validator_keys
+
+    [keys] = generate_validator_keys(1, seed=b"interop", scheme=TEST_SCHEME, num_active_slots=8)
+    spec = GenesisSpec(1_700_000_000, (keys.public_keys,))
+    genesis = ChainState.from_container(genesis_state(spec))
+    vote = replace(sample_attestation(), validator_index=0)
+    signed = replace(vote, signature=XmssSigner({0: keys}).sign_attestation(0, vote.data))
+    assert harness.signature_verdict(signed, genesis)
+    structural_only = replace(vote, signature=PlaceholderSigner().sign_attestation(0, vote.data))
+    assert not harness.signature_verdict(structural_only, genesis)
+    assert not harness.signature_verdict(replace(signed, validator_index=5), genesis)
 
 
 def test_its_block_on_genesis_goes_through_our_state_transition(chain: Any) -> None:
