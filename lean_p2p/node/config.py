@@ -33,6 +33,7 @@ import yaml
 
 from lean_p2p.containers.xmss import FIELD_MODULUS
 from lean_p2p.node.keys import has_keystore
+from lean_p2p.node.verification import PRIORITIES
 from lean_p2p.wire.enr import EnrError, EnrRecord, parse_enr
 from lean_p2p.wire.keys import KeyFileError, NodeKey
 
@@ -122,8 +123,8 @@ class NodeConfig:
     verification: str = "mocked"
     #: None: one fewer than the cores (the loop keeps one), at least one
     verification_workers: int | None = None
-    #: how the workers are scheduled against the loop ("normal", "nice", "idle"; see
-    #: lean_p2p.node.verification.PRIORITIES)
+    #: how the workers are scheduled against the loop (one of
+    #: lean_p2p.node.verification.PRIORITIES, which says what each costs)
     verification_priority: str = "nice"
     #: a directory with a validator keystore (``hash-sig-keys/``, see
     #: :mod:`lean_p2p.node.keys`): the validators sign with their real XMSS keys, and
@@ -138,10 +139,10 @@ class NodeConfig:
             )
         if self.verification_workers is not None and self.verification_workers < 1:
             raise ValueError("verification_workers is at least 1")
-        if self.verification_priority not in ("normal", "nice", "idle"):
+        if self.verification_priority not in PRIORITIES:
             raise ValueError(
                 f"verification_priority={self.verification_priority!r}: "
-                "expected normal, nice or idle"
+                f"expected one of {PRIORITIES}"
             )
 
     @property

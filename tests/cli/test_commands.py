@@ -71,6 +71,23 @@ def test_node_rejects_a_missing_devnet(tmp_path: Path, capsys: pytest.CaptureFix
     assert "missing" in capsys.readouterr().out
 
 
+def test_node_names_a_broken_keystore_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.containers import TEST_SCHEME
+    from lean_p2p.node.config import write_devnet
+    from lean_p2p.node.keys import KEYS_DIRECTORY, generate_validator_keys, write_keystore
+
+    keys = generate_validator_keys(1, seed=b"cli", scheme=TEST_SCHEME, num_active_slots=4)
+    write_keystore(tmp_path, keys)
+    write_devnet(tmp_path, nodes=1, validators=1, validator_keys=[keys[0].public_keys])
+    key_file = tmp_path / KEYS_DIRECTORY / "validator_0_attestation_sk.ssz"
+    key_file.write_bytes(key_file.read_bytes()[:100])
+    assert main(["node", "--devnet", str(tmp_path), "--name", "lean_p2p_0"]) == 2
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith("lean-p2p node: ") and "validator_0_attestation_sk.ssz" in line
+
+
 def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--nodes", "0"]) == 2
 

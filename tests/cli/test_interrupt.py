@@ -272,6 +272,18 @@ def test_bench_gossip_stops_its_receiver_process(
     assert_clean_interrupt(command, code)
 
 
+def test_bench_verify_stops_its_workers_and_probe(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    # 100 s a case: far from its end when the first case reports progress
+    arguments = ["bench", "verify", "--seconds", "100", "--repeats", "1", "--scheme", "test"]
+    command = cleanup(start(arguments, tmp_path))
+    command.wait_for("stderr", lambda line: "repeat 1/1" in line)
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+
+
 def test_spectest_is_interrupted_while_it_reads_a_vector_file(
     tmp_path: Path, cleanup: Callable[[Command], Command]
 ) -> None:

@@ -12,6 +12,7 @@ from lean_p2p.node.config import (
     PUBLIC_KEY_BYTES,
     DevnetConfigError,
     GenesisSpec,
+    NodeConfig,
     dial_addresses,
     load_devnet,
     load_node_config,
@@ -219,3 +220,33 @@ def test_nodes_yaml_with_a_forged_record_is_refused(tmp_path: Path) -> None:
     path.write_text(f"- {forged.text()}\n")
     with pytest.raises(DevnetConfigError, match="signature"):
         load_nodes_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"verification": "maybe"}, "verification='maybe'"),
+        ({"verification_workers": 0}, "at least 1"),
+        ({"verification_priority": "urgent"}, "verification_priority='urgent'"),
+    ],
+)
+def test_verification_options_are_checked_at_construction(
+    options: dict[str, object], message: str
+) -> None:
+    genesis = GenesisSpec.placeholder(0, 1)
+    with pytest.raises(ValueError, match=message):
+        NodeConfig("n", NodeKey.generate(), genesis, **options)  # type: ignore[arg-type]
+
+
+def test_a_devnet_with_a_keystore_verifies_and_signs_for_real(tmp_path: Path) -> None:
+    from lean_p2p.containers import TEST_SCHEME
+    from lean_p2p.node.keys import generate_validator_keys, write_keystore
+
+    keys = generate_validator_keys(2, seed=b"config", scheme=TEST_SCHEME, num_active_slots=4)
+    write_keystore(tmp_path, keys)
+    write_devnet(tmp_path, nodes=1, validators=2, validator_keys=[k.public_keys for k in keys])
+    config = load_node_config(tmp_path, "lean_p2p_0")
+    assert (config.verification, config.keystore) == ("xmss", tmp_path)
+    assert config.genesis.validator_keys == tuple(k.public_keys for k in keys)
+    with pytest.raises(DevnetConfigError, match="3 validator keys for 2 validators"):
+        write_devnet(tmp_path, nodes=1, validators=2, validator_keys=[keys[0].public_keys] * 3)

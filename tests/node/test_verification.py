@@ -153,3 +153,8 @@ def test_results_that_cannot_be_delivered_are_counted_and_the_worker_lives_on() 
 def test_the_service_needs_positive_sizes() -> None:
     with pytest.raises(ValueError, match="positive"):
         VerificationService(lambda check: True, print, print, workers=0)
+
+
+def test_an_unknown_scheduling_is_refused() -> None:
+    with pytest.raises(ValueError, match="priority must be one of"):
+        VerificationService(lambda check: True, print, print, priority="urgent")

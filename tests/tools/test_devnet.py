@@ -104,3 +104,23 @@ def test_finality_cadence() -> None:
     history = [(0.0, 0), (1.0, 0), (4.0, 1), (8.0, 2), (9.0, 2), (20.0, 3)]
     assert finality_cadence(history) == (3, 12.0)
     assert finality_cadence([(0.0, 0), (5.0, 0)]) == (0, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"duration": 2000.0}, "signs 256 slots"),
+        ({"signatures": "some"}, "'real' or 'mocked'"),
+        ({"scheme": "prod"}, "scheme must be one of"),
+    ],
+)
+def test_signing_options_that_cannot_run_are_named(changes: dict[str, Any], reason: str) -> None:
+    from dataclasses import replace
+
+    from lean_p2p.tools.devnet import DevnetOptions, check_signing_options
+
+    problem = check_signing_options(replace(DevnetOptions(), **changes))
+    assert problem is not None and reason in problem
+    assert check_signing_options(DevnetOptions()) is None
+    # mocked signatures need no key, whatever the length
+    assert check_signing_options(DevnetOptions(duration=2000.0, signatures="mocked")) is None

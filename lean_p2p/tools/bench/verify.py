@@ -36,6 +36,7 @@ from typing import Any
 
 from lean_p2p.containers.scheme import SCHEMES, XmssScheme
 from lean_p2p.node.verification import default_workers
+from lean_p2p.tools import report
 from lean_p2p.tools.running import Progress
 from lean_p2p.tools.stress import loop_factory
 
@@ -70,8 +71,7 @@ class CaseResult:
         return self.verified / self.seconds
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.lags)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+        return report.percentile(sorted(self.lags), fraction)
 
 
 def _signed(scheme: XmssScheme) -> tuple[bytes, int, bytes, bytes]:
@@ -201,7 +201,6 @@ class _Case:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.crypto import availability
-    from lean_p2p.tools.report import print_table, write_json
 
     if not availability().startswith("available"):
         print(f"lean-p2p bench verify: native XMSS {availability()}", file=sys.stderr)
@@ -239,14 +238,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
     progress.done()
     rows = [_row(case, scheme, args, results[case], rises[case]) for case in cases]
     loop_name = "asyncio" if args.no_uvloop else "uvloop"
-    print_table(
+    report.print_table(
         rows,
         COLUMNS,
         title=f"loop lag while verifying {args.rate:.0f} {scheme.name} signatures/s "
         f"({loop_name}, {seconds:.0f} s a case, median of {repeats})",
     )
     if args.json:
-        write_json(args.json, rows)
+        report.write_json(args.json, rows)
     return 0
 
 
