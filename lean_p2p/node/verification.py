@@ -56,8 +56,9 @@ DEFAULT_CAPACITY: Final = 8192
 #: as created). ``bench verify`` measured, on 2 cores, 2,000 production verifications/s
 #: with 2 workers: the loop's p99 wait rose by about 3 ms with ``normal`` and with
 #: ``nice`` (the kernel lets a running nice worker finish its slice before the loop
-#: wakes), by about 0.2 ms with ``idle`` (SCHED_IDLE: a waking loop preempts a worker at
-#: once). ``idle`` workers also get almost no CPU while any other process wants it, so
+#: wakes), by 0.1 to 0.4 ms with ``idle`` (SCHED_IDLE: a waking loop preempts a worker
+#: at once); with one worker, by about 20 µs (docs/validation.md has the table).
+#: ``idle`` workers also get almost no CPU while any other process wants it, so
 #: it suits a machine that is the node's alone; with one worker fewer than cores the
 #: loop always finds a core, and ``nice`` keeps the workers' throughput under load.
 PRIORITIES: Final = ("normal", "nice", "idle")
