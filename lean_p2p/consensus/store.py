@@ -739,6 +739,14 @@ class ForkChoiceStore:
         source = self.states[self.head].latest_justified
         if source.root == ZERO_ROOT:
             source = Checkpoint(root=self.head, slot=source.slot)
+        if source.slot > target.slot:
+            # The target walk is bounded by the safe target and finalization, never by
+            # the head's justified checkpoint, so on a sparse chain it can land behind
+            # the source: a vote every node would refuse. leanSpec asserts here (its
+            # node's validator dies: leanSpec issue #1206); the other lean clients, and
+            # leanSpec's proposed fix (#1207), vote for the justified checkpoint itself,
+            # which is on the head chain and justifiable by construction.
+            target = source
         return AttestationData(slot=slot, head=head, target=target, source=source)
 
 

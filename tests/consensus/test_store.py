@@ -323,3 +323,26 @@ def test_blocks_that_repeat_or_overload_votes_are_rejected() -> None:
         store.on_block(with_votes(many))
     assert caught.value.reason is RejectionReason.TOO_MANY_ATTESTATION_DATA
     assert store.statistics().rejections == 2 and len(store.blocks) == 1
+
+
+def test_a_target_walk_behind_the_source_votes_for_the_justified_checkpoint() -> None:
+    # A safe target that lags (too few new votes at its interval) bounds the walk by
+    # finalization alone, one slot behind the head's justified checkpoint: leanSpec
+    # asserts there (its issue #1206); we vote for the justified checkpoint instead.
+    store = devnet_store(3)
+    run_slots(store, 1, 12, voters=3)
+    source = store.states[store.head].latest_justified
+    store.safe_target = next(root for root, block in store.blocks.items() if block.slot == 0)
+    walked = store.attestation_target()
+    assert walked.slot < source.slot  # the case: the walk alone lands behind the source
+    data = store.produce_attestation_data(13)
+    assert (data.source, data.target) == (source, source)
+    assert data.head.root == store.head
+
+
+def test_a_target_at_or_after_the_source_is_left_as_walked() -> None:
+    store = devnet_store(3)
+    run_slots(store, 1, 12, voters=3)
+    data = store.produce_attestation_data(13)
+    assert data.target == store.attestation_target()
+    assert data.source.slot <= data.target.slot
