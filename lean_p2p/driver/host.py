@@ -62,7 +62,7 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
     # (reqresp.py), so the stream-level read timeout is effectively disabled.
     quic_config.STREAM_READ_TIMEOUT = _NO_STREAM_READ_TIMEOUT
     transport = LeanQUICTransport(key_pair.private_key, config=quic_config)
-    return new_host(
+    host: Any = new_host(
         key_pair=key_pair,
         transports=[transport],
         # Only used by stream-upgraded transports (none are registered), but the swarm
@@ -73,3 +73,13 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
         # swarm's auto-connector, which otherwise redials every peerstore entry.
         connection_config=ConnectionConfig(min_connections=0, low_watermark=0),
     )
+    # py-libp2p runs identify (/ipfs/id/1.0.0) on every new connection. The lean
+    # protocol has no identify: its peers' protocols are fixed by the spec, and
+    # leanSpec's node answers "na", after which py-libp2p resets the stream and leanSpec
+    # logs a WARNING per connection. So we never start it; we still answer a peer's.
+    host._schedule_identify = _no_identify
+    return host
+
+
+def _no_identify(peer_id: Any, *, reason: str) -> None:
+    """Stands in for py-libp2p's ``BasicHost._schedule_identify``: starts nothing."""

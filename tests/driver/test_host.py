@@ -40,3 +40,56 @@ def test_py_libp2p_derives_the_same_peer_id_as_our_keys() -> None:
     assert str(_build_on_trio(EXAMPLE_KEY.private_key).get_id()) == EXAMPLE_PEER_ID
     other = NodeKey.generate()
     assert str(_build_on_trio(other.private_key).get_id()) == other.peer_id
+
+
+def test_a_connection_starts_no_identify() -> None:
+    # The lean protocol has no identify, and leanSpec's node answers it with "na" (then
+    # logs a warning for the stream py-libp2p resets). py-libp2p schedules it
+    # synchronously on connect, so right after connect() it is either in flight on the
+    # dialer, or already arrived at the listener; neither may happen.
+    import multiaddr
+    from libp2p.identity.identify.identify import ID as IDENTIFY
+    from libp2p.peer.peerinfo import PeerInfo
+
+    identify_streams: list[str] = []
+    echoed: list[bytes] = []
+
+    async def scenario() -> None:
+        dialer = build_host(NodeKey.generate().private_key)
+        listener = build_host(NodeKey.generate().private_key)
+
+        async def on_identify(stream: Any) -> None:
+            identify_streams.append(str(stream.muxed_conn.peer_id))
+            await stream.close()
+
+        async def on_echo(stream: Any) -> None:
+            await stream.write(await stream.read(5))
+            await stream.close()
+
+        listener.set_stream_handler(IDENTIFY, on_identify)
+        listener.set_stream_handler("/lean-p2p-test/echo/1", on_echo)
+        loopback = multiaddr.Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")
+        async with (
+            listener.run(listen_addrs=[loopback]),
+            dialer.run(listen_addrs=[loopback]),
+        ):
+            try:
+                address = listener.get_addrs()[0]
+                await dialer.connect(PeerInfo(listener.get_id(), [address]))
+                assert not dialer._identify_tasks and not dialer._identify_inflight
+                # A stream after the connection: by its answer, the listener has served
+                # whatever the dialer opened before it.
+                stream = await dialer.new_stream(listener.get_id(), ["/lean-p2p-test/echo/1"])
+                await stream.write(b"hello")
+                echoed.append(await stream.read(5))
+                await stream.close()
+                assert not dialer._identify_tasks and not dialer._identify_inflight
+            finally:
+                # as the driver does: py-libp2p's own shutdown leaks the UDP sockets
+                with trio.CancelScope(shield=True):
+                    await dialer.close()
+                    await listener.close()
+
+    trio.run(scenario)
+    assert echoed == [b"hello"]
+    assert identify_streams == []
