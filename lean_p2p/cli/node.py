@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-json", type=output_file, help="write the final node report here")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
+    parser.add_argument(
+        "--accept-empty-proofs",
+        action="store_true",
+        help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
+        "them (a devnet shared with leanSpec's node; needs a keystore)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         config = load_node_config(args.devnet, args.name, record_path=args.record)
+        if args.accept_empty_proofs:
+            if config.keystore is None:
+                raise DevnetConfigError(
+                    "--accept-empty-proofs needs a devnet that signs for real (a keystore)"
+                )
+            config = dataclasses.replace(config, accept_empty_proofs=True)
         node = _build(config)
     except (DevnetConfigError, KeystoreError) as error:
         print(f"lean-p2p node: {error}")

@@ -186,23 +186,47 @@ class XmssVerifier(MockedProofVerifier):
     (:func:`proof_with_proposer_signature`), and it must verify. Without it (the test
     vectors), a proof that carries one has it verified, and one that does not is
     accepted on its placeholder alone.
+
+    With ``accept_empty_proofs`` (a devnet shared with leanSpec's node, whose stand-in
+    prover emits empty aggregate and block proofs), an empty proof is accepted as its
+    placeholder; a block proof that carries a proposer signature still has it verified.
+    It cannot be combined with ``require_proposer_signature``: an empty block proof
+    carries no signature.
     """
 
     mode: str = "xmss"
 
     def __init__(
-        self, scheme: XmssScheme | None = None, *, require_proposer_signature: bool = False
+        self,
+        scheme: XmssScheme | None = None,
+        *,
+        require_proposer_signature: bool = False,
+        accept_empty_proofs: bool = False,
     ) -> None:
+        if require_proposer_signature and accept_empty_proofs:
+            raise ValueError(
+                "require_proposer_signature and accept_empty_proofs exclude each other: "
+                "an empty block proof carries no proposer signature"
+            )
         # Not the mocked verifier's warning: this one does verify signatures.
         self._scheme = scheme
         self.require_proposer_signature = require_proposer_signature
+        self.accept_empty_proofs = accept_empty_proofs
         logger.warning(
             "signature verification mode=%s: XMSS signatures are verified (C)%s; aggregate "
-            "and block proofs are accepted when they carry the mocked-prover placeholder, "
+            "and block proofs are accepted when they carry the mocked-prover placeholder%s, "
             "as no leanMultisig verifier for this layout is available",
             self.mode,
             ", blocks must carry their proposer's" if require_proposer_signature else "",
+            " or are empty (leanSpec's stand-in prover)" if accept_empty_proofs else "",
         )
+
+    def verify_aggregate(
+        self, public_keys: Sequence[bytes], message: bytes, slot: int, proof: bytes
+    ) -> bool:
+        if self.accept_empty_proofs and not proof:
+            return True
+        return super().verify_aggregate(public_keys, message, slot, proof)
 
     def verify_attestation(
         self, public_key: bytes, slot: int, message: bytes, signature: bytes
@@ -216,6 +240,8 @@ class XmssVerifier(MockedProofVerifier):
         messages: Sequence[tuple[bytes, int]],
         proof: bytes,
     ) -> bool:
+        if self.accept_empty_proofs and not proof:
+            return len(public_keys_per_message) == len(messages)
         if not super().verify_block_proof(public_keys_per_message, messages, proof):
             return False
         signature = proposer_signature_of(proof)

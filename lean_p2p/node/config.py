@@ -130,6 +130,10 @@ class NodeConfig:
     #: :mod:`lean_p2p.node.keys`): the validators sign with their real XMSS keys, and
     #: blocks must carry their proposer's signature. None: placeholder signatures.
     keystore: Path | None = None
+    #: accept empty aggregate and block proofs, as leanSpec's stand-in prover makes them:
+    #: a devnet shared with leanSpec's node. Blocks then need not carry their proposer's
+    #: signature (one that does still has it verified). Needs ``verification="xmss"``.
+    accept_empty_proofs: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,6 +148,8 @@ class NodeConfig:
                 f"verification_priority={self.verification_priority!r}: "
                 f"expected one of {PRIORITIES}"
             )
+        if self.accept_empty_proofs and self.verification != "xmss":
+            raise ValueError("accept_empty_proofs needs verification='xmss'")
 
     @property
     def listen_address(self) -> str:
@@ -182,18 +188,29 @@ def write_devnet(
     api_ports: Sequence[int] | None = None,
     aggregators: int = 1,
     validator_keys: Sequence[tuple[bytes, bytes]] | None = None,
+    other_nodes: Sequence[str] = (),
 ) -> list[NodeEntry]:
     """Generate a devnet directory: keys, config, validator assignment and ENRs.
 
-    Validators are assigned round-robin (index ``i`` runs on node ``i % nodes``), so
-    every node proposes in turn. The first ``aggregators`` nodes aggregate. Ports are
-    ``base + node index`` unless listed explicitly (``quic_ports``, ``api_ports``).
-    ``validator_keys`` are the genesis public keys (attestation, proposal) per validator
-    (:mod:`lean_p2p.node.keys` writes their keystore); None: placeholder keys, for a
-    devnet whose signatures are mocked.
+    Validators are assigned round-robin over our nodes, then ``other_nodes`` (index
+    ``i`` runs on owner ``i % owners``), so every node proposes in turn. The first
+    ``aggregators`` nodes aggregate. Ports are ``base + node index`` unless listed
+    explicitly (``quic_ports``, ``api_ports``). ``validator_keys`` are the genesis
+    public keys (attestation, proposal) per validator (:mod:`lean_p2p.node.keys` writes
+    their keystore); None: placeholder keys, for a devnet whose signatures are mocked.
+
+    ``other_nodes`` names nodes of another implementation (leanSpec's node reads its
+    indices from ``validators.yaml`` by ``--node-id``): they get validators but no entry
+    in ``validator-config.yaml`` or ``nodes.yaml``, since their keys and addresses are
+    theirs to choose.
     """
     if nodes < 1 or validators < 1:
         raise DevnetConfigError("a devnet needs at least one node and one validator")
+    owners = nodes + len(other_nodes)
+    if len(set(other_nodes)) != len(other_nodes) or any(
+        name.startswith("lean_p2p_") for name in other_nodes
+    ):
+        raise DevnetConfigError(f"other nodes need distinct names of their own: {other_nodes}")
     quic_ports = list(quic_ports or range(base_quic_port, base_quic_port + nodes))
     api_ports = list(api_ports or range(base_api_port, base_api_port + nodes))
     if len(quic_ports) != nodes or len(api_ports) != nodes:
@@ -210,7 +227,7 @@ def write_devnet(
             api_port=api_ports[index],
             metrics_port=api_ports[index],
             is_aggregator=index < aggregators,
-            validator_count=len(range(index, validators, nodes)),
+            validator_count=len(range(index, validators, owners)),
         )
         for index in range(nodes)
     ]
@@ -225,9 +242,10 @@ def write_devnet(
         directory / VALIDATOR_CONFIG_FILE,
         {"shuffle": "roundrobin", "validators": [_entry_document(e) for e in entries]},
     )
+    names = [entry.name for entry in entries] + list(other_nodes)
     _write_yaml(
         directory / VALIDATORS_FILE,
-        {entry.name: list(range(index, validators, nodes)) for index, entry in enumerate(entries)},
+        {name: list(range(index, validators, owners)) for index, name in enumerate(names)},
     )
     _write_yaml(directory / NODES_FILE, [entry.enr().text() for entry in entries])
     for entry in entries:
@@ -398,6 +416,13 @@ def load_devnet(directory: Path) -> tuple[GenesisSpec, list[NodeEntry], list[Enr
         raise DevnetConfigError(f"{path}: expected a 'validators' list")
     entries = [_parse_entry(item, path, directory) for item in document["validators"]]
     total = sum(entry.validator_count for entry in entries)
+    # Validators of nodes that are not ours (in validators.yaml only) count too.
+    ours = {entry.name for entry in entries}
+    total += sum(
+        len(indices)
+        for name, indices in _assignment(directory, entries).items()
+        if name not in ours
+    )
     if total != genesis.validator_count:
         raise DevnetConfigError(
             f"{path}: node counts add up to {total} validators, "

@@ -88,6 +88,20 @@ def test_node_names_a_broken_keystore_file_in_one_line(
     assert line.startswith("lean-p2p node: ") and "validator_0_attestation_sk.ssz" in line
 
 
+def test_node_accepts_empty_proofs_only_in_a_devnet_that_signs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.node.config import write_devnet
+
+    write_devnet(tmp_path, nodes=1, validators=1)
+    arguments = ["node", "--devnet", str(tmp_path), "--name", "lean_p2p_0"]
+    assert main([*arguments, "--accept-empty-proofs"]) == 2
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line == (
+        "lean-p2p node: --accept-empty-proofs needs a devnet that signs for real (a keystore)"
+    )
+
+
 def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--nodes", "0"]) == 2
 

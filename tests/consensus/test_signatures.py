@@ -137,3 +137,28 @@ def test_the_xmss_verifier_checks_the_proposers_signature_in_a_block_proof() -> 
     # a placeholder without the signature: only the vectors' (lenient) verifier takes it
     assert lenient.verify_block_proof(keys, messages, mock_proof(root))
     assert not strict.verify_block_proof(keys, messages, mock_proof(root))
+
+
+def test_empty_proofs_pass_only_when_a_mixed_devnet_asks_for_them() -> None:
+    pair = generate_key_pair(0, 32, seed=b"proposer", scheme=TEST_SCHEME)
+    root = hashlib.sha256(b"block").digest()
+    keys, messages = [[pair.public_key]], [(root, 5)]
+    mixed = XmssVerifier(TEST_SCHEME, accept_empty_proofs=True)
+    for verifier in (XmssVerifier(TEST_SCHEME), MockedProofVerifier()):
+        assert not verifier.verify_block_proof(keys, messages, b"")
+        assert not verifier.verify_aggregate([pair.public_key], root, 5, b"")
+    # leanSpec's stand-in prover: empty aggregate and block proofs
+    assert mixed.verify_block_proof(keys, messages, b"")
+    assert mixed.verify_aggregate([pair.public_key], root, 5, b"")
+    assert not mixed.verify_block_proof([[pair.public_key], [b"j"]], messages, b"")
+    # anything else is judged as before: garbage fails, a carried signature is verified
+    assert not mixed.verify_block_proof(keys, messages, b"\x01garbage")
+    assert not mixed.verify_aggregate([pair.public_key], root, 5, b"\x01garbage")
+    signed = proof_with_proposer_signature(root, sign(pair.secret_key, 5, root))
+    assert mixed.verify_block_proof(keys, messages, signed)
+    assert not mixed.verify_block_proof(keys, [(root, 6)], signed)
+
+
+def test_empty_proofs_and_a_required_proposer_signature_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="exclude each other"):
+        XmssVerifier(TEST_SCHEME, require_proposer_signature=True, accept_empty_proofs=True)

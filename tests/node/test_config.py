@@ -55,6 +55,26 @@ def test_node_config_assigns_round_robin_and_lists_the_other_nodes(tmp_path: Pat
     assert load_node_config(str(tmp_path), entries[1].name) == config  # a str path works too
 
 
+def test_another_implementations_nodes_get_validators_and_no_entry(tmp_path: Path) -> None:
+    entries = write_devnet(
+        tmp_path, nodes=2, validators=7, genesis_time=1, other_nodes=("lean_spec_0",)
+    )
+    assignment = yaml.safe_load((tmp_path / "validators.yaml").read_text())
+    assert assignment == {"lean_p2p_0": [0, 3, 6], "lean_p2p_1": [1, 4], "lean_spec_0": [2, 5]}
+    _, loaded, records = load_devnet(tmp_path)  # their validators count towards the total
+    assert [entry.name for entry in loaded] == ["lean_p2p_0", "lean_p2p_1"]
+    assert [record.peer_id for record in records] == [entry.key.peer_id for entry in entries]
+    assert load_node_config(tmp_path, "lean_p2p_1").validator_indices == (1, 4)
+    with pytest.raises(DevnetConfigError, match="no node named"):
+        load_node_config(tmp_path, "lean_spec_0")
+
+
+@pytest.mark.parametrize("names", [("x", "x"), ("lean_p2p_5",)])
+def test_other_nodes_need_names_of_their_own(tmp_path: Path, names: tuple[str, ...]) -> None:
+    with pytest.raises(DevnetConfigError, match="distinct names of their own"):
+        write_devnet(tmp_path, nodes=1, validators=2, other_nodes=names)
+
+
 def test_key_file_is_used_when_privkey_is_absent(tmp_path: Path) -> None:
     entries = write_devnet(tmp_path, nodes=2, validators=2, genesis_time=1)
     path = tmp_path / "validator-config.yaml"
@@ -228,6 +248,7 @@ def test_nodes_yaml_with_a_forged_record_is_refused(tmp_path: Path) -> None:
         ({"verification": "maybe"}, "verification='maybe'"),
         ({"verification_workers": 0}, "at least 1"),
         ({"verification_priority": "urgent"}, "verification_priority='urgent'"),
+        ({"accept_empty_proofs": True}, "needs verification='xmss'"),
     ],
 )
 def test_verification_options_are_checked_at_construction(
