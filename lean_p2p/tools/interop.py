@@ -366,17 +366,21 @@ STAND_IN_MODULES: dict[str, str] = {
     ),
 }
 
-#: Environment variable telling the launcher to apply the two changes (see below).
+#: Environment variable telling the launcher to apply its three changes (see below).
 CHANGES_VARIABLE = "INTEROP_LEANSPEC_CHANGES"
 
 #: Starts leanSpec's own CLI (``lean_spec.cli.main``). Always: logs what its BlocksByRoot
 #: and BlocksByRange requesters hand back to its sync (logging only). With
-#: CHANGES_VARIABLE=1, two changes, each the smallest that lets one direction of
-#: BlocksByRoot work:
+#: CHANGES_VARIABLE=1, three changes, each the smallest for one defect; the first two
+#: let one direction of BlocksByRoot work each:
 #: 1. its responder gets a block lookup (leanSpec never calls ``set_block_lookup``);
 #: 2. a stream's ``close()`` after ``finish_write()`` no longer raises: its BlocksByRoot
 #:    requester closes in a ``finally`` without the guard its Status and BlocksByRange
-#:    requesters have, and aioquic refuses a second FIN, so the blocks it read are lost.
+#:    requesters have, and aioquic refuses a second FIN, so the blocks it read are lost;
+#: 3. an attestation target behind the head's justified checkpoint becomes that
+#:    checkpoint (its issue #1206, fix proposed in #1207): otherwise an assertion in
+#:    ``produce_attestation_data`` ends the node when the walk lands there, which a
+#:    devnet of ours beside it reached within a minute.
 LAUNCHER = """\
 import logging
 import os
@@ -388,6 +392,7 @@ from lean_spec.node.node import Node
 from lean_spec.spec.crypto.merkleization import hash_tree_root
 from lean_spec.spec.forks import SignedBlock
 from lean_spec.spec.forks.lstar.containers import MultiMessageAggregate
+from lean_spec.spec.forks.lstar.validator_duties import ValidatorDutiesMixin
 from lean_spec.spec.ssz import ByteList512KiB
 
 logger = logging.getLogger("interop")
@@ -439,6 +444,24 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
     Node.from_genesis = classmethod(_from_genesis_with_block_lookup)
     QuicStream.close = _close_after_half_close
     logger.info("change 2: a second FIN on close is not an error")
+
+    _target = ValidatorDutiesMixin.get_attestation_target
+
+    def _target_not_behind_source(self, store):
+        # Its issue #1206: the walk can land behind the head's justified checkpoint, and
+        # produce_attestation_data then asserts, which ends the node. Its proposed fix
+        # (#1207), as every lean client does: vote for the justified checkpoint.
+        target = _target(self, store)
+        source = store.states[store.head].latest_justified
+        if source.slot > target.slot:
+            logger.warning(
+                "change 3 applied: target slot %d behind source slot %d", target.slot, source.slot
+            )
+            return source
+        return target
+
+    ValidatorDutiesMixin.get_attestation_target = _target_not_behind_source
+    logger.info("change 3: an attestation target behind its source is clamped to the source")
 
 main()
 """
@@ -1293,7 +1316,7 @@ def run_interop(arguments: argparse.Namespace) -> int:
                 validator_keys=validator_keys,
                 aggregator=arguments.aggregator,
             )
-            mode = "stock" if arguments.stock else "with the two BlocksByRoot changes"
+            mode = "stock" if arguments.stock else "with the three changes"
             role = f"validator {LEANSPEC_VALIDATOR_INDEX}" if arguments.validator else "passive"
             role += ", aggregator" if arguments.aggregator else ""
             progress(f"starting leanSpec ({role}, {mode}) on {listen}; log: {log_path}")
