@@ -740,6 +740,14 @@ class P2PCore:
     ) -> None:
         if root is None:
             root = self._block_root(block)
+        peer = self._peers.get(peer_id)
+        if source is BlockSource.GOSSIP and peer is not None:
+            peer.seen_slot = max(peer.seen_slot, block.block.slot)
+            if self._chain.get_block(block.block.parent_root) is None:
+                # A gap: range-sync up to this block from whoever holds it, not only when
+                # a Status says so (a peer's Status may never change; parents fetched by
+                # root one round trip at a time are the slow way across a long gap).
+                self._consider_range_sync()
         if self._fetcher.settle(root):
             self._deadlines.cancel(_Deadline(_Timer.ROOT_RETRY, root))
             self._counters["fetch_roots_settled"] += 1

@@ -30,11 +30,15 @@ class Peer:
     status: Status | None = None
     failures: int = 0
     status_failures: int = 0  # consecutive failed Status exchanges
+    #: the highest slot of a block it gossiped to us: it holds that block, whatever its
+    #: Status said (leanSpec's node never updates its Status after start-up)
+    seen_slot: int = -1
 
     @property
     def head_slot(self) -> int:
-        """The head slot from its Status; -1 until the handshake is done."""
-        return -1 if self.status is None else self.status.head.slot
+        """The head slot from its Status, or the highest slot of a block it sent since if
+        that is higher; -1 until the handshake is done."""
+        return -1 if self.status is None else max(self.status.head.slot, self.seen_slot)
 
 
 class PeerTable:

@@ -406,10 +406,10 @@ def test_peer_disconnect_fails_its_requests_and_they_move_on() -> None:
 def test_gossip_block_settles_a_pending_fetch() -> None:
     core, _ = make_core()
     connect(core, status=peer_status(9, root(9)))
-    request = fetch(core, 20)
-    core.handle_event(GossipBlock(PEER_A, b"id", CHAIN[20]), 0.0)
+    request = fetch(core, 10)
+    core.handle_event(GossipBlock(PEER_A, b"id", CHAIN[10]), 0.0)
     assert core.drain_to_chain() == [
-        BlockReceived(CHAIN[20], root(20), PEER_A, BlockSource.GOSSIP, b"id")
+        BlockReceived(CHAIN[10], root(10), PEER_A, BlockSource.GOSSIP, b"id")
     ]
     core.handle_event(RequestCompleted(PEER_A, request.request_id, BY_ROOT, 0), 0.0)
     assert core.drain_to_chain() == []  # not abandoned, not retried: it arrived
@@ -488,6 +488,27 @@ def test_peer_ahead_triggers_range_sync_in_batches_of_1024() -> None:
     assert core.drain_commands() == []
     assert core.statistics().range_sync_active is False
     assert core.statistics().counters["range_syncs_completed"] == 1
+
+
+def test_a_gossip_block_past_a_stale_status_starts_range_sync() -> None:
+    # leanSpec's node announces its start-up Status for ever: here, genesis. The block
+    # it gossips at slot 12 says it holds more, and our head (slot 2) misses its parent.
+    core, _ = make_core(blocks=3)
+    connect(core, status=peer_status(0, root(0)))
+    assert core.drain_commands() == []
+    core.handle_event(GossipBlock(PEER_A, b"id", CHAIN[12]), 0.0)
+    request = only_request(core.drain_commands())
+    assert request.peer_id == PEER_A
+    assert request.request == BlocksByRangeRequest(start_slot=3, count=10)
+    assert core.statistics().counters["range_syncs_started"] == 1
+
+
+def test_a_gossip_block_on_a_known_parent_starts_no_range_sync() -> None:
+    core, _ = make_core(blocks=3)
+    connect(core, status=peer_status(0, root(0)))
+    core.handle_event(GossipBlock(PEER_A, b"id", CHAIN[3]), 0.0)
+    assert core.drain_commands() == []
+    assert core.statistics().range_sync_active is False
 
 
 def test_range_blocks_delivered_in_order_and_resume_after_break() -> None:
