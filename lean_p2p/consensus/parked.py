@@ -117,6 +117,12 @@ class ParkedBlockPool:
         return root in self._parked
 
     @loop_only
+    def highest_slot(self) -> int | None:
+        """The highest slot of a waiting block (None when none waits): the network is at
+        least there, whatever this node's head says."""
+        return max((parked.block.block.slot for parked in self._parked.values()), default=None)
+
+    @loop_only
     def park(self, root: bytes, signed_block: SignedBlock, now: float) -> bool:
         """Park ``signed_block`` (whose root is ``root``); False if it already waits here."""
         if root in self._parked:

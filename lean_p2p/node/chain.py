@@ -109,6 +109,9 @@ MAX_PARKED_BLOCKS = 1024
 #: Slots behind the current one for which a validator's first vote is remembered; a
 #: second vote by it in one of them is IGNOREd (older votes are refused by the store).
 VOTE_MEMORY_SLOTS = 64
+#: How far (slots) a head may lag the clock before blocks waiting above it pause the
+#: validators (see ``ChainService._paused_for_sync``).
+SYNC_LAG_SLOTS = 2
 
 #: Rejections that depend on what this node has seen, or on its clock: the message may
 #: be valid in another view, so it is IGNOREd and its sender not penalized.
@@ -196,6 +199,7 @@ class ChainService:
         self.last_aggregate_coverage = 0  # validators in the latest aggregate seen
         self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor}
         self.parked = ParkedBlockPool(max_blocks=max_parked)
+        self._duties_paused = False
         self._signer: Signer = signer if signer is not None else PlaceholderSigner()
         self._validator_count = len(genesis.validator_keys)
         self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
@@ -378,12 +382,37 @@ class ChainService:
         self.counters["aggregates_produced"] += len(aggregates)
         for aggregate in aggregates:
             self.last_aggregate_coverage = aggregate.proof.participants.count()
+        attesters = [index for index, due in duties.items() if Duty.ATTEST in due]
+        if (proposing or attesters) and self._paused_for_sync(slot):
+            self.counters["duties_skipped_syncing"] += int(proposing) + len(attesters)
+            return requests
         if proposing:
             requests += self._propose(slot, proposer)
-        attesters = [index for index, due in duties.items() if Duty.ATTEST in due]
         if attesters:
             requests += self._attest(slot, attesters)
         return requests
+
+    def _paused_for_sync(self, slot: int) -> bool:
+        """Whether this node is still catching up, so its validators wait.
+
+        It is when its head lags the clock by more than :data:`SYNC_LAG_SLOTS` while it
+        holds blocks from the network above its head that cannot import yet (their
+        parents are on the way): a block or vote now would build on a head the network
+        has left. A late joiner of ours once proposed on genesis that way, and a node
+        that synced from it followed it onto that fork. A network that stalls (no newer
+        blocks anywhere) never pauses anyone, and a peer that sends orphans cannot
+        pause a node whose head keeps up with the clock.
+        """
+        head_slot = self.store.blocks[self.store.head].slot
+        tip = self.parked.highest_slot() if slot - head_slot > SYNC_LAG_SLOTS else None
+        paused = tip is not None and tip > head_slot
+        if paused != self._duties_paused:
+            self._duties_paused = paused
+            logger.info(
+                "validator duties paused: catching up" if paused else "validator duties resumed",
+                extra={"slot": slot, "head_slot": head_slot, "network_slot": tip},
+            )
+        return paused
 
     def _on_input(self, value: ToChain) -> GossipVerdict | VerifySignatures | None:
         match value:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
+
+import pytest
 
 from lean_p2p.consensus.config import MILLISECONDS_PER_INTERVAL
 from lean_p2p.consensus.errors import RejectionReason
@@ -345,3 +348,46 @@ def test_with_verify_async_a_vote_that_fails_before_its_signature_is_never_sent_
         ReportGossip(b"u", GossipVerdict.IGNORE)
     ]
     assert chain.awaiting_verification == 0
+
+
+def _duties_at_slot(chain: ChainService, slot: int) -> list[type]:
+    """Everything the chain asks for over ``slot``'s five intervals, by kind."""
+    kinds: list[type] = []
+    for interval in range(slot * 5, slot * 5 + 5):
+        kinds += [type(request) for request in chain.on_interval(interval)]
+    return kinds
+
+
+def test_a_node_that_lags_behind_blocks_it_holds_pauses_its_validators(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Validator 1 proposes at slots 1, 5 and 9; the node sees no other block until slot
+    # 8, when one arrives whose parent it does not have: the network is ahead of its
+    # head (its own block at slot 5), and a block or vote now would fork off it.
+    chain = _service(validator_indices=(1,))
+    for interval in range(1, 8 * 5):
+        chain.on_interval(interval)
+    orphan, root = _orphan(b"\x07" * 32, 8)
+    chain.on_input(BlockReceived(orphan, root, "peer", BlockSource.GOSSIP))
+    with caplog.at_level(logging.INFO, logger="lean_p2p.node.chain"):
+        assert _duties_at_slot(chain, 9) == []
+    assert chain.counters["duties_skipped_syncing"] == 2  # its proposal and its vote
+    assert chain.summary().head_slot == 5
+    assert "validator duties paused: catching up" in caplog.text
+
+
+def test_a_stalled_network_or_a_fresh_head_does_not_pause_validators() -> None:
+    # Nothing waits above the head: the network itself is quiet, duties go on.
+    quiet = _service(validator_indices=(1,))
+    for interval in range(1, 9 * 5):
+        quiet.on_interval(interval)
+    assert PublishBlock in _duties_at_slot(quiet, 9)
+    # An orphan arrives, but the head keeps up with the clock: nothing to catch up.
+    fresh = _service(validator_indices=(0, 1, 2, 3))
+    for interval in range(1, 4 * 5):
+        fresh.on_interval(interval)
+    assert fresh.summary().head_slot == 3
+    orphan, root = _orphan(b"\x07" * 32, 4)
+    fresh.on_input(BlockReceived(orphan, root, "peer", BlockSource.GOSSIP))
+    assert PublishBlock in _duties_at_slot(fresh, 4)
+    assert fresh.counters["duties_skipped_syncing"] == 0
