@@ -366,12 +366,12 @@ STAND_IN_MODULES: dict[str, str] = {
     ),
 }
 
-#: Environment variable telling the launcher to apply its three changes (see below).
+#: Environment variable telling the launcher to apply its five changes (see below).
 CHANGES_VARIABLE = "INTEROP_LEANSPEC_CHANGES"
 
 #: Starts leanSpec's own CLI (``lean_spec.cli.main``). Always: logs what its BlocksByRoot
 #: and BlocksByRange requesters hand back to its sync (logging only). With
-#: CHANGES_VARIABLE=1, three changes, each the smallest for one defect; the first two
+#: CHANGES_VARIABLE=1, five changes, each the smallest for one defect; the first two
 #: let one direction of BlocksByRoot work each:
 #: 1. its responder gets a block lookup (leanSpec never calls ``set_block_lookup``);
 #: 2. a stream's ``close()`` after ``finish_write()`` no longer raises: its BlocksByRoot
@@ -380,15 +380,22 @@ CHANGES_VARIABLE = "INTEROP_LEANSPEC_CHANGES"
 #: 3. an attestation target behind the head's justified checkpoint becomes that
 #:    checkpoint (its issue #1206, fix proposed in #1207): otherwise an assertion in
 #:    ``produce_attestation_data`` ends the node when the walk lands there, which a
-#:    devnet of ours beside it reached within a minute.
+#:    devnet of ours beside it reached within a minute;
+#: 4. blocks it backfilled are imported once their parent is in its store: its head
+#:    sync imports a cached block only as a descendant of a block it has just
+#:    processed, so a node that joins late caches the chain and never imports it;
+#: 5. its BlocksByRange responder gets a lookup (its canonical chain, blocks wrapped
+#:    in an empty proof): like the BlocksByRoot one, it is never given any.
 LAUNCHER = """\
 import logging
 import os
+from collections import deque
 
 from lean_spec.cli.main import main
 from lean_spec.node.networking.client.reqresp_client import ReqRespClient
 from lean_spec.node.networking.transport.quic.stream import QuicStream
 from lean_spec.node.node import Node
+from lean_spec.node.sync.service import SyncService
 from lean_spec.spec.crypto.merkleization import hash_tree_root
 from lean_spec.spec.forks import SignedBlock
 from lean_spec.spec.forks.lstar.containers import MultiMessageAggregate
@@ -433,6 +440,23 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
 
         config.event_source.set_block_lookup(lookup)
         logger.info("change 1: BlocksByRoot responder reads the node's store")
+
+        async def lookup_by_slot(slot):
+            # Its canonical block at ``slot``: walk back from the head.
+            store = node.sync_service.store
+            root = store.head
+            while root in store.blocks:
+                block = store.blocks[root]
+                if block.slot <= slot:
+                    if block.slot != slot:
+                        return None
+                    empty_proof = MultiMessageAggregate(proof=ByteList512KiB(data=b""))
+                    return SignedBlock(block=block, proof=empty_proof)
+                root = block.parent_root
+            return None
+
+        config.event_source._reqresp_handler.block_by_slot_lookup = lookup_by_slot
+        logger.info("change 5: BlocksByRange responder reads the node's store")
         return node
 
     async def _close_after_half_close(self):
@@ -462,6 +486,37 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
 
     ValidatorDutiesMixin.get_attestation_target = _target_not_behind_source
     logger.info("change 3: an attestation target behind its source is clamped to the source")
+
+    _on_gossip_block = SyncService.on_gossip_block
+
+    async def _on_gossip_block_then_import_backfilled(self, block, peer_id):
+        await _on_gossip_block(self, block, peer_id)
+        # Its head sync imports a cached block only as a descendant of a block it has
+        # just processed: blocks backfilled onto a parent already in its store (all of
+        # them, for a node that joins late) would wait for ever.
+        cache = self.block_cache
+        known = list(self.store.blocks)
+        ready = deque(child for root in known for child in cache.get_children(root))
+        imported = 0
+        while ready:
+            pending = ready.popleft()
+            self.block_cache.remove(pending.root)
+            if pending.root in self.store.blocks:
+                continue
+            try:
+                self.store = self.process_block(self.store, pending.block)
+            except Exception as error:
+                logger.debug("backfilled block at slot %s refused: %s", pending.slot, error)
+                continue
+            imported += 1
+            ready.extend(self.block_cache.get_children(pending.root))
+        if imported:
+            logger.info("change 4 applied: imported %d backfilled block(s)", imported)
+            self._replay_pending_attestations()
+            await self._check_sync_complete()
+
+    SyncService.on_gossip_block = _on_gossip_block_then_import_backfilled
+    logger.info("change 4: backfilled blocks whose parent is known are imported")
 
 main()
 """
@@ -1316,7 +1371,7 @@ def run_interop(arguments: argparse.Namespace) -> int:
                 validator_keys=validator_keys,
                 aggregator=arguments.aggregator,
             )
-            mode = "stock" if arguments.stock else "with the three changes"
+            mode = "stock" if arguments.stock else "with the five changes"
             role = f"validator {LEANSPEC_VALIDATOR_INDEX}" if arguments.validator else "passive"
             role += ", aggregator" if arguments.aggregator else ""
             progress(f"starting leanSpec ({role}, {mode}) on {listen}; log: {log_path}")
