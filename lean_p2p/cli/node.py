@@ -35,6 +35,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     parser.add_argument(
+        "--bootnode",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="dial this peer (/ip4/../udp/../quic-v1/p2p/<peer id>) instead of the devnet's "
+        "nodes.yaml; repeatable",
+    )
+    parser.add_argument(
         "--accept-empty-proofs",
         action="store_true",
         help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
@@ -50,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         config = load_node_config(args.devnet, args.name, record_path=args.record)
+        if args.bootnode:
+            config = dataclasses.replace(config, bootnodes=tuple(_checked(args.bootnode)))
         if args.accept_empty_proofs:
             if config.keystore is None:
                 raise DevnetConfigError(
@@ -61,6 +71,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"lean-p2p node: {error}")
         return 2
     return run_loop(lambda stop: _main(node, args, stop), use_uvloop=not args.no_uvloop)
+
+
+def _checked(addresses: list[str]) -> list[str]:
+    """Each ``--bootnode`` must name its peer: a dial is checked against that identity."""
+    from lean_p2p.node.config import DevnetConfigError
+    from lean_p2p.p2p.core import bootnode_peer_id
+
+    for address in addresses:
+        if bootnode_peer_id(address) is None:
+            raise DevnetConfigError(f"--bootnode {address}: expected .../p2p/<peer id>")
+    return addresses
 
 
 def _build(config: NodeConfig) -> Node:

@@ -189,6 +189,7 @@ def write_devnet(
     aggregators: int = 1,
     validator_keys: Sequence[tuple[bytes, bytes]] | None = None,
     other_nodes: Sequence[str] = (),
+    unlisted_nodes: int = 0,
 ) -> list[NodeEntry]:
     """Generate a devnet directory: keys, config, validator assignment and ENRs.
 
@@ -202,10 +203,13 @@ def write_devnet(
     ``other_nodes`` names nodes of another implementation (leanSpec's node reads its
     indices from ``validators.yaml`` by ``--node-id``): they get validators but no entry
     in ``validator-config.yaml`` or ``nodes.yaml``, since their keys and addresses are
-    theirs to choose.
+    theirs to choose. The last ``unlisted_nodes`` of ours are left out of ``nodes.yaml``:
+    nobody dials them, they join through the bootnodes they are given.
     """
     if nodes < 1 or validators < 1:
         raise DevnetConfigError("a devnet needs at least one node and one validator")
+    if not 0 <= unlisted_nodes < nodes:
+        raise DevnetConfigError("at least one of our nodes is listed in nodes.yaml")
     owners = nodes + len(other_nodes)
     if len(set(other_nodes)) != len(other_nodes) or any(
         name.startswith("lean_p2p_") for name in other_nodes
@@ -247,7 +251,8 @@ def write_devnet(
         directory / VALIDATORS_FILE,
         {name: list(range(index, validators, owners)) for index, name in enumerate(names)},
     )
-    _write_yaml(directory / NODES_FILE, [entry.enr().text() for entry in entries])
+    listed = entries[: len(entries) - unlisted_nodes]
+    _write_yaml(directory / NODES_FILE, [entry.enr().text() for entry in listed])
     for entry in entries:
         entry.key.write(directory / f"{entry.name}.key")
     return entries

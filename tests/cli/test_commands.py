@@ -102,6 +102,20 @@ def test_node_accepts_empty_proofs_only_in_a_devnet_that_signs(
     )
 
 
+def test_node_bootnodes_must_name_their_peer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.node.config import write_devnet
+
+    write_devnet(tmp_path, nodes=1, validators=1)
+    arguments = ["node", "--devnet", str(tmp_path), "--name", "lean_p2p_0"]
+    assert main([*arguments, "--bootnode", "/ip4/127.0.0.1/udp/9000/quic-v1"]) == 2
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line == (
+        "lean-p2p node: --bootnode /ip4/127.0.0.1/udp/9000/quic-v1: expected .../p2p/<peer id>"
+    )
+
+
 def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--nodes", "0"]) == 2
 

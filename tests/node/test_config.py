@@ -69,6 +69,18 @@ def test_another_implementations_nodes_get_validators_and_no_entry(tmp_path: Pat
         load_node_config(tmp_path, "lean_spec_0")
 
 
+def test_unlisted_nodes_are_left_out_of_nodes_yaml(tmp_path: Path) -> None:
+    entries = write_devnet(tmp_path, nodes=3, validators=3, unlisted_nodes=1)
+    _, loaded, records = load_devnet(tmp_path)
+    assert len(loaded) == 3
+    assert [record.peer_id for record in records] == [e.key.peer_id for e in entries[:2]]
+    # the unlisted node still runs from the files; the listed ones never dial it
+    assert len(load_node_config(tmp_path, entries[2].name).bootnodes) == 2
+    assert entries[2].key.peer_id not in str(load_node_config(tmp_path, entries[0].name).bootnodes)
+    with pytest.raises(DevnetConfigError, match="at least one of our nodes is listed"):
+        write_devnet(tmp_path, nodes=1, validators=1, unlisted_nodes=1)
+
+
 @pytest.mark.parametrize("names", [("x", "x"), ("lean_p2p_5",)])
 def test_other_nodes_need_names_of_their_own(tmp_path: Path, names: tuple[str, ...]) -> None:
     with pytest.raises(DevnetConfigError, match="distinct names of their own"):
