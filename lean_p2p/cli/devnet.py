@@ -9,6 +9,12 @@ the summary: ``finalized_slot``, ``justified_slot``, ``head_agreement``, ``lost_
 Exit code 0 only if heads agree, nothing was lost, finality moved and every node exited
 cleanly; otherwise 1, with one line on stderr per reason. Ctrl-C stops the nodes in
 order and prints the summary so far (exit code 130).
+
+``--leanspec K`` adds K leanSpec nodes (a mixed devnet, :mod:`lean_p2p.tools.devnet`):
+the progress line then shows every node's head/justified/finalized, the end a table of
+each node and its implementation, and the summary ``implementations_agree``. leanSpec
+runs on ``--leanspec-python``, or on a venv built with the shared
+``setup-leanspec.sh`` into the cache directory (``--leanspec-cache``) on first use.
 """
 
 from __future__ import annotations
@@ -49,6 +55,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: real XMSS keys, every node verifies)",
     )
     parser.add_argument("--seed", help="make the validators' keys from this text (default: random)")
+    parser.add_argument(
+        "--leanspec",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also run K leanSpec nodes on the same genesis, validators split between the "
+        "implementations (default 0)",
+    )
+    parser.add_argument(
+        "--leanspec-python",
+        type=Path,
+        help="the python of a venv made by setup-leanspec.sh (default: build one into the "
+        "cache directory on first use, about two minutes)",
+    )
+    parser.add_argument(
+        "--late-join",
+        type=float,
+        metavar="SECONDS",
+        help="start the last node of each kind this long after genesis (ours then joins "
+        "through leanSpec's nodes alone, leanSpec's through ours) and report its catch-up",
+    )
+    parser.add_argument(
+        "--restart-at",
+        type=float,
+        metavar="SECONDS",
+        help="restart one running node of each kind this long after genesis and report "
+        "its catch-up",
+    )
+    parser.add_argument(
+        "--leanspec-cache",
+        type=Path,
+        help="where a built leanSpec venv is kept (default: $LEAN_P2P_CACHE, else "
+        "~/.cache/lean-p2p)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
         DevnetOptions,
         check_signing_options,
         devnet_failures,
+        joins_table_text,
+        nodes_table_text,
         run_devnet,
     )
+    from lean_p2p.tools.leanspec import LeanSpecUnavailable
     from lean_p2p.tools.running import run_loop, say
 
     if args.nodes < 1 or args.validators < 1:
@@ -74,12 +117,26 @@ def run(args: argparse.Namespace) -> int:
         signatures="mocked" if args.mocked_signatures else "real",
         scheme=args.scheme,
         seed=args.seed.encode() if args.seed is not None else None,
+        leanspec=args.leanspec,
+        leanspec_python=args.leanspec_python,
+        leanspec_cache=args.leanspec_cache,
+        late_join=args.late_join,
+        restart_at=args.restart_at,
     )
     problem = check_signing_options(options)
     if problem is not None:
         print(f"lean-p2p devnet: {problem}")
         return 2
-    summary = run_loop(lambda stop: run_devnet(options, stop=stop))
+    try:
+        summary = run_loop(lambda stop: run_devnet(options, stop=stop))
+    except LeanSpecUnavailable as error:
+        print(f"lean-p2p devnet: {error}")
+        return 2
+    table = nodes_table_text(summary)
+    if table:
+        print(f"\nevery node at the end:\n{table}\n", flush=True)
+    if summary.get("joins"):
+        print(f"late and restarted nodes:\n{joins_table_text(summary)}\n", flush=True)
     headline = {
         key: summary[key]
         for key in (
@@ -93,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
             "handled_events",
             "exit_codes",
             "interrupted",
+            "implementations_agree",
         )
+        if key in summary
     }
     print("summary: " + json.dumps(headline), flush=True)
     if args.json is not None:

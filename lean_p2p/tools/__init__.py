@@ -13,6 +13,8 @@ scenario needs; its module docstring says which.
 
 - ``bench/``            ``lean-p2p bench NAME``: side-by-side benchmarks, a table and JSON
 - ``devnet``            ``lean-p2p devnet``: N node processes on loopback, live progress
+                        (``--leanspec K``: leanSpec's nodes beside ours on one genesis)
+- ``leanspec``          leanSpec's node as a devnet member: its venv, processes, answers
 - ``soak``              ``lean-p2p soak``: a long devnet with a kill, a pause and chaos
 - ``profile``           ``lean-p2p profile``: a node under synthetic load
 - ``stress``            ``lean-p2p stress``: the mailbox's exactly-once check at scale

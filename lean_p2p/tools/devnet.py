@@ -11,12 +11,25 @@ Summary keys: ``finalized_slot`` and ``justified_slot`` (lowest over nodes at th
 ``head_agreement`` (every node reported, and their head slots differ by at most one),
 ``lost_events`` (events accepted by a mailbox and never handled, summed over nodes),
 plus the finalization history sampled each second and per-node reports.
+
+With ``leanspec`` > 0 the devnet is mixed: that many leanSpec nodes
+(:mod:`lean_p2p.tools.leanspec`) run beside ours on the same genesis, validators
+assigned round-robin over every node of either kind, each signing with the devnet's
+XMSS keys (leanSpec reads the same keystore). They dial our nodes; our nodes accept
+the empty proofs of leanSpec's stand-in prover (``lean-p2p node --accept-empty-proofs``).
+Every node's head, justified and finalized checkpoints are polled from its
+``/lean/v0/fork_choice`` each second, and once more at the end until they settle;
+``implementations_agree`` says every node of either kind then stood on the same
+finalized root, and ``nodes_table`` holds that last view. leanSpec's log lines at
+ERROR are failures, except the explained ones
+(:data:`~lean_p2p.tools.leanspec.LEANSPEC_EXPLAINED_ERRORS`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -26,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +52,16 @@ from lean_p2p.containers.scheme import SCHEMES
 from lean_p2p.crypto import KeyGenerationStopped
 from lean_p2p.node.config import NodeEntry, write_devnet
 from lean_p2p.node.keys import generate_validator_keys, write_keystore
+from lean_p2p.tools.leanspec import (
+    NODE_PREFIX,
+    LeanSpecNode,
+    LeanSpecUnavailable,
+    error_lines,
+    leanspec_environment,
+    leanspec_python,
+    poll_fork_choice,
+)
+from lean_p2p.tools.report import format_table
 from lean_p2p.tools.running import INTERRUPTS
 
 __all__ = [
@@ -49,7 +72,9 @@ __all__ = [
     "devnet_succeeded",
     "finality_cadence",
     "free_ports",
+    "joins_table_text",
     "kill_all",
+    "nodes_table_text",
     "poll_report",
     "read_report",
     "run_devnet",
@@ -74,6 +99,16 @@ class DevnetOptions:
     signatures: str = "real"
     scheme: str = "test"  # the XMSS parameter set of real signatures
     seed: bytes | None = None  # the validators' keys; None: a fresh one
+    #: leanSpec nodes beside ours (a mixed devnet), and the interpreter that runs them
+    #: (None: the one built earlier into ``leanspec_cache``, or build it there)
+    leanspec: int = 0
+    leanspec_python: Path | None = None
+    leanspec_cache: Path | None = None
+    #: seconds after genesis at which the last node of each kind starts (None: all start
+    #: together). Ours then joins through leanSpec's nodes alone, leanSpec's through ours.
+    late_join: float | None = None
+    #: seconds after genesis at which one running node of each kind is restarted
+    restart_at: float | None = None
 
 
 @dataclass
@@ -115,10 +150,12 @@ class DevnetProcess:
             command += ["--record", str(self.directory / f"{self.name}.rec")]
         return command
 
-    def start(self, options: DevnetOptions) -> None:
-        with self.log_path.open("wb") as log:
+    def start(self, options: DevnetOptions, extra: Sequence[str] = ()) -> None:
+        """Start it; a restart appends to its log."""
+        mode = "ab" if self.process is not None else "wb"
+        with self.log_path.open(mode) as log:
             self.process = subprocess.Popen(
-                self.command(options), stdout=log, stderr=subprocess.STDOUT
+                [*self.command(options), *extra], stdout=log, stderr=subprocess.STDOUT
             )
 
     def signal(self, signum: int) -> None:
@@ -133,6 +170,25 @@ def devnet_slots(duration: float) -> int:
 
 def check_signing_options(options: DevnetOptions) -> str | None:
     """Why the options cannot run, in one line; None if they can."""
+    if options.leanspec < 0:
+        return f"--leanspec counts leanSpec nodes: {options.leanspec} is below zero"
+    if options.leanspec and options.signatures != "real":
+        return "leanSpec's nodes verify every vote's XMSS signature: drop --mocked-signatures"
+    for name, value in (("late-join", options.late_join), ("restart-at", options.restart_at)):
+        if value is not None and not 0 < value < options.duration:
+            return f"--{name} {value:g} must fall inside the run (0 to {options.duration:g} s)"
+    if options.late_join is not None and (options.nodes < 2 or options.leanspec == 1):
+        return (
+            "--late-join holds back the last node of each kind: run at least two nodes of "
+            "each kind in use"
+        )
+    if options.restart_at is not None and options.nodes < 2 + (options.late_join is not None):
+        return "--restart-at restarts a node other than the aggregator: add a node"
+    if options.leanspec and options.scheme != "test":
+        return (
+            "leanSpec's nodes sign and verify in pure Python: a mixed devnet runs the test "
+            "scheme only"
+        )
     if options.signatures not in ("real", "mocked"):
         return f"signatures must be 'real' or 'mocked', not {options.signatures!r}"
     if options.scheme not in SCHEMES:
@@ -211,23 +267,70 @@ async def poll_report(session: aiohttp.ClientSession, port: int | None) -> dict[
         return None
 
 
-def _progress_row(
-    elapsed: float, reports: Sequence[dict[str, Any] | None], events_per_second: float
-) -> dict[str, Any]:
-    live = [report for report in reports if report is not None]
-    if not live:
-        return {"t": round(elapsed, 1), "up": 0}
+def _view_of_report(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Our node's report in the shape of :func:`~lean_p2p.tools.leanspec.fork_choice_view`."""
+    if report is None:
+        return None
     return {
-        "t": round(elapsed, 1),
-        "up": len(live),
-        "slot": max(r["current_slot"] for r in live),
-        "head": f"{min(r['head_slot'] for r in live)}-{max(r['head_slot'] for r in live)}",
-        "justified": min(r["justified_slot"] for r in live),
-        "finalized": min(r["finalized_slot"] for r in live),
-        "peers": min(r["peers"] for r in live),
-        "events/s": round(events_per_second),
-        "drops": sum(r["dropped"] for r in live),
+        "head_slot": report["head_slot"],
+        "head_root": str(report["head_root"]).removeprefix("0x"),
+        "justified_slot": report["justified_slot"],
+        "finalized_slot": report["finalized_slot"],
+        "finalized_root": str(report["finalized_root"]).removeprefix("0x"),
     }
+
+
+def _short_name(name: str) -> str:
+    """``lean_p2p_3`` -> ``p3``, ``lean_spec_1`` -> ``s1``: one progress line fits."""
+    for prefix, short in (("lean_p2p_", "p"), (NODE_PREFIX, "s")):
+        if name.startswith(prefix):
+            return short + name.removeprefix(prefix)
+    return name
+
+
+def _progress_row(
+    elapsed: float,
+    reports: Sequence[dict[str, Any] | None],
+    events_per_second: float,
+    views: Sequence[tuple[str, dict[str, Any] | None]] = (),
+) -> dict[str, Any]:
+    """One progress line: head range, justified and finalized (lowest) over every node
+    that answered, of either kind; peers, events and drops from ours; and with
+    ``views`` (name, view) each node's head/justified/finalized."""
+    live = [report for report in reports if report is not None]
+    answered = [view for _, view in views if view is not None] or [
+        view for view in map(_view_of_report, live) if view is not None
+    ]
+    row: dict[str, Any] = {"t": round(elapsed, 1), "up": len(answered)}
+    if answered:
+        heads = [view["head_slot"] for view in answered if view["head_slot"] is not None]
+        row.update(
+            {
+                "head": f"{min(heads)}-{max(heads)}" if heads else "-",
+                "justified": min(view["justified_slot"] for view in answered),
+                "finalized": min(view["finalized_slot"] for view in answered),
+            }
+        )
+    if live:
+        row.update(
+            {
+                "slot": max(r["current_slot"] for r in live),
+                "peers": min(r["peers"] for r in live),
+                "events/s": round(events_per_second),
+                "drops": sum(r["dropped"] for r in live),
+            }
+        )
+    if views:
+        row["nodes"] = " ".join(
+            f"{_short_name(name)}:"
+            + (
+                "down"
+                if view is None
+                else f"{view['head_slot']}/{view['justified_slot']}/{view['finalized_slot']}"
+            )
+            for name, view in views
+        )
+    return row
 
 
 _PROGRESS_COLUMNS = (
@@ -240,11 +343,16 @@ _PROGRESS_COLUMNS = (
     "peers",
     "events/s",
     "drops",
+    "nodes",
 )
 
 
 def _format_progress(row: dict[str, Any]) -> str:
-    return "  ".join(f"{column}={row.get(column, '-')}" for column in _PROGRESS_COLUMNS)
+    return "  ".join(
+        f"{column}={row.get(column, '-')}"
+        for column in _PROGRESS_COLUMNS
+        if column != "nodes" or column in row
+    )
 
 
 async def run_devnet(
@@ -253,58 +361,114 @@ async def run_devnet(
     stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """Run the devnet to its end, or until ``stop`` is set (the summary then says
-    ``interrupted``); either way every node is stopped in order and reports."""
+    ``interrupted``); either way every node is stopped in order and reports.
+
+    Raises :class:`~lean_p2p.tools.leanspec.LeanSpecUnavailable` when a mixed devnet
+    has no interpreter for leanSpec's node and cannot build one."""
     directory = options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))
+    directory.mkdir(parents=True, exist_ok=True)
     stop = stop if stop is not None else asyncio.Event()
     validator_keys = None
-    if options.signatures == "real":
-        # Key generation runs in a worker thread; Ctrl-C (``stop``) halts it within a
-        # fraction of a second, and the run ends there.
-        halt = threading.Event()
-        relay = asyncio.ensure_future(_relay_stop(stop, halt))
-        try:
-            validator_keys = await asyncio.to_thread(_make_keystore, options, directory, show, halt)
-        except KeyGenerationStopped:
-            summary = _summary(
-                options,
-                processes=[],
-                exit_codes=[],
-                history=[],
-                directory=directory,
-                genesis_time=0,
-            )
-            summary["interrupted"] = True
-            return summary
-        finally:
-            relay.cancel()
+    # Worker threads (building leanSpec's venv, key generation) ask ``halt``; Ctrl-C
+    # (``stop``) sets it, and they end within a fraction of a second.
+    halt = threading.Event()
+    relay = asyncio.ensure_future(_relay_stop(stop, halt))
+    python: Path | None = None
+    try:
+        if options.leanspec:
+            try:
+                python = await asyncio.to_thread(
+                    leanspec_python,
+                    options.leanspec_python,
+                    cache=options.leanspec_cache,
+                    show=show,
+                    should_stop=halt.is_set,
+                )
+            except LeanSpecUnavailable:
+                if not stop.is_set():
+                    raise
+                return _interrupted_summary(options, directory)
+        if options.signatures == "real":
+            try:
+                validator_keys = await asyncio.to_thread(
+                    _make_keystore, options, directory, show, halt
+                )
+            except KeyGenerationStopped:
+                return _interrupted_summary(options, directory)
+    finally:
+        relay.cancel()
     genesis_time = int(time.time() + options.genesis_delay)
+    owners = options.nodes + options.leanspec
+    quic_ports = free_ports(owners, socket.SOCK_DGRAM)
+    api_ports = free_ports(owners, socket.SOCK_STREAM)
+    leanspec_nodes = [
+        LeanSpecNode(
+            name=f"{NODE_PREFIX}{index}",
+            directory=directory,
+            listen_port=quic_ports[options.nodes + index],
+            api_port=api_ports[options.nodes + index],
+            # its first node aggregates too: aggregates then flow both ways
+            is_aggregator=index == 0 and index < options.validators - options.nodes,
+        )
+        for index in range(options.leanspec)
+    ]
+    late = options.late_join is not None
     entries = write_devnet(
         directory,
         nodes=options.nodes,
         validators=options.validators,
         genesis_time=genesis_time,
-        quic_ports=free_ports(options.nodes, socket.SOCK_DGRAM),
-        api_ports=free_ports(options.nodes, socket.SOCK_STREAM),
+        quic_ports=quic_ports[: options.nodes],
+        api_ports=api_ports[: options.nodes],
         validator_keys=validator_keys,
+        other_nodes=[node.name for node in leanspec_nodes],
+        # our late joiner comes in through leanSpec's nodes alone: nobody dials it
+        unlisted_nodes=1 if late and leanspec_nodes else 0,
     )
     processes = [DevnetProcess(entry, directory) for entry in entries]
+    if leanspec_nodes:
+        options = dataclasses.replace(
+            options, extra_node_args=(*options.extra_node_args, "--accept-empty-proofs")
+        )
     signing = f"{options.scheme} XMSS keys" if options.signatures == "real" else "mocked signatures"
+    mixed = f" and {options.leanspec} leanSpec nodes" if leanspec_nodes else ""
     show(
-        f"devnet: {options.nodes} nodes, {options.validators} validators ({signing}), "
+        f"devnet: {options.nodes} nodes{mixed}, {options.validators} validators ({signing}), "
         f"genesis in {genesis_time - time.time():.0f}s, running {options.duration:.0f}s "
         f"after genesis, files in {directory}"
     )
     history: list[dict[str, Any]] = []
+    views: list[tuple[str, dict[str, Any] | None]] = []
+    cross = CrossImports()
+    launch = _Launch(
+        options,
+        processes,
+        leanspec_nodes=leanspec_nodes,
+        python=python,
+        directory=directory,
+        show=show,
+    )
     # A second Ctrl-C exits at once: the node processes must not outlive us then.
-    with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes)):
-        for process in processes:
-            process.start(options)
+    with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes, leanspec_nodes)):
         try:
-            history = await _watch(
-                processes, genesis_time + options.duration, genesis_time, show, stop
+            launch.start_on_time()
+            history, views = await _watch(
+                processes,
+                leanspec_nodes,
+                end_time=genesis_time + options.duration,
+                genesis_time=genesis_time,
+                show=show,
+                stop=stop,
+                cross=cross,
+                launch=launch,
             )
         finally:
+            for node in leanspec_nodes:  # both kinds stop together
+                node.signal(signal.SIGTERM)
             exit_codes = await stop_all(processes)
+            await asyncio.gather(
+                *(asyncio.to_thread(node.wait, _STOP_TIMEOUT) for node in leanspec_nodes)
+            )
     summary = _summary(
         options,
         processes=processes,
@@ -312,19 +476,217 @@ async def run_devnet(
         history=history,
         directory=directory,
         genesis_time=genesis_time,
+        leanspec_nodes=leanspec_nodes,
+        views=views,
+        cross=cross,
     )
+    summary["joins"] = [join.as_dict() for join in launch.joins]
+    summary["restart_exit_codes"] = launch.restart_exit_codes
     summary["interrupted"] = stop.is_set()
     return summary
 
 
+def _interrupted_summary(options: DevnetOptions, directory: Path) -> dict[str, Any]:
+    summary = _summary(
+        options, processes=[], exit_codes=[], history=[], directory=directory, genesis_time=0
+    )
+    summary["interrupted"] = True
+    return summary
+
+
+#: Seconds per slot: a late or restarted node's catch-up is also given in slots.
+_SLOT_SECONDS = MILLISECONDS_PER_INTERVAL * INTERVALS_PER_SLOT / 1000
+
+
+@dataclass
+class Join:
+    """A node that started after the others (``late``) or again (``restart``)."""
+
+    node: str
+    implementation: str
+    kind: str
+    started_at: float  # seconds after genesis
+    #: seconds after genesis when its head first reached the lowest head of the nodes
+    #: that ran throughout (None: never, by the end)
+    caught_up_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        after = None if self.caught_up_at is None else self.caught_up_at - self.started_at
+        return {
+            "node": self.node,
+            "implementation": self.implementation,
+            "kind": self.kind,
+            "started_at_s": round(self.started_at, 1),
+            "caught_up_after_s": None if after is None else round(after, 1),
+            "caught_up_after_slots": None if after is None else round(after / _SLOT_SECONDS, 1),
+        }
+
+
+class _Launch:
+    """Starts every node, on time or on schedule (``--late-join``, ``--restart-at``),
+    and records each late or restarted node's catch-up. The command's loop."""
+
+    def __init__(
+        self,
+        options: DevnetOptions,
+        processes: Sequence[DevnetProcess],
+        *,
+        leanspec_nodes: Sequence[LeanSpecNode],
+        python: Path | None,
+        directory: Path,
+        show: Callable[[str], None],
+    ) -> None:
+        self._options = options
+        self._processes = processes
+        self._leanspec = leanspec_nodes
+        self._python = python
+        self._show = show
+        self._env: dict[str, str] = {}
+        self._launcher: Path | None = None
+        if leanspec_nodes:
+            self._env, self._launcher = leanspec_environment(directory / "leanspec")
+        late = options.late_join is not None
+        self.late_ours = processes[-1] if late else None
+        self.late_theirs = leanspec_nodes[-1] if late and leanspec_nodes else None
+        # Not the aggregators (our first node, leanSpec's first aggregates) unless only
+        # leanSpec's first is left: losing it leaves our aggregator.
+        self.restart_ours = processes[1] if options.restart_at is not None else None
+        self.restart_theirs = (
+            leanspec_nodes[0] if options.restart_at is not None and leanspec_nodes else None
+        )
+        self.joins: list[Join] = []
+        self.restart_exit_codes: list[int | None] = []
+        #: names not expected to run now (late, or between stop and start of a restart)
+        self.down: set[str] = set()
+        self._actions: list[tuple[float, Callable[[float], Awaitable[None]]]] = []
+        if options.late_join is not None:
+            self._actions.append((options.late_join, self._start_late))
+            self.down |= {n.name for n in (self.late_ours, self.late_theirs) if n is not None}
+        if options.restart_at is not None:
+            self._actions.append((options.restart_at, self._restart))
+        self._actions.sort(key=lambda action: action[0])
+
+    def _our_bootnodes(self) -> list[str]:
+        """Where leanSpec's nodes dial in: ours that run (our late joiner once started)."""
+        return [
+            p.entry.enr().dial_multiaddr()
+            for p in self._processes
+            if p is not self.late_ours or p.process is not None
+        ]
+
+    def _start_leanspec(self, node: LeanSpecNode) -> None:
+        assert self._python is not None and self._launcher is not None
+        node.start(self._python, self._launcher, self._our_bootnodes(), self._env)
+        role = ", aggregator" if node.is_aggregator else ""
+        self._show(
+            f"devnet: started {node.name} (leanSpec{role}) on {node.listen_address}, "
+            f"API port {node.api_port}; its three known defects are worked around "
+            f"(see docs/interop.md); log: {node.log_path}"
+        )
+
+    def start_on_time(self) -> None:
+        for process in self._processes:
+            if process is not self.late_ours:
+                process.start(self._options)
+        for node in self._leanspec:
+            if node is not self.late_theirs:
+                self._start_leanspec(node)
+
+    async def run_due(self, elapsed: float) -> None:
+        """Run the scheduled starts whose time (seconds after genesis) has come."""
+        while self._actions and self._actions[0][0] <= elapsed:
+            _, action = self._actions.pop(0)
+            await action(elapsed)
+
+    async def _start_late(self, elapsed: float) -> None:
+        if self.late_ours is not None:
+            extra: list[str] = []
+            for node in self._leanspec:
+                peer_id = node.peer_id() if node is not self.late_theirs else None
+                if peer_id is not None:
+                    extra += ["--bootnode", f"{node.listen_address}/p2p/{peer_id}"]
+            if self._leanspec and not extra:
+                self._show("devnet: no leanSpec peer id in its log; the late node dials ours")
+            self.late_ours.start(self._options, extra)
+            via = "leanSpec's nodes" if extra else "our nodes"
+            self._show(f"devnet: late join: started {self.late_ours.name} (through {via})")
+            self._joined(self.late_ours.name, "lean_p2p", "late", elapsed)
+        if self.late_theirs is not None:
+            self._start_leanspec(self.late_theirs)
+            self._show(f"devnet: late join: started {self.late_theirs.name} (through ours)")
+            self._joined(self.late_theirs.name, "leanSpec", "late", elapsed)
+
+    async def _restart(self, elapsed: float) -> None:
+        ours, theirs = self.restart_ours, self.restart_theirs
+        self.down |= {n.name for n in (ours, theirs) if n is not None}
+        self._show(
+            "devnet: restarting " + " and ".join(n.name for n in (ours, theirs) if n is not None)
+        )
+        if ours is not None:
+            ours.signal(signal.SIGTERM)
+        if theirs is not None:
+            theirs.signal(signal.SIGTERM)
+        if ours is not None and ours.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(ours.process.wait, _STOP_TIMEOUT)
+            self.restart_exit_codes.append(ours.process.poll())
+            # Keep its first life's report: its lost events count too.
+            with contextlib.suppress(OSError):
+                ours.report_path.rename(ours.report_path.with_suffix(".1.json"))
+            report = read_report(ours.report_path.with_suffix(".1.json"))
+            if report is not None:
+                ours.reports.append(report)
+            ours.start(self._options)
+            self._joined(ours.name, "lean_p2p", "restart", elapsed)
+        if theirs is not None:
+            await asyncio.to_thread(theirs.wait, _STOP_TIMEOUT)
+            self._start_leanspec(theirs)
+            self._joined(theirs.name, "leanSpec", "restart", elapsed)
+
+    def _joined(self, name: str, implementation: str, kind: str, elapsed: float) -> None:
+        self.down.discard(name)
+        self.joins.append(Join(name, implementation, kind, elapsed))
+
+    def note_heads(
+        self, elapsed: float, views: Sequence[tuple[str, dict[str, Any] | None]]
+    ) -> None:
+        """Mark each joined node caught up once its head reaches the lowest head of the
+        nodes that ran throughout."""
+        waiting = [join for join in self.joins if join.caught_up_at is None]
+        if not waiting:
+            return
+        joined = {join.node for join in self.joins}
+        steady = [
+            view["head_slot"]
+            for name, view in views
+            if name not in joined and view is not None and view["head_slot"] is not None
+        ]
+        if not steady:
+            return
+        heads = dict(views)
+        for join in waiting:
+            view = heads.get(join.node)
+            head = None if view is None else view["head_slot"]
+            if head is not None and head >= min(steady):
+                join.caught_up_at = elapsed
+
+
 async def _watch(
     processes: Sequence[DevnetProcess],
+    leanspec_nodes: Sequence[LeanSpecNode],
+    *,
     end_time: float,
     genesis_time: float,
     show: Callable[[str], None],
     stop: asyncio.Event,
-) -> list[dict[str, Any]]:
+    cross: CrossImports,
+    launch: _Launch | None = None,
+) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any] | None]]]:
+    """Poll every node once a second until ``end_time``; the history of progress rows
+    and, for a mixed devnet, every node's last (settled) view (each poll also goes
+    into ``cross``)."""
     history: list[dict[str, Any]] = []
+    views: list[tuple[str, dict[str, Any] | None]] = []
     previous_handled: int | None = None
     previous_time = time.monotonic()
     async with aiohttp.ClientSession() as session:
@@ -334,22 +696,115 @@ async def _watch(
             if stop.is_set():
                 show("devnet: interrupted; stopping the nodes")
                 break
-            if any(p.process is not None and p.process.poll() is not None for p in processes):
-                show("devnet: a node process exited early; stopping")
+            if launch is not None:
+                await launch.run_due(time.time() - genesis_time)
+            down = launch.down if launch is not None else set()
+            exited = [
+                p.name
+                for p in processes
+                if p.process is not None and p.process.poll() is not None and p.name not in down
+            ]
+            exited += [
+                n.name
+                for n in leanspec_nodes
+                if n.process is not None and not n.running() and n.name not in down
+            ]
+            if exited:
+                show(f"devnet: {', '.join(exited)} exited early; stopping")
                 break
-            reports = await asyncio.gather(
-                *(poll_report(session, process.entry.api_port) for process in processes)
-            )
+            reports, views = await _poll_all(session, processes, leanspec_nodes)
+            cross.add(views)
+            if launch is not None:
+                launch.note_heads(
+                    time.time() - genesis_time,
+                    views
+                    or [
+                        (p.name, _view_of_report(r))
+                        for p, r in zip(processes, reports, strict=True)
+                    ],
+                )
             now = time.monotonic()
             handled = sum(report["handled"] for report in reports if report is not None)
             rate = 0.0
             if previous_handled is not None and now > previous_time:
                 rate = max(0, handled - previous_handled) / (now - previous_time)
             previous_handled, previous_time = handled, now
-            row = _progress_row(time.time() - genesis_time, reports, rate)
+            row = _progress_row(time.time() - genesis_time, reports, rate, views)
             history.append(row)
             show(_format_progress(row))
-    return history
+        if leanspec_nodes and not stop.is_set():
+            views = await _settled_views(session, processes, leanspec_nodes, views)
+            cross.add(views)
+    return history, views
+
+
+async def _poll_all(
+    session: aiohttp.ClientSession,
+    processes: Sequence[DevnetProcess],
+    leanspec_nodes: Sequence[LeanSpecNode],
+) -> tuple[list[dict[str, Any] | None], list[tuple[str, dict[str, Any] | None]]]:
+    """Our nodes' reports, and (mixed devnet only) every node's fork-choice view, asked
+    of both kinds the same way (``/lean/v0/fork_choice``)."""
+    reports = await asyncio.gather(
+        *(poll_report(session, process.entry.api_port) for process in processes)
+    )
+    if not leanspec_nodes:
+        return list(reports), []
+    ports = [(p.name, p.entry.api_port) for p in processes]
+    ports += [(n.name, n.api_port) for n in leanspec_nodes]
+    answers = await asyncio.gather(*(_fork_choice_of(session, port) for _, port in ports))
+    return list(reports), [(name, view) for (name, _), view in zip(ports, answers, strict=True)]
+
+
+async def _fork_choice_of(
+    session: aiohttp.ClientSession, port: int | None
+) -> dict[str, Any] | None:
+    return None if port is None else await poll_fork_choice(session, port)
+
+
+@dataclass
+class CrossImports:
+    """What each node of a mixed devnet held over the run: blocks of which proposers,
+    and the most votes it counted for one block."""
+
+    proposers: dict[str, set[int]] = field(default_factory=dict)
+    max_weight: dict[str, int] = field(default_factory=dict)
+
+    def add(self, views: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
+        for name, view in views:
+            if view is None:
+                continue
+            self.proposers.setdefault(name, set()).update(view["proposers"])
+            self.max_weight[name] = max(self.max_weight.get(name, 0), view["max_weight"])
+
+
+#: Polls, a second apart, for one view where every node stands on the same finalized
+#: root: finality moves at slot boundaries, so polls of different nodes can straddle one.
+_SETTLE_POLLS = 6
+
+
+async def _settled_views(
+    session: aiohttp.ClientSession,
+    processes: Sequence[DevnetProcess],
+    leanspec_nodes: Sequence[LeanSpecNode],
+    last: list[tuple[str, dict[str, Any] | None]],
+) -> list[tuple[str, dict[str, Any] | None]]:
+    views = last
+    for attempt in range(_SETTLE_POLLS):
+        if attempt:
+            await asyncio.sleep(1.0)
+        _, views = await _poll_all(session, processes, leanspec_nodes)
+        if _finalized_roots(views) is not None:
+            break
+    return views
+
+
+def _finalized_roots(views: Sequence[tuple[str, dict[str, Any] | None]]) -> str | None:
+    """The one finalized root every node reports, or None (a node silent, or two roots)."""
+    roots = {view["finalized_root"] if view is not None else None for _, view in views}
+    if len(roots) != 1 or None in roots:
+        return None
+    return roots.pop()
 
 
 async def stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
@@ -373,10 +828,14 @@ async def stop_all(processes: Sequence[DevnetProcess]) -> list[int | None]:
     return codes
 
 
-def kill_all(processes: Sequence[DevnetProcess]) -> None:
+def kill_all(
+    processes: Sequence[DevnetProcess], leanspec_nodes: Sequence[LeanSpecNode] = ()
+) -> None:
     """SIGKILL every node process still running (the exit-at-once path)."""
     for process in processes:
         process.signal(signal.SIGKILL)
+    for node in leanspec_nodes:
+        node.signal(signal.SIGKILL)
 
 
 def read_report(path: Path) -> dict[str, Any] | None:
@@ -387,6 +846,10 @@ def read_report(path: Path) -> dict[str, Any] | None:
     return report
 
 
+def _our_error_lines(processes: Sequence[DevnetProcess]) -> list[str]:
+    return [f"{p.name}: {line}" for p in processes for _, line, _ in error_lines(p.log_path)]
+
+
 def _summary(
     options: DevnetOptions,
     *,
@@ -395,6 +858,9 @@ def _summary(
     history: Sequence[dict[str, Any]],
     directory: Path,
     genesis_time: float,
+    leanspec_nodes: Sequence[LeanSpecNode] = (),
+    views: Sequence[tuple[str, dict[str, Any] | None]] = (),
+    cross: CrossImports | None = None,
 ) -> dict[str, Any]:
     reports = [read_report(process.report_path) for process in processes]
     complete = [report for report in reports if report is not None]
@@ -402,7 +868,7 @@ def _summary(
     heads = [report["head_slot"] for report in complete]
     finalized_over_time = [(row["t"], row["finalized"]) for row in history if "finalized" in row]
     advances, longest_gap = finality_cadence(finalized_over_time)
-    return {
+    summary: dict[str, Any] = {
         "nodes": options.nodes,
         "validators": options.validators,
         "duration_s": options.duration,
@@ -413,7 +879,9 @@ def _summary(
         "head_agreement": all_reported and bool(heads) and max(heads) - min(heads) <= 1,
         "finalized_roots_agree": all_reported
         and len({(r["finalized_slot"], r["finalized_root"]) for r in complete}) == 1,
-        "lost_events": sum(r["lost_events"] for r in complete),
+        # a restarted node's earlier lives count too
+        "lost_events": sum(r["lost_events"] for r in complete)
+        + sum(r["lost_events"] for p in processes for r in p.reports),
         "dropped_events": sum(r["dropped"] for r in complete),
         "handled_events": sum(r["handled"] for r in complete),
         "handler_errors": sum(r["handler_errors"] for r in complete),
@@ -425,7 +893,124 @@ def _summary(
         "finalized_history": finalized_over_time,
         "directory": str(directory),
         "node_reports": complete,
+        "error_lines": _our_error_lines(processes),
+        "leanspec_nodes": options.leanspec,
     }
+    if options.leanspec:
+        owners = options.nodes + options.leanspec
+        theirs = {i for i in range(options.validators) if i % owners >= options.nodes}
+        summary.update(
+            _mixed_summary(
+                leanspec_nodes,
+                views,
+                summary,
+                cross=cross or CrossImports(),
+                leanspec_validators=theirs,
+                validators=options.validators,
+            )
+        )
+    return summary
+
+
+def _mixed_summary(
+    leanspec_nodes: Sequence[LeanSpecNode],
+    views: Sequence[tuple[str, dict[str, Any] | None]],
+    ours: dict[str, Any],
+    *,
+    cross: CrossImports,
+    leanspec_validators: set[int],
+    validators: int,
+) -> dict[str, Any]:
+    """A mixed devnet's view over both kinds, from the last settled poll of every node,
+    and what each node held over the run (``cross``)."""
+    theirs = {node.name for node in leanspec_nodes}
+    table = []
+    for name, view in views:
+        proposers = cross.proposers.get(name, set())
+        table.append(
+            {
+                "node": name,
+                "implementation": "leanSpec" if name in theirs else "lean_p2p",
+                **(
+                    {key: view[key] for key in _TABLE_KEYS}
+                    if view is not None
+                    else dict.fromkeys(_TABLE_KEYS)
+                ),
+                # distinct proposers of the blocks it held, by their implementation
+                "proposers_lean_p2p": len(proposers - leanspec_validators),
+                "proposers_leanSpec": len(proposers & leanspec_validators),
+                "most_votes": cross.max_weight.get(name, 0),
+            }
+        )
+    answered = [view for _, view in views if view is not None]
+    everyone = bool(views) and len(answered) == len(views)
+    heads = [view["head_slot"] for view in answered if view["head_slot"] is not None]
+    ours_count = validators - len(leanspec_validators)
+    unexplained: list[str] = []
+    explained: list[str] = []
+    for node in leanspec_nodes:
+        bad, known = node.errors()
+        unexplained += [f"{node.name}: {line}" for line in bad]
+        explained += [f"{node.name}: {line}" for line in known]
+    finalized = [view["finalized_slot"] for view in answered]
+    return {
+        "nodes_table": table,
+        # the lowest over every node of either kind (ours from their final reports too)
+        "finalized_slot": min([*finalized, ours["finalized_slot"]]) if everyone else 0,
+        "justified_slot": min(
+            [*(view["justified_slot"] for view in answered), ours["justified_slot"]]
+        )
+        if everyone
+        else 0,
+        "head_agreement": ours["head_agreement"]
+        and everyone
+        and len(heads) == len(views)
+        and max(heads) - min(heads) <= 1,
+        "implementations_agree": everyone and _finalized_roots(views) is not None,
+        # every node held blocks proposed on both sides, and once counted more votes for
+        # one block than its own implementation's validators can cast: some came from
+        # the other side. (leanSpec's nodes that do not aggregate subscribe to no
+        # aggregate topic, so they count only the votes blocks carry, and seldom all.)
+        "proposals_imported_both_ways": bool(table)
+        and all(row["proposers_lean_p2p"] and row["proposers_leanSpec"] for row in table),
+        "votes_counted_both_ways": bool(table)
+        and all(
+            row["most_votes"]
+            > (len(leanspec_validators) if row["implementation"] == "leanSpec" else ours_count)
+            for row in table
+        ),
+        "leanspec_exit_codes": [node.exit_code for node in leanspec_nodes],
+        "leanspec_error_lines": unexplained,
+        "leanspec_explained_error_lines": explained,
+    }
+
+
+_TABLE_KEYS = ("head_slot", "justified_slot", "finalized_slot", "finalized_root")
+
+
+def joins_table_text(summary: dict[str, Any]) -> str:
+    """Each late or restarted node: when it started and how long it took to catch up."""
+    columns = (
+        "node",
+        "implementation",
+        "kind",
+        "started_at_s",
+        "caught_up_after_s",
+        "caught_up_after_slots",
+    )
+    return format_table(summary.get("joins", ()), columns)
+
+
+def nodes_table_text(summary: dict[str, Any]) -> str:
+    """A mixed devnet's last view of every node, as a table (empty for a plain devnet)."""
+    rows = [
+        {**row, "finalized_root": (row["finalized_root"] or "")[:16]}
+        for row in summary.get("nodes_table", ())
+    ]
+    if not rows:
+        return ""
+    columns = ("proposers_lean_p2p", "proposers_leanSpec", "most_votes")
+    return format_table(rows, ("node", "implementation", *_TABLE_KEYS, *columns))
 
 
 def finality_cadence(history: Sequence[tuple[float, int]]) -> tuple[int, float | None]:
@@ -466,6 +1051,36 @@ def devnet_failures(summary: dict[str, Any]) -> list[str]:
     failed = [f"{index} ({code})" for index, code in enumerate(summary["exit_codes"]) if code != 0]
     if failed:
         reasons.append("node processes exited uncleanly: " + ", ".join(failed))
+    for join in summary.get("joins", ()):
+        if join["caught_up_after_s"] is None:
+            reasons.append(
+                f"{join['node']} ({join['implementation']}, {join['kind']} at "
+                f"{join['started_at_s']} s) never reached the head of the others"
+            )
+    unclean = [code for code in summary.get("restart_exit_codes", ()) if code != 0]
+    if unclean:
+        reasons.append(f"a restarted node's first life exited uncleanly: {unclean}")
+    if summary.get("error_lines"):
+        lines = summary["error_lines"]
+        reasons.append(f"our nodes logged {len(lines)} error line(s); first: {lines[0]}")
+    if summary.get("leanspec_nodes"):
+        if not summary["implementations_agree"]:
+            reasons.append(
+                "the implementations do not agree: not every node stands on one finalized "
+                "root (see nodes_table)"
+            )
+        if not summary["proposals_imported_both_ways"]:
+            reasons.append(
+                "not every node held blocks proposed by both implementations (see nodes_table)"
+            )
+        if not summary["votes_counted_both_ways"]:
+            reasons.append(
+                "not every node counted votes of the other implementation's validators "
+                "(most_votes in nodes_table)"
+            )
+        if summary["leanspec_error_lines"]:
+            lines = summary["leanspec_error_lines"]
+            reasons.append(f"leanSpec logged {len(lines)} error line(s); first: {lines[0]}")
     return reasons
 
 

@@ -124,3 +124,214 @@ def test_signing_options_that_cannot_run_are_named(changes: dict[str, Any], reas
     assert check_signing_options(DevnetOptions()) is None
     # mocked signatures need no key, whatever the length
     assert check_signing_options(DevnetOptions(duration=2000.0, signatures="mocked")) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"leanspec": -1}, "below zero"),
+        ({"leanspec": 1, "signatures": "mocked"}, "drop --mocked-signatures"),
+        ({"leanspec": 1, "scheme": "production"}, "test scheme only"),
+    ],
+)
+def test_mixed_devnet_options_that_cannot_run_are_named(
+    changes: dict[str, Any], reason: str
+) -> None:
+    from dataclasses import replace
+
+    from lean_p2p.tools.devnet import check_signing_options
+
+    problem = check_signing_options(replace(DevnetOptions(), **changes))
+    assert problem is not None and reason in problem
+    assert check_signing_options(DevnetOptions(leanspec=2)) is None
+
+
+def _view(
+    head: int, justified: int, finalized: int, root: str = "ab", weight: int = 2
+) -> dict[str, Any]:
+    return {
+        "head_slot": head,
+        "head_root": "cd",
+        "justified_slot": justified,
+        "justified_root": "ef",
+        "finalized_slot": finalized,
+        "finalized_root": root,
+        "proposers": [0, 1],
+        "max_weight": weight,
+    }
+
+
+def test_a_mixed_progress_line_shows_every_node() -> None:
+    from lean_p2p.tools.devnet import _format_progress, _progress_row
+
+    report = {
+        "current_slot": 7,
+        "peers": 2,
+        "dropped": 0,
+        "handled": 10,
+        "head_slot": 7,
+        "head_root": "0xcd",
+        "justified_slot": 5,
+        "finalized_slot": 4,
+        "finalized_root": "0xab",
+    }
+    views = [
+        ("lean_p2p_0", _view(7, 5, 4)),
+        ("lean_p2p_1", _view(6, 5, 4)),
+        ("lean_spec_0", _view(7, 5, 3)),
+        ("lean_spec_1", None),
+    ]
+    row = _progress_row(20.0, [report, report], 12.0, views)
+    assert row["up"] == 3  # of four: one leanSpec node did not answer
+    assert (row["head"], row["justified"], row["finalized"]) == ("6-7", 5, 3)
+    line = _format_progress(row)
+    assert line.endswith("nodes=p0:7/5/4 p1:6/5/4 s0:7/5/3 s1:down")
+    # a plain devnet's line has no per-node part
+    plain = _format_progress(_progress_row(20.0, [report], 1.0))
+    assert "head=7-7  justified=5  finalized=4" in plain and "nodes=" not in plain
+
+
+class _StubLeanSpec:
+    def __init__(self, name: str, errors: list[str]) -> None:
+        self.name = name
+        self.exit_code = 0
+        self._errors = errors
+
+    def errors(self) -> tuple[list[str], list[str]]:
+        return self._errors, ["shutdown complaint"]
+
+
+def _ours() -> dict[str, Any]:
+    return {"finalized_slot": 9, "justified_slot": 10, "head_agreement": True}
+
+
+def _mixed(views: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any]:
+    """Two validators: 0 on lean_p2p_0, 1 on lean_spec_0."""
+    from lean_p2p.tools.devnet import CrossImports, _mixed_summary
+
+    cross = CrossImports()
+    cross.add(views)
+    return _mixed_summary(
+        [_StubLeanSpec("lean_spec_0", [])],  # type: ignore[list-item]
+        views,
+        _ours(),
+        cross=cross,
+        leanspec_validators={1},
+        validators=2,
+    )
+
+
+def test_implementations_agree_only_on_one_finalized_root_from_every_node() -> None:
+    from lean_p2p.tools.devnet import nodes_table_text
+
+    summary = _mixed([("lean_p2p_0", _view(12, 10, 9)), ("lean_spec_0", _view(12, 10, 9))])
+    assert summary["implementations_agree"] and summary["head_agreement"]
+    assert summary["finalized_slot"] == 9 and summary["justified_slot"] == 10
+    assert [row["implementation"] for row in summary["nodes_table"]] == ["lean_p2p", "leanSpec"]
+    assert summary["leanspec_explained_error_lines"] == ["lean_spec_0: shutdown complaint"]
+    assert "lean_spec_0        leanSpec" in nodes_table_text(summary)
+    forked = _mixed([("lean_p2p_0", _view(12, 10, 9)), ("lean_spec_0", _view(12, 10, 9, "99"))])
+    assert not forked["implementations_agree"]
+    quiet = _mixed([("lean_p2p_0", _view(12, 10, 9)), ("lean_spec_0", None)])
+    assert not quiet["implementations_agree"] and not quiet["head_agreement"]
+    assert quiet["finalized_slot"] == 0
+    behind = _mixed([("lean_p2p_0", _view(12, 10, 9)), ("lean_spec_0", _view(10, 10, 9))])
+    assert not behind["head_agreement"]
+
+
+def test_cross_imports_need_blocks_and_votes_from_both_sides() -> None:
+    both = _mixed([("lean_p2p_0", _view(5, 3, 2)), ("lean_spec_0", _view(5, 3, 2))])
+    assert both["proposals_imported_both_ways"] and both["votes_counted_both_ways"]
+    assert [(r["proposers_lean_p2p"], r["proposers_leanSpec"]) for r in both["nodes_table"]] == [
+        (1, 1),
+        (1, 1),
+    ]
+    only_ours = {**_view(5, 3, 2), "proposers": [0]}
+    one_sided = _mixed([("lean_p2p_0", _view(5, 3, 2)), ("lean_spec_0", only_ours)])
+    assert not one_sided["proposals_imported_both_ways"]
+    # one validator each side: a weight of 1 is a node's own side's vote alone
+    short = _mixed([("lean_p2p_0", _view(5, 3, 2, weight=1)), ("lean_spec_0", _view(5, 3, 2))])
+    assert not short["votes_counted_both_ways"]
+    theirs_short = _mixed(
+        [("lean_p2p_0", _view(5, 3, 2)), ("lean_spec_0", _view(5, 3, 2, weight=1))]
+    )
+    assert not theirs_short["votes_counted_both_ways"]
+
+
+def test_a_mixed_devnet_fails_on_disagreement_and_on_leanspec_errors() -> None:
+    mixed = {
+        "leanspec_nodes": 1,
+        "implementations_agree": True,
+        "proposals_imported_both_ways": True,
+        "votes_counted_both_ways": True,
+        "leanspec_error_lines": [],
+        "error_lines": [],
+    }
+    assert devnet_failures(_summary(**mixed)) == []
+    [reason] = devnet_failures(_summary(**{**mixed, "implementations_agree": False}))
+    assert "implementations do not agree" in reason
+    [reason] = devnet_failures(_summary(**{**mixed, "leanspec_error_lines": ["s0: boom"]}))
+    assert reason == "leanSpec logged 1 error line(s); first: s0: boom"
+    [reason] = devnet_failures(_summary(error_lines=["lean_p2p_0: ERROR x"]))
+    assert reason == "our nodes logged 1 error line(s); first: lean_p2p_0: ERROR x"
+
+
+def test_the_command_names_a_missing_leanspec_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.cli import main
+
+    arguments = ["devnet", "--leanspec", "1", "--leanspec-python", str(tmp_path / "nope")]
+    assert main([*arguments, "--dir", str(tmp_path / "net")]) == 2
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line == f"lean-p2p devnet: --leanspec-python {tmp_path / 'nope'}: no such file"
+
+
+@pytest.fixture(scope="module")
+def leanspec_interpreter() -> Path:
+    """An interpreter that runs leanSpec's node; skips (fails under CI) without one."""
+    import os
+
+    from lean_p2p.tools import leanspec
+
+    for candidate in leanspec._known_interpreters():
+        if candidate.is_file() and leanspec._imports_leanspec(candidate):
+            return candidate
+    how = (
+        "no leanSpec interpreter for the mixed-devnet test: run "
+        "`bash ../shared/peers/setup-leanspec.sh build/leanspec-venv` "
+        f"or set {leanspec.PYTHON_ENV}"
+    )
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"CI=true and {how}")
+    pytest.skip(how)
+
+
+@pytest.mark.network
+async def test_a_mixed_devnet_with_leanspec_finalizes_together(
+    tmp_path: Path, leanspec_interpreter: Path
+) -> None:
+    lines: list[str] = []
+    options = DevnetOptions(
+        nodes=2,
+        leanspec=1,
+        validators=3,
+        duration=36.0,
+        directory=tmp_path,
+        genesis_delay=10.0,
+        leanspec_python=leanspec_interpreter,
+    )
+    summary = await run_devnet(options, show=lines.append)
+    assert devnet_failures(summary) == [], (summary["nodes_table"], _logs(tmp_path))
+    assert summary["implementations_agree"] is True
+    assert summary["finalized_slot"] >= 1
+    # blocks and votes went both ways (one validator each: slots 0, 1 ours, 2 theirs)
+    assert summary["proposals_imported_both_ways"] and summary["votes_counted_both_ways"]
+    assert [row["implementation"] for row in summary["nodes_table"]] == [
+        "lean_p2p",
+        "lean_p2p",
+        "leanSpec",
+    ]
+    assert summary["leanspec_error_lines"] == [] and summary["error_lines"] == []
+    # the progress lines showed leanSpec's node by name once it answered
+    assert any(" s0:" in line and "s0:down" not in line for line in lines)
