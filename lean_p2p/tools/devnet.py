@@ -365,7 +365,8 @@ async def run_devnet(
 
     Raises :class:`~lean_p2p.tools.leanspec.LeanSpecUnavailable` when a mixed devnet
     has no interpreter for leanSpec's node and cannot build one."""
-    directory = options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))
+    # Absolute: leanSpec's nodes run in it, and every path handed to a child must hold there.
+    directory = (options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     stop = stop if stop is not None else asyncio.Event()
     validator_keys = None

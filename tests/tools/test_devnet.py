@@ -309,20 +309,21 @@ def leanspec_interpreter() -> Path:
 
 @pytest.mark.network
 async def test_a_mixed_devnet_with_leanspec_finalizes_together(
-    tmp_path: Path, leanspec_interpreter: Path
+    tmp_path: Path, leanspec_interpreter: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lines: list[str] = []
+    monkeypatch.chdir(tmp_path)  # a relative --dir, as a user types it
     options = DevnetOptions(
         nodes=2,
         leanspec=1,
         validators=3,
         duration=36.0,
-        directory=tmp_path,
+        directory=Path("net"),
         genesis_delay=10.0,
         leanspec_python=leanspec_interpreter,
     )
     summary = await run_devnet(options, show=lines.append)
-    assert devnet_failures(summary) == [], (summary["nodes_table"], _logs(tmp_path))
+    assert devnet_failures(summary) == [], (summary["nodes_table"], _logs(tmp_path / "net"))
     assert summary["implementations_agree"] is True
     assert summary["finalized_slot"] >= 1
     # blocks and votes went both ways (one validator each: slots 0, 1 ours, 2 theirs)
