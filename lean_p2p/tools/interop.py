@@ -38,10 +38,11 @@ its responder is never given a block lookup (``set_block_lookup`` has no caller)
 answers SERVER_ERROR "Block lookup not available"; and its BlocksByRoot requester calls
 ``close()`` after ``finish_write()`` without the guard its Status and BlocksByRange
 requesters have, so aioquic's "Cannot send data after FIN" discards the blocks it read.
-By default the launcher changes exactly those two things (the lookup reads the node's
-store and wraps a block in an empty proof, as leanSpec's HTTP API does; a second FIN on
-close is not an error). ``--stock`` leaves leanSpec's behaviour unchanged, and those two
-checks then fail.
+By default the launcher changes those two things (the lookup reads the node's store
+and wraps a block in an empty proof, as leanSpec's HTTP API does; a second FIN on close
+is not an error), and three more that a mixed devnet needs (:data:`LAUNCHER` lists all
+five). ``--stock`` leaves leanSpec's behaviour unchanged, and those two checks then
+fail.
 
 ``--validator`` checks the other direction instead: leanSpec runs validator 1 with XMSS
 keys generated first by leanSpec's own ``key_gen`` (``LEAN_ENV=test``), and we check

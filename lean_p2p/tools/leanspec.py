@@ -11,7 +11,7 @@ leanSpec's node needs a Python 3.12 venv with leanSpec installed; the shared
 ``setup-leanspec.sh`` builds one (about two minutes, from the package registry).
 :func:`leanspec_python` uses the interpreter it is given, or one built earlier into the
 cache directory, or builds one there. Each node is started through the interop
-harness's launcher (:data:`lean_p2p.tools.interop.LAUNCHER`) with its three
+harness's launcher (:data:`lean_p2p.tools.interop.LAUNCHER`) with its five
 workarounds on, and the harness's stand-ins for numba and the Rust prover on its
 ``PYTHONPATH`` (aggregate and block proofs are empty, and any verifies).
 """
@@ -205,7 +205,7 @@ def leanspec_environment(directory: Path) -> tuple[dict[str, str], Path]:
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
     env["PYTHONPATH"] = str(stand_ins)  # before site-packages: the stand-ins win
-    env[CHANGES_VARIABLE] = "1"  # its three known defects, worked around
+    env[CHANGES_VARIABLE] = "1"  # its five known defects, worked around
     env["LEAN_ENV"] = "test"  # the test XMSS scheme, as the devnet's keys are
     return env, launcher
 
