@@ -70,6 +70,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "cache directory on first use, about two minutes)",
     )
     parser.add_argument(
+        "--leanspec-stock",
+        action="store_true",
+        help="run leanSpec unchanged, without the launcher's workarounds for its known "
+        "defects (they then show: docs/interop.md)",
+    )
+    parser.add_argument(
         "--late-join",
         type=float,
         metavar="SECONDS",
@@ -120,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         leanspec=args.leanspec,
         leanspec_python=args.leanspec_python,
         leanspec_cache=args.leanspec_cache,
+        leanspec_stock=args.leanspec_stock,
         late_join=args.late_join,
         restart_at=args.restart_at,
     )

@@ -108,6 +108,8 @@ class DevnetOptions:
     leanspec_cache: Path | None = None
     #: seconds after genesis at which the last node of each kind starts (None: all start
     #: together). Ours then joins through leanSpec's nodes alone, leanSpec's through ours.
+    #: run leanSpec unchanged: its known defects then show (docs/interop.md)
+    leanspec_stock: bool = False
     late_join: float | None = None
     #: seconds after genesis at which one running node of each kind is restarted
     restart_at: float | None = None
@@ -553,7 +555,9 @@ class _Launch:
         self._env: dict[str, str] = {}
         self._launcher: Path | None = None
         if leanspec_nodes:
-            self._env, self._launcher = leanspec_environment(directory / "leanspec")
+            self._env, self._launcher = leanspec_environment(
+                directory / "leanspec", stock=options.leanspec_stock
+            )
         late = options.late_join is not None
         self.late_ours = processes[-1] if late else None
         self.late_theirs = leanspec_nodes[-1] if late and leanspec_nodes else None
@@ -587,10 +591,14 @@ class _Launch:
         assert self._python is not None and self._launcher is not None
         node.start(self._python, self._launcher, self._our_bootnodes(), self._env)
         role = ", aggregator" if node.is_aggregator else ""
+        changes = (
+            "unchanged (--leanspec-stock)"
+            if self._options.leanspec_stock
+            else "its five known defects worked around"
+        )
         self._show(
             f"devnet: started {node.name} (leanSpec{role}) on {node.listen_address}, "
-            f"API port {node.api_port}; its five known defects are worked around "
-            f"(see docs/interop.md); log: {node.log_path}"
+            f"API port {node.api_port}, {changes} (docs/interop.md); log: {node.log_path}"
         )
 
     def start_on_time(self) -> None:

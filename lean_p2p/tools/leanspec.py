@@ -195,9 +195,9 @@ def leanspec_python(
     return python
 
 
-def leanspec_environment(directory: Path) -> tuple[dict[str, str], Path]:
+def leanspec_environment(directory: Path, *, stock: bool = False) -> tuple[dict[str, str], Path]:
     """Write the launcher and the stand-ins into ``directory``; the environment and the
-    launcher's path to start leanSpec's nodes with."""
+    launcher's path to start leanSpec's nodes with (``stock``: without the workarounds)."""
     directory.mkdir(parents=True, exist_ok=True)
     stand_ins = write_stand_ins(directory / "stand-ins")
     launcher = directory / "run_leanspec.py"
@@ -205,7 +205,7 @@ def leanspec_environment(directory: Path) -> tuple[dict[str, str], Path]:
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
     env["PYTHONPATH"] = str(stand_ins)  # before site-packages: the stand-ins win
-    env[CHANGES_VARIABLE] = "1"  # its five known defects, worked around
+    env[CHANGES_VARIABLE] = "0" if stock else "1"  # its five known defects, worked around
     env["LEAN_ENV"] = "test"  # the test XMSS scheme, as the devnet's keys are
     return env, launcher
 

@@ -78,6 +78,8 @@ def test_the_environment_puts_the_stand_ins_first_and_the_workarounds_on(
     assert env["INTEROP_LEANSPEC_CHANGES"] == "1"
     assert env["LEAN_ENV"] == "test"
     assert "VIRTUAL_ENV" not in env
+    stock, _ = leanspec_environment(tmp_path / "stock", stock=True)
+    assert stock["INTEROP_LEANSPEC_CHANGES"] == "0"
 
 
 _LISTEN_TASK = (
