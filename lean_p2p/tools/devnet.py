@@ -452,6 +452,7 @@ async def run_devnet(
         python=python,
         directory=directory,
         show=show,
+        genesis_time=genesis_time,
     )
     # A second Ctrl-C exits at once: the node processes must not outlive us then.
     with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes, leanspec_nodes)):
@@ -546,8 +547,10 @@ class _Launch:
         python: Path | None,
         directory: Path,
         show: Callable[[str], None],
+        genesis_time: float,
     ) -> None:
         self._options = options
+        self._genesis_time = genesis_time
         self._processes = processes
         self._leanspec = leanspec_nodes
         self._python = python
@@ -571,7 +574,7 @@ class _Launch:
         self.restart_exit_codes: list[int | None] = []
         #: names not expected to run now (late, or between stop and start of a restart)
         self.down: set[str] = set()
-        self._actions: list[tuple[float, Callable[[float], Awaitable[None]]]] = []
+        self._actions: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         if options.late_join is not None:
             self._actions.append((options.late_join, self._start_late))
             self.down |= {n.name for n in (self.late_ours, self.late_theirs) if n is not None}
@@ -613,9 +616,9 @@ class _Launch:
         """Run the scheduled starts whose time (seconds after genesis) has come."""
         while self._actions and self._actions[0][0] <= elapsed:
             _, action = self._actions.pop(0)
-            await action(elapsed)
+            await action()
 
-    async def _start_late(self, elapsed: float) -> None:
+    async def _start_late(self) -> None:
         if self.late_ours is not None:
             extra: list[str] = []
             for node in self._leanspec:
@@ -627,13 +630,13 @@ class _Launch:
             self.late_ours.start(self._options, extra)
             via = "leanSpec's nodes" if extra else "our nodes"
             self._show(f"devnet: late join: started {self.late_ours.name} (through {via})")
-            self._joined(self.late_ours.name, "lean_p2p", "late", elapsed)
+            self._joined(self.late_ours.name, "lean_p2p", "late")
         if self.late_theirs is not None:
             self._start_leanspec(self.late_theirs)
             self._show(f"devnet: late join: started {self.late_theirs.name} (through ours)")
-            self._joined(self.late_theirs.name, "leanSpec", "late", elapsed)
+            self._joined(self.late_theirs.name, "leanSpec", "late")
 
-    async def _restart(self, elapsed: float) -> None:
+    async def _restart(self) -> None:
         ours, theirs = self.restart_ours, self.restart_theirs
         self.down |= {n.name for n in (ours, theirs) if n is not None}
         self._show(
@@ -646,6 +649,9 @@ class _Launch:
         if ours is not None and ours.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(ours.process.wait, _STOP_TIMEOUT)
+            if ours.process.poll() is None:  # never two lives at once
+                ours.process.kill()
+                await asyncio.to_thread(ours.process.wait)
             self.restart_exit_codes.append(ours.process.poll())
             # Keep its first life's report: its lost events count too.
             with contextlib.suppress(OSError):
@@ -654,38 +660,46 @@ class _Launch:
             if report is not None:
                 ours.reports.append(report)
             ours.start(self._options)
-            self._joined(ours.name, "lean_p2p", "restart", elapsed)
+            self._joined(ours.name, "lean_p2p", "restart")
         if theirs is not None:
             await asyncio.to_thread(theirs.wait, _LEANSPEC_STOP_TIMEOUT)
             self._start_leanspec(theirs)
-            self._joined(theirs.name, "leanSpec", "restart", elapsed)
+            self._joined(theirs.name, "leanSpec", "restart")
 
-    def _joined(self, name: str, implementation: str, kind: str, elapsed: float) -> None:
+    def _joined(self, name: str, implementation: str, kind: str) -> None:
+        """``name`` has just started (again): its catch-up is timed from now."""
         self.down.discard(name)
-        self.joins.append(Join(name, implementation, kind, elapsed))
+        started = time.time() - self._genesis_time
+        self.joins.append(Join(name, implementation, kind, started))
 
     def note_heads(
         self, elapsed: float, views: Sequence[tuple[str, dict[str, Any] | None]]
     ) -> None:
-        """Mark each joined node caught up once its head reaches the lowest head of the
-        nodes that ran throughout."""
-        waiting = [join for join in self.joins if join.caught_up_at is None]
-        if not waiting:
-            return
-        joined = {join.node for join in self.joins}
-        steady = [
-            view["head_slot"]
-            for name, view in views
-            if name not in joined and view is not None and view["head_slot"] is not None
-        ]
-        if not steady:
-            return
-        heads = dict(views)
-        for join in waiting:
-            view = heads.get(join.node)
-            head = None if view is None else view["head_slot"]
-            if head is not None and head >= min(steady):
-                join.caught_up_at = elapsed
+        mark_caught_up(self.joins, elapsed, views)
+
+
+def mark_caught_up(
+    joins: Sequence[Join], elapsed: float, views: Sequence[tuple[str, dict[str, Any] | None]]
+) -> None:
+    """Mark each joined node caught up once its head reaches the lowest head of the
+    nodes that ran throughout (``elapsed``: seconds after genesis of these views)."""
+    waiting = [join for join in joins if join.caught_up_at is None]
+    if not waiting:
+        return
+    joined = {join.node for join in joins}
+    steady = [
+        view["head_slot"]
+        for name, view in views
+        if name not in joined and view is not None and view["head_slot"] is not None
+    ]
+    if not steady:
+        return
+    heads = dict(views)
+    for join in waiting:
+        view = heads.get(join.node)
+        head = None if view is None else view["head_slot"]
+        if head is not None and head >= min(steady):
+            join.caught_up_at = elapsed
 
 
 async def _watch(

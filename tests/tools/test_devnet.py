@@ -336,3 +336,60 @@ async def test_a_mixed_devnet_with_leanspec_finalizes_together(
     assert summary["leanspec_error_lines"] == [] and summary["error_lines"] == []
     # the progress lines showed leanSpec's node by name once it answered
     assert any(" s0:" in line and "s0:down" not in line for line in lines)
+
+
+def test_a_joined_node_is_caught_up_at_the_lowest_steady_head() -> None:
+    from lean_p2p.tools.devnet import Join, mark_caught_up
+
+    late = Join("lean_p2p_2", "lean_p2p", "late", started_at=30.0)
+    restarted = Join("lean_spec_0", "leanSpec", "restart", started_at=60.0)
+    joins = [late, restarted]
+    steady = [("lean_p2p_0", _view(9, 7, 6)), ("lean_p2p_1", _view(10, 7, 6))]
+    mark_caught_up(joins, 31.0, [*steady, ("lean_p2p_2", _view(3, 0, 0)), ("lean_spec_0", None)])
+    assert [join.as_dict()["caught_up_after_s"] for join in joins] == [None, None]
+    # at the lowest steady head (9), not the highest, and the other joiner does not count
+    mark_caught_up(joins, 33.5, [*steady, ("lean_p2p_2", _view(9, 7, 6)), ("lean_spec_0", None)])
+    assert [join.as_dict()["caught_up_after_s"] for join in joins] == [3.5, None]
+    mark_caught_up(joins, 40.0, [*steady, ("lean_p2p_2", _view(2, 0, 0))])  # stays
+    assert late.as_dict()["caught_up_after_s"] == 3.5
+    assert late.as_dict()["caught_up_after_slots"] == 0.9
+    assert restarted.as_dict()["caught_up_after_s"] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"late_join": 5.0, "nodes": 1}, "at least two nodes of each kind"),
+        ({"late_join": 5.0, "leanspec": 1}, "at least two nodes of each kind"),
+        ({"late_join": 90.0}, "must fall inside the run"),
+        ({"restart_at": 5.0, "nodes": 1}, "restarts a node other than the aggregator"),
+        ({"restart_at": 5.0, "late_join": 3.0, "nodes": 2}, "other than the aggregator"),
+    ],
+)
+def test_late_joins_and_restarts_that_cannot_run_are_named(
+    changes: dict[str, Any], reason: str
+) -> None:
+    from dataclasses import replace
+
+    from lean_p2p.tools.devnet import check_signing_options
+
+    problem = check_signing_options(replace(DevnetOptions(duration=60.0), **changes))
+    assert problem is not None and reason in problem
+    fine = DevnetOptions(duration=60.0, nodes=3, leanspec=2, late_join=10.0, restart_at=20.0)
+    assert check_signing_options(fine) is None
+
+
+def test_a_node_that_never_caught_up_fails_the_run() -> None:
+    joins = [
+        {
+            "node": "lean_spec_1",
+            "implementation": "leanSpec",
+            "kind": "late",
+            "started_at_s": 16.7,
+            "caught_up_after_s": None,
+        }
+    ]
+    [reason] = devnet_failures(_summary(joins=joins))
+    assert reason == "lean_spec_1 (leanSpec, late at 16.7 s) never reached the head of the others"
+    [reason] = devnet_failures(_summary(restart_exit_codes=[1]))
+    assert reason == "a restarted node's first life exited uncleanly: [1]"
