@@ -40,9 +40,10 @@ answers SERVER_ERROR "Block lookup not available"; and its BlocksByRoot requeste
 requesters have, so aioquic's "Cannot send data after FIN" discards the blocks it read.
 By default the launcher changes those two things (the lookup reads the node's store
 and wraps a block in an empty proof, as leanSpec's HTTP API does; a second FIN on close
-is not an error), and three more that a mixed devnet needs (:data:`LAUNCHER` lists all
-five). ``--stock`` leaves leanSpec's behaviour unchanged, and those two checks then
-fail.
+is not an error), and changes 3 and 5 (:data:`LAUNCHER` lists all five; change 4, which
+a mixed devnet needs, would import the range-fetched blocks at once, before the block
+gossip the harness checks). ``--stock`` leaves leanSpec's behaviour unchanged, and
+those two checks then fail.
 
 ``--validator`` checks the other direction instead: leanSpec runs validator 1 with XMSS
 keys generated first by leanSpec's own ``key_gen`` (``LEAN_ENV=test``), and we check
@@ -367,12 +368,18 @@ STAND_IN_MODULES: dict[str, str] = {
     ),
 }
 
-#: Environment variable telling the launcher to apply its five changes (see below).
+#: Environment variable naming the launcher's changes to apply, comma-separated (see
+#: below): empty for leanSpec unchanged.
 CHANGES_VARIABLE = "INTEROP_LEANSPEC_CHANGES"
+#: All five: a devnet of both implementations needs each.
+ALL_CHANGES = "1,2,3,4,5"
+#: The harness's: not 4, which would import the blocks it range-fetches at once, and the
+#: harness checks that a block we gossip is imported from gossip.
+HARNESS_CHANGES = "1,2,3,5"
 
 #: Starts leanSpec's own CLI (``lean_spec.cli.main``). Always: logs what its BlocksByRoot
-#: and BlocksByRange requesters hand back to its sync (logging only). With
-#: CHANGES_VARIABLE=1, five changes, each the smallest for one defect; the first two
+#: and BlocksByRange requesters hand back to its sync (logging only). Five changes, each
+#: the smallest for one defect, applied as CHANGES_VARIABLE names them; the first two
 #: let one direction of BlocksByRoot work each:
 #: 1. its responder gets a block lookup (leanSpec never calls ``set_block_lookup``);
 #: 2. a stream's ``close()`` after ``finish_write()`` no longer raises: its BlocksByRoot
@@ -423,11 +430,12 @@ ReqRespClient.request_blocks_by_range = _logging_returned_blocks(
     ReqRespClient.request_blocks_by_range, "BlocksByRange"
 )
 
-if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
-    _build_node = Node.from_genesis.__func__
-    _close = QuicStream.close
+CHANGES = {c.strip() for c in os.environ.get("INTEROP_LEANSPEC_CHANGES", "").split(",")}
 
-    def _from_genesis_with_block_lookup(cls, config):
+if CHANGES & {"1", "5"}:
+    _build_node = Node.from_genesis.__func__
+
+    def _from_genesis_with_block_lookups(cls, config):
         node = _build_node(cls, config)
 
         async def lookup(root):
@@ -439,8 +447,9 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
             empty_proof = MultiMessageAggregate(proof=ByteList512KiB(data=b""))
             return SignedBlock(block=block, proof=empty_proof)
 
-        config.event_source.set_block_lookup(lookup)
-        logger.info("change 1: BlocksByRoot responder reads the node's store")
+        if "1" in CHANGES:
+            config.event_source.set_block_lookup(lookup)
+            logger.info("change 1: BlocksByRoot responder reads the node's store")
 
         async def lookup_by_slot(slot):
             # Its canonical block at ``slot``: walk back from the head.
@@ -456,9 +465,15 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
                 root = block.parent_root
             return None
 
-        config.event_source._reqresp_handler.block_by_slot_lookup = lookup_by_slot
-        logger.info("change 5: BlocksByRange responder reads the node's store")
+        if "5" in CHANGES:
+            config.event_source._reqresp_handler.block_by_slot_lookup = lookup_by_slot
+            logger.info("change 5: BlocksByRange responder reads the node's store")
         return node
+
+    Node.from_genesis = classmethod(_from_genesis_with_block_lookups)
+
+if "2" in CHANGES:
+    _close = QuicStream.close
 
     async def _close_after_half_close(self):
         try:
@@ -466,10 +481,10 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
         except (RuntimeError, ValueError) as error:
             logger.debug("stream close after FIN: %s", error)
 
-    Node.from_genesis = classmethod(_from_genesis_with_block_lookup)
     QuicStream.close = _close_after_half_close
     logger.info("change 2: a second FIN on close is not an error")
 
+if "3" in CHANGES:
     _target = ValidatorDutiesMixin.get_attestation_target
 
     def _target_not_behind_source(self, store):
@@ -488,6 +503,7 @@ if os.environ.get("INTEROP_LEANSPEC_CHANGES") == "1":
     ValidatorDutiesMixin.get_attestation_target = _target_not_behind_source
     logger.info("change 3: an attestation target behind its source is clamped to the source")
 
+if "4" in CHANGES:
     _on_gossip_block = SyncService.on_gossip_block
 
     async def _on_gossip_block_then_import_backfilled(self, block, peer_id):
@@ -1306,7 +1322,7 @@ def run_interop(arguments: argparse.Namespace) -> int:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(arguments.leanspec), str(stubs)])
         env.pop("VIRTUAL_ENV", None)
-        env[CHANGES_VARIABLE] = "0" if arguments.stock else "1"
+        env[CHANGES_VARIABLE] = "" if arguments.stock else HARNESS_CHANGES
         real_keys: dict[int, tuple[bytes, bytes]] = {}
         validator_keys: Path | None = None
         if arguments.validator:
@@ -1372,7 +1388,7 @@ def run_interop(arguments: argparse.Namespace) -> int:
                 validator_keys=validator_keys,
                 aggregator=arguments.aggregator,
             )
-            mode = "stock" if arguments.stock else "with the five changes"
+            mode = "stock" if arguments.stock else f"with changes {HARNESS_CHANGES}"
             role = f"validator {LEANSPEC_VALIDATOR_INDEX}" if arguments.validator else "passive"
             role += ", aggregator" if arguments.aggregator else ""
             progress(f"starting leanSpec ({role}, {mode}) on {listen}; log: {log_path}")

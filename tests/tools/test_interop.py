@@ -373,9 +373,56 @@ def test_stand_ins_import_and_behave_in_a_fresh_interpreter(tmp_path: Path) -> N
     assert completed.stdout.strip() == "stand-ins ok"
 
 
-def test_launcher_is_valid_python_keyed_by_the_changes_variable() -> None:
+_BUILDING_MAIN = textwrap.dedent(
+    """
+    class _Handler:
+        block_by_slot_lookup = None
+    class _Source:
+        _reqresp_handler = _Handler()
+        def set_block_lookup(self, lookup): pass
+    class _Config:
+        event_source = _Source()
+    def main():
+        from lean_spec.node.node import Node
+        Node.from_genesis(_Config())
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "applied"),
+    [
+        ("", []),
+        (harness.HARNESS_CHANGES, ["1", "2", "3", "5"]),
+        (harness.ALL_CHANGES, ["1", "2", "3", "4", "5"]),
+        ("4", ["4"]),
+    ],
+)
+def test_the_launcher_applies_exactly_the_changes_named(
+    tmp_path: Path, changes: str, applied: list[str]
+) -> None:
     compile(harness.LAUNCHER, "run_leanspec.py", "exec")
-    assert f'os.environ.get("{harness.CHANGES_VARIABLE}") == "1"' in harness.LAUNCHER
+    tree = _stand_in_tree(tmp_path / "src")
+    (tree / "lean_spec" / "cli" / "main.py").write_text(_BUILDING_MAIN)
+    launcher = tmp_path / "run_leanspec.py"
+    launcher.write_text(harness.LAUNCHER)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import logging, runpy, sys; logging.basicConfig(level=logging.INFO, "
+            "format='%(message)s', stream=sys.stdout); runpy.run_path(sys.argv[1])",
+            str(launcher),
+        ],
+        env={**os.environ, "PYTHONPATH": str(tree), harness.CHANGES_VARIABLE: changes},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    logged = [line.split(":")[0].removeprefix("change ") for line in completed.stdout.split("\n")]
+    assert sorted(n for n in logged if n.isdigit()) == sorted(applied)
 
 
 def test_leanspec_command_line(tmp_path: Path) -> None:
