@@ -450,6 +450,9 @@ class Node:
                 # The network died under a running node: fail loudly, never run on
                 # silently without it.
                 self._fail(NodeFailed(f"driver stopped: {item.reason} {item.error or ''}"))
+            case net.DriverStopped() if self._stopping and item.error is None:
+                # The driver ended because we stop: not worth a warning in every log.
+                p2p.stop(f"driver stopped ({item.reason})", orderly=True)
             case _:
                 p2p.handle_event(item, now)  # type: ignore[arg-type]
         self._pump(now)

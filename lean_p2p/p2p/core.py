@@ -251,16 +251,17 @@ class P2PCore:
         for address in self._bootnodes:
             self._dial(address)
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, *, orderly: bool = False) -> None:
         """Stop for good: no more commands or timers; wanted roots are reported given up.
 
         Nothing is rescheduled after this: in particular no redial, whatever events
         still arrive (the reference design's redial loop outlived its driver).
+        ``orderly``: its owner is shutting down, which is logged at INFO, not WARNING.
         """
         if self._stopped_reason is not None:
             return
         self._stopped_reason = reason
-        log_event(logging.WARNING, "p2p stopped", reason=reason)
+        log_event(logging.INFO if orderly else logging.WARNING, "p2p stopped", reason=reason)
         abandoned = self._fetcher.roots()
         if abandoned:
             self._to_chain.append(FetchAbandoned(abandoned, f"p2p stopped: {reason}"))

@@ -65,8 +65,10 @@ from lean_p2p.tools.report import format_table
 from lean_p2p.tools.running import INTERRUPTS
 
 __all__ = [
+    "CrossImports",
     "DevnetOptions",
     "DevnetProcess",
+    "Join",
     "check_signing_options",
     "devnet_failures",
     "devnet_succeeded",
@@ -74,6 +76,7 @@ __all__ = [
     "free_ports",
     "joins_table_text",
     "kill_all",
+    "mark_caught_up",
     "nodes_table_text",
     "poll_report",
     "read_report",

@@ -430,3 +430,16 @@ def test_lanes_must_cover_the_routing() -> None:
     only_control = [LaneSpec("control", 16, OverflowPolicy.NEVER_DROP, 4)]
     with pytest.raises(ValueError, match="attestations"):
         Node(_config("n", ()), driver=FakeDriver(), lanes=only_control)
+
+
+async def test_an_orderly_stop_warns_of_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    node = Node(_config("calm", (0,)), driver=FakeDriver(), clock=ManualClock(0))
+    with caplog.at_level(logging.INFO, logger="lean_p2p"):
+        await node.start()
+        await node.stop()
+    stopped = [r for r in caplog.records if r.getMessage().startswith("p2p stopped")]
+    assert [record.levelname for record in stopped] == ["INFO"]
+    p2p_records = [r for r in caplog.records if r.name.startswith("lean_p2p.p2p")]
+    assert not [r for r in p2p_records if r.levelno >= logging.WARNING]

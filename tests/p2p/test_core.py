@@ -819,3 +819,15 @@ def test_range_sync_uses_best_peer_and_retries_on_another_after_failure() -> Non
     retry = only_request(core.drain_commands())
     assert retry.peer_id == PEER_B
     assert retry.request == BlocksByRangeRequest(start_slot=3, count=28)
+
+
+def test_a_driver_that_stops_under_the_core_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    core, _ = make_core()
+    with caplog.at_level(logging.INFO, logger="lean_p2p.p2p"):
+        core.handle_event(DriverStopped("crashed", "boom"), 0.0)
+        core.stop("again", orderly=True)  # a second stop changes nothing
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("WARNING", "p2p stopped")]
+    orderly, _ = make_core()
+    with caplog.at_level(logging.INFO, logger="lean_p2p.p2p"):
+        orderly.stop("node stopping", orderly=True)
+    assert caplog.records[-1].levelname == "INFO"
