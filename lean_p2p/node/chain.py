@@ -67,6 +67,7 @@ from lean_p2p.consensus.validator import (
     produce_block,
 )
 from lean_p2p.containers import Checkpoint, SignedAttestation, SignedBlock, State
+from lean_p2p.crypto import SlotOutsideKey
 from lean_p2p.net import GossipVerdict
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.node.genesis import genesis_block, genesis_state
@@ -200,6 +201,7 @@ class ChainService:
         self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor}
         self.parked = ParkedBlockPool(max_blocks=max_parked)
         self._duties_paused = False
+        self._unsignable_keys: set[tuple[int, str]] = set()
         self._signer: Signer = signer if signer is not None else PlaceholderSigner()
         self._validator_count = len(genesis.validator_keys)
         self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
@@ -582,11 +584,27 @@ class ChainService:
     def _attest(self, slot: int, attesters: Sequence[int]) -> list[ChainRequest]:
         requests: list[ChainRequest] = []
         for index in attesters:
-            attestation = produce_attestation(self.store, slot, index, self._signer)
+            try:
+                attestation = produce_attestation(self.store, slot, index, self._signer)
+            except SlotOutsideKey as error:
+                self._unsignable(index, "attestation", slot, error)
+                continue
             self._accept_attestation(attestation)
             requests.append(PublishAttestation(attestation))
         self.counters["attestations_produced"] += len(requests)
         return requests
+
+    def _unsignable(self, index: int, purpose: str, slot: int, error: SlotOutsideKey) -> None:
+        """A key that cannot sign this slot (its activation interval has passed): the
+        duty is skipped and counted, and said loudly once per key; the node follows the
+        chain on, it does not stop over a validator it cannot serve."""
+        self.counters["duties_unsignable"] += 1
+        if (index, purpose) not in self._unsignable_keys:
+            self._unsignable_keys.add((index, purpose))
+            logger.error(
+                "validator key cannot sign: its duties are skipped from here on",
+                extra={"validator": index, "key": purpose, "slot": slot, "detail": str(error)},
+            )
 
     def _propose(self, slot: int, proposer: int) -> list[ChainRequest]:
         started = time.perf_counter()
@@ -598,6 +616,9 @@ class ChainService:
                 "proposal failed",
                 extra={"slot": slot, "reason": rejection.reason.value, "detail": str(rejection)},
             )
+            return []
+        except SlotOutsideKey as error:
+            self._unsignable(proposer, "proposal", slot, error)
             return []
         finally:
             self.timings.block_import.append(time.perf_counter() - started)

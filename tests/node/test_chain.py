@@ -391,3 +391,27 @@ def test_a_stalled_network_or_a_fresh_head_does_not_pause_validators() -> None:
     fresh.on_input(BlockReceived(orphan, root, "peer", BlockSource.GOSSIP))
     assert PublishBlock in _duties_at_slot(fresh, 4)
     assert fresh.counters["duties_skipped_syncing"] == 0
+
+
+def test_a_key_past_its_slots_skips_its_duties_and_the_node_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from lean_p2p.containers import TEST_SCHEME
+    from lean_p2p.node.keys import XmssSigner, generate_validator_keys
+
+    # The shortest keys: slots 0 to 31 (two bottom trees). Validator 1 proposes at
+    # slots 1, 5, ..., 29 and 33, and votes every slot.
+    keys = generate_validator_keys(4, seed=b"short", scheme=TEST_SCHEME, num_active_slots=4)
+    assert keys[1].attestation.num_active_slots == 32
+    genesis = GenesisSpec(0, tuple(k.public_keys for k in keys))
+    chain = ChainService(genesis, validator_indices=(1,), signer=XmssSigner({1: keys[1]}))
+    assert PublishBlock in _duties_at_slot(chain, 1)  # inside its interval: signed
+    for slot in range(2, 32):
+        _duties_at_slot(chain, slot)
+    with caplog.at_level(logging.ERROR, logger="lean_p2p.node.chain"):
+        for slot in range(32, 35):
+            assert _duties_at_slot(chain, slot) == []  # no vote, no block: nothing to sign
+    assert chain.counters["duties_unsignable"] == 4  # three votes and the slot-33 proposal
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [(r.validator, r.key) for r in errors] == [(1, "attestation"), (1, "proposal")]  # type: ignore[attr-defined]
+    assert chain.summary().current_slot == 34  # the node itself went on
