@@ -83,6 +83,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "through leanSpec's nodes alone, leanSpec's through ours) and report its catch-up",
     )
     parser.add_argument(
+        "--late-checkpoint-sync",
+        action="store_true",
+        help="our late joiner starts from the finalized state of a running node (leanSpec's "
+        "first with --leanspec, else ours) over its API instead of genesis",
+    )
+    parser.add_argument(
         "--restart-at",
         type=float,
         metavar="SECONDS",
@@ -128,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         leanspec_cache=args.leanspec_cache,
         leanspec_stock=args.leanspec_stock,
         late_join=args.late_join,
+        late_checkpoint_sync=args.late_checkpoint_sync,
         restart_at=args.restart_at,
     )
     problem = check_signing_options(options)

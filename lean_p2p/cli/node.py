@@ -3,7 +3,8 @@
 Reads ``config.yaml``, ``validator-config.yaml``, ``validators.yaml``, ``nodes.yaml`` and
 the node's key from ``--devnet DIR``, runs until SIGINT/SIGTERM (or ``--duration``), stops
 in order, and optionally writes the final report (``--report-json``) and a recording of
-every handled event (``--record``).
+every handled event (``--record``). ``--checkpoint-sync-url`` starts it from another
+node's finalized state, fetched before its loop starts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "nodes.yaml; repeatable",
     )
     parser.add_argument(
+        "--checkpoint-sync-url",
+        metavar="URL",
+        help="start from the finalized state another node serves at URL (its /lean/v0 API, "
+        "ours or leanSpec's) instead of genesis",
+    )
+    parser.add_argument(
         "--accept-empty-proofs",
         action="store_true",
         help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
@@ -51,6 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lean_p2p.node.checkpoint_sync import CheckpointSyncError
     from lean_p2p.node.config import DevnetConfigError, load_node_config
     from lean_p2p.node.keys import KeystoreError
     from lean_p2p.tools.running import configure_logging, run_loop
@@ -60,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_node_config(args.devnet, args.name, record_path=args.record)
         if args.bootnode:
             config = dataclasses.replace(config, bootnodes=tuple(_checked(args.bootnode)))
+        if args.checkpoint_sync_url:
+            config = dataclasses.replace(config, checkpoint_sync_url=args.checkpoint_sync_url)
         if args.accept_empty_proofs:
             if config.keystore is None:
                 raise DevnetConfigError(
@@ -70,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     except (DevnetConfigError, KeystoreError) as error:
         print(f"lean-p2p node: {error}")
         return 2
+    except CheckpointSyncError as error:
+        print(f"lean-p2p node: checkpoint sync failed: {error}")
+        return 1
     return run_loop(lambda stop: _main(node, args, stop), use_uvloop=not args.no_uvloop)
 
 
@@ -87,13 +100,23 @@ def _checked(addresses: list[str]) -> list[str]:
 def _build(config: NodeConfig) -> Node:
     """The node, its signature scheme selected and its keys read (before any loop)."""
     from lean_p2p.containers import select_signature_scheme
+    from lean_p2p.node.checkpoint_sync import fetch_anchor
     from lean_p2p.node.keys import keystore_scheme
     from lean_p2p.node.node import Node
 
     if config.keystore is not None:
         # Before anything decodes: the scheme fixes the size of every signature.
         select_signature_scheme(keystore_scheme(config.keystore))
-    return Node(config)
+    anchor = None
+    if config.checkpoint_sync_url is not None:
+        # Blocking HTTP, here on the main thread before the node's loop exists.
+        anchor = fetch_anchor(config.checkpoint_sync_url, config.genesis)
+        print(
+            f"node {config.name}: checkpoint sync from {anchor.source}: finalized slot "
+            f"{anchor.slot}, root 0x{anchor.root.hex()}",
+            flush=True,
+        )
+    return Node(config, anchor=anchor)
 
 
 async def _main(node: Node, args: argparse.Namespace, stop: asyncio.Event) -> int:

@@ -181,16 +181,22 @@ class ChainService:
         max_parked: int = MAX_PARKED_BLOCKS,
         signer: Signer | None = None,
         verify_async: bool = False,
+        anchor: tuple[State, SignedBlock] | None = None,
     ) -> None:
-        state = genesis_state(genesis)
-        anchor = genesis_block(state)
+        """``anchor``: the finalized state and its block to start from (checkpoint
+        sync, :mod:`lean_p2p.node.checkpoint_sync`); None: genesis."""
+        if anchor is None:
+            state = genesis_state(genesis)
+            anchor_block = genesis_block(state)
+        else:
+            state, anchor_block = anchor
         self.store = ForkChoiceStore(
             state,
-            anchor.block,
+            anchor_block.block,
             validator_index=validator_indices[0] if validator_indices else None,
             verifier=verifier,
         )
-        self.anchor_root = anchor.block.hash_tree_root()
+        self.anchor_root = anchor_block.block.hash_tree_root()
         self.slot_clock = SlotClock(genesis.genesis_time)
         self.validator_indices = tuple(validator_indices)
         self.is_aggregator = is_aggregator
@@ -198,13 +204,13 @@ class ChainService:
         self.timings = ChainTimings()
         self.reorg_depths: list[int] = []  # drained by the node into its metrics
         self.last_aggregate_coverage = 0  # validators in the latest aggregate seen
-        self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor}
+        self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor_block}
         self.parked = ParkedBlockPool(max_blocks=max_parked)
         self._duties_paused = False
         self._unsignable_keys: set[tuple[int, str]] = set()
         self._signer: Signer = signer if signer is not None else PlaceholderSigner()
         self._validator_count = len(genesis.validator_keys)
-        self._previous_head = Checkpoint(root=self.anchor_root, slot=0)
+        self._previous_head = Checkpoint(root=self.anchor_root, slot=anchor_block.block.slot)
         #: validators whose vote for a slot was accepted from gossip, by slot
         self._votes_seen: dict[int, set[int]] = {}
         self.verify_async = verify_async

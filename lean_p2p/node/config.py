@@ -134,6 +134,9 @@ class NodeConfig:
     #: a devnet shared with leanSpec's node. Blocks then need not carry their proposer's
     #: signature (one that does still has it verified). Needs ``verification="xmss"``.
     accept_empty_proofs: bool = False
+    #: start from the finalized state another node serves at this URL (its
+    #: ``/lean/v0`` API) instead of genesis: see :mod:`lean_p2p.node.checkpoint_sync`
+    checkpoint_sync_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -39,6 +39,7 @@ from lean_p2p.crypto import verify
 from lean_p2p.net.checks import check_event
 from lean_p2p.node.api import ApiServer
 from lean_p2p.node.chain import ChainOutput, ChainService, ChainSummary
+from lean_p2p.node.checkpoint_sync import Anchor, fetch_anchor
 from lean_p2p.node.clock import Clock, ScheduledCall, SystemClock
 from lean_p2p.node.config import NodeConfig
 from lean_p2p.node.control import IntervalTick, SetAggregator, TimerExpired
@@ -210,8 +211,18 @@ class Node:
         fail_fast: bool = True,
         serve_api: bool = True,
         on_handled: Callable[[str, object, float, float], None] | None = None,
+        anchor: Anchor | None = None,
     ) -> None:
+        """``anchor``: the checked finalized state and block to start from instead of
+        genesis (:func:`~lean_p2p.node.checkpoint_sync.fetch_anchor`; with
+        ``config.checkpoint_sync_url``, :meth:`create` fetches it)."""
+        if config.checkpoint_sync_url is not None and anchor is None:
+            raise ValueError(
+                "config.checkpoint_sync_url is set: build the node with "
+                "'await Node.create(config)', or fetch the anchor first and pass anchor="
+            )
         self.config = config
+        self.anchor = anchor
         self.affinity = LoopAffinity(f"Node {config.name}", "Node.emit_threadsafe")
         self._driver_given = driver
         self._clock: Clock = clock or SystemClock()
@@ -248,6 +259,7 @@ class Node:
             verifier=verifier,
             verify_async=config.verification == "xmss",
             signer=signer,
+            anchor=(anchor.state, anchor.block) if anchor is not None else None,
         )
         self.p2p = P2PCore(self.chain, bootnodes=config.bootnodes)
         self.metrics = NodeMetrics(
@@ -293,6 +305,17 @@ class Node:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    @classmethod
+    async def create(cls, config: NodeConfig, **options: Any) -> Node:
+        """The node; with ``config.checkpoint_sync_url``, its anchor is fetched first on a
+        worker thread (HTTP and SSZ decoding stay off the calling loop).
+        Raises :class:`~lean_p2p.node.checkpoint_sync.CheckpointSyncError`."""
+        if config.checkpoint_sync_url is not None and "anchor" not in options:
+            options["anchor"] = await asyncio.to_thread(
+                fetch_anchor, config.checkpoint_sync_url, config.genesis
+            )
+        return cls(config, **options)
 
     async def start(self) -> None:
         self.affinity.bind()

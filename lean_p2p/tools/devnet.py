@@ -114,6 +114,9 @@ class DevnetOptions:
     #: run leanSpec unchanged: its known defects then show (docs/interop.md)
     leanspec_stock: bool = False
     late_join: float | None = None
+    #: our late joiner starts from the finalized state of a running node (leanSpec's
+    #: first in a mixed devnet, else our first) over its API: checkpoint sync
+    late_checkpoint_sync: bool = False
     #: seconds after genesis at which one running node of each kind is restarted
     restart_at: float | None = None
 
@@ -198,6 +201,8 @@ def check_signing_options(options: DevnetOptions) -> str | None:
             "--late-join holds back the last node of each kind: run at least two nodes of "
             "each kind in use"
         )
+    if options.late_checkpoint_sync and options.late_join is None:
+        return "--late-checkpoint-sync needs --late-join: it is how the late node starts"
     if options.restart_at is not None and options.nodes < 2 + (options.late_join is not None):
         return "--restart-at restarts a node other than the aggregator: add a node"
     if options.leanspec and options.scheme != "test":
@@ -584,6 +589,7 @@ class _Launch:
         )
         self.joins: list[Join] = []
         self.restart_exit_codes: list[int | None] = []
+        self._waiting_shown = False
         #: names not expected to run now (late, or between stop and start of a restart)
         self.down: set[str] = set()
         self._actions: list[tuple[float, Callable[[], Awaitable[None]]]] = []
@@ -593,6 +599,11 @@ class _Launch:
         if options.restart_at is not None:
             self._actions.append((options.restart_at, self._restart))
         self._actions.sort(key=lambda action: action[0])
+
+    def _our_api_port(self) -> int:
+        port = self._processes[0].entry.api_port
+        assert port is not None  # the devnet gives every node an API port
+        return port
 
     def _our_bootnodes(self) -> list[str]:
         """Where leanSpec's nodes dial in: ours that run (our late joiner once started)."""
@@ -630,7 +641,33 @@ class _Launch:
             _, action = self._actions.pop(0)
             await action()
 
+    def _checkpoint_source(self) -> str:
+        """The API our late joiner checkpoint-syncs from: leanSpec's first node, else ours."""
+        port = self._leanspec[0].api_port if self._leanspec else self._our_api_port()
+        return f"http://127.0.0.1:{port}"
+
+    async def _source_finalized(self) -> bool:
+        """Whether the checkpoint source has finalized past genesis (starting from a
+        genesis anchor would not be checkpoint sync)."""
+        port = int(self._checkpoint_source().rsplit(":", 1)[1])
+        async with aiohttp.ClientSession() as session:
+            view = await poll_fork_choice(session, port)
+        return view is not None and view["finalized_slot"] > 0
+
     async def _start_late(self) -> None:
+        if self._options.late_checkpoint_sync and not await self._source_finalized():
+            # Wait for a settled state, a second at a time, without holding up the
+            # progress lines: the start is asked again next second.
+            if not self._waiting_shown:
+                self._waiting_shown = True
+                self._show(
+                    f"devnet: late join waits for {self._checkpoint_source()} to finalize "
+                    "past genesis (checkpoint sync)"
+                )
+            again = time.time() - self._genesis_time + 1.0
+            self._actions.append((again, self._start_late))
+            self._actions.sort(key=lambda action: action[0])
+            return
         if self.late_ours is not None:
             extra: list[str] = []
             for node in self._leanspec:
@@ -639,8 +676,12 @@ class _Launch:
                     extra += ["--bootnode", f"{node.listen_address}/p2p/{peer_id}"]
             if self._leanspec and not extra:
                 self._show("devnet: no leanSpec peer id in its log; the late node dials ours")
-            self.late_ours.start(self._options, extra)
             via = "leanSpec's nodes" if extra else "our nodes"
+            if self._options.late_checkpoint_sync:
+                url = self._checkpoint_source()
+                extra += ["--checkpoint-sync-url", url]
+                via += f", from the finalized state at {url}"
+            self.late_ours.start(self._options, extra)
             self._show(f"devnet: late join: started {self.late_ours.name} (through {via})")
             self._joined(self.late_ours.name, "lean_p2p", "late")
         if self.late_theirs is not None:
@@ -1005,10 +1046,11 @@ def _mixed_summary(
         )
         if everyone
         else 0,
-        "head_agreement": ours["head_agreement"]
-        and everyone
-        and len(heads) == len(views)
-        and max(heads) - min(heads) <= 1,
+        # From the settled view taken while every node ran, not from our final reports:
+        # leanSpec's nodes stop first, and ours run on meanwhile (a node of ours that
+        # joined through leanSpec's alone is cut off then), so those differ by design.
+        "head_agreement": everyone and len(heads) == len(views) and max(heads) - min(heads) <= 1,
+        "finalized_roots_agree": everyone and _finalized_roots(views) is not None,
         "implementations_agree": everyone and _finalized_roots(views) is not None,
         # every node held blocks proposed on both sides, and once counted more votes for
         # one block than its own implementation's validators can cast: some came from

@@ -116,6 +116,19 @@ def test_node_bootnodes_must_name_their_peer(
     )
 
 
+def test_node_names_a_checkpoint_sync_that_failed_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.node.config import write_devnet
+
+    write_devnet(tmp_path, nodes=1, validators=1)
+    arguments = ["node", "--devnet", str(tmp_path), "--name", "lean_p2p_0"]
+    assert main([*arguments, "--checkpoint-sync-url", "http://127.0.0.1:1"]) == 1
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith("lean-p2p node: checkpoint sync failed: http://127.0.0.1:1/lean/v0/")
+    assert "cannot fetch" in line
+
+
 def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--nodes", "0"]) == 2
 

@@ -364,6 +364,7 @@ def test_a_joined_node_is_caught_up_at_the_lowest_steady_head() -> None:
         ({"late_join": 90.0}, "must fall inside the run"),
         ({"restart_at": 5.0, "nodes": 1}, "restarts a node other than the aggregator"),
         ({"restart_at": 5.0, "late_join": 3.0, "nodes": 2}, "other than the aggregator"),
+        ({"late_checkpoint_sync": True}, "needs --late-join"),
     ],
 )
 def test_late_joins_and_restarts_that_cannot_run_are_named(
