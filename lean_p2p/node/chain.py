@@ -113,6 +113,8 @@ VOTE_MEMORY_SLOTS = 64
 #: How far (slots) a head may lag the clock before blocks waiting above it pause the
 #: validators (see ``ChainService._paused_for_sync``).
 SYNC_LAG_SLOTS = 2
+#: Paused slots without the head moving after which the validators resume anyway.
+MAX_SYNC_PAUSE_SLOTS = 8
 
 #: Rejections that depend on what this node has seen, or on its clock: the message may
 #: be valid in another view, so it is IGNOREd and its sender not penalized.
@@ -207,6 +209,9 @@ class ChainService:
         self._signed_blocks: dict[bytes, SignedBlock] = {self.anchor_root: anchor_block}
         self.parked = ParkedBlockPool(max_blocks=max_parked)
         self._duties_paused = False
+        #: the head slot when the current pause began (or last moved), and that slot
+        self._pause_head: int | None = None
+        self._pause_start = 0
         self._unsignable_keys: set[tuple[int, str]] = set()
         self._signer: Signer = signer if signer is not None else PlaceholderSigner()
         self._validator_count = len(genesis.validator_keys)
@@ -409,17 +414,30 @@ class ChainService:
         has left. A late joiner of ours once proposed on genesis that way, and a node
         that synced from it followed it onto that fork. A network that stalls (no newer
         blocks anywhere) never pauses anyone, and a peer that sends orphans cannot
-        pause a node whose head keeps up with the clock.
+        pause a node whose head keeps up with the clock. Nor for long one whose head
+        does not: after :data:`MAX_SYNC_PAUSE_SLOTS` paused slots in which its head did
+        not move, the duties resume (orphans that never import, sent while the network
+        stalls, must not keep its validators out of the recovery).
         """
         head_slot = self.store.blocks[self.store.head].slot
         tip = self.parked.highest_slot() if slot - head_slot > SYNC_LAG_SLOTS else None
         paused = tip is not None and tip > head_slot
+        if paused and self._pause_head != head_slot:
+            self._pause_head, self._pause_start = head_slot, slot  # a pause, or progress
+        stuck = paused and slot - self._pause_start > MAX_SYNC_PAUSE_SLOTS
+        if stuck:
+            paused = False
+            self.counters["sync_pauses_overridden"] += 1
         if paused != self._duties_paused:
             self._duties_paused = paused
-            logger.info(
-                "validator duties paused: catching up" if paused else "validator duties resumed",
-                extra={"slot": slot, "head_slot": head_slot, "network_slot": tip},
+            message = (
+                "validator duties paused: catching up"
+                if paused
+                else "validator duties resumed: the head has not moved while paused"
+                if stuck
+                else "validator duties resumed"
             )
+            logger.info(message, extra={"slot": slot, "head_slot": head_slot, "network_slot": tip})
         return paused
 
     def _on_input(self, value: ToChain) -> GossipVerdict | VerifySignatures | None:

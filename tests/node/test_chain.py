@@ -415,3 +415,26 @@ def test_a_key_past_its_slots_skips_its_duties_and_the_node_goes_on(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [(r.validator, r.key) for r in errors] == [(1, "attestation"), (1, "proposal")]  # type: ignore[attr-defined]
     assert chain.summary().current_slot == 34  # the node itself went on
+
+
+def test_a_pause_that_goes_nowhere_ends(caplog: pytest.LogCaptureFixture) -> None:
+    # An orphan whose parent never comes (sent while the network stalls) pauses the
+    # validators, but not for ever: after eight slots without head progress they resume.
+    chain = _service(validator_indices=(1,))
+    for interval in range(1, 8 * 5):
+        chain.on_interval(interval)
+    orphan, root = _orphan(b"\x07" * 32, 8)
+    chain.on_input(BlockReceived(orphan, root, "peer", BlockSource.GOSSIP))
+    paused_slots = []
+    with caplog.at_level(logging.INFO, logger="lean_p2p.node.chain"):
+        for slot in range(9, 22):
+            skipped = chain.counters["duties_skipped_syncing"]
+            kinds = _duties_at_slot(chain, slot)
+            if chain.counters["duties_skipped_syncing"] > skipped:
+                assert PublishAttestation not in kinds
+                paused_slots.append(slot)
+            else:
+                assert PublishAttestation in kinds
+    assert paused_slots == list(range(9, 18))  # 9 to 17: the pause began at 9
+    assert chain.counters["sync_pauses_overridden"] == 4  # slots 18 to 21
+    assert "validator duties resumed: the head has not moved while paused" in caplog.text
