@@ -581,8 +581,9 @@ class _Launch:
         late = options.late_join is not None
         self.late_ours = processes[-1] if late else None
         self.late_theirs = leanspec_nodes[-1] if late and leanspec_nodes else None
-        # Not the aggregators (our first node, leanSpec's first aggregates) unless only
-        # leanSpec's first is left: losing it leaves our aggregator.
+        # Ours: not our aggregator (the first). leanSpec's: its first, which aggregates,
+        # as the only one of its nodes sure to run from the start; our aggregator
+        # goes on meanwhile.
         self.restart_ours = processes[1] if options.restart_at is not None else None
         self.restart_theirs = (
             leanspec_nodes[0] if options.restart_at is not None and leanspec_nodes else None

@@ -596,6 +596,17 @@ def parse_keygen_output(output: str) -> tuple[bytes, bytes]:
     return keys
 
 
+def leanspec_child_environment(python_path: Sequence[Path], changes: str) -> dict[str, str]:
+    """The environment leanSpec's interpreter runs in: ours, without our venv, with
+    ``python_path`` first on its path (so stand-ins win over its site-packages) and the
+    launcher's ``changes`` (:data:`CHANGES_VARIABLE`)."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env["PYTHONPATH"] = os.pathsep.join(str(path) for path in python_path)
+    env[CHANGES_VARIABLE] = changes
+    return env
+
+
 def write_stand_ins(directory: Path) -> Path:
     for name, source in STAND_IN_MODULES.items():
         package = directory / name
@@ -1319,10 +1330,9 @@ def run_interop(arguments: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="interop-leanspec-") as temporary:
         workdir = Path(temporary)
         stubs = arguments.stubs or write_stand_ins(workdir / "stand-ins")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(arguments.leanspec), str(stubs)])
-        env.pop("VIRTUAL_ENV", None)
-        env[CHANGES_VARIABLE] = "" if arguments.stock else HARNESS_CHANGES
+        env = leanspec_child_environment(
+            [arguments.leanspec, stubs], "" if arguments.stock else HARNESS_CHANGES
+        )
         real_keys: dict[int, tuple[bytes, bytes]] = {}
         validator_keys: Path | None = None
         if arguments.validator:

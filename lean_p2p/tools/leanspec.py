@@ -31,7 +31,12 @@ from typing import Any
 
 import aiohttp
 
-from lean_p2p.tools.interop import ALL_CHANGES, CHANGES_VARIABLE, LAUNCHER, write_stand_ins
+from lean_p2p.tools.interop import (
+    ALL_CHANGES,
+    LAUNCHER,
+    leanspec_child_environment,
+    write_stand_ins,
+)
 
 __all__ = [
     "LEANSPEC_EXPLAINED_ERRORS",
@@ -42,6 +47,7 @@ __all__ = [
     "default_cache_directory",
     "default_setup_script",
     "error_lines",
+    "find_leanspec_python",
     "fork_choice_view",
     "leanspec_environment",
     "leanspec_python",
@@ -102,6 +108,15 @@ def default_setup_script() -> Path:
 PYTHON_ENV = "LEAN_P2P_LEANSPEC_PYTHON"
 
 
+def find_leanspec_python() -> Path | None:
+    """An interpreter that runs leanSpec's node, without building one:
+    ``$LEAN_P2P_LEANSPEC_PYTHON``, then the checkout's ``build/leanspec-venv``."""
+    for candidate in _known_interpreters():
+        if candidate.is_file() and _imports_leanspec(candidate):
+            return candidate
+    return None
+
+
 def _known_interpreters() -> list[Path]:
     """``$LEAN_P2P_LEANSPEC_PYTHON``, then the venv ``.ci/run`` builds in the checkout."""
     known = [Path(os.environ[PYTHON_ENV])] if os.environ.get(PYTHON_ENV) else []
@@ -144,10 +159,10 @@ def leanspec_python(
                 "venv made by setup-leanspec.sh"
             )
         return given
-    for candidate in _known_interpreters():
-        if candidate.is_file() and _imports_leanspec(candidate):
-            show(f"leanSpec: using {candidate}")
-            return candidate
+    found = find_leanspec_python()
+    if found is not None:
+        show(f"leanSpec: using {found}")
+        return found
     venv = (cache or default_cache_directory()) / "leanspec-venv"
     python = venv / "bin" / "python"
     if python.is_file() and _imports_leanspec(python):
@@ -202,10 +217,8 @@ def leanspec_environment(directory: Path, *, stock: bool = False) -> tuple[dict[
     stand_ins = write_stand_ins(directory / "stand-ins")
     launcher = directory / "run_leanspec.py"
     launcher.write_text(LAUNCHER)
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    env["PYTHONPATH"] = str(stand_ins)  # before site-packages: the stand-ins win
-    env[CHANGES_VARIABLE] = "" if stock else ALL_CHANGES  # its known defects, worked around
+    # Its known defects worked around, unless asked for leanSpec as it is.
+    env = leanspec_child_environment([stand_ins], "" if stock else ALL_CHANGES)
     env["LEAN_ENV"] = "test"  # the test XMSS scheme, as the devnet's keys are
     return env, launcher
 

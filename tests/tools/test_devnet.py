@@ -294,9 +294,9 @@ def leanspec_interpreter() -> Path:
 
     from lean_p2p.tools import leanspec
 
-    for candidate in leanspec._known_interpreters():
-        if candidate.is_file() and leanspec._imports_leanspec(candidate):
-            return candidate
+    found = leanspec.find_leanspec_python()
+    if found is not None:
+        return found
     how = (
         "no leanSpec interpreter for the mixed-devnet test: run "
         "`bash ../shared/peers/setup-leanspec.sh build/leanspec-venv` "
