@@ -82,7 +82,10 @@ _ERROR_LINE = re.compile(
 #: leanSpec's line naming its peer id (its identity is new at every start)
 _PEER_ID_LINE = re.compile(r"Node initialized, peer_id=(\w+)")
 
-_SETUP_TIMEOUT = 1200.0  # seconds: a slow mirror, two cores
+_SETUP_TIMEOUT = 1200.0
+_BUILD_NOTE_SECONDS = (
+    15.0  # a progress line this often while the venv builds  # seconds: a slow mirror, two cores
+)
 
 
 class LeanSpecUnavailable(Exception):
@@ -185,8 +188,12 @@ def leanspec_python(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # stopped as a group: pip's children too
         )
+        next_note = began + _BUILD_NOTE_SECONDS
         try:
             while builder.poll() is None:
+                if time.monotonic() >= next_note:
+                    show(f"leanSpec: still building ({time.monotonic() - began:.0f} s)")
+                    next_note += _BUILD_NOTE_SECONDS
                 if should_stop():
                     raise LeanSpecUnavailable("stopped while building leanSpec's venv")
                 if time.monotonic() - began > _SETUP_TIMEOUT:

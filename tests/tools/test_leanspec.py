@@ -189,6 +189,17 @@ def test_a_failed_build_names_its_last_line_and_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("no_known_interpreter")
+def test_a_long_build_says_it_is_still_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(leanspec, "_BUILD_NOTE_SECONDS", 0.2)
+    script = _fake_setup(tmp_path, "sleep 1\n" + _MAKE_VENV)
+    lines: list[str] = []
+    leanspec_python(None, cache=tmp_path / "c", setup_script=script, show=lines.append)
+    assert any(line.startswith("leanSpec: still building (") for line in lines[1:-1])
+
+
+@pytest.mark.usefixtures("no_known_interpreter")
 def test_a_build_is_stopped_when_asked(tmp_path: Path) -> None:
     script = _fake_setup(tmp_path, "sleep 60")
     with pytest.raises(LeanSpecUnavailable, match="stopped while building"):
