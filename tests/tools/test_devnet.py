@@ -249,11 +249,17 @@ def test_cross_imports_need_blocks_and_votes_from_both_sides() -> None:
     only_ours = {**_view(5, 3, 2), "proposers": [0]}
     one_sided = _mixed([("lean_p2p_0", _view(5, 3, 2)), ("lean_spec_0", only_ours)])
     assert not one_sided["proposals_imported_both_ways"]
-    # one validator each side: a weight of 1 is a node's own side's vote alone
+    # One validator each side: a weight of 1 is a node's own side's vote alone. Half
+    # the validators is under two thirds, so a justified checkpoint needed the other
+    # side's votes too; without one, nothing shows they were counted.
     short = _mixed([("lean_p2p_0", _view(5, 3, 2, weight=1)), ("lean_spec_0", _view(5, 3, 2))])
-    assert not short["votes_counted_both_ways"]
+    assert short["votes_counted_both_ways"]
+    unjustified = _mixed(
+        [("lean_p2p_0", _view(5, 0, 0, weight=1)), ("lean_spec_0", _view(5, 3, 2))]
+    )
+    assert not unjustified["votes_counted_both_ways"]
     theirs_short = _mixed(
-        [("lean_p2p_0", _view(5, 3, 2)), ("lean_spec_0", _view(5, 3, 2, weight=1))]
+        [("lean_p2p_0", _view(5, 3, 2)), ("lean_spec_0", _view(5, 0, 0, weight=1))]
     )
     assert not theirs_short["votes_counted_both_ways"]
 
