@@ -4,7 +4,9 @@ Reads ``config.yaml``, ``validator-config.yaml``, ``validators.yaml``, ``nodes.y
 the node's key from ``--devnet DIR``, runs until SIGINT/SIGTERM (or ``--duration``), stops
 in order, and optionally writes the final report (``--report-json``) and a recording of
 every handled event (``--record``). ``--checkpoint-sync-url`` starts it from another
-node's finalized state, fetched before its loop starts.
+node's finalized state, fetched before its loop starts. ``--data-dir`` keeps its chain in
+a database there and restarts from it (a database holding a chain wins over
+``--checkpoint-sync-url``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "ours or leanSpec's) instead of genesis",
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the chain in a database in DIR and restart from it (default: in memory)",
+    )
+    parser.add_argument(
         "--accept-empty-proofs",
         action="store_true",
         help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
@@ -60,6 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from lean_p2p.node.checkpoint_sync import CheckpointSyncError
     from lean_p2p.node.config import DevnetConfigError, load_node_config
+    from lean_p2p.node.database import DatabaseError
     from lean_p2p.node.keys import KeystoreError
     from lean_p2p.tools.running import configure_logging, run_loop
 
@@ -70,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, bootnodes=tuple(_checked(args.bootnode)))
         if args.checkpoint_sync_url:
             config = dataclasses.replace(config, checkpoint_sync_url=args.checkpoint_sync_url)
+        if args.data_dir is not None:
+            config = dataclasses.replace(config, data_dir=args.data_dir.absolute())
         if args.accept_empty_proofs:
             if config.keystore is None:
                 raise DevnetConfigError(
@@ -82,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except CheckpointSyncError as error:
         print(f"lean-p2p node: checkpoint sync failed: {error}")
+        return 1
+    except DatabaseError as error:
+        print(f"lean-p2p node: {error}")
         return 1
     return run_loop(lambda stop: _main(node, args, stop), use_uvloop=not args.no_uvloop)
 
@@ -107,8 +121,20 @@ def _build(config: NodeConfig) -> Node:
     if config.keystore is not None:
         # Before anything decodes: the scheme fixes the size of every signature.
         select_signature_scheme(keystore_scheme(config.keystore))
+    from lean_p2p.node.persistence import open_chain
+
     anchor = None
-    if config.checkpoint_sync_url is not None:
+    opened = None
+    if config.data_dir is not None:
+        opened = open_chain(config.data_dir, config.genesis)
+        if opened.stored is not None:
+            stored = opened.stored
+            print(
+                f"node {config.name}: restarting from {opened.database.path}: finalized slot "
+                f"{stored.finalized_slot}, {len(stored.blocks)} blocks above it",
+                flush=True,
+            )
+    if config.checkpoint_sync_url is not None and (opened is None or opened.stored is None):
         # Blocking HTTP, here on the main thread before the node's loop exists.
         anchor = fetch_anchor(config.checkpoint_sync_url, config.genesis)
         print(
@@ -116,7 +142,7 @@ def _build(config: NodeConfig) -> Node:
             f"{anchor.slot}, root 0x{anchor.root.hex()}",
             flush=True,
         )
-    return Node(config, anchor=anchor)
+    return Node(config, anchor=anchor, opened=opened)
 
 
 async def _main(node: Node, args: argparse.Namespace, stop: asyncio.Event) -> int:

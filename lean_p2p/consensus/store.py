@@ -56,7 +56,7 @@ from lean_p2p.containers import (
 )
 from lean_p2p.runtime.affinity import LoopAffinity, loop_only
 
-__all__ = ["ForkChoiceStore", "StoreStatistics", "participant_mask"]
+__all__ = ["ForkChoiceStore", "ProofPool", "StoreStatistics", "participant_mask"]
 
 logger = logging.getLogger(__name__)
 

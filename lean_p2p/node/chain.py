@@ -39,6 +39,15 @@ by reason and logged; it never raises out.
 
 The pool's clock is the store's: ``now`` is the store time in seconds since genesis, so
 parking, retries and expiry replay exactly like everything else.
+
+Persistence (``storage``, a :class:`~lean_p2p.node.persistence.ChainWriter`): every block
+imported or proposed, the finalized and justified checkpoints with their states when
+they move, the head, and once per slot (interval 4) a snapshot of the vote pools are
+offered to it after each input; the offers only append references, the writer thread
+encodes and commits. A node restarted from its database (``restored``) starts from the
+committed finalized state and replays the committed blocks above it onto it, without
+verifying their signatures again (they were verified before they were committed), then
+takes the committed votes back into its pools.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from lean_p2p.consensus.clock import SlotClock
 from lean_p2p.consensus.config import INTERVALS_PER_SLOT, MILLISECONDS_PER_INTERVAL
@@ -57,7 +67,7 @@ from lean_p2p.consensus.hashing import attestation_data_root
 from lean_p2p.consensus.parked import ParkedBlockPool, import_with_parking
 from lean_p2p.consensus.signatures import SignatureVerifier
 from lean_p2p.consensus.state_transition import proposer_for_slot
-from lean_p2p.consensus.store import ForkChoiceStore
+from lean_p2p.consensus.store import ForkChoiceStore, ProofPool
 from lean_p2p.consensus.validator import (
     Duty,
     PlaceholderSigner,
@@ -66,10 +76,17 @@ from lean_p2p.consensus.validator import (
     produce_attestation,
     produce_block,
 )
-from lean_p2p.containers import Checkpoint, SignedAttestation, SignedBlock, State
+from lean_p2p.containers import (
+    Checkpoint,
+    SignedAggregatedAttestation,
+    SignedAttestation,
+    SignedBlock,
+    State,
+)
 from lean_p2p.crypto import SlotOutsideKey
 from lean_p2p.net import GossipVerdict
 from lean_p2p.node.config import GenesisSpec
+from lean_p2p.node.database import StoredChain, StoredCheckpoint, VotePool
 from lean_p2p.node.genesis import genesis_block, genesis_state
 from lean_p2p.node.verification import (
     Outcome,
@@ -96,6 +113,7 @@ __all__ = [
     "VIEW_DEPENDENT_REASONS",
     "ChainOutput",
     "ChainService",
+    "ChainStorage",
     "ChainSummary",
     "ChainTimings",
     "gossip_verdict",
@@ -157,6 +175,63 @@ class ChainSummary:
         )
 
 
+class ChainStorage(Protocol):
+    """Where the chain offers what a restart needs (loop thread; must not block)."""
+
+    def offer_block(self, root: bytes, block: SignedBlock) -> None: ...
+
+    def offer_checkpoints(
+        self, finalized: StoredCheckpoint | None, justified: StoredCheckpoint | None
+    ) -> None: ...
+
+    def offer_votes(
+        self, votes: Sequence[tuple[VotePool, SignedAggregatedAttestation]]
+    ) -> None: ...
+
+    def offer_head(self, head: bytes) -> None: ...
+
+    def flush(self) -> bool: ...
+
+
+class _CommittedBlockVerifier:
+    """The restart replay's verifier: a committed block's proof was verified before it
+    was committed, so it is not verified again; anything else goes to the real one."""
+
+    def __init__(self, real: SignatureVerifier) -> None:
+        self.real = real
+
+    @property
+    def mode(self) -> str:
+        return self.real.mode
+
+    def verify_attestation(
+        self, public_key: bytes, slot: int, message: bytes, signature: bytes
+    ) -> bool:
+        return self.real.verify_attestation(public_key, slot, message, signature)
+
+    def verify_aggregate(
+        self, public_keys: Sequence[bytes], message: bytes, slot: int, proof: bytes
+    ) -> bool:
+        return self.real.verify_aggregate(public_keys, message, slot, proof)
+
+    def verify_block_proof(
+        self,
+        public_keys_per_message: Sequence[Sequence[bytes]],
+        messages: Sequence[tuple[bytes, int]],
+        proof: bytes,
+    ) -> bool:
+        return True
+
+    def aggregate(
+        self,
+        message: bytes,
+        slot: int,
+        signatures: Sequence[tuple[int, bytes, bytes]],
+        children: Sequence[tuple[bytes, Sequence[bytes]]],
+    ) -> bytes:
+        return self.real.aggregate(message, slot, signatures, children)
+
+
 class ChainTimings:
     """Processing times the metrics export (seconds of loop-thread CPU per operation)."""
 
@@ -184,9 +259,15 @@ class ChainService:
         signer: Signer | None = None,
         verify_async: bool = False,
         anchor: tuple[State, SignedBlock] | None = None,
+        storage: ChainStorage | None = None,
+        restored: StoredChain | None = None,
     ) -> None:
         """``anchor``: the finalized state and its block to start from (checkpoint
-        sync, :mod:`lean_p2p.node.checkpoint_sync`); None: genesis."""
+        sync, :mod:`lean_p2p.node.checkpoint_sync`); None: genesis. ``restored``: the
+        chain committed by an earlier run (it replaces ``anchor``). ``storage``: where
+        changes are offered for persisting."""
+        if restored is not None:
+            anchor = (restored.finalized.state, restored.finalized.block)
         if anchor is None:
             state = genesis_state(genesis)
             anchor_block = genesis_block(state)
@@ -222,6 +303,130 @@ class ChainService:
         #: gossip votes waiting for their signature's verification, by ticket
         self._awaiting: dict[int, tuple[SignedAttestation, bytes]] = {}
         self._next_ticket = 1
+        self.storage = storage
+        self._stored_finalized: Checkpoint | None = None
+        self._stored_justified: Checkpoint | None = None
+        self._stored_head = b""
+        if restored is not None:
+            self._restore(restored)
+        self._persist()
+
+    # --- persistence --------------------------------------------------------------------
+
+    def _restore(self, restored: StoredChain) -> None:
+        """Replay the committed blocks above the finalized state, then take the
+        committed votes back; what does not fit (a block whose parent was never
+        committed) is counted and logged, not fatal."""
+        store = self.store
+        real_verifier = store.verifier
+        store.verifier = _CommittedBlockVerifier(real_verifier)
+        try:
+            for block in restored.blocks:
+                try:
+                    root = store.on_block(block, recompute_head=False)
+                except ConsensusRejection as rejection:
+                    self.counters["restore_blocks_skipped"] += 1
+                    logger.warning(
+                        "committed block not restored",
+                        extra={"slot": block.block.slot, "reason": rejection.reason.value},
+                    )
+                    continue
+                self._signed_blocks[root] = block
+                self.counters["restore_blocks"] += 1
+        finally:
+            store.verifier = real_verifier
+        store.update_head()
+        finalized_slot = store.latest_finalized.slot
+        for pool_name, vote in restored.votes:
+            data = vote.data
+            if data.head.slot <= finalized_slot or not all(
+                store.has_block(c.root) for c in (data.head, data.target, data.source)
+            ):
+                continue
+            pool = store.known_payloads if pool_name == "known" else store.new_payloads
+            pool.setdefault(data, set()).add(vote.proof)
+            self.counters["restore_votes"] += 1
+        store.update_head()
+        self._previous_head = self.head()
+        # The pools lost their order against the blocks' own votes: a fresh snapshot.
+        if store.latest_justified != restored.justified:
+            self.counters["restore_justified_differs"] += 1
+            logger.warning(
+                "restored justified checkpoint differs from the committed one",
+                extra={
+                    "committed_slot": restored.justified.slot,
+                    "restored_slot": store.latest_justified.slot,
+                },
+            )
+        logger.info(
+            "chain restored from the database",
+            extra={
+                "finalized_slot": finalized_slot,
+                "justified_slot": store.latest_justified.slot,
+                "head_slot": store.blocks[store.head].slot,
+                "blocks": self.counters["restore_blocks"],
+                "votes": self.counters["restore_votes"],
+            },
+        )
+
+    def attach_storage(self, storage: ChainStorage) -> None:
+        """Offer everything a restart needs to ``storage`` from now on, beginning with
+        the current checkpoints, head and votes."""
+        self.storage = storage
+        self._stored_finalized = self._stored_justified = None
+        self._stored_head = b""
+        self._persist(votes=True)
+
+    def _persist(self, *, votes: bool = False) -> None:
+        """Offer what changed since the last offer (cheap when nothing did)."""
+        storage = self.storage
+        if storage is None:
+            return
+        store = self.store
+        finalized = justified = None
+        if store.latest_finalized != self._stored_finalized:
+            finalized = self._stored_checkpoint(store.latest_finalized)
+            self._stored_finalized = store.latest_finalized
+        if store.latest_justified != self._stored_justified:
+            justified = self._stored_checkpoint(store.latest_justified)
+            self._stored_justified = store.latest_justified
+        if finalized is not None or justified is not None:
+            storage.offer_checkpoints(finalized, justified)
+        if votes:
+            storage.offer_votes(self.vote_snapshot())
+        if store.head != self._stored_head:
+            self._stored_head = store.head
+            storage.offer_head(store.head)
+        storage.flush()
+
+    def _stored_checkpoint(self, checkpoint: Checkpoint) -> StoredCheckpoint:
+        # The container copy is made here, on the loop: a ChainState shares its history
+        # with other forks and must not cross threads (lean_p2p.consensus.state). The
+        # store's checkpoints always name blocks it holds (the anchor or imported ones).
+        return StoredCheckpoint(
+            checkpoint,
+            self._signed_blocks[checkpoint.root],
+            self.store.states[checkpoint.root].to_container(),
+        )
+
+    def vote_snapshot(self) -> list[tuple[VotePool, SignedAggregatedAttestation]]:
+        """Every proof in the vote pools, in pool order (references, no copies)."""
+        self.store.affinity.check()
+        snapshot: list[tuple[VotePool, SignedAggregatedAttestation]] = []
+        pools: tuple[tuple[VotePool, ProofPool], ...] = (
+            ("known", self.store.known_payloads),
+            ("new", self.store.new_payloads),
+        )
+        for name, pool in pools:
+            for data, proofs in pool.items():
+                snapshot += [
+                    (name, SignedAggregatedAttestation(data=data, proof=proof)) for proof in proofs
+                ]
+        return snapshot
+
+    def _offer_block(self, root: bytes, block: SignedBlock) -> None:
+        if self.storage is not None:
+            self.storage.offer_block(root, block)
 
     # --- ChainReader (for the P2P core) ---------------------------------------------
 
@@ -312,6 +517,7 @@ class ChainService:
         """Advance the store to ``interval`` (since genesis) and run this node's duties."""
         requests = self._on_interval(interval)
         self._note_head()
+        self._persist(votes=interval % INTERVALS_PER_SLOT == INTERVALS_PER_SLOT - 1)
         # Every tick also retries roots whose fetch has been in flight too long and
         # expires parked blocks that waited too long.
         return requests + self._flush_parked()
@@ -321,6 +527,7 @@ class ChainService:
         each gossip message, the verdict goes back first (or a request to verify it)."""
         outcome = self._on_input(value)
         self._note_head()
+        self._persist()
         requests: list[ChainOutput] = []
         if isinstance(outcome, VerifySignatures):
             requests.append(outcome)
@@ -344,6 +551,7 @@ class ChainService:
         else:
             verdict = self._take_vote(attestation, signature_valid=result.all_valid)
         self._note_head()
+        self._persist()
         return self._report(message_id, verdict)
 
     @property
@@ -482,6 +690,7 @@ class ChainService:
             self.timings.block_import += [share] * len(report.imported)
         for block_root, block in zip(report.imported, report.imported_blocks, strict=True):
             self._signed_blocks[block_root] = block
+            self._offer_block(block_root, block)
         # Only counts that moved: a zero entry would show up in every report.
         if report.imported:
             self.counters["blocks_imported"] += len(report.imported)
@@ -647,6 +856,7 @@ class ChainService:
         finally:
             self.timings.block_import.append(time.perf_counter() - started)
         self._signed_blocks[produced.root] = produced.signed_block
+        self._offer_block(produced.root, produced.signed_block)
         self.counters["blocks_imported"] += 1
         self.counters["blocks_proposed"] += 1
         return [PublishBlock(produced.signed_block)]

@@ -137,6 +137,10 @@ class NodeConfig:
     #: start from the finalized state another node serves at this URL (its
     #: ``/lean/v0`` API) instead of genesis: see :mod:`lean_p2p.node.checkpoint_sync`
     checkpoint_sync_url: str | None = None
+    #: keep the chain in a database here (:mod:`lean_p2p.node.database`) and restart
+    #: from it; None: in memory only, a restart begins at genesis (or the checkpoint).
+    #: A database that holds a chain takes precedence over ``checkpoint_sync_url``.
+    data_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

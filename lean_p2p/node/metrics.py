@@ -220,6 +220,38 @@ class NodeMetrics:
             ["event"],
             registry=registry,
         )
+        self.storage_commit_seconds = Histogram(
+            "lean_p2p_storage_commit_seconds",
+            "Duration of one chain-database commit on the writer thread (fsync included)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.storage_commit_blocks = Histogram(
+            "lean_p2p_storage_commit_blocks",
+            "Blocks in one chain-database commit (the writer's batch size)",
+            buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=registry,
+        )
+        self.storage_queue_depth = Gauge(
+            "lean_p2p_storage_queue_depth",
+            "Hand-overs waiting for the storage writer thread",
+            registry=registry,
+        )
+        self.storage_pending_blocks = Gauge(
+            "lean_p2p_storage_pending_blocks",
+            "Blocks waiting on the loop side for room in the storage queue",
+            registry=registry,
+        )
+        self.storage_blocks_dropped = Gauge(
+            "lean_p2p_storage_blocks_dropped",
+            "Block writes dropped because the disk was behind (cumulative)",
+            registry=registry,
+        )
+        self.storage_write_errors = Gauge(
+            "lean_p2p_storage_write_errors",
+            "Chain-database commits that failed (cumulative)",
+            registry=registry,
+        )
         registry.register(_ChainCollector(chain_gauges))
         registry.register(_LaneCollector(lane_counters, wakeups))
 

@@ -45,6 +45,7 @@ from lean_p2p.node.config import NodeConfig
 from lean_p2p.node.control import IntervalTick, SetAggregator, TimerExpired
 from lean_p2p.node.keys import XmssSigner, load_validator_keys
 from lean_p2p.node.metrics import ChainGauges, LaneCounters, NodeMetrics
+from lean_p2p.node.persistence import ChainWriter, OpenedChain, StorageStatistics, open_chain
 from lean_p2p.node.recording import Recorder
 from lean_p2p.node.verification import (
     Outcome,
@@ -154,6 +155,8 @@ class NodeReport:
     driver: Mapping[str, Any]  # the driver's own statistics, when it has any
     #: the verification service's, when signatures are verified off the loop
     verification: VerificationStatistics | None = None
+    #: the chain database writer's, when the node keeps its chain on disk
+    storage: StorageStatistics | None = None
     time: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +187,7 @@ class NodeReport:
             "verification": (
                 dataclasses.asdict(self.verification) if self.verification is not None else None
             ),
+            "storage": dataclasses.asdict(self.storage) if self.storage is not None else None,
             "time": self.time,
         }
 
@@ -212,17 +216,37 @@ class Node:
         serve_api: bool = True,
         on_handled: Callable[[str, object, float, float], None] | None = None,
         anchor: Anchor | None = None,
+        opened: OpenedChain | None = None,
     ) -> None:
         """``anchor``: the checked finalized state and block to start from instead of
         genesis (:func:`~lean_p2p.node.checkpoint_sync.fetch_anchor`; with
-        ``config.checkpoint_sync_url``, :meth:`create` fetches it)."""
-        if config.checkpoint_sync_url is not None and anchor is None:
+        ``config.checkpoint_sync_url``, :meth:`create` fetches it).
+
+        With ``config.data_dir``, the chain database there is opened and read here
+        (blocking file I/O: build the node before its loop serves, or use :meth:`create`,
+        which does it on a worker thread and passes ``opened``). A database holding a
+        chain takes precedence over ``anchor``. Raises
+        :class:`~lean_p2p.node.database.DatabaseError`."""
+        if config.data_dir is not None and opened is None:
+            opened = open_chain(config.data_dir, config.genesis)
+        restored = opened.stored if opened is not None else None
+        if config.checkpoint_sync_url is not None and anchor is None and restored is None:
+            if opened is not None:
+                opened.database.close()
             raise ValueError(
                 "config.checkpoint_sync_url is set: build the node with "
                 "'await Node.create(config)', or fetch the anchor first and pass anchor="
             )
+        if restored is not None and anchor is not None:
+            logger.info(
+                "the database holds a chain: starting from it, not from the checkpoint",
+                extra={"finalized_slot": restored.finalized_slot, "anchor_slot": anchor.slot},
+            )
+            anchor = None
         self.config = config
         self.anchor = anchor
+        self._opened = opened
+        self._writer: ChainWriter | None = None
         self.affinity = LoopAffinity(f"Node {config.name}", "Node.emit_threadsafe")
         self._driver_given = driver
         self._clock: Clock = clock or SystemClock()
@@ -260,6 +284,7 @@ class Node:
             verify_async=config.verification == "xmss",
             signer=signer,
             anchor=(anchor.state, anchor.block) if anchor is not None else None,
+            restored=restored,
         )
         self.p2p = P2PCore(self.chain, bootnodes=config.bootnodes)
         self.metrics = NodeMetrics(
@@ -310,8 +335,15 @@ class Node:
     async def create(cls, config: NodeConfig, **options: Any) -> Node:
         """The node; with ``config.checkpoint_sync_url``, its anchor is fetched first on a
         worker thread (HTTP and SSZ decoding stay off the calling loop).
-        Raises :class:`~lean_p2p.node.checkpoint_sync.CheckpointSyncError`."""
-        if config.checkpoint_sync_url is not None and "anchor" not in options:
+        With ``config.data_dir``, the database is opened and read on a worker thread too,
+        and a database that holds a chain makes the checkpoint fetch unnecessary.
+        Raises :class:`~lean_p2p.node.checkpoint_sync.CheckpointSyncError` or
+        :class:`~lean_p2p.node.database.DatabaseError`."""
+        if config.data_dir is not None and "opened" not in options:
+            options["opened"] = await asyncio.to_thread(open_chain, config.data_dir, config.genesis)
+        opened: OpenedChain | None = options.get("opened")
+        restarting = opened is not None and opened.stored is not None
+        if config.checkpoint_sync_url is not None and "anchor" not in options and not restarting:
             options["anchor"] = await asyncio.to_thread(
                 fetch_anchor, config.checkpoint_sync_url, config.genesis
             )
@@ -334,6 +366,10 @@ class Node:
 
     async def _start_components(self) -> None:
         self._mailbox = Mailbox(self._lanes, self._handle, on_handler_error=self._on_handler_error)
+        if self._opened is not None:
+            # Before any input: the first commit holds the anchor (or the restored chain).
+            self._writer = ChainWriter(self._opened.database, name=self.config.name)
+            self.chain.attach_storage(self._writer)
         if self._serve_api and self.config.api_port is not None:
             ports = [self.config.api_port]
             if self.config.metrics_port is not None:
@@ -403,6 +439,12 @@ class Node:
             await self._mailbox.aclose()
         if self._recorder is not None:
             await asyncio.to_thread(self._recorder.close)
+        # Last: the mailbox is closed, so the chain offers nothing more; close commits
+        # what is pending.
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+        elif self._opened is not None:
+            self._opened.database.close()
 
     async def wait_stopped(self) -> None:
         """Wait until the node stopped (by :meth:`stop` or a failure)."""
@@ -545,6 +587,20 @@ class Node:
             self.metrics.state_transition_seconds.observe(seconds)
         for seconds in attestations:
             self.metrics.attestation_validation_seconds.observe(seconds)
+        if self._writer is not None and self._writer.timings:
+            # Once per commit, not per item: the hot path stays cheap.
+            self._observe_storage(self._writer)
+
+    def _observe_storage(self, writer: ChainWriter) -> None:
+        metrics = self.metrics
+        for timing in writer.drain_timings():
+            metrics.storage_commit_seconds.observe(timing.seconds)
+            metrics.storage_commit_blocks.observe(timing.blocks)
+        stats = writer.statistics()
+        metrics.storage_queue_depth.set(stats.queue_depth)
+        metrics.storage_pending_blocks.set(stats.pending_blocks)
+        metrics.storage_blocks_dropped.set(stats.blocks_dropped)
+        metrics.storage_write_errors.set(stats.write_errors)
 
     def _on_handler_error(self, failure: HandlerFailure) -> None:
         self.metrics.handler_errors.labels(lane=failure.lane).inc()
@@ -672,6 +728,7 @@ class Node:
             verification=(
                 self._verification.statistics() if self._verification is not None else None
             ),
+            storage=self._writer.statistics() if self._writer is not None else None,
         )
 
     def _driver_statistics(self) -> dict[str, Any]:

@@ -129,6 +129,22 @@ def test_node_names_a_checkpoint_sync_that_failed_in_one_line(
     assert "cannot fetch" in line
 
 
+def test_node_names_a_corrupt_database_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.node.config import write_devnet
+
+    write_devnet(tmp_path / "devnet", nodes=1, validators=1)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "chain.sqlite3").write_bytes(b"\x00 not a database " * 300)
+    arguments = ["node", "--devnet", str(tmp_path / "devnet"), "--name", "lean_p2p_0"]
+    assert main([*arguments, "--data-dir", str(data_dir)]) == 1
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith(f"lean-p2p node: {data_dir / 'chain.sqlite3'} is not a readable")
+    assert "move the data directory aside" in line
+
+
 def test_devnet_rejects_an_empty_network(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devnet", "--nodes", "0"]) == 2
 
