@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "replay": "lean_p2p.cli.replay",
     "interop": "lean_p2p.cli.interop",
     "soak": "lean_p2p.cli.soak",
+    "crashtest": "lean_p2p.cli.crashtest",
 }
 
 #: ``lean-p2p bench NAME`` -> module implementing the benchmark
