@@ -41,13 +41,15 @@ The pool's clock is the store's: ``now`` is the store time in seconds since gene
 parking, retries and expiry replay exactly like everything else.
 
 Persistence (``storage``, a :class:`~lean_p2p.node.persistence.ChainWriter`): every block
-imported or proposed, the finalized and justified checkpoints with their states when
-they move, the head, and once per slot (interval 4) a snapshot of the vote pools are
+imported or proposed, the finalized and justified checkpoints when they move, every
+:data:`SNAPSHOT_INTERVAL_SLOTS` slots of finality a finalized state (the restart's
+anchor), the head, and once per slot (interval 4) a snapshot of the vote pools are
 offered to it after each input; the offers only append references, the writer thread
 encodes and commits. A node restarted from its database (``restored``) starts from the
-committed finalized state and replays the committed blocks above it onto it, without
-verifying their signatures again (they were verified before they were committed), then
-takes the committed votes back into its pools.
+anchor state and replays the committed blocks above it onto it, without verifying
+their signatures again (they were verified before they were committed), which brings
+back the committed finalized and justified checkpoints (checked, and counted if not),
+then takes the committed votes back into its pools.
 """
 
 from __future__ import annotations
@@ -133,6 +135,10 @@ VOTE_MEMORY_SLOTS = 64
 SYNC_LAG_SLOTS = 2
 #: Paused slots without the head moving after which the validators resume anyway.
 MAX_SYNC_PAUSE_SLOTS = 8
+#: Slots finality must advance before a new finalized state is stored as the restart's
+#: anchor. Copying a state out of the store costs the loop more than importing a block
+#: (``lean-p2p bench storage``); a restart replays at most this many slots more.
+SNAPSHOT_INTERVAL_SLOTS = 32
 
 #: Rejections that depend on what this node has seen, or on its clock: the message may
 #: be valid in another view, so it is IGNOREd and its sender not penalized.
@@ -181,7 +187,10 @@ class ChainStorage(Protocol):
     def offer_block(self, root: bytes, block: SignedBlock) -> None: ...
 
     def offer_checkpoints(
-        self, finalized: StoredCheckpoint | None, justified: StoredCheckpoint | None
+        self,
+        anchor: StoredCheckpoint | None,
+        finalized: Checkpoint | None,
+        justified: Checkpoint | None,
     ) -> None: ...
 
     def offer_votes(
@@ -267,7 +276,7 @@ class ChainService:
         chain committed by an earlier run (it replaces ``anchor``). ``storage``: where
         changes are offered for persisting."""
         if restored is not None:
-            anchor = (restored.finalized.state, restored.finalized.block)
+            anchor = (restored.anchor.state, restored.anchor.block)
         if anchor is None:
             state = genesis_state(genesis)
             anchor_block = genesis_block(state)
@@ -306,6 +315,7 @@ class ChainService:
         self.storage = storage
         self._stored_finalized: Checkpoint | None = None
         self._stored_justified: Checkpoint | None = None
+        self._stored_anchor_slot: int | None = None
         self._stored_head = b""
         if restored is not None:
             self._restore(restored)
@@ -349,6 +359,15 @@ class ChainService:
         store.update_head()
         self._previous_head = self.head()
         # The pools lost their order against the blocks' own votes: a fresh snapshot.
+        if store.latest_finalized != restored.finalized:
+            self.counters["restore_finalized_differs"] += 1
+            logger.warning(
+                "restored finalized checkpoint differs from the committed one",
+                extra={
+                    "committed_slot": restored.finalized.slot,
+                    "restored_slot": store.latest_finalized.slot,
+                },
+            )
         if store.latest_justified != restored.justified:
             self.counters["restore_justified_differs"] += 1
             logger.warning(
@@ -374,6 +393,7 @@ class ChainService:
         the current checkpoints, head and votes."""
         self.storage = storage
         self._stored_finalized = self._stored_justified = None
+        self._stored_anchor_slot = None
         self._stored_head = b""
         self._persist(votes=True)
 
@@ -383,15 +403,17 @@ class ChainService:
         if storage is None:
             return
         store = self.store
-        finalized = justified = None
+        anchor = finalized = justified = None
         if store.latest_finalized != self._stored_finalized:
-            finalized = self._stored_checkpoint(store.latest_finalized)
-            self._stored_finalized = store.latest_finalized
+            finalized = self._stored_finalized = store.latest_finalized
+            last = self._stored_anchor_slot
+            if last is None or finalized.slot >= last + SNAPSHOT_INTERVAL_SLOTS:
+                anchor = self.stored_checkpoint(finalized)
+                self._stored_anchor_slot = finalized.slot
         if store.latest_justified != self._stored_justified:
-            justified = self._stored_checkpoint(store.latest_justified)
-            self._stored_justified = store.latest_justified
+            justified = self._stored_justified = store.latest_justified
         if finalized is not None or justified is not None:
-            storage.offer_checkpoints(finalized, justified)
+            storage.offer_checkpoints(anchor, finalized, justified)
         if votes:
             storage.offer_votes(self.vote_snapshot())
         if store.head != self._stored_head:
@@ -399,7 +421,7 @@ class ChainService:
             storage.offer_head(store.head)
         storage.flush()
 
-    def _stored_checkpoint(self, checkpoint: Checkpoint) -> StoredCheckpoint:
+    def stored_checkpoint(self, checkpoint: Checkpoint) -> StoredCheckpoint:
         # The container copy is made here, on the loop: a ChainState shares its history
         # with other forks and must not cross threads (lean_p2p.consensus.state). The
         # store's checkpoints always name blocks it holds (the anchor or imported ones).

@@ -14,8 +14,10 @@ What is kept (schema version :data:`SCHEMA_VERSION`):
 - ``meta``: the network (the genesis block root), the head, the latest finalized and
   justified checkpoints (SSZ ``Checkpoint``);
 - ``blocks``: every imported block, SSZ ``SignedBlock`` by root, with its slot;
-- ``states``: the finalized and the justified state (SSZ ``State``), with their block
-  root;
+- ``states``: one row, ``anchor``: a finalized state (SSZ ``State``) with its block root,
+  replaced at most every :data:`~lean_p2p.node.chain.SNAPSHOT_INTERVAL_SLOTS` slots of
+  finality (copying a state out of the loop's store costs the loop more than the block
+  import itself: ``lean-p2p bench storage``);
 - ``votes``: fork choice's vote pools as of the last snapshot (SSZ
   ``SignedAggregatedAttestation``, pool ``known`` or ``new``, in pool order).
 
@@ -24,8 +26,10 @@ together with their states and blocks, or not at all. ``synchronous=FULL`` makes
 commit durable (it returns after the WAL is fsynced), so a block the writer reports
 committed survives a crash of the process or of the machine.
 
-A restart (:meth:`ChainDatabase.load`) reads the finalized state and block, and every
-block above the finalized slot; the node replays those onto the finalized state
+A restart (:meth:`ChainDatabase.load`) reads the anchor state and block, and every
+block above the anchor's slot; the node replays those onto the anchor state, which
+brings back the latest finalized and justified states exactly (the restart checks them
+against the committed checkpoints)
 (:class:`~lean_p2p.node.chain.ChainService`), so it rejoins where it stopped, with no
 range sync from genesis.
 """
@@ -116,18 +120,19 @@ class StoredCheckpoint:
 class StoredChain:
     """What a restart reads back: enough to resume fork choice where it stopped."""
 
-    finalized: StoredCheckpoint
+    #: a finalized checkpoint with its state: where the replay starts
+    anchor: StoredCheckpoint
+    #: the latest committed checkpoints (the replay must reach them)
+    finalized: Checkpoint
     justified: Checkpoint
-    #: the justified state's root as committed (the replay must reproduce it)
-    justified_state_root: bytes | None
-    #: every stored block above the finalized slot, by slot (parents first)
+    #: every stored block above the anchor's slot, by slot (parents first)
     blocks: tuple[SignedBlock, ...]
     votes: tuple[tuple[VotePool, SignedAggregatedAttestation], ...]
     head: bytes
 
     @property
     def finalized_slot(self) -> int:
-        return self.finalized.checkpoint.slot
+        return self.finalized.slot
 
 
 @dataclass(slots=True)
@@ -135,8 +140,10 @@ class WriteSet:
     """One transaction's contents (encoded on the writer thread)."""
 
     blocks: list[tuple[bytes, SignedBlock]]
-    finalized: StoredCheckpoint | None = None
-    justified: StoredCheckpoint | None = None
+    #: a new anchor: a finalized checkpoint, its block and state
+    anchor: StoredCheckpoint | None = None
+    finalized: Checkpoint | None = None
+    justified: Checkpoint | None = None
     #: a full snapshot of the vote pools; None: unchanged
     votes: Sequence[tuple[VotePool, SignedAggregatedAttestation]] | None = None
     head: bytes | None = None
@@ -262,22 +269,19 @@ class ChainDatabase:
         justified = Checkpoint.decode(self._require_meta("justified"))
         head = self._require_meta("head")
         state_row = self._connection.execute(
-            "SELECT root, ssz FROM states WHERE kind = 'finalized'"
+            "SELECT root, slot, ssz FROM states WHERE kind = 'anchor'"
         ).fetchone()
-        block = self.block(finalized.root)
-        if state_row is None or bytes(state_row[0]) != finalized.root or block is None:
-            raise ValueError("the finalized checkpoint's state or block is missing")
-        state = State.decode(bytes(state_row[1]))
-        justified_row = self._connection.execute(
-            "SELECT root, ssz FROM states WHERE kind = 'justified'"
-        ).fetchone()
-        justified_state_root = None
-        if justified_row is not None and bytes(justified_row[0]) == justified.root:
-            justified_state_root = State.decode(bytes(justified_row[1])).hash_tree_root()
+        if state_row is None:
+            raise ValueError("the anchor state is missing")
+        anchor = Checkpoint(root=bytes(state_row[0]), slot=int(state_row[1]))
+        block = self.block(anchor.root)
+        if block is None:
+            raise ValueError("the anchor state's block is missing")
+        state = State.decode(bytes(state_row[2]))
         blocks = tuple(
             SignedBlock.decode(bytes(row[0]))
             for row in self._connection.execute(
-                "SELECT ssz FROM blocks WHERE slot > ? ORDER BY slot, root", (finalized.slot,)
+                "SELECT ssz FROM blocks WHERE slot > ? ORDER BY slot, root", (anchor.slot,)
             )
         )
         votes: list[tuple[VotePool, SignedAggregatedAttestation]] = []
@@ -286,9 +290,9 @@ class ChainDatabase:
                 raise ValueError(f"vote pool {pool!r}")
             votes.append((pool, SignedAggregatedAttestation.decode(bytes(ssz))))
         return StoredChain(
-            finalized=StoredCheckpoint(finalized, block, state),
+            anchor=StoredCheckpoint(anchor, block, state),
+            finalized=finalized,
             justified=justified,
-            justified_state_root=justified_state_root,
             blocks=blocks,
             votes=tuple(votes),
             head=head,
@@ -327,24 +331,26 @@ class ChainDatabase:
             rows = [(root, b.block.slot, b.encode()) for root, b in changes.blocks]
             connection.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", rows)
             written += sum(len(row[2]) for row in rows)
-            checkpoints = (("finalized", changes.finalized), ("justified", changes.justified))
-            for kind, stored in checkpoints:
-                if stored is None:
-                    continue
-                checkpoint = stored.checkpoint
-                state = stored.state.encode()
+            if changes.anchor is not None:
+                anchor = changes.anchor
+                state = anchor.state.encode()
                 written += len(state)
                 connection.execute(
                     "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)",
-                    (checkpoint.root, checkpoint.slot, stored.block.encode()),
+                    (anchor.checkpoint.root, anchor.checkpoint.slot, anchor.block.encode()),
                 )
                 connection.execute(
-                    "INSERT OR REPLACE INTO states VALUES (?, ?, ?, ?)",
-                    (kind, checkpoint.root, checkpoint.slot, state),
+                    "INSERT OR REPLACE INTO states VALUES ('anchor', ?, ?, ?)",
+                    (anchor.checkpoint.root, anchor.checkpoint.slot, state),
                 )
-                connection.execute(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", (kind, checkpoint.encode())
-                )
+            for kind, checkpoint in (
+                ("finalized", changes.finalized),
+                ("justified", changes.justified),
+            ):
+                if checkpoint is not None:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)", (kind, checkpoint.encode())
+                    )
             if changes.votes is not None:
                 connection.execute("DELETE FROM votes")
                 vote_rows = [

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lean_p2p.containers import SignedAggregatedAttestation, SignedBlock
+from lean_p2p.containers import Checkpoint, SignedAggregatedAttestation, SignedBlock
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.node.database import (
     ChainDatabase,
@@ -86,6 +86,7 @@ class StorageStatistics:
     blocks_offered: int
     blocks_written: int
     blocks_dropped: int  #: pending blocks dropped while the disk was behind
+    #: anchor states written (one every SNAPSHOT_INTERVAL_SLOTS slots of finality)
     states_written: int
     vote_snapshots_written: int
     commits: int
@@ -199,14 +200,17 @@ class ChainWriter:
             )
 
     def offer_checkpoints(
-        self, finalized: StoredCheckpoint | None, justified: StoredCheckpoint | None
+        self,
+        anchor: StoredCheckpoint | None,
+        finalized: Checkpoint | None,
+        justified: Checkpoint | None,
     ) -> None:
-        """Newer checkpoints (None: that one did not move)."""
+        """A new anchor state, newer checkpoints (None: that one did not move)."""
         self._check_open()
-        if finalized is not None:
-            self._pending.finalized = finalized
-        if justified is not None:
-            self._pending.justified = justified
+        pending = self._pending
+        pending.anchor = anchor or pending.anchor
+        pending.finalized = finalized or pending.finalized
+        pending.justified = justified or pending.justified
         self._pending_any = True
 
     def offer_votes(self, votes: Sequence[tuple[VotePool, SignedAggregatedAttestation]]) -> None:
@@ -311,6 +315,7 @@ class ChainWriter:
                     merged = _merge(merged, more)
             if (
                 merged.blocks
+                or merged.anchor is not None
                 or merged.finalized is not None
                 or merged.justified is not None
                 or merged.votes is not None
@@ -336,7 +341,7 @@ class ChainWriter:
         self._commits += 1
         self._blocks_written += blocks
         self._largest_commit = max(self._largest_commit, blocks)
-        self._states_written += (changes.finalized is not None) + (changes.justified is not None)
+        self._states_written += changes.anchor is not None
         self._vote_snapshots += changes.votes is not None
         self._bytes_written += written
         self._last_commit = elapsed
@@ -351,6 +356,7 @@ def _merge(first: WriteSet, second: WriteSet) -> WriteSet:
     first.blocks.extend(second.blocks)
     return WriteSet(
         blocks=first.blocks,
+        anchor=second.anchor or first.anchor,
         finalized=second.finalized or first.finalized,
         justified=second.justified or first.justified,
         votes=second.votes if second.votes is not None else first.votes,

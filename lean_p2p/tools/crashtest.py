@@ -14,9 +14,9 @@ wrong.
 Each restart is checked for:
 
 - **a clean open**: the file opens (no corruption, no leftover lock) and reads back;
-- **consistency**: the finalized state's root is its block's state root, every stored
-  block above it replays onto it (none skipped), and the replay reproduces the committed
-  justified checkpoint and state root;
+- **consistency**: the anchor state's root is its block's state root, every stored
+  block above it replays onto it (none skipped), and the replay reaches the committed
+  finalized and justified checkpoints, each with its block's state;
 - **no loss**: every block the child reported committed is in the database.
 
 When a child finishes the whole chain before its kill, the next one starts on a new
@@ -355,9 +355,9 @@ def _check(index: int, data_dir: Path, delay: float, committed: set[bytes]) -> K
         if stored is None:
             return record  # killed before the first commit: a new database, consistent
         record.finalized_slot = stored.finalized_slot
-        finalized = stored.finalized
-        if finalized.state.hash_tree_root() != finalized.block.block.state_root:
-            record.problem = "inconsistent: the finalized state is not its block's"
+        anchor = stored.anchor
+        if anchor.state.hash_tree_root() != anchor.block.block.state_root:
+            record.problem = "inconsistent: the anchor state is not its block's"
             return record
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)
@@ -371,14 +371,13 @@ def _check(index: int, data_dir: Path, delay: float, committed: set[bytes]) -> K
             problems.append(f"{chain.counters['restore_blocks_skipped']} blocks did not replay")
         if chain.counters["restore_justified_differs"]:
             problems.append("the replay did not reach the committed justified checkpoint")
-        justified = chain.store.latest_justified
-        state = chain.store.states.get(justified.root)
-        if (
-            stored.justified_state_root is not None
-            and state is not None
-            and state.hash_tree_root() != stored.justified_state_root
-        ):
-            problems.append("the replayed justified state differs from the committed one")
+        if chain.counters["restore_finalized_differs"]:
+            problems.append("the replay did not reach the committed finalized checkpoint")
+        for checkpoint in (stored.finalized, stored.justified):
+            state = chain.store.states.get(checkpoint.root)
+            block = chain.store.blocks.get(checkpoint.root)
+            if state is None or block is None or state.hash_tree_root() != block.state_root:
+                problems.append(f"no state for the checkpoint at slot {checkpoint.slot}")
         if problems:
             record.problem = "inconsistent: " + "; ".join(problems)
         return record

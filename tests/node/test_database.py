@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lean_p2p.node.chain import ChainService
+from lean_p2p.node.chain import SNAPSHOT_INTERVAL_SLOTS, ChainService
 from lean_p2p.node.config import GenesisSpec
 from lean_p2p.node.database import (
     DATABASE_FILE,
@@ -36,27 +36,31 @@ def _fill(data_dir: Path, slots: int = 12) -> ChainService:
     return chain
 
 
-def test_a_restart_reads_back_the_finalized_state_the_blocks_above_it_and_the_votes(
+def test_a_restart_reads_back_the_anchor_the_blocks_above_it_and_the_votes(
     tmp_path: Path,
 ) -> None:
-    chain = _fill(tmp_path)
+    chain = _fill(tmp_path, slots=SNAPSHOT_INTERVAL_SLOTS + 12)
     summary = chain.summary()
-    assert summary.finalized_slot > 0
     opened = open_chain(tmp_path, GENESIS)
     stored = opened.stored
     assert stored is not None
-    assert stored.finalized.checkpoint == chain.store.latest_finalized
-    assert stored.justified == chain.store.latest_justified
-    assert stored.head == chain.store.head
-    assert stored.finalized.state.hash_tree_root() == stored.finalized.block.block.state_root
-    # Every block above the finalized one, parents first.
-    slots = [block.block.slot for block in stored.blocks]
-    assert slots == list(range(summary.finalized_slot + 1, summary.head_slot + 1))
-    assert stored.votes  # the last snapshot of the pools
-    # Everything before the finalized block is kept too (for serving peers).
-    history = list(opened.database.finalized_chain(stored.finalized.checkpoint))
-    assert [b.block.slot for b in history] == list(range(summary.finalized_slot, -1, -1))
-    opened.database.close()
+    try:
+        assert stored.finalized == chain.store.latest_finalized
+        assert stored.justified == chain.store.latest_justified
+        assert stored.head == chain.store.head
+        # The anchor: a finalized state stored once finality had moved 32 slots.
+        anchor = stored.anchor
+        assert 0 < anchor.checkpoint.slot <= summary.finalized_slot
+        assert anchor.state.hash_tree_root() == anchor.block.block.state_root
+        # Every block above the anchor, parents first.
+        slots = [block.block.slot for block in stored.blocks]
+        assert slots == list(range(anchor.checkpoint.slot + 1, summary.head_slot + 1))
+        assert stored.votes  # the last snapshot of the pools
+        # Everything before the finalized block is kept too (for serving peers).
+        history = list(opened.database.finalized_chain(stored.finalized))
+        assert [b.block.slot for b in history] == list(range(summary.finalized_slot, -1, -1))
+    finally:
+        opened.database.close()
 
 
 def test_the_restored_chain_agrees_with_the_one_that_was_stored(tmp_path: Path) -> None:
@@ -66,10 +70,12 @@ def test_the_restored_chain_agrees_with_the_one_that_was_stored(tmp_path: Path) 
     opened.database.close()
     for name in ("head_slot", "head_root", "justified_slot", "finalized_slot", "finalized_root"):
         assert getattr(restored.summary(), name) == getattr(chain.summary(), name), name
+    assert opened.stored is not None
     assert restored.counters["restore_blocks"] == chain.summary().head_slot - (
-        chain.summary().finalized_slot
+        opened.stored.anchor.checkpoint.slot
     )
     assert restored.counters["restore_justified_differs"] == 0
+    assert restored.counters["restore_finalized_differs"] == 0
 
 
 def test_another_networks_database_is_refused(tmp_path: Path) -> None:
@@ -129,7 +135,7 @@ def test_a_damaged_page_is_corrupt(tmp_path: Path) -> None:
 def test_a_row_that_does_not_decode_is_corrupt(tmp_path: Path) -> None:
     _fill(tmp_path, slots=4)
     with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
-        connection.execute("UPDATE states SET ssz = x'00' WHERE kind = 'finalized'")
+        connection.execute("UPDATE states SET ssz = x'00' WHERE kind = 'anchor'")
     with pytest.raises(DatabaseCorrupt, match="unreadable row"):
         open_chain(tmp_path, GENESIS)
 
