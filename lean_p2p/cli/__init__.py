@@ -53,6 +53,7 @@ BENCHMARKS: dict[str, str] = {
     "p2p": "lean_p2p.cli.bench.p2p",
     "xmss": "lean_p2p.cli.bench.xmss",
     "verify": "lean_p2p.cli.bench.verify",
+    "storage": "lean_p2p.cli.bench.storage",
 }
 
 
