@@ -96,6 +96,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "its catch-up",
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="our nodes keep their chains in DIR/<name> and restart from them (persists "
+        "between runs of one devnet directory)",
+    )
+    parser.add_argument(
+        "--restart-all-at",
+        type=float,
+        metavar="SECONDS",
+        help="stop every node this long after genesis and start them all again from their "
+        "databases (--data-dir, default DIR/data); report what they kept and when they "
+        "finalized on top of it",
+    )
+    parser.add_argument(
         "--leanspec-cache",
         type=Path,
         help="where a built leanSpec venv is kept (default: $LEAN_P2P_CACHE, else "
@@ -136,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         late_join=args.late_join,
         late_checkpoint_sync=args.late_checkpoint_sync,
         restart_at=args.restart_at,
+        data_dir=args.data_dir,
+        restart_all_at=args.restart_all_at,
     )
     problem = check_signing_options(options)
     if problem is not None:
@@ -165,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             "exit_codes",
             "interrupted",
             "implementations_agree",
+            "whole_restart",
         )
         if key in summary
     }

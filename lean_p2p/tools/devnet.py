@@ -119,6 +119,13 @@ class DevnetOptions:
     late_checkpoint_sync: bool = False
     #: seconds after genesis at which one running node of each kind is restarted
     restart_at: float | None = None
+    #: our nodes keep their chains in ``data_dir/<name>`` (``lean-p2p node --data-dir``)
+    data_dir: Path | None = None
+    #: seconds after genesis at which every node of ours is stopped, and started again
+    #: ``restart_all_down`` seconds later from its database (``data_dir``, by default
+    #: ``<directory>/data``)
+    restart_all_at: float | None = None
+    restart_all_down: float = 2.0
 
 
 @dataclass
@@ -158,6 +165,8 @@ class DevnetProcess:
         ]
         if options.record:
             command += ["--record", str(self.directory / f"{self.name}.rec")]
+        if options.data_dir is not None:
+            command += ["--data-dir", str(options.data_dir / self.name)]
         return command
 
     def start(self, options: DevnetOptions, extra: Sequence[str] = ()) -> None:
@@ -193,7 +202,11 @@ def check_signing_options(options: DevnetOptions) -> str | None:
         return f"--leanspec counts leanSpec nodes: {options.leanspec} is below zero"
     if options.leanspec and options.signatures != "real":
         return "leanSpec's nodes verify every vote's XMSS signature: drop --mocked-signatures"
-    for name, value in (("late-join", options.late_join), ("restart-at", options.restart_at)):
+    for name, value in (
+        ("late-join", options.late_join),
+        ("restart-at", options.restart_at),
+        ("restart-all-at", options.restart_all_at),
+    ):
         if value is not None and not 0 < value < options.duration:
             return f"--{name} {value:g} must fall inside the run (0 to {options.duration:g} s)"
     if options.late_join is not None and (options.nodes < 2 or options.leanspec == 1):
@@ -205,6 +218,12 @@ def check_signing_options(options: DevnetOptions) -> str | None:
         return "--late-checkpoint-sync needs --late-join: it is how the late node starts"
     if options.restart_at is not None and options.nodes < 2 + (options.late_join is not None):
         return "--restart-at restarts a node other than the aggregator: add a node"
+    if options.restart_all_at is not None and options.leanspec:
+        return "--restart-all-at restarts our nodes from their databases: drop --leanspec"
+    if options.restart_all_at is not None and (
+        options.late_join is not None or options.restart_at is not None
+    ):
+        return "--restart-all-at runs alone: drop --late-join and --restart-at"
     if options.leanspec and options.scheme != "test":
         return (
             "leanSpec's nodes sign and verify in pure Python: a mixed devnet runs the test "
@@ -389,6 +408,10 @@ async def run_devnet(
     # Absolute: leanSpec's nodes run in it, and every path handed to a child must hold there.
     directory = (options.directory or Path(tempfile.mkdtemp(prefix="lean-p2p-devnet-"))).resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    if options.restart_all_at is not None and options.data_dir is None:
+        options = dataclasses.replace(options, data_dir=directory / "data")
+    if options.data_dir is not None:
+        options = dataclasses.replace(options, data_dir=options.data_dir.resolve())
     stop = stop if stop is not None else asyncio.Event()
     validator_keys = None
     # Worker threads (building leanSpec's venv, key generation) ask ``halt``; Ctrl-C
@@ -511,6 +534,10 @@ async def run_devnet(
     )
     summary["joins"] = [join.as_dict() for join in launch.joins]
     summary["restart_exit_codes"] = launch.restart_exit_codes
+    summary["whole_restart"] = (
+        launch.whole_restart.as_dict() if launch.whole_restart is not None else None
+    )
+    summary["data_dir"] = str(options.data_dir) if options.data_dir is not None else None
     summary["interrupted"] = stop.is_set()
     return summary
 
@@ -548,6 +575,44 @@ class Join:
             "started_at_s": round(self.started_at, 1),
             "caught_up_after_s": None if after is None else round(after, 1),
             "caught_up_after_slots": None if after is None else round(after / _SLOT_SECONDS, 1),
+        }
+
+
+@dataclass
+class WholeRestart:
+    """The whole devnet stopped and started again from disk: what it kept, and when it
+    finalized on top of that."""
+
+    stopped_at_s: float
+    #: the highest finalized slot among our nodes' reports as they stopped
+    finalized_before: int
+    restarted_at_s: float | None = None
+    #: the lowest finalized slot of our nodes at the first poll that reached them all
+    finalized_after_restart: int | None = None
+    finalized_on_top_at_s: float | None = None
+
+    def note(self, elapsed: float, lowest_finalized: int) -> None:
+        if self.finalized_after_restart is None:
+            self.finalized_after_restart = lowest_finalized
+        if self.finalized_on_top_at_s is None and lowest_finalized > self.finalized_before:
+            self.finalized_on_top_at_s = round(elapsed, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        on_top = self.finalized_on_top_at_s
+        restarted = self.restarted_at_s
+        return {
+            "stopped_at_s": self.stopped_at_s,
+            "restarted_at_s": restarted,
+            "finalized_before": self.finalized_before,
+            "finalized_after_restart": self.finalized_after_restart,
+            "kept_finalized": self.finalized_after_restart is not None
+            and self.finalized_after_restart >= self.finalized_before,
+            "finalized_on_top_at_s": on_top,
+            "finalized_on_top_after_slots": (
+                None
+                if on_top is None or restarted is None
+                else round((on_top - restarted) / _SLOT_SECONDS, 1)
+            ),
         }
 
 
@@ -599,6 +664,10 @@ class _Launch:
             self.down |= {n.name for n in (self.late_ours, self.late_theirs) if n is not None}
         if options.restart_at is not None:
             self._actions.append((options.restart_at, self._restart))
+        self.whole_restart: WholeRestart | None = None
+        self._finalized_seen = 0
+        if options.restart_all_at is not None:
+            self._actions.append((options.restart_all_at, self._restart_all))
         self._actions.sort(key=lambda action: action[0])
 
     def _our_api_port(self) -> int:
@@ -720,6 +789,46 @@ class _Launch:
             self._start_leanspec(theirs)
             self._joined(theirs.name, "leanSpec", "restart")
 
+    async def _restart_all(self) -> None:
+        """Stop every node of ours, then start them all again from their databases."""
+        processes = self._processes
+        self.down |= {p.name for p in processes}
+        stopped_at = time.time() - self._genesis_time
+        self.whole_restart = WholeRestart(
+            stopped_at_s=round(stopped_at, 1), finalized_before=self._finalized_seen
+        )
+        self._show(
+            f"devnet: stopping all {len(processes)} nodes at finalized slot "
+            f"{self._finalized_seen}; they restart from {self._options.data_dir} in "
+            f"{self._options.restart_all_down:g} s"
+        )
+        for process in processes:
+            process.signal(signal.SIGTERM)
+        for process in processes:
+            if process.process is None:
+                continue
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(process.process.wait, _STOP_TIMEOUT)
+            if process.process.poll() is None:
+                process.process.kill()
+                await asyncio.to_thread(process.process.wait)
+            self.restart_exit_codes.append(process.process.poll())
+            with contextlib.suppress(OSError):
+                process.report_path.rename(process.report_path.with_suffix(".1.json"))
+            report = read_report(process.report_path.with_suffix(".1.json"))
+            if report is not None:
+                process.reports.append(report)
+                # What each node had finalized when it stopped, not at the last poll.
+                self.whole_restart.finalized_before = max(
+                    self.whole_restart.finalized_before, report["finalized_slot"]
+                )
+        await asyncio.sleep(self._options.restart_all_down)
+        for process in processes:
+            process.start(self._options)
+        self.whole_restart.restarted_at_s = round(time.time() - self._genesis_time, 1)
+        self.down -= {p.name for p in processes}
+        self._show(f"devnet: started all {len(processes)} nodes again")
+
     def _joined(self, name: str, implementation: str, kind: str) -> None:
         """``name`` has just started (again): its catch-up is timed from now."""
         self.down.discard(name)
@@ -730,6 +839,16 @@ class _Launch:
         self, elapsed: float, views: Sequence[tuple[str, dict[str, Any] | None]]
     ) -> None:
         mark_caught_up(self.joins, elapsed, views)
+        finalized = [
+            view["finalized_slot"]
+            for name, view in views
+            if view is not None and view["finalized_slot"] is not None and name not in self.down
+        ]
+        whole = self.whole_restart
+        if whole is None:
+            self._finalized_seen = max([self._finalized_seen, *finalized])
+        elif whole.restarted_at_s is not None and len(finalized) == len(self._processes):
+            whole.note(elapsed, min(finalized))
 
 
 def mark_caught_up(
@@ -1159,6 +1278,15 @@ def devnet_failures(summary: dict[str, Any]) -> list[str]:
                 f"{join['node']} ({join['implementation']}, {join['kind']} at "
                 f"{join['started_at_s']} s) never reached the head of the others"
             )
+    whole = summary.get("whole_restart")
+    if whole is not None:
+        if not whole["kept_finalized"]:
+            reasons.append(
+                f"the devnet restarted from disk lost its finalized checkpoint (slot "
+                f"{whole['finalized_before']} before, {whole['finalized_after_restart']} after)"
+            )
+        if whole["finalized_on_top_after_slots"] is None:
+            reasons.append("the devnet restarted from disk never finalized past its checkpoint")
     unclean = [code for code in summary.get("restart_exit_codes", ()) if code != 0]
     if unclean:
         reasons.append(f"a restarted node's first life exited uncleanly: {unclean}")

@@ -400,3 +400,43 @@ def test_a_node_that_never_caught_up_fails_the_run() -> None:
     assert reason == "lean_spec_1 (leanSpec, late at 16.7 s) never reached the head of the others"
     [reason] = devnet_failures(_summary(restart_exit_codes=[1]))
     assert reason == "a restarted node's first life exited uncleanly: [1]"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"restart_all_at": 20.0, "leanspec": 2}, "drop --leanspec"),
+        ({"restart_all_at": 20.0, "restart_at": 10.0}, "runs alone"),
+        ({"restart_all_at": 80.0}, "must fall inside the run"),
+    ],
+)
+def test_whole_restarts_that_cannot_run_are_named(changes: dict[str, Any], reason: str) -> None:
+    from dataclasses import replace
+
+    from lean_p2p.tools.devnet import check_signing_options
+
+    problem = check_signing_options(replace(DevnetOptions(duration=60.0), **changes))
+    assert problem is not None and reason in problem
+    assert check_signing_options(DevnetOptions(duration=60.0, restart_all_at=30.0)) is None
+
+
+def test_a_whole_restart_is_judged_on_what_it_kept_and_finalized_on_top() -> None:
+    from lean_p2p.tools.devnet import WholeRestart
+
+    whole = WholeRestart(stopped_at_s=40.0, finalized_before=7, restarted_at_s=44.0)
+    whole.note(45.0, 7)  # back at the checkpoint it had
+    whole.note(49.0, 7)
+    assert whole.as_dict()["finalized_on_top_at_s"] is None
+    assert devnet_failures(_summary(whole_restart=whole.as_dict())) == [
+        "the devnet restarted from disk never finalized past its checkpoint"
+    ]
+    whole.note(60.0, 12)
+    judged = whole.as_dict()
+    assert judged["kept_finalized"]
+    assert judged["finalized_on_top_after_slots"] == 4.0
+    assert devnet_failures(_summary(whole_restart=judged)) == []
+    lost = WholeRestart(stopped_at_s=40.0, finalized_before=7, restarted_at_s=44.0)
+    lost.note(45.0, 0)  # came back at genesis
+    lost.note(60.0, 9)
+    [reason] = devnet_failures(_summary(whole_restart=lost.as_dict()))
+    assert "lost its finalized checkpoint (slot 7 before, 0 after)" in reason
