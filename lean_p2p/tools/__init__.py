@@ -16,6 +16,8 @@ scenario needs; its module docstring says which.
                         (``--leanspec K``: leanSpec's nodes beside ours on one genesis)
 - ``leanspec``          leanSpec's node as a devnet member: its venv, processes, answers
 - ``soak``              ``lean-p2p soak``: a long devnet with a kill, a pause and chaos
+- ``crashtest``         ``lean-p2p crashtest``: a node process SIGKILLed during import,
+                        every restart from its database checked
 - ``profile``           ``lean-p2p profile``: a node under synthetic load
 - ``stress``            ``lean-p2p stress``: the mailbox's exactly-once check at scale
 - ``native_stress``     the same with native C producer threads
