@@ -194,12 +194,12 @@ class ChainStorage(Protocol):
     ) -> None: ...
 
     def offer_votes(
-        self, votes: Sequence[tuple[VotePool, SignedAggregatedAttestation]]
+        self, votes: Sequence[tuple[VotePool, SignedAggregatedAttestation]], time: int
     ) -> None: ...
 
-    def offer_head(self, head: bytes) -> None: ...
+    def offer_head(self, head: bytes, safe_target: bytes) -> None: ...
 
-    def flush(self) -> bool: ...
+    def flush(self, *, now: bool = False) -> bool: ...
 
 
 class _CommittedBlockVerifier:
@@ -316,7 +316,7 @@ class ChainService:
         self._stored_finalized: Checkpoint | None = None
         self._stored_justified: Checkpoint | None = None
         self._stored_anchor_slot: int | None = None
-        self._stored_head = b""
+        self._stored_head = (b"", b"")
         if restored is not None:
             self._restore(restored)
         self._persist()
@@ -357,6 +357,17 @@ class ChainService:
             pool.setdefault(data, set()).add(vote.proof)
             self.counters["restore_votes"] += 1
         store.update_head()
+        # Votes the replay re-added for blocks at or below finality (the spec prunes
+        # them only on an import that moves finality, which a batch replay skips).
+        store.prune_stale_attestation_data()
+        # Resume where it stopped: at the stored time, aiming at the stored safe target.
+        # Left at the anchor's time, the catch-up ticks would recompute the safe target
+        # from empty pools, and the next votes would aim too low to justify anything
+        # (seen: a slot or more without justification after every restart).
+        if restored.time is not None and restored.time > store.time:
+            store.time = restored.time
+        if restored.safe_target is not None and store.has_block(restored.safe_target):
+            store.safe_target = restored.safe_target
         self._previous_head = self.head()
         # The pools lost their order against the blocks' own votes: a fresh snapshot.
         if store.latest_finalized != restored.finalized:
@@ -394,7 +405,13 @@ class ChainService:
         self.storage = storage
         self._stored_finalized = self._stored_justified = None
         self._stored_anchor_slot = None
-        self._stored_head = b""
+        self._stored_head = (b"", b"")
+        self._persist(votes=True)
+
+    def persist_final(self) -> None:
+        """The last offer before the storage closes: a votes snapshot as of now, so a
+        restart resumes with the votes of the slot it stopped in. (Single signatures
+        an aggregator has not folded yet are not kept.)"""
         self._persist(votes=True)
 
     def _persist(self, *, votes: bool = False) -> None:
@@ -415,10 +432,10 @@ class ChainService:
         if finalized is not None or justified is not None:
             storage.offer_checkpoints(anchor, finalized, justified)
         if votes:
-            storage.offer_votes(self.vote_snapshot())
-        if store.head != self._stored_head:
-            self._stored_head = store.head
-            storage.offer_head(store.head)
+            storage.offer_votes(self.vote_snapshot(), store.time)
+        if (store.head, store.safe_target) != self._stored_head:
+            self._stored_head = (store.head, store.safe_target)
+            storage.offer_head(store.head, store.safe_target)
         storage.flush()
 
     def stored_checkpoint(self, checkpoint: Checkpoint) -> StoredCheckpoint:

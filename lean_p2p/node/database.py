@@ -11,7 +11,9 @@ Why SQLite in WAL mode, not LMDB: measured on this node's write pattern and rest
 
 What is kept (schema version :data:`SCHEMA_VERSION`):
 
-- ``meta``: the network (the genesis block root), the head, the latest finalized and
+- ``meta``: the network (the genesis block root), the head and the safe target (which
+  this node's next votes aim at), the store's time (in intervals) as of the last votes
+  snapshot, the latest finalized and
   justified checkpoints (SSZ ``Checkpoint``);
 - ``blocks``: every imported block, SSZ ``SignedBlock`` by root, with its slot;
 - ``states``: one row, ``anchor``: a finalized state (SSZ ``State``) with its block root,
@@ -129,6 +131,10 @@ class StoredChain:
     blocks: tuple[SignedBlock, ...]
     votes: tuple[tuple[VotePool, SignedAggregatedAttestation], ...]
     head: bytes
+    #: fork choice's safe target (None: not stored yet)
+    safe_target: bytes | None = None
+    #: the store's time (intervals since genesis) when the votes were snapshotted
+    time: int | None = None
 
     @property
     def finalized_slot(self) -> int:
@@ -147,6 +153,9 @@ class WriteSet:
     #: a full snapshot of the vote pools; None: unchanged
     votes: Sequence[tuple[VotePool, SignedAggregatedAttestation]] | None = None
     head: bytes | None = None
+    safe_target: bytes | None = None
+    #: the store's time (intervals) of ``votes``
+    time: int | None = None
 
 
 class ChainDatabase:
@@ -296,6 +305,8 @@ class ChainDatabase:
             blocks=blocks,
             votes=tuple(votes),
             head=head,
+            safe_target=self._meta("safe_target"),
+            time=None if (time := self._meta("time")) is None else int.from_bytes(time, "little"),
         )
 
     def _require_meta(self, key: str) -> bytes:
@@ -359,10 +370,14 @@ class ChainDatabase:
                 ]
                 connection.executemany("INSERT INTO votes VALUES (?, ?, ?)", vote_rows)
                 written += sum(len(row[2]) for row in vote_rows)
-            if changes.head is not None:
+            if changes.time is not None:
                 connection.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('head', ?)", (changes.head,)
+                    "INSERT OR REPLACE INTO meta VALUES ('time', ?)",
+                    (changes.time.to_bytes(8, "little"),),
                 )
+            for key, root in (("head", changes.head), ("safe_target", changes.safe_target)):
+                if root is not None:
+                    connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, root))
         return written
 
     def close(self) -> None:

@@ -442,6 +442,7 @@ class Node:
         # Last: the mailbox is closed, so the chain offers nothing more; close commits
         # what is pending.
         if self._writer is not None:
+            self.chain.persist_final()
             await asyncio.to_thread(self._writer.close)
         elif self._opened is not None:
             self._opened.database.close()

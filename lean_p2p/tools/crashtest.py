@@ -196,7 +196,11 @@ def child_main(argv: Sequence[str]) -> int:
 
     blocks = _read_chain(args.chain)
     opened = open_chain(args.data_dir, _genesis())
-    writer = ChainWriter(opened.database, name="crashtest", on_committed=report)
+    # A hand-over at every flush (a node waits HANDOVER_INTERVAL between two): more
+    # commits in one import, so more moments for the kill to land in.
+    writer = ChainWriter(
+        opened.database, name="crashtest", on_committed=report, handover_interval=0.0
+    )
     chain = ChainService(_genesis(), restored=opened.stored)
     chain.attach_storage(writer)
     out.write(f"ready {chain.summary().head_slot}\n")

@@ -15,7 +15,7 @@ from lean_p2p.containers import Block, BlockBody, MultiMessageAggregate, SignedB
 from lean_p2p.node.config import GenesisSpec, NodeConfig
 from lean_p2p.node.database import DatabaseCorrupt, WriteSet
 from lean_p2p.node.node import Node
-from lean_p2p.node.persistence import ChainWriter, StorageClosed, open_chain
+from lean_p2p.node.persistence import HANDOVER_BLOCKS, ChainWriter, StorageClosed, open_chain
 from lean_p2p.node.testing import FakeDriver, ManualClock
 from lean_p2p.wire.keys import NodeKey
 
@@ -59,7 +59,8 @@ def _block(slot: int) -> tuple[bytes, SignedBlock]:
 
 
 def _writer(disk: _SlowDisk, **options: Any) -> ChainWriter:
-    return ChainWriter(disk, **options)  # type: ignore[arg-type]
+    # Hand-overs at every flush: these tests drive the queue itself.
+    return ChainWriter(disk, handover_interval=0.0, **options)  # type: ignore[arg-type]
 
 
 def test_a_slow_disk_never_blocks_the_offers_and_the_backlog_is_bounded_and_said(
@@ -94,6 +95,29 @@ def test_a_slow_disk_never_blocks_the_offers_and_the_backlog_is_bounded_and_said
     assert disk.closed
 
 
+def test_hand_overs_wait_for_the_interval_unless_blocks_pile_up() -> None:
+    disk = _SlowDisk()
+    disk.gate.set()
+    now = [100.0]
+    writer = ChainWriter(disk, handover_interval=0.25, clock=lambda: now[0])  # type: ignore[arg-type]
+    writer.offer_block(*_block(1))
+    assert writer.flush()  # the first goes at once
+    writer.offer_block(*_block(2))
+    assert not writer.flush()  # 0 s after the last: it waits
+    now[0] += 0.1
+    assert not writer.flush()
+    now[0] += 0.15
+    assert writer.flush()  # 0.25 s after the last
+    for slot in range(3, 3 + HANDOVER_BLOCKS):
+        writer.offer_block(*_block(slot))
+    assert writer.flush()  # a sync's burst goes at once
+    writer.offer_head(b"\x01" * 32, bytes(32))
+    assert writer.flush(now=True)
+    writer.close()
+    written = [b.block.slot for commit in disk.commits for _, b in commit.blocks]
+    assert written == list(range(1, 3 + HANDOVER_BLOCKS))
+
+
 def test_a_failed_write_is_counted_and_said_and_the_writer_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -121,13 +145,13 @@ def test_a_closed_writer_takes_nothing() -> None:
 def test_checkpoints_votes_and_head_coalesce_while_waiting() -> None:
     disk = _SlowDisk()
     writer = _writer(disk, queue_batches=1)
-    writer.offer_head(b"\x01" * 32)
+    writer.offer_head(b"\x01" * 32, bytes(32))
     writer.flush()
     disk.entered.wait()
-    writer.offer_head(b"\x02" * 32)
+    writer.offer_head(b"\x02" * 32, bytes(32))
     writer.flush()  # the queue's one slot
     for head in (b"\x03" * 32, b"\x04" * 32):
-        writer.offer_head(head)
+        writer.offer_head(head, bytes(32))
         writer.flush()
     disk.gate.set()
     writer.close()
@@ -177,6 +201,34 @@ async def test_a_node_restarts_from_its_database_and_finalizes_on_top(tmp_path: 
         await _run(clock, node, 5 * 3)
         after = node.report().chain
     assert after.finalized_slot > before.finalized_slot
+
+
+async def test_a_restart_within_the_slot_resumes_exactly_where_the_node_stopped(
+    tmp_path: Path,
+) -> None:
+    """Stopped and restarted between two ticks, a node goes on as if it never stopped:
+    the same blocks, checkpoints and votes as a node that ran through (it resumes at its
+    stored time, safe target and vote pools)."""
+    summaries = []
+    for restart in (False, True):
+        clock = ManualClock(GENESIS_TIME)
+        config = _config(tmp_path / str(restart))
+        node = Node(config, driver=FakeDriver(), clock=clock)
+        await node.start()
+        await _run(clock, node, 5 * 16 + 2)
+        if restart:
+            await node.stop()
+            node = await Node.create(config, driver=FakeDriver(), clock=clock)
+            await node.start()
+        await _run(clock, node, 5 * 6)
+        summaries.append(node.report().chain)
+        await node.stop()
+    ran_through, restarted = summaries
+    assert restarted.head_root == ran_through.head_root
+    assert (restarted.justified_slot, restarted.finalized_root) == (
+        ran_through.justified_slot,
+        ran_through.finalized_root,
+    )
 
 
 async def test_a_node_with_a_corrupt_database_does_not_start(tmp_path: Path) -> None:
