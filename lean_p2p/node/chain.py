@@ -79,6 +79,7 @@ from lean_p2p.consensus.validator import (
     produce_block,
 )
 from lean_p2p.containers import (
+    Block,
     Checkpoint,
     SignedAggregatedAttestation,
     SignedAttestation,
@@ -328,6 +329,10 @@ class ChainService:
         committed votes back; what does not fit (a block whose parent was never
         committed) is counted and logged, not fatal."""
         store = self.store
+        # The finalized chain before the anchor: not fork choice's business, but peers
+        # syncing from genesis ask for it (BlocksByRange, BlocksByRoot).
+        for root, ancestor in restored.history:
+            self._signed_blocks[root] = ancestor
         real_verifier = store.verifier
         store.verifier = _CommittedBlockVerifier(real_verifier)
         try:
@@ -478,11 +483,18 @@ class ChainService:
         self.store.affinity.check()
         return self.store.latest_finalized
 
+    def _known_block(self, root: bytes) -> Block | None:
+        """A block of the store, or one of the history before its anchor (restored
+        from the database, kept only to serve peers)."""
+        block = self.store.blocks.get(root)
+        if block is None and (signed := self._signed_blocks.get(root)) is not None:
+            block = signed.block
+        return block
+
     def root_at_slot(self, slot: int) -> bytes | None:
         self.store.affinity.check()
-        blocks = self.store.blocks
         root = self.store.head
-        while (block := blocks.get(root)) is not None and block.slot > slot:
+        while (block := self._known_block(root)) is not None and block.slot > slot:
             root = block.parent_root
         return root if block is not None and block.slot == slot else None
 
@@ -493,10 +505,9 @@ class ChainService:
     def blocks_by_range(self, start_slot: int, count: int) -> Sequence[SignedBlock]:
         self.store.affinity.check()
         end = start_slot + count
-        blocks = self.store.blocks
         found: list[SignedBlock] = []
         root = self.store.head
-        while (block := blocks.get(root)) is not None and block.slot >= start_slot:
+        while (block := self._known_block(root)) is not None and block.slot >= start_slot:
             if block.slot < end and root in self._signed_blocks:
                 found.append(self._signed_blocks[root])
             root = block.parent_root

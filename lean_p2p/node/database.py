@@ -131,6 +131,9 @@ class StoredChain:
     blocks: tuple[SignedBlock, ...]
     votes: tuple[tuple[VotePool, SignedAggregatedAttestation], ...]
     head: bytes
+    #: the anchor's ancestors (root, block), parent first, back to genesis (to serve
+    #: peers that sync from genesis)
+    history: tuple[tuple[bytes, SignedBlock], ...] = ()
     #: fork choice's safe target (None: not stored yet)
     safe_target: bytes | None = None
     #: the store's time (intervals since genesis) when the votes were snapshotted
@@ -305,6 +308,7 @@ class ChainDatabase:
             blocks=blocks,
             votes=tuple(votes),
             head=head,
+            history=tuple(self.ancestors(block)),
             safe_target=self._meta("safe_target"),
             time=None if (time := self._meta("time")) is None else int.from_bytes(time, "little"),
         )
@@ -325,12 +329,22 @@ class ChainDatabase:
     def finalized_chain(self, finalized: Checkpoint) -> Iterator[SignedBlock]:
         """The blocks from the finalized one back to genesis, newest first (by parent
         links: a block whose parent is missing ends the walk)."""
-        root = finalized.root
-        while (block := self.block(root)) is not None:
+        block = self.block(finalized.root)
+        if block is not None:
             yield block
-            if block.block.slot == 0:
-                return
+            yield from (ancestor for _, ancestor in self.ancestors(block))
+
+    def ancestors(self, block: SignedBlock) -> Iterator[tuple[bytes, SignedBlock]]:
+        """``block``'s stored ancestors with their roots, parent first, back to genesis
+        (or to the first one missing: a checkpoint-synced node has none before its
+        anchor)."""
+        while block.block.slot > 0:
             root = block.block.parent_root
+            parent = self.block(root)
+            if parent is None:
+                return
+            yield root, parent
+            block = parent
 
     # --- writes (writer thread) --------------------------------------------------------
 

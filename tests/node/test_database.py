@@ -78,6 +78,27 @@ def test_the_restored_chain_agrees_with_the_one_that_was_stored(tmp_path: Path) 
     assert restored.counters["restore_finalized_differs"] == 0
 
 
+def test_a_restarted_chain_serves_the_blocks_before_its_anchor(tmp_path: Path) -> None:
+    """Peers syncing from genesis ask a restarted node for blocks the fork-choice store
+    no longer holds (they lie before its anchor): it serves them from the history."""
+    chain = _fill(tmp_path, slots=SNAPSHOT_INTERVAL_SLOTS + 12)
+    opened = open_chain(tmp_path, GENESIS)
+    assert opened.stored is not None
+    anchor_slot = opened.stored.anchor.checkpoint.slot
+    assert anchor_slot > 8
+    restored = ChainService(GENESIS, restored=opened.stored)
+    opened.database.close()
+    assert 1 not in {block.slot for block in restored.store.blocks.values()}
+    served = restored.blocks_by_range(1, 8)
+    assert served == chain.blocks_by_range(1, 8)
+    assert [b.block.slot for b in served] == list(range(1, 9))
+    across = restored.blocks_by_range(anchor_slot - 2, 5)  # from the history into the store
+    assert across == chain.blocks_by_range(anchor_slot - 2, 5)
+    assert restored.root_at_slot(3) == chain.root_at_slot(3)
+    root = served[0].block.hash_tree_root()
+    assert restored.get_block(root) == served[0]
+
+
 def test_another_networks_database_is_refused(tmp_path: Path) -> None:
     _fill(tmp_path, slots=2)
     with pytest.raises(DatabaseMismatch, match="another network"):
