@@ -770,24 +770,33 @@ class _Launch:
         if theirs is not None:
             theirs.signal(signal.SIGTERM)
         if ours is not None and ours.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(ours.process.wait, _STOP_TIMEOUT)
-            if ours.process.poll() is None:  # never two lives at once
-                ours.process.kill()
-                await asyncio.to_thread(ours.process.wait)
-            self.restart_exit_codes.append(ours.process.poll())
-            # Keep its first life's report: its lost events count too.
-            with contextlib.suppress(OSError):
-                ours.report_path.rename(ours.report_path.with_suffix(".1.json"))
-            report = read_report(ours.report_path.with_suffix(".1.json"))
-            if report is not None:
-                ours.reports.append(report)
+            await self._end_first_life(ours)
             ours.start(self._options)
             self._joined(ours.name, "lean_p2p", "restart")
         if theirs is not None:
             await asyncio.to_thread(theirs.wait, _LEANSPEC_STOP_TIMEOUT)
             self._start_leanspec(theirs)
             self._joined(theirs.name, "leanSpec", "restart")
+
+    async def _end_first_life(self, process: DevnetProcess) -> dict[str, Any] | None:
+        """Wait for a node told to stop (killed after ``_STOP_TIMEOUT``: never two lives
+        at once), count its exit code, and keep its first life's report (its lost events
+        count too); that report, if it wrote one."""
+        if process.process is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(process.process.wait, _STOP_TIMEOUT)
+        if process.process.poll() is None:
+            process.process.kill()
+            await asyncio.to_thread(process.process.wait)
+        self.restart_exit_codes.append(process.process.poll())
+        first_life = process.report_path.with_suffix(".1.json")
+        with contextlib.suppress(OSError):
+            process.report_path.rename(first_life)
+        report = read_report(first_life)
+        if report is not None:
+            process.reports.append(report)
+        return report
 
     async def _restart_all(self) -> None:
         """Stop every node of ours, then start them all again from their databases."""
@@ -805,19 +814,8 @@ class _Launch:
         for process in processes:
             process.signal(signal.SIGTERM)
         for process in processes:
-            if process.process is None:
-                continue
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(process.process.wait, _STOP_TIMEOUT)
-            if process.process.poll() is None:
-                process.process.kill()
-                await asyncio.to_thread(process.process.wait)
-            self.restart_exit_codes.append(process.process.poll())
-            with contextlib.suppress(OSError):
-                process.report_path.rename(process.report_path.with_suffix(".1.json"))
-            report = read_report(process.report_path.with_suffix(".1.json"))
+            report = await self._end_first_life(process)
             if report is not None:
-                process.reports.append(report)
                 # What each node had finalized when it stopped, not at the last poll.
                 self.whole_restart.finalized_before = max(
                     self.whole_restart.finalized_before, report["finalized_slot"]
