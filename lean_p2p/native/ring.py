@@ -49,7 +49,7 @@ from lean_p2p.native.records import (
     lean_lane_for,
 )
 from lean_p2p.runtime.affinity import LoopAffinity, loop_only
-from lean_p2p.runtime.mailbox import Mailbox
+from lean_p2p.runtime.mailbox import Mailbox, MailboxClosed, OverflowPolicy
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -73,6 +73,7 @@ _INITIAL_BUFFER = 256 * 1024
 _DROP_LOG_INTERVAL_S = 1.0
 #: How soon a drain that ``admit`` turned away tries again.
 _ADMIT_RETRY_S = 0.0005
+_ADMIT_ALL = 1 << 30
 
 Sink = Callable[[NativeEvent], object]
 
@@ -139,9 +140,15 @@ class MailboxSink:
     each lane its events with one ``Mailbox.put_many``: one publish and at most one
     wakeup per lane and batch instead of per event. Per-lane order is drain order
     either way. An event no lane is meant for is logged and rejected.
+
+    :meth:`admit` is the ring's admission control (a :class:`NativeRing` uses it
+    unless given another): the drain takes no more events than the fullest bounded
+    lane has room for, so a full lane leaves events in the ring, the ring fills, and
+    producers get ``LEAN_P2P_FULL``. An "OK" from the ring then means the event will be
+    handled: two bounded queues in series never drop between them.
     """
 
-    __slots__ = ("_mailbox", "_put", "_put_many", "_route")
+    __slots__ = ("_bounded", "_held", "_mailbox", "_put", "_put_many", "_route", "lost_at_close")
 
     def __init__(
         self, mailbox: Mailbox, route: Callable[[NativeEvent], str] = lean_lane_for
@@ -150,6 +157,51 @@ class MailboxSink:
         self._route = route
         self._put = mailbox.put
         self._put_many = mailbox.put_many
+        # Lanes that refuse or evict when full (a never-drop lane takes anything).
+        self._bounded = tuple(
+            spec.name for spec in mailbox.lane_specs if spec.policy is not OverflowPolicy.NEVER_DROP
+        )
+        #: events a lane refused after admission (another producer filled it first),
+        #: by lane, in drain order: handed over before anything newer
+        self._held: dict[str, list[NativeEvent]] = {}
+        #: held events the mailbox closed on (logged): the only way an admitted event
+        #: is not delivered
+        self.lost_at_close = 0
+
+    def admit(self) -> int:
+        """How many events the drain may take now: the least room in a bounded lane
+        (any lane may be the next event's), and none while refused events wait. A
+        closed mailbox admits everything: each event then fails at once and is
+        counted, rather than waiting forever."""
+        mailbox = self._mailbox
+        if self._held and not self._place_held():
+            return 0
+        if mailbox.closed or not self._bounded:
+            return _ADMIT_ALL
+        headroom = mailbox.headroom
+        return min(headroom(lane) for lane in self._bounded)
+
+    def _place_held(self) -> bool:
+        """Hand the held events over, oldest first; True when none is left."""
+        headroom = self._mailbox.headroom
+        for lane in list(self._held):
+            group = self._held[lane]
+            try:
+                # Only what fits: a refused put would count as a drop in the lane.
+                room = headroom(lane)
+                placed = self._put_many(lane, group[:room]) if room else 0
+            except MailboxClosed:
+                self.lost_at_close += len(group)
+                logger.error(
+                    "native events admitted but not handled: the mailbox closed",
+                    extra={"lane": lane, "events": len(group)},
+                )
+                placed = len(group)
+            if placed < len(group):
+                del group[:placed]
+            else:
+                del self._held[lane]
+        return not self._held
 
     def __call__(self, event: NativeEvent) -> bool:
         try:
@@ -174,9 +226,13 @@ class MailboxSink:
             else:
                 group.append(event)
         accepted = failed = 0
+        headroom = self._mailbox.headroom
         for lane, group in by_lane.items():
             try:
-                accepted += self._put_many(lane, group)
+                # Admission left room for the batch unless another producer took it
+                # meanwhile: put only what fits now (a refused put counts as a drop).
+                room = headroom(lane) if lane in self._bounded else len(group)
+                placed = self._put_many(lane, group if room >= len(group) else group[:room])
             except Exception:
                 # put_many raises before publishing anything (closed mailbox, unknown
                 # lane): the whole group failed, the other lanes are unaffected.
@@ -185,6 +241,12 @@ class MailboxSink:
                     "native events not accepted by the mailbox",
                     extra={"lane": lane, "events": len(group)},
                 )
+                continue
+            if placed < len(group):
+                # Admitted, then refused: another producer filled the lane meanwhile.
+                # Held, and handed over before anything newer (admit says 0 till then).
+                self._held.setdefault(lane, []).extend(group[placed:])
+            accepted += len(group)
         return accepted, failed
 
 
@@ -219,10 +281,11 @@ class NativeRing:
     the event as rejected by the sink; raising counts and logs it; either way the drain
     goes on.
 
-    ``admit()``, if given, says how many events the consumer can take right now; the
-    drain takes no more (retrying shortly when it says 0). Events it leaves in the ring
-    fill it, and producers then get ``LEAN_P2P_FULL``: backpressure instead of loss,
-    for consumers that must not drop (a stress run, a request/response lane).
+    ``admit()``, if given (by default the sink's own ``admit``, which
+    :class:`MailboxSink` has), says how many events the consumer can take right now;
+    the drain takes no more (retrying shortly when it says 0). Events it leaves in the
+    ring fill it, and producers then get ``LEAN_P2P_FULL``: backpressure instead of
+    loss, so an accepted push is a delivered one.
     """
 
     def __init__(
@@ -249,7 +312,7 @@ class NativeRing:
             sink, "put_batch", None
         )
         self._batch = batch
-        self._admit = admit
+        self._admit = admit if admit is not None else getattr(sink, "admit", None)
         ring = self._lib.lean_p2p_ring_create(capacity, max_payload)
         if not ring:
             raise MemoryError(f"lean_p2p_ring_create({capacity}, {max_payload}) failed")
@@ -468,7 +531,8 @@ class NativeRing:
             self._dropped_logged = statistics.dropped
             self._drop_log_due = now + _DROP_LOG_INTERVAL_S
             logger.warning(
-                "native ring refused %d pushes (a producer may have retried them)",
+                "native ring refused %d pushes: each producer was told (FULL or an "
+                "error) and kept its event; a retried event is refused once per attempt",
                 new_drops,
                 extra={
                     "dropped_full": statistics.dropped_full,

@@ -628,6 +628,10 @@ class Mailbox:
     def lane_names(self) -> tuple[str, ...]:
         return tuple(lane.name for lane in self._lanes)
 
+    @property
+    def lane_specs(self) -> tuple[LaneSpec, ...]:
+        return tuple(lane.spec for lane in self._lanes)
+
     def statistics(self) -> MailboxStatistics:
         """A snapshot of every counter (any thread; exact once producers are quiet)."""
         return MailboxStatistics(
