@@ -99,7 +99,7 @@ typedef struct lean_p2p_event {
 typedef struct lean_p2p_ring_stats {
     uint64_t accepted;         /* pushes that returned LEAN_P2P_OK */
     uint64_t drained;          /* events handed to the consumer */
-    uint64_t dropped_full;     /* pushes that returned LEAN_P2P_FULL */
+    uint64_t refused_full;     /* pushes answered LEAN_P2P_FULL (refusals: the producer kept the event; a retry that is refused again counts again) */
     uint64_t rejected_invalid; /* LEAN_P2P_ERR_INVALID */
     uint64_t rejected_too_large;
     uint64_t rejected_no_memory;

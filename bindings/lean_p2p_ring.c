@@ -60,7 +60,7 @@ struct lean_p2p_ring {
     _Alignas(CACHE_LINE) _Atomic size_t tail;
     _Alignas(CACHE_LINE) _Atomic size_t head;
     _Alignas(CACHE_LINE) atomic_int wake_pending;
-    _Alignas(CACHE_LINE) _Atomic uint64_t dropped_full;
+    _Alignas(CACHE_LINE) _Atomic uint64_t refused_full;
     _Atomic uint64_t rejected_invalid;
     _Atomic uint64_t rejected_too_large;
     _Atomic uint64_t rejected_no_memory;
@@ -164,7 +164,7 @@ static int validate(const lean_p2p_ring *ring, const lean_p2p_event *event) {
 static void count_rejection(lean_p2p_ring *ring, int result) {
     switch (result) {
     case LEAN_P2P_FULL:
-        count(&ring->dropped_full);
+        count(&ring->refused_full);
         break;
     case LEAN_P2P_ERR_TOO_LARGE:
         count(&ring->rejected_too_large);
@@ -362,7 +362,7 @@ LEAN_P2P_EXPORT void lean_p2p_ring_stats_read(const lean_p2p_ring *ring,
     out->accepted = tail;
     out->drained = head;
     out->queued = tail >= head ? tail - head : 0;
-    out->dropped_full = atomic_load_explicit(&ring->dropped_full, memory_order_relaxed);
+    out->refused_full = atomic_load_explicit(&ring->refused_full, memory_order_relaxed);
     out->rejected_invalid = atomic_load_explicit(&ring->rejected_invalid, memory_order_relaxed);
     out->rejected_too_large =
         atomic_load_explicit(&ring->rejected_too_large, memory_order_relaxed);

@@ -67,7 +67,7 @@ class RingStatsStruct(ctypes.Structure):
     _fields_ = [
         ("accepted", ctypes.c_uint64),
         ("drained", ctypes.c_uint64),
-        ("dropped_full", ctypes.c_uint64),
+        ("refused_full", ctypes.c_uint64),
         ("rejected_invalid", ctypes.c_uint64),
         ("rejected_too_large", ctypes.c_uint64),
         ("rejected_no_memory", ctypes.c_uint64),

@@ -91,7 +91,7 @@ class NativeRingStatistics:
     accepted: int
     drained: int
     queued: int
-    dropped_full: int
+    refused_full: int
     rejected_invalid: int
     rejected_too_large: int
     rejected_no_memory: int
@@ -104,10 +104,12 @@ class NativeRingStatistics:
     closed: bool
 
     @property
-    def dropped(self) -> int:
-        """Every push that did not enqueue, for whatever reason."""
+    def refused(self) -> int:
+        """Every push that did not enqueue, for whatever reason. Each was answered with
+        its reason, so the producer kept the event: these are refusals, not losses (an
+        accepted push is always delivered), and a retried event counts once per try."""
         return (
-            self.dropped_full
+            self.refused_full
             + self.rejected_invalid
             + self.rejected_too_large
             + self.rejected_no_memory
@@ -115,7 +117,7 @@ class NativeRingStatistics:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__} | {"dropped": self.dropped}
+        return {name: getattr(self, name) for name in self.__slots__} | {"refused": self.refused}
 
 
 class BatchSink(Protocol):
@@ -333,7 +335,7 @@ class NativeRing:
         self._close_finished = False
         #: True while lean_p2p_ring_close runs on a worker thread: no drain may run then
         self._c_close_running = False
-        self._dropped_logged = 0
+        self._refusals_logged = 0
         self._drop_log_due = 0.0
         # Binds on first use, which is the first drain: on the loop thread by construction.
         self.affinity = LoopAffinity("NativeRing (drain, aclose)", "lean_p2p_ring_push")
@@ -397,7 +399,7 @@ class NativeRing:
             accepted=raw.accepted,
             drained=raw.drained,
             queued=raw.queued,
-            dropped_full=raw.dropped_full,
+            refused_full=raw.refused_full,
             rejected_invalid=raw.rejected_invalid,
             rejected_too_large=raw.rejected_too_large,
             rejected_no_memory=raw.rejected_no_memory,
@@ -437,7 +439,7 @@ class NativeRing:
         elif self._drain_once(ring, limit):
             # More is waiting: come back after timers and I/O had their turn.
             self._schedule_continue(0.0)
-        self._log_new_drops()
+        self._log_new_refusals()
 
     def _admitted(self, limit: int) -> int:
         return limit if self._admit is None else max(0, min(limit, self._admit()))
@@ -519,23 +521,23 @@ class NativeRing:
         self._sink_errors += failed
         self._sink_rejected += len(events) - accepted - failed
 
-    def _log_new_drops(self) -> None:
+    def _log_new_refusals(self) -> None:
         # Drops happen on native threads that cannot log; report them from here, at
         # most once a second, with the count since the last report.
         now = self._loop.time()
         if now < self._drop_log_due:
             return
         statistics = self.statistics()
-        new_drops = statistics.dropped - self._dropped_logged
-        if new_drops > 0:
-            self._dropped_logged = statistics.dropped
+        new_refusals = statistics.refused - self._refusals_logged
+        if new_refusals > 0:
+            self._refusals_logged = statistics.refused
             self._drop_log_due = now + _DROP_LOG_INTERVAL_S
             logger.warning(
                 "native ring refused %d pushes: each producer was told (FULL or an "
                 "error) and kept its event; a retried event is refused once per attempt",
-                new_drops,
+                new_refusals,
                 extra={
-                    "dropped_full": statistics.dropped_full,
+                    "refused_full": statistics.refused_full,
                     "rejected_invalid": statistics.rejected_invalid,
                     "rejected_too_large": statistics.rejected_too_large,
                     "rejected_no_memory": statistics.rejected_no_memory,
@@ -574,7 +576,7 @@ class NativeRing:
                 break
             await asyncio.sleep(0)  # let timers and I/O run between batches
         self._close_finished = True
-        self._log_new_drops()
+        self._log_new_refusals()
 
     @loop_only
     def release(self) -> None:

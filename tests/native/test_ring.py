@@ -83,7 +83,7 @@ async def test_eight_pthreads_exactly_once_in_order_while_loop_busy(
     assert_exactly_once_in_order(collector, run)
     statistics = ring.statistics()
     assert statistics.accepted == statistics.drained == statistics.delivered == totals.accepted
-    assert statistics.dropped_full == totals.full  # every FULL answer counted
+    assert statistics.refused_full == totals.full  # every FULL answer counted
     assert statistics.wakeups <= statistics.drains
     ring.release()
     run.free()
@@ -108,7 +108,7 @@ async def test_full_ring_drops_are_counted_and_reported(
     assert totals.full == 4_000 - 64
     with caplog.at_level(logging.WARNING, logger="lean_p2p.native.ring"):
         await busy_python(lambda: len(collector.events) == 64)
-    assert ring.statistics().dropped_full == 4_000 - 64
+    assert ring.statistics().refused_full == 4_000 - 64
     assert ring.statistics().delivered == 64
     assert "native ring refused 3936 pushes" in caplog.text
     assert_exactly_once_in_order(collector, run)
@@ -300,7 +300,7 @@ async def test_malformed_records_are_rejected_with_a_code_and_counted(
     ring = NativeRing(collector)
     assert _raw_push(ring, event) == expected
     assert getattr(ring.statistics(), counter) == 1
-    assert ring.statistics().dropped == 1
+    assert ring.statistics().refused == 1
     # The ring still works after the rejection.
     assert _raw_push(ring, _event(peer_id=_PEER_ADDRESS, peer_id_len=128)) == PushResult.OK
     await busy_python(lambda: len(collector.events) == 1)
@@ -547,7 +547,7 @@ async def test_admit_holds_events_in_the_ring_as_backpressure() -> None:
     allowed[0] = 1_000
     await busy_python(lambda: len(collector.events) == 64)
     assert [event.request_id for event in collector.events] == list(range(64))
-    assert ring.statistics().dropped_full == 1
+    assert ring.statistics().refused_full == 1
     await ring.aclose()
     ring.release()
 
