@@ -170,6 +170,32 @@ async def test_close_with_producers_still_pushing_delivers_every_accepted_push(
     run.free()
 
 
+async def test_close_into_a_small_lane_hands_every_accepted_push_to_the_handler(
+    producer_driver: ProducerDriver,
+) -> None:
+    """At close, what the ring still holds goes to the mailbox as the lane makes room:
+    nothing the ring accepted is discarded (the mailbox closes after the ring)."""
+    collector = Collector()
+    lane = LaneSpec("blocks", capacity=64, policy=OverflowPolicy.REJECT_NEWEST, quantum=16)
+    mailbox = Mailbox([lane], lambda _lane, event: collector(event))  # type: ignore[arg-type]
+    ring = NativeRing(mailbox_sink(mailbox, route=lambda _event: "blocks"), capacity=4096)
+    run = producer_driver.start(
+        ring.push_function_address, ring.address, threads=6, events_per_thread=0
+    )
+    await busy_python(lambda: len(collector.events) >= 5_000)
+    await ring.aclose()  # producers still pushing, the ring holding more than the lane takes
+    await busy_python(run.done)
+    totals = run.join()
+    await mailbox.aclose()
+    assert totals.closed == 6
+    assert len(collector.events) == totals.accepted
+    assert_exactly_once_in_order(collector, run)
+    assert ring.statistics().sink_rejected == ring.statistics().sink_errors == 0
+    assert mailbox.statistics().lane("blocks").rejected_full == 0
+    ring.release()
+    run.free()
+
+
 async def test_push_after_close_is_rejected_and_counted() -> None:
     ring = NativeRing(Collector())
     await ring.aclose()
