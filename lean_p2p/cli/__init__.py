@@ -54,6 +54,7 @@ BENCHMARKS: dict[str, str] = {
     "xmss": "lean_p2p.cli.bench.xmss",
     "verify": "lean_p2p.cli.bench.verify",
     "storage": "lean_p2p.cli.bench.storage",
+    "latency": "lean_p2p.cli.bench.latency",
 }
 
 

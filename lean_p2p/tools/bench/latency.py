@@ -1,0 +1,376 @@
+"""``lean-p2p bench latency``: where the mailbox's enqueue→handler delay comes from.
+
+Runs on the command's main thread, which becomes the loop thread of each case (a fresh
+asyncio or uvloop loop per case). Producers are Python threads (each event stamped with
+``time.monotonic_ns()`` just before ``Mailbox.put``) or C pthreads pushing into a
+:class:`~lean_p2p.native.NativeRing` that drains into the mailbox (stamped with
+``CLOCK_MONOTONIC`` just before ``lean_p2p_ring_push``; the same clock), paced to a
+total rate over all producers.
+
+Every event's delay is split by measurement, not by assumption:
+
+- ``wait``: from the stamp until the loop began the drain that handled it (the mailbox's
+  drain callback, and for native events the ring's drain before it, are stamped when
+  they start). It is the wakeup (eventfd or self-pipe, epoll, the loop's dispatch) plus
+  the wait for the GIL, which the loop must take back from running Python threads;
+- ``queue``: from that drain's start (or the stamp, if the event came in during the
+  drain) until its handler ran: queueing behind other events;
+- ``gc``: the share of the slowest 1 % of events whose span overlapped a garbage
+  collection (``gc.callbacks`` records every collection, on any thread, with its
+  duration).
+
+The GIL's share of ``wait`` is shown by experiment, in the same run: C producers never
+hold the GIL, Python producers do, so the difference between the two at one rate is
+what the GIL hand-over costs the loop. ``--levers`` adds the same cases with the
+interpreter's switch interval at 1 ms (default 5 ms) and with the heap frozen after
+start-up (``gc.freeze()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, OverflowPolicy
+from lean_p2p.tools import report
+from lean_p2p.tools.running import Progress
+from lean_p2p.tools.stress import loop_factory
+
+__all__ = ["COLUMNS", "Case", "CaseResult", "measure_case", "run_benchmark"]
+
+COLUMNS = (
+    "loop",
+    "producer_kind",
+    "producers",
+    "rate",
+    "lever",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "tail_wait_us",
+    "tail_queue_us",
+    "tail_gc_share",
+    "gc_pauses",
+    "gc_max_us",
+)
+_LANE = "bench"
+_CASE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    loop: str
+    producer_kind: str  # "python" or "native"
+    producers: int
+    rate: int
+    events: int
+    lever: str = "default"  # "default", "switch-1ms", "gc-freeze"
+
+
+@dataclass(slots=True)
+class CaseResult:
+    case: Case
+    totals_ns: list[int] = field(default_factory=list)
+    waits_ns: list[int] = field(default_factory=list)
+    queues_ns: list[int] = field(default_factory=list)
+    #: (start, end) spans of the events, for the GC overlap of the tail
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    gc_pauses: list[tuple[int, int]] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        totals = sorted(self.totals_ns)
+        threshold = report.percentile(totals, 0.99)
+        tail = [index for index, total in enumerate(self.totals_ns) if total >= threshold]
+        overlapping = sum(1 for index in tail if self._overlaps_gc(self.spans[index]))
+        case = self.case
+        pauses = [end - start for start, end in self.gc_pauses]
+        return {
+            "variant": f"{case.producer_kind}x{case.producers}@{case.rate}/{case.loop}",
+            "loop": case.loop,
+            "producer_kind": case.producer_kind,
+            "producers": case.producers,
+            "rate": case.rate,
+            "lever": case.lever,
+            "events": len(totals),
+            "p50_us": report.percentile(totals, 0.5) / 1e3,
+            "p99_us": threshold / 1e3,
+            "p999_us": report.percentile(totals, 0.999) / 1e3,
+            "max_us": totals[-1] / 1e3 if totals else float("nan"),
+            "wait_p50_us": report.percentile(sorted(self.waits_ns), 0.5) / 1e3,
+            "wait_p99_us": report.percentile(sorted(self.waits_ns), 0.99) / 1e3,
+            "queue_p50_us": report.percentile(sorted(self.queues_ns), 0.5) / 1e3,
+            "queue_p99_us": report.percentile(sorted(self.queues_ns), 0.99) / 1e3,
+            # The slowest 1 %: how much of each was waiting for the loop, how much
+            # queueing behind other events, and how many overlapped a collection.
+            "tail_wait_us": statistics.median(self.waits_ns[i] for i in tail) / 1e3,
+            "tail_queue_us": statistics.median(self.queues_ns[i] for i in tail) / 1e3,
+            "tail_gc_share": overlapping / len(tail) if tail else 0.0,
+            "gc_pauses": len(pauses),
+            "gc_max_us": max(pauses) / 1e3 if pauses else 0.0,
+        }
+
+    def _overlaps_gc(self, span: tuple[int, int]) -> bool:
+        start, end = span
+        return any(gc_start < end and gc_end > start for gc_start, gc_end in self.gc_pauses)
+
+
+class _DrainStamps:
+    """When the current drain of each stage began (loop thread writes, handler reads)."""
+
+    __slots__ = ("mailbox_ns", "ring_ns")
+
+    def __init__(self) -> None:
+        self.mailbox_ns = 0
+        self.ring_ns = 0
+
+
+class _StampedMailbox(Mailbox):
+    """The mailbox, with its drain's start stamped (the drain is the loop callback)."""
+
+    stamps: _DrainStamps
+
+    def _drain(self) -> None:
+        self.stamps.mailbox_ns = time.monotonic_ns()
+        super()._drain()
+
+
+class _GcWatch:
+    """Every collection's (start, end) in monotonic ns, on whatever thread ran it."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, int]] = []
+        self._started = 0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.monotonic_ns()
+        else:
+            self.pauses.append((self._started, time.monotonic_ns()))
+
+    def __enter__(self) -> _GcWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def _python_producer(mailbox: Mailbox, count: int, rate: float, go: threading.Event) -> None:
+    put = mailbox.put
+    clock = time.monotonic_ns
+    go.wait()
+    started = time.monotonic()
+    sent = 0
+    while sent < count:
+        due = min(count, int((time.monotonic() - started) * rate) + 1)
+        while sent < due:
+            put(_LANE, clock())
+            sent += 1
+        time.sleep(0.0001)
+
+
+async def _run_case(case: Case) -> CaseResult:
+    loop = asyncio.get_running_loop()
+    result = CaseResult(case)
+    finished = loop.create_future()
+    stamps = _DrainStamps()
+    totals, waits, queues, spans = (
+        result.totals_ns,
+        result.waits_ns,
+        result.queues_ns,
+        result.spans,
+    )
+    clock = time.monotonic_ns
+
+    def record(stamp: int, drain_started: int) -> None:
+        now = clock()
+        began = drain_started if drain_started > stamp else stamp
+        totals.append(now - stamp)
+        waits.append(began - stamp)
+        queues.append(now - began)
+        spans.append((stamp, now))
+        if len(totals) == case.events and not finished.done():
+            finished.set_result(None)
+
+    native = case.producer_kind == "native"
+    handler: Callable[[str, Any], None]
+    if native:
+        from lean_p2p.tools.native_producers import read_stamp
+
+        def handle_native(_lane: str, event: Any) -> None:
+            # The wait runs from the push until the ring's drain began.
+            record(read_stamp(event.payload).pushed_ns, stamps.ring_ns)
+
+        handler = handle_native
+    else:
+
+        def handle_python(_lane: str, stamp: Any) -> None:
+            record(stamp, stamps.mailbox_ns)
+
+        handler = handle_python
+
+    lane = LaneSpec(_LANE, 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
+    mailbox = _StampedMailbox([lane], handler, loop=loop)
+    mailbox.stamps = stamps
+    with _GcWatch() as watch:
+        if native:
+            await _drive_native(case, mailbox, stamps, finished)
+        else:
+            await _drive_python(case, mailbox, finished)
+    await mailbox.aclose()
+    result.gc_pauses = watch.pauses
+    return result
+
+
+async def _drive_python(case: Case, mailbox: Mailbox, finished: asyncio.Future[None]) -> None:
+    go = threading.Event()
+    shares = [case.events // case.producers] * case.producers
+    shares[0] += case.events - sum(shares)
+    threads = [
+        threading.Thread(
+            target=_python_producer,
+            args=(mailbox, share, case.rate / case.producers, go),
+            name=f"bench-producer-{index}",
+            daemon=True,
+        )
+        for index, share in enumerate(shares)
+    ]
+    for thread in threads:
+        thread.start()
+    go.set()
+    async with asyncio.timeout(_CASE_TIMEOUT_S):
+        await finished
+    await asyncio.to_thread(_join_all, threads)
+
+
+def _join_all(threads: Sequence[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
+
+
+async def _drive_native(
+    case: Case, mailbox: Mailbox, stamps: _DrainStamps, finished: asyncio.Future[None]
+) -> None:
+    from lean_p2p.native import NativeRing, mailbox_sink
+    from lean_p2p.tools.native_producers import ProducerDriver
+
+    class StampedRing(NativeRing):
+        def _drain_batch(self) -> None:
+            stamps.ring_ns = time.monotonic_ns()
+            super()._drain_batch()
+
+    ring = StampedRing(mailbox_sink(mailbox, route=lambda _event: _LANE), capacity=65_536)
+    shares = [case.events // case.producers] * case.producers
+    shares[0] += case.events - sum(shares)
+    run = ProducerDriver().start(
+        ring.push_function_address,
+        ring.address,
+        threads=case.producers,
+        events_per_thread=shares,
+        interval_ns=case.producers * 1_000_000_000 // case.rate,
+    )
+    try:
+        async with asyncio.timeout(_CASE_TIMEOUT_S):
+            await finished
+        await asyncio.to_thread(run.join)
+        await ring.aclose()
+        ring.release()
+    finally:
+        run.free()
+
+
+def measure_case(case: Case, factory: Callable[[], asyncio.AbstractEventLoop]) -> CaseResult:
+    """One case on a fresh loop, with its lever applied for the case only."""
+    switch_interval = sys.getswitchinterval()
+    if case.lever == "switch-1ms":
+        sys.setswitchinterval(0.001)
+    if case.lever == "gc-freeze":
+        gc.collect()
+        gc.freeze()
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(_run_case(case))
+    finally:
+        sys.setswitchinterval(switch_interval)
+        if case.lever == "gc-freeze":
+            gc.unfreeze()
+
+
+def plan(args: argparse.Namespace) -> list[Case]:
+    events = min(args.events, 20_000) if args.quick else args.events
+    cases: list[Case] = []
+    for loop in args.loops:
+        for rate in args.rates:
+            for kind, producers in (("python", 1), ("python", 8), ("native", 8)):
+                if kind == "native" and not _native_available():
+                    continue
+                cases.append(Case(loop, kind, producers, rate, events))
+            if args.levers:
+                for lever in ("switch-1ms", "gc-freeze"):
+                    cases.append(Case(loop, "python", 8, rate, events, lever))
+    return cases
+
+
+def _native_available() -> bool:
+    try:
+        from lean_p2p.native.library import load_library
+        from lean_p2p.tools.native_producers import ProducerDriver
+
+        load_library()
+        ProducerDriver()
+    except (OSError, ImportError):
+        return False
+    return True
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    repeats = 1 if args.quick else args.repeats
+    cases = plan(args)
+    progress = Progress("bench latency")
+    runs: dict[Case, list[dict[str, Any]]] = {case: [] for case in cases}
+    for repeat in range(repeats):
+        for number, case in enumerate(cases, start=1):
+            progress.update(
+                f"repeat {repeat + 1}/{repeats}, case {number}/{len(cases)}: "
+                f"{case.producer_kind} x{case.producers} at {case.rate}/s on {case.loop}"
+                + (f" ({case.lever})" if case.lever != "default" else ""),
+                force=True,
+            )
+            runs[case].append(measure_case(case, loop_factory(case.loop)).row())  # type: ignore[arg-type]
+    progress.done()
+    rows = [_median_row(results) for results in runs.values()]
+    report.print_table(
+        rows,
+        COLUMNS,
+        title=f"enqueue->handler delay and where the slowest 1 % waited (median of {repeats}; "
+        f"{cases[0].events if cases else 0} events a case)",
+    )
+    if args.json:
+        report.write_json(args.json, rows)
+    return 0
+
+
+def _median_row(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    row = dict(results[0])
+    for key, value in results[0].items():
+        if (
+            isinstance(value, float | int)
+            and not isinstance(value, bool)
+            and key
+            not in (
+                "producers",
+                "rate",
+            )
+        ):
+            row[key] = statistics.median(result[key] for result in results)
+    row["repeats"] = len(results)
+    return row

@@ -1,0 +1,52 @@
+"""bench latency: every event's delay split into its wait for the loop and its queueing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lean_p2p.cli import main
+from lean_p2p.tools.bench.latency import Case, measure_case
+from lean_p2p.tools.stress import loop_factory
+
+
+@pytest.mark.parametrize("kind", ["python", "native"])
+def test_each_events_delay_is_its_wait_plus_its_queueing(kind: str) -> None:
+    case = Case("asyncio", kind, 2, 5_000, 1_000)
+    result = measure_case(case, loop_factory("asyncio"))
+    assert len(result.totals_ns) == 1_000
+    for total, wait, queue in zip(result.totals_ns, result.waits_ns, result.queues_ns, strict=True):
+        assert wait >= 0 and queue >= 0
+        assert wait + queue == total
+    row = result.row()
+    assert row["producer_kind"] == kind and row["events"] == 1_000
+    assert 0 < row["p50_us"] <= row["p99_us"] <= row["p999_us"] <= row["max_us"]
+    assert 0 <= row["tail_gc_share"] <= 1
+
+
+def test_a_lever_is_applied_for_its_case_only() -> None:
+    import gc
+    import sys
+
+    interval = sys.getswitchinterval()
+    measure_case(Case("asyncio", "python", 1, 5_000, 200, "switch-1ms"), loop_factory("asyncio"))
+    measure_case(Case("asyncio", "python", 1, 5_000, 200, "gc-freeze"), loop_factory("asyncio"))
+    assert sys.getswitchinterval() == interval
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_command_writes_a_row_per_case(tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    arguments = ["bench", "latency", "--quick", "--loops", "asyncio", "--rates", "5000"]
+    assert main([*arguments, "--events", "500", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(row["producer_kind"], row["producers"]) for row in rows] == [
+        ("python", 1),
+        ("python", 8),
+        ("native", 8),
+    ]
+    for row in rows:
+        for key in ("variant", "loop", "rate", "p50_us", "p99_us", "p999_us", "tail_wait_us"):
+            assert key in row
