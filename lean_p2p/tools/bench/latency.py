@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import gc
 import statistics
+import struct
 import sys
 import threading
 import time
@@ -204,11 +205,14 @@ async def _run_case(case: Case) -> CaseResult:
     native = case.producer_kind == "native"
     handler: Callable[[str, Any], None]
     if native:
-        from lean_p2p.tools.native_producers import read_stamp
+        from lean_p2p.tools.native_producers import STAMP
+
+        pushed_at = struct.Struct("<Q").unpack_from
+        offset = STAMP.size - 8  # the stamp ends with the push time (u64 ns)
 
         def handle_native(_lane: str, event: Any) -> None:
             # The wait runs from the push until the ring's drain began.
-            record(read_stamp(event.payload).pushed_ns, stamps.ring_ns)
+            record(pushed_at(event.payload, offset)[0], stamps.ring_ns)
 
         handler = handle_native
     else:
