@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,17 @@ def run(args: argparse.Namespace) -> int:
             f"lost {result.lost_committed_blocks}, inconsistent {result.inconsistent_states}"
         )
 
-    INTERRUPTS.begin_run()
-    try:
+    stop = threading.Event()
+    # The first Ctrl-C ends the run after the kill in hand, with the table so far.
+    with INTERRUPTS.stopping(stop.set):
         result = run_crash_test(
-            args.kills, slots=args.slots, directory=args.dir, seed=args.seed, on_progress=show
+            args.kills,
+            slots=args.slots,
+            directory=args.dir,
+            seed=args.seed,
+            on_progress=show,
+            should_stop=stop.is_set,
         )
-    except KeyboardInterrupt:
-        progress.done()
-        say("lean-p2p crashtest: interrupted")
-        return 130
     progress.done()
     print(result.table())
     for problem in result.problems:

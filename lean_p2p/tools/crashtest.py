@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -186,13 +186,21 @@ def child_main(argv: Sequence[str]) -> int:
     from lean_p2p.node.persistence import ChainWriter, open_chain
     from lean_p2p.p2p.chain import BlockReceived, BlockSource
 
+    # The parent ends this process (SIGKILL); a Ctrl-C meant for the parent is not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.disable(logging.WARNING)  # the mocked-verifier warning on every start
     out = sys.stdout
 
+    def say(line: str) -> None:
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except BrokenPipeError:  # the parent is gone: nobody to tell, nothing to do
+            os._exit(0)
+
     def report(changes: Any) -> None:  # the writer thread, after a durable commit
         if changes.blocks:
-            out.write("committed " + " ".join(root.hex() for root, _ in changes.blocks) + "\n")
-            out.flush()
+            say("committed " + " ".join(root.hex() for root, _ in changes.blocks))
 
     blocks = _read_chain(args.chain)
     opened = open_chain(args.data_dir, _genesis())
@@ -203,8 +211,7 @@ def child_main(argv: Sequence[str]) -> int:
     )
     chain = ChainService(_genesis(), restored=opened.stored)
     chain.attach_storage(writer)
-    out.write(f"ready {chain.summary().head_slot}\n")
-    out.flush()
+    say(f"ready {chain.summary().head_slot}")
     # Like a range sync, it asks only for what lies above its finalized checkpoint.
     start = chain.summary().finalized_slot
     for position, block in enumerate((b for b in blocks if b.block.slot > start), start=1):
@@ -215,8 +222,7 @@ def child_main(argv: Sequence[str]) -> int:
             # when the writer thread gets the GIL and commits, as in a syncing node.
             time.sleep(_ROUND_TRIP_SECONDS)
     writer.close()
-    out.write("done\n")
-    out.flush()
+    say("done")
     return 0
 
 
@@ -230,8 +236,10 @@ def run_crash_test(
     directory: Path | None = None,
     seed: int | None = None,
     on_progress: Any = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> CrashTestResult:
-    """Kill a child ``kills`` times at random points of its import; check each restart."""
+    """Kill a child ``kills`` times at random points of its import; check each restart.
+    ``should_stop`` (asked before each kill) ends the run early, with what it has."""
     rng = random.Random(seed)
     work = directory or Path(tempfile.mkdtemp(prefix="lean-p2p-crashtest-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -251,6 +259,8 @@ def run_crash_test(
     import_seconds = _timed_import(work / "timing", chain_file)
     _reset(work / "timing")
     for index in range(1, kills + 1):
+        if should_stop():
+            break
         # Within the import of a whole chain; a child that starts from a half-filled
         # database has less to do, and may finish first (counted as completed).
         delay = rng.uniform(0.0, 0.9 * import_seconds)

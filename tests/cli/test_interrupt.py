@@ -319,3 +319,38 @@ def test_soak_stops_its_nodes_and_prints_the_partial_verdict(
     code = command.finish()
     assert_clean_interrupt(command, code)
     assert '"interrupted": true' in "\n".join(command.stdout)
+
+
+def test_crashtest_ends_after_the_kill_in_hand_with_its_partial_table(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    arguments = ["crashtest", "--kills", "1000", "--slots", "60", "--dir", str(tmp_path / "w")]
+    command = cleanup(start(arguments, tmp_path))
+    command.wait_for("stderr", lambda line: line.startswith("crashtest: kill 1/"))
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    assert any(line.startswith("clean restarts") for line in command.stdout)
+
+
+def test_bench_storage_stops_its_writer_and_probe(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    arguments = ["bench", "storage", "--repeats", "50", "--slots", "100", "--dir", str(tmp_path)]
+    command = cleanup(start(arguments, tmp_path))
+    command.wait_for("stderr", lambda line: "repeat 1/50: loop" in line)
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+
+
+def test_bench_latency_stops_its_producers(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    arguments = ["bench", "latency", "--repeats", "50", "--rates", "5000", "--loops", "asyncio"]
+    arguments += ["--events", "3000"]
+    command = cleanup(start(arguments, tmp_path))
+    command.wait_for("stderr", lambda line: "case 2/" in line)
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)

@@ -42,7 +42,7 @@ from typing import Any
 
 from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, OverflowPolicy
 from lean_p2p.tools import report
-from lean_p2p.tools.running import Progress
+from lean_p2p.tools.running import INTERRUPTS, Progress
 from lean_p2p.tools.stress import loop_factory
 
 __all__ = ["COLUMNS", "Case", "CaseResult", "measure_case", "run_benchmark"]
@@ -165,13 +165,15 @@ class _GcWatch:
         gc.callbacks.remove(self)
 
 
-def _python_producer(mailbox: Mailbox, count: int, rate: float, go: threading.Event) -> None:
+def _python_producer(
+    mailbox: Mailbox, count: int, rate: float, go: threading.Event, stop: threading.Event
+) -> None:
     put = mailbox.put
     clock = time.monotonic_ns
     go.wait()
     started = time.monotonic()
     sent = 0
-    while sent < count:
+    while sent < count and not stop.is_set():
         due = min(count, int((time.monotonic() - started) * rate) + 1)
         while sent < due:
             put(_LANE, clock())
@@ -179,7 +181,14 @@ def _python_producer(mailbox: Mailbox, count: int, rate: float, go: threading.Ev
         time.sleep(0.0001)
 
 
-async def _run_case(case: Case) -> CaseResult:
+async def _until_done_or_stopped(finished: asyncio.Future[None], stop: threading.Event) -> None:
+    """Wait for the case's last event, or for a stop (Ctrl-C), checked every 50 ms."""
+    async with asyncio.timeout(_CASE_TIMEOUT_S):
+        while not finished.done() and not stop.is_set():
+            await asyncio.wait([finished], timeout=0.05)
+
+
+async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
     loop = asyncio.get_running_loop()
     result = CaseResult(case)
     finished = loop.create_future()
@@ -227,22 +236,24 @@ async def _run_case(case: Case) -> CaseResult:
     mailbox.stamps = stamps
     with _GcWatch() as watch:
         if native:
-            await _drive_native(case, mailbox, stamps, finished)
+            await _drive_native(case, mailbox, stamps, finished, stop)
         else:
-            await _drive_python(case, mailbox, finished)
+            await _drive_python(case, mailbox, finished, stop)
     await mailbox.aclose()
     result.gc_pauses = watch.pauses
     return result
 
 
-async def _drive_python(case: Case, mailbox: Mailbox, finished: asyncio.Future[None]) -> None:
+async def _drive_python(
+    case: Case, mailbox: Mailbox, finished: asyncio.Future[None], stop: threading.Event
+) -> None:
     go = threading.Event()
     shares = [case.events // case.producers] * case.producers
     shares[0] += case.events - sum(shares)
     threads = [
         threading.Thread(
             target=_python_producer,
-            args=(mailbox, share, case.rate / case.producers, go),
+            args=(mailbox, share, case.rate / case.producers, go, stop),
             name=f"bench-producer-{index}",
             daemon=True,
         )
@@ -251,8 +262,7 @@ async def _drive_python(case: Case, mailbox: Mailbox, finished: asyncio.Future[N
     for thread in threads:
         thread.start()
     go.set()
-    async with asyncio.timeout(_CASE_TIMEOUT_S):
-        await finished
+    await _until_done_or_stopped(finished, stop)
     await asyncio.to_thread(_join_all, threads)
 
 
@@ -262,7 +272,11 @@ def _join_all(threads: Sequence[threading.Thread]) -> None:
 
 
 async def _drive_native(
-    case: Case, mailbox: Mailbox, stamps: _DrainStamps, finished: asyncio.Future[None]
+    case: Case,
+    mailbox: Mailbox,
+    stamps: _DrainStamps,
+    finished: asyncio.Future[None],
+    stop: threading.Event,
 ) -> None:
     from lean_p2p.native import NativeRing, mailbox_sink
     from lean_p2p.tools.native_producers import ProducerDriver
@@ -283,8 +297,9 @@ async def _drive_native(
         interval_ns=case.producers * 1_000_000_000 // case.rate,
     )
     try:
-        async with asyncio.timeout(_CASE_TIMEOUT_S):
-            await finished
+        await _until_done_or_stopped(finished, stop)
+        if stop.is_set():
+            run.stop()
         await asyncio.to_thread(run.join)
         await ring.aclose()
         ring.release()
@@ -292,8 +307,13 @@ async def _drive_native(
         run.free()
 
 
-def measure_case(case: Case, factory: Callable[[], asyncio.AbstractEventLoop]) -> CaseResult:
-    """One case on a fresh loop, with its lever applied for the case only."""
+def measure_case(
+    case: Case,
+    factory: Callable[[], asyncio.AbstractEventLoop],
+    stop: threading.Event | None = None,
+) -> CaseResult:
+    """One case on a fresh loop, with its lever applied for the case only. ``stop`` (set
+    by Ctrl-C) ends it early; the result is then partial."""
     switch_interval = sys.getswitchinterval()
     if case.lever == "switch-1ms":
         sys.setswitchinterval(0.001)
@@ -302,7 +322,7 @@ def measure_case(case: Case, factory: Callable[[], asyncio.AbstractEventLoop]) -
         gc.freeze()
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(_run_case(case))
+            return runner.run(_run_case(case, stop or threading.Event()))
     finally:
         sys.setswitchinterval(switch_interval)
         if case.lever == "gc-freeze":
@@ -341,21 +361,31 @@ def run_benchmark(args: argparse.Namespace) -> int:
     cases = plan(args)
     progress = Progress("bench latency")
     runs: dict[Case, list[dict[str, Any]]] = {case: [] for case in cases}
-    for repeat in range(repeats):
-        for number, case in enumerate(cases, start=1):
-            progress.update(
-                f"repeat {repeat + 1}/{repeats}, case {number}/{len(cases)}: "
-                f"{case.producer_kind} x{case.producers} at {case.rate}/s on {case.loop}"
-                + (f" ({case.lever})" if case.lever != "default" else ""),
-                force=True,
-            )
-            runs[case].append(measure_case(case, loop_factory(case.loop)).row())  # type: ignore[arg-type]
+    stop = threading.Event()
+    # The first Ctrl-C ends the case in hand (its partial result is dropped) and prints
+    # the table of what was measured.
+    with INTERRUPTS.stopping(stop.set):
+        for repeat in range(repeats):
+            for number, case in enumerate(cases, start=1):
+                if stop.is_set():
+                    break
+                progress.update(
+                    f"repeat {repeat + 1}/{repeats}, case {number}/{len(cases)}: "
+                    f"{case.producer_kind} x{case.producers} at {case.rate}/s on {case.loop}"
+                    + (f" ({case.lever})" if case.lever != "default" else ""),
+                    force=True,
+                )
+                result = measure_case(case, loop_factory(case.loop), stop)  # type: ignore[arg-type]
+                if not stop.is_set():
+                    runs[case].append(result.row())
     progress.done()
+    runs = {case: results for case, results in runs.items() if results}
     rows = [_median_row(results) for results in runs.values()]
     report.print_table(
         rows,
         COLUMNS,
-        title=f"enqueue->handler delay and where the slowest 1 % waited (median of {repeats}; "
+        title=f"enqueue->handler delay and where the slowest 1 % waited (median of up to "
+        f"{repeats}; "
         f"{cases[0].events if cases else 0} events a case)",
     )
     if args.json:

@@ -53,7 +53,7 @@ from lean_p2p.node.database import ChainDatabase, StoredCheckpoint, WriteSet
 from lean_p2p.node.persistence import ChainWriter, network_id
 from lean_p2p.p2p.chain import BlockReceived, BlockSource, PublishBlock
 from lean_p2p.tools import report
-from lean_p2p.tools.running import Progress
+from lean_p2p.tools.running import INTERRUPTS, Progress
 from lean_p2p.tools.stress import loop_factory
 
 __all__ = ["ENGINE_COLUMNS", "LOOP_COLUMNS", "run_benchmark"]
@@ -310,7 +310,9 @@ async def _loop_case(
     blocks: Sequence[SignedBlock],
     data_dir: Path | None,
     interval: float,
-) -> dict[str, Any]:
+    stop: threading.Event,
+) -> dict[str, Any] | None:
+    """The loop case; None if ``stop`` (Ctrl-C) cut it short."""
     loop = asyncio.get_running_loop()
     chain = ChainService(genesis)
     writer = None
@@ -329,7 +331,10 @@ async def _loop_case(
     def probe() -> None:
         # A foreign thread, as the network's: how long the loop makes its events wait.
         while not finished.wait(_PROBE_INTERVAL):
-            loop.call_soon_threadsafe(probed, time.perf_counter())
+            try:
+                loop.call_soon_threadsafe(probed, time.perf_counter())
+            except RuntimeError:  # the loop closed under us (Ctrl-C): stop probing
+                return
 
     def import_next(index: int) -> None:
         block = blocks[index]
@@ -337,7 +342,7 @@ async def _loop_case(
         started = time.perf_counter()
         chain.on_input(received)
         import_times.append(time.perf_counter() - started)
-        if index + 1 < len(blocks):
+        if index + 1 < len(blocks) and not stop.is_set():
             loop.call_later(interval, import_next, index + 1)
         else:
             done.set()
@@ -352,6 +357,8 @@ async def _loop_case(
     if writer is not None:
         await asyncio.to_thread(writer.close)
         commits = writer.statistics().commits
+    if stop.is_set():
+        return None
     import_times.sort()
     lags.sort()
     return {
@@ -380,19 +387,34 @@ def run_benchmark(args: argparse.Namespace) -> int:
     loop_runs: dict[str, list[dict[str, Any]]] = {}
     factory = loop_factory("asyncio" if args.no_uvloop else "uvloop")
     blocks = [slot.block for slot in chain]
+    stop = threading.Event()
+    # The first Ctrl-C ends the case in hand (dropped) and prints what was measured.
     try:
-        for repeat in range(repeats):
-            for make in _engines(work, network):
-                progress.update(f"repeat {repeat + 1}/{repeats}: engines", force=True)
-                row = _measure_engine(make, chain)
-                engine_runs.setdefault(row["engine"], []).append(row)
-            for data_dir in (None, work / "loop"):
-                progress.update(f"repeat {repeat + 1}/{repeats}: loop", force=True)
-                with asyncio.Runner(loop_factory=factory) as runner:
-                    row = runner.run(
-                        _loop_case(genesis, blocks, data_dir, args.block_interval_ms / 1000)
-                    )
-                loop_runs.setdefault(row["storage"], []).append(row)
+        with INTERRUPTS.stopping(stop.set):
+            for repeat in range(repeats):
+                if stop.is_set():
+                    break
+                repeat_engines: list[dict[str, Any]] = []
+                for make in _engines(work, network):
+                    progress.update(f"repeat {repeat + 1}/{repeats}: engines", force=True)
+                    repeat_engines.append(_measure_engine(make, chain))
+                repeat_loops: list[dict[str, Any]] = []
+                for data_dir in (None, work / "loop"):
+                    progress.update(f"repeat {repeat + 1}/{repeats}: loop", force=True)
+                    with asyncio.Runner(loop_factory=factory) as runner:
+                        row = runner.run(
+                            _loop_case(
+                                genesis, blocks, data_dir, args.block_interval_ms / 1000, stop
+                            )
+                        )
+                    if row is not None:
+                        repeat_loops.append(row)
+                if stop.is_set():
+                    break  # an interrupted repeat is left out whole: its cases pair up
+                for row in repeat_engines:
+                    engine_runs.setdefault(row["engine"], []).append(row)
+                for row in repeat_loops:
+                    loop_runs.setdefault(row["storage"], []).append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     progress.done()
@@ -402,6 +424,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         # The spread over the repeats: what a rise must exceed to be more than noise.
         p99s = [run["lag_p99_us"] for run in runs]
         row["lag_p99_range_us"] = f"{min(p99s):.0f}-{max(p99s):.0f}"
+    if not loop_rows:
+        print("no repeat finished: nothing to show")
+        return 0
     baseline = loop_rows[0]
     for row in loop_rows:
         row["on_block_ratio"] = row["on_block_p50_us"] / baseline["on_block_p50_us"]
