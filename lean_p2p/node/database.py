@@ -192,10 +192,14 @@ class ChainDatabase:
         path = data_dir / DATABASE_FILE
         try:
             connection = _connect(path)
-            database = cls(connection, path, lock)
-            database._prepare(network, check)
         except BaseException:
             lock.close()
+            raise
+        database = cls(connection, path, lock)
+        try:
+            database._prepare(network, check)
+        except BaseException:
+            database.close()  # a refused file is not held: neither connection nor lock
             raise
         return database
 
@@ -206,7 +210,6 @@ class ChainDatabase:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except sqlite3.DatabaseError as error:
-            self.close()
             raise DatabaseCorrupt(
                 f"{self.path} is not a readable database ({error}): {_WAY_OUT}"
             ) from error
@@ -214,10 +217,8 @@ class ChainDatabase:
             self._create(network)
             return
         if application_id != APPLICATION_ID:
-            self.close()
             raise DatabaseMismatch(f"{self.path} is not a lean_p2p chain database: {_WAY_OUT}")
         if version != SCHEMA_VERSION:
-            self.close()
             raise DatabaseMismatch(
                 f"{self.path} has schema version {version}, this lean_p2p reads version "
                 f"{SCHEMA_VERSION}: {_WAY_OUT}"
@@ -228,14 +229,11 @@ class ChainDatabase:
             except sqlite3.DatabaseError as error:
                 verdict = str(error)
             if verdict != "ok":
-                self.close()
                 raise DatabaseCorrupt(f"{self.path} is damaged ({verdict}): {_WAY_OUT}")
         stored = self._meta("network")
         if stored is None:
-            self.close()
             raise DatabaseCorrupt(f"{self.path} names no network: {_WAY_OUT}")
         if stored != network:
-            self.close()
             raise DatabaseMismatch(
                 f"{self.path} holds the chain of another network (genesis 0x{stored.hex()[:16]}, "
                 f"this node's is 0x{network.hex()[:16]}): use another data directory"
@@ -402,7 +400,8 @@ class ChainDatabase:
 
 def _connect(path: Path) -> sqlite3.Connection:
     try:
-        # Autocommit off by hand: transactions are the ``with connection`` blocks only.
+        # Writes happen only inside ``with connection`` blocks, one transaction each
+        # (sqlite3 opens it at the first write and commits or rolls back at the end).
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")

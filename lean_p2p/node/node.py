@@ -501,6 +501,10 @@ class Node:
             case IntervalTick():
                 for request in self.chain.on_interval(item.interval):
                     p2p.handle_request(request, now)
+                if self._writer is not None:
+                    # Every tick too: a writer stuck on its disk commits nothing, and
+                    # its queue and backlog gauges must show that.
+                    self._observe_storage(self._writer)
             case VerifiedBatch():
                 if self._verification is not None:
                     self._verification.settle(item)

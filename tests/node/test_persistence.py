@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,38 @@ async def test_a_restart_within_the_slot_resumes_exactly_where_the_node_stopped(
         ran_through.justified_slot,
         ran_through.finalized_root,
     )
+
+
+async def test_the_storage_metrics_are_exported(tmp_path: Path) -> None:
+    clock = ManualClock(GENESIS_TIME)
+    async with Node(_config(tmp_path), driver=FakeDriver(), clock=clock) as node:
+        await _run(clock, node, 5 * 4)
+        await asyncio.to_thread(_wait_for_a_commit, node)
+        await _run(clock, node, 1)  # a tick: the gauges are read whether or not it commits
+        scraped = node.metrics.scrape().decode()
+    for name in (
+        "lean_p2p_storage_commit_seconds_count",
+        "lean_p2p_storage_commit_blocks_count",
+        "lean_p2p_storage_queue_depth",
+        "lean_p2p_storage_pending_blocks",
+        "lean_p2p_storage_blocks_dropped 0.0",
+        "lean_p2p_storage_write_errors 0.0",
+    ):
+        assert name in scraped, name
+    count = next(
+        line
+        for line in scraped.splitlines()
+        if line.startswith("lean_p2p_storage_commit_seconds_count")
+    )
+    assert float(count.split()[-1]) >= 1
+
+
+def _wait_for_a_commit(node: Node) -> None:
+    """Off the loop: until the writer thread has committed once (bounded)."""
+    deadline = time.monotonic() + 30
+    while node.report_threadsafe().storage.commits == 0:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the writer never committed"
+        time.sleep(0.01)
 
 
 async def test_a_node_with_a_corrupt_database_does_not_start(tmp_path: Path) -> None:
