@@ -37,7 +37,7 @@ from typing import Any
 from lean_p2p.containers.scheme import SCHEMES, XmssScheme
 from lean_p2p.node.verification import default_workers
 from lean_p2p.tools import report
-from lean_p2p.tools.running import Progress
+from lean_p2p.tools.running import INTERRUPTS, Progress
 from lean_p2p.tools.stress import loop_factory
 
 __all__ = ["COLUMNS", "CaseResult", "measure_case", "run_benchmark"]
@@ -84,7 +84,14 @@ def _signed(scheme: XmssScheme) -> tuple[bytes, int, bytes, bytes]:
 
 
 async def _run_case(
-    case: str, scheme: XmssScheme, *, rate: float, workers: int, priority: str, seconds: float
+    case: str,
+    scheme: XmssScheme,
+    *,
+    rate: float,
+    workers: int,
+    priority: str,
+    seconds: float,
+    stop: threading.Event,
 ) -> CaseResult:
     from lean_p2p.crypto import verify
     from lean_p2p.node.verification import (
@@ -149,7 +156,7 @@ async def _run_case(
         for ticket in range(submitted, due):
             submit_one(ticket)
         submitted = max(submitted, due)
-        if now < deadline:
+        if now < deadline and not stop.is_set():
             loop.call_later(_SUBMIT_INTERVAL, tick)
         elif not done.done():
             done.set_result(None)
@@ -178,11 +185,21 @@ def measure_case(
     priority: str = "nice",
     seconds: float,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    stop: threading.Event | None = None,
 ) -> CaseResult:
-    """One case (``none``, ``workers`` or ``loop``) on a fresh event loop."""
+    """One case (``none``, ``workers`` or ``loop``) on a fresh event loop; ``stop`` (set
+    by Ctrl-C) ends it early, with a partial result."""
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(
-            _run_case(case, scheme, rate=rate, workers=workers, priority=priority, seconds=seconds)
+            _run_case(
+                case,
+                scheme,
+                rate=rate,
+                workers=workers,
+                priority=priority,
+                seconds=seconds,
+                stop=stop or threading.Event(),
+            )
         )
 
 
@@ -220,23 +237,39 @@ def run_benchmark(args: argparse.Namespace) -> int:
     progress = Progress("bench verify")
     results: dict[_Case, list[CaseResult]] = {case: [] for case in cases}
     rises: dict[_Case, list[float]] = {case: [] for case in cases}
-    for repeat in range(repeats):
-        for case in cases:
-            progress.update(f"repeat {repeat + 1}/{repeats}: {case.label}", force=True)
-            result = measure_case(
-                case.case,
-                scheme,
-                rate=args.rate,
-                workers=case.workers or 1,
-                priority=case.priority or "nice",
-                seconds=seconds,
-                loop_factory=factory,
-            )
-            results[case].append(result)
-            baseline = results[cases[0]][-1].percentile(0.99)
-            rises[case].append(result.percentile(0.99) - baseline)
+    stop = threading.Event()
+    # The first Ctrl-C ends the case in hand (its repeat is dropped) and prints the rest;
+    # raising KeyboardInterrupt instead could land while a case builds its loop.
+    with INTERRUPTS.stopping(stop.set):
+        for repeat in range(repeats):
+            measured: list[tuple[_Case, CaseResult]] = []
+            for case in cases:
+                if stop.is_set():
+                    break
+                progress.update(f"repeat {repeat + 1}/{repeats}: {case.label}", force=True)
+                measured.append(
+                    (
+                        case,
+                        measure_case(
+                            case.case,
+                            scheme,
+                            rate=args.rate,
+                            workers=case.workers or 1,
+                            priority=case.priority or "nice",
+                            seconds=seconds,
+                            loop_factory=factory,
+                            stop=stop,
+                        ),
+                    )
+                )
+            if stop.is_set():
+                break  # a repeat is kept whole, or not at all: its rises pair with "none"
+            baseline = measured[0][1].percentile(0.99)
+            for case, result in measured:
+                results[case].append(result)
+                rises[case].append(result.percentile(0.99) - baseline)
     progress.done()
-    rows = [_row(case, scheme, args, results[case], rises[case]) for case in cases]
+    rows = [_row(case, scheme, args, results[case], rises[case]) for case in cases if results[case]]
     loop_name = "asyncio" if args.no_uvloop else "uvloop"
     report.print_table(
         rows,
