@@ -1,7 +1,9 @@
 """Build of the optional native event ring (``bindings/``).
 
 The ring is a plain C shared library (no Python C API, so no Python headers needed),
-loaded with ctypes by :mod:`lean_p2p.native`. Its build is optional: where there is no
+loaded with ctypes by :mod:`lean_p2p.native`; beside it, ``lean_p2p.native._records``
+is a Python extension module (it needs the Python headers) that decodes drained
+records in C. Each build is optional: where there is no
 C compiler, or the platform has no eventfd (anything but Linux), the install still
 succeeds with a clear message and the pure-Python paths keep working.
 """
@@ -74,6 +76,16 @@ setup(
         Extension(
             "lean_p2p.native.liblean_p2p_ring",
             sources=["bindings/lean_p2p_ring.c"],
+            include_dirs=["bindings"],
+            depends=["bindings/lean_p2p.h"],
+            extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
+            optional=True,
+        ),
+        # A Python extension module (the only one): the loop thread's batch decoder of
+        # drained ring records. Without it the ring uses the pure-Python decoder.
+        Extension(
+            "lean_p2p.native._records",
+            sources=["bindings/lean_p2p_records.c"],
             include_dirs=["bindings"],
             depends=["bindings/lean_p2p.h"],
             extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],

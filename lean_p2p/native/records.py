@@ -1,16 +1,22 @@
-"""Python values for what native producers push, and the mapping to mailbox lanes.
+"""Python values for what native producers push, their decoding, and the mapping to
+mailbox lanes.
 
-Any thread (pure values and functions). The numbers mirror the enums of
+Any thread (pure values and functions); the decoders run on whichever thread drains
+the ring, the loop thread. Drained records are decoded in C, one call per batch, by
+the extension module ``lean_p2p.native._records`` where it is built
+(:func:`record_decoder` says), else by the Python decoder here; both give the same
+events. The numbers mirror the enums of
 ``bindings/lean_p2p.h``; a test checks that they agree with the header.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
 from lean_p2p.runtime.lanes import (
@@ -22,6 +28,9 @@ from lean_p2p.runtime.lanes import (
     RESPONSES,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
+
 __all__ = [
     "MAX_PEER_ID_LEN",
     "PROTOCOL_CODES",
@@ -30,10 +39,13 @@ __all__ = [
     "EventKind",
     "NativeEvent",
     "PushResult",
+    "RouteTable",
     "UnroutableEvent",
     "decode_records",
+    "decode_records_from",
     "iter_records",
     "lean_lane_for",
+    "record_decoder",
 ]
 
 MAX_PEER_ID_LEN = 128
@@ -114,16 +126,40 @@ class UnroutableEvent(ValueError):
 
 
 class _EventDraft:
-    """NativeEvent's slot layout without the frozen ``__setattr__`` (decoder only).
+    """NativeEvent's slot layout without the frozen ``__setattr__`` (Python decoder only).
 
     A frozen dataclass's generated ``__init__`` sets each field through
-    ``object.__setattr__``, about 0.5 us for five fields: with the ring it was the
-    largest single cost of the loop thread's drain. The decoder fills this twin with
-    plain slot stores and then assigns ``__class__``, which CPython permits between
-    classes with the same slot layout: the result is an ordinary, frozen NativeEvent.
+    ``object.__setattr__``, about 0.5 us for five fields. The Python decoder fills this
+    twin with plain slot stores and then assigns ``__class__``, which CPython permits
+    between classes with the same slot layout: the result is an ordinary, frozen
+    NativeEvent. (The C decoder stores into the slots directly.)
     """
 
     __slots__ = ("channel", "kind", "payload", "peer_id", "request_id")
+
+
+def _load_c_decoder() -> Any:
+    """``lean_p2p.native._records`` bound to :class:`NativeEvent`, or None (not built,
+    or the class's layout is not the one it writes: it refuses rather than guess)."""
+    try:
+        from lean_p2p.native import _records
+    except ImportError:
+        return None
+    try:
+        _records.configure(NativeEvent, (None, *EventKind))
+    except (TypeError, ValueError) as error:
+        logging.getLogger(__name__).warning("C record decoder not used: %s", error)
+        return None
+    return _records
+
+
+_C_DECODER = _load_c_decoder()
+
+
+def record_decoder() -> str:
+    """Which decoder drains records here: ``"C"`` or ``"Python"`` (the extension module
+    ``lean_p2p.native._records`` is not built)."""
+    return "C" if _C_DECODER is not None else "Python"
 
 
 def decode_records(data: bytes, count: int) -> list[NativeEvent]:
@@ -132,6 +168,19 @@ def decode_records(data: bytes, count: int) -> list[NativeEvent]:
     The ring validated every field at push time, so a bad record here means a broken
     build; it raises ``ValueError`` rather than guessing.
     """
+    return decode_records_from(data, len(data), count)
+
+
+def decode_records_from(buffer: Buffer, used: int, count: int) -> list[NativeEvent]:
+    """:func:`decode_records` on the first ``used`` bytes of ``buffer`` (any bytes-like
+    object, such as the ring's drain buffer: no copy of it is made)."""
+    if _C_DECODER is not None:
+        events: list[NativeEvent] = _C_DECODER.decode(buffer, used, count)
+        return events
+    return _decode_in_python(bytes(memoryview(buffer)[:used]), count)
+
+
+def _decode_in_python(data: bytes, count: int) -> list[NativeEvent]:
     unpack = RECORD_HEADER.unpack_from
     header_size = RECORD_HEADER.size
     kinds = _KINDS
@@ -160,6 +209,8 @@ def decode_records(data: bytes, count: int) -> list[NativeEvent]:
             offset = payload_end
     except struct.error as error:  # a header cut short
         raise ValueError(f"truncated native record at offset {offset}: {error}") from None
+    except KeyError as error:
+        raise ValueError(f"native record at offset {offset} has unknown kind {error}") from None
     # Offsets only grow, so one check after the loop finds a record whose bytes were
     # cut short (its slices came out shorter) without a comparison per event.
     if offset > len(data):
@@ -170,6 +221,73 @@ def decode_records(data: bytes, count: int) -> list[NativeEvent]:
 def iter_records(data: bytes, count: int) -> Iterator[NativeEvent]:
     """:func:`decode_records`, as an iterator."""
     return iter(decode_records(data, count))
+
+
+#: Columns of a :class:`RouteTable`: channels 0..6, then one for every larger channel.
+_ROUTE_COLUMNS = 8
+_UNROUTABLE = 0xFF
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """A route that reads only an event's kind and channel, as a table: the decoder
+    then puts each event in its lane's list as it decodes it (in C where built), and
+    no Python runs per event.
+
+    Built once from the route function (:meth:`from_route`) by asking it about every
+    kind and channel column; exact for any route that decides on kind and channel alone
+    and treats every channel past 6 alike (:func:`lean_lane_for` does).
+    """
+
+    #: one byte per (kind, column): an index into ``lanes``, or 255 for unroutable
+    cells: bytes
+    lanes: tuple[str, ...]
+
+    @classmethod
+    def from_route(cls, route: Callable[[NativeEvent], str]) -> RouteTable:
+        lanes: list[str] = []
+        cells = bytearray()
+        for kind in range(len(EventKind) + 1):
+            for column in range(_ROUTE_COLUMNS):
+                channel = column if column < _ROUTE_COLUMNS - 1 else 0xFFFFFFFF
+                if kind not in _KINDS:
+                    cells.append(_UNROUTABLE)
+                    continue
+                try:
+                    lane = route(NativeEvent(_KINDS[kind], channel, 0, b"", b""))
+                except UnroutableEvent:
+                    cells.append(_UNROUTABLE)
+                    continue
+                if lane not in lanes:
+                    lanes.append(lane)
+                cells.append(lanes.index(lane))
+        if len(lanes) >= _UNROUTABLE:
+            raise ValueError(f"a route table holds at most 254 lanes, not {len(lanes)}")
+        return cls(bytes(cells), tuple(lanes))
+
+    def lane_index(self, event: NativeEvent) -> int:
+        """The index in ``lanes`` of ``event``'s lane, or 255 if it has none."""
+        column = min(event.channel, _ROUTE_COLUMNS - 1)
+        return self.cells[event.kind * _ROUTE_COLUMNS + column]
+
+    def decode(
+        self, buffer: Buffer, used: int, count: int
+    ) -> tuple[list[list[NativeEvent]], list[NativeEvent]]:
+        """Decode records as :func:`decode_records_from` does, split by lane: returns
+        one list per entry of ``lanes`` and one of unroutable events, each in drain
+        order."""
+        lanes = len(self.lanes)
+        if _C_DECODER is not None:
+            split: tuple[list[list[NativeEvent]], list[NativeEvent]] = _C_DECODER.decode_routed(
+                buffer, used, count, self.cells, _ROUTE_COLUMNS, lanes
+            )
+            return split
+        by_lane: list[list[NativeEvent]] = [[] for _ in range(lanes)]
+        unroutable: list[NativeEvent] = []
+        for event in decode_records_from(buffer, used, count):
+            index = self.lane_index(event)
+            (by_lane[index] if index < lanes else unroutable).append(event)
+        return by_lane, unroutable
 
 
 _GOSSIP_LANES = {

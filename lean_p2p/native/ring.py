@@ -5,20 +5,26 @@ Loop thread, except where a method says otherwise, and the C close, which
 consumer does not drain, and :meth:`NativeRing._drain_once` checks it).
 
 Native threads push with the C function ``lean_p2p_ring_push`` (``bindings/lean_p2p.h``)
-without the GIL; the first
-push after a drain writes the ring's eventfd, which the loop watches with
-``loop.add_reader``. Each wakeup drains the ring in batches: the C side packs up to
-``batch`` events into one buffer, this side decodes them into :class:`NativeEvent`
-values (:func:`~lean_p2p.native.records.decode_records`) and hands them to ``sink``:
-the whole batch at once if the sink has ``put_batch`` (:class:`BatchSink`; the
-:func:`mailbox_sink` does, and puts each lane's share with one ``Mailbox.put_many``),
-else one event per call. A full batch re-schedules the drain with ``call_soon`` so
-timers and I/O run between batches, and marks the ring pending meanwhile so producers
-skip the eventfd write.
+without the GIL; the first push after a drain writes the ring's eventfd, which the
+loop watches with ``loop.add_reader``. Each wakeup drains the ring in batches: the C
+side packs up to ``batch`` events into one buffer, and ``sink`` gets them in the first
+way it offers:
+
+- ``put_records(buffer, used, count)``: the packed records themselves. The
+  :func:`mailbox_sink` has it: it decodes them straight into per-lane lists (in C,
+  one call per batch, where ``lean_p2p.native._records`` is built) and puts each
+  lane's share with one ``Mailbox.put_many``;
+- ``put_batch(events)`` (:class:`BatchSink`): the batch decoded into
+  :class:`NativeEvent` values (:func:`~lean_p2p.native.records.decode_records_from`);
+- ``sink(event)``: one event per call.
+
+A full batch re-schedules the drain with ``call_soon`` so timers and I/O run between
+batches, and marks the ring pending meanwhile so producers skip the eventfd write.
 
 The loop thread's work per event is what bounds the ring's throughput (producers pay
-tens of nanoseconds), so the decode and the hand-off are written for it: one bytes
-copy per batch, no ``__init__`` call per event, one publish per lane and batch.
+tens of nanoseconds), so the decode and the hand-off are written for it: no copy of
+the drain buffer, no Python per event between the ring and the lane, one publish per
+lane and batch (``lean-p2p bench native`` measures it in its ``drain`` table).
 
 An embedder hands :attr:`NativeRing.address` (the ``lean_p2p_ring *``) and
 :attr:`NativeRing.push_function_address` (``lean_p2p_ring_push``) to its native
@@ -30,9 +36,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lean_p2p.native.library import (
     EventStruct,
@@ -44,12 +50,16 @@ from lean_p2p.native.records import (
     EventKind,
     NativeEvent,
     PushResult,
+    RouteTable,
     UnroutableEvent,
-    decode_records,
+    decode_records_from,
     lean_lane_for,
 )
 from lean_p2p.runtime.affinity import LoopAffinity, loop_only
 from lean_p2p.runtime.mailbox import Mailbox, MailboxClosed, OverflowPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -143,6 +153,11 @@ class MailboxSink:
     wakeup per lane and batch instead of per event. Per-lane order is drain order
     either way. An event no lane is meant for is logged and rejected.
 
+    ``route_by_header`` says that ``route`` decides on an event's kind and channel
+    alone (the default for :func:`lean_lane_for`; pass True for a route of your own
+    that does too). The sink then turns it into a :class:`RouteTable` once, and
+    :meth:`put_records` decodes each drained batch straight into per-lane lists.
+
     :meth:`admit` is the ring's admission control (a :class:`NativeRing` uses it
     unless given another): the drain takes no more events than the fullest bounded
     lane has room for, so a full lane leaves events in the ring, the ring fills, and
@@ -150,13 +165,31 @@ class MailboxSink:
     handled: two bounded queues in series never drop between them.
     """
 
-    __slots__ = ("_bounded", "_held", "_mailbox", "_put", "_put_many", "_route", "lost_at_close")
+    __slots__ = (
+        "_bounded",
+        "_held",
+        "_mailbox",
+        "_put",
+        "_put_many",
+        "_route",
+        "_table",
+        "lost_at_close",
+    )
 
     def __init__(
-        self, mailbox: Mailbox, route: Callable[[NativeEvent], str] = lean_lane_for
+        self,
+        mailbox: Mailbox,
+        route: Callable[[NativeEvent], str] = lean_lane_for,
+        *,
+        route_by_header: bool | None = None,
     ) -> None:
         self._mailbox = mailbox
         self._route = route
+        if route_by_header is None:
+            route_by_header = route is lean_lane_for
+        # A route that reads only kind and channel becomes a table the decoder applies
+        # as it goes (put_records), instead of a Python call per event.
+        self._table = RouteTable.from_route(route) if route_by_header else None
         self._put = mailbox.put
         self._put_many = mailbox.put_many
         # Lanes that refuse or evict when full (a never-drop lane takes anything).
@@ -213,6 +246,19 @@ class MailboxSink:
             return False
         return self._put(lane, event)
 
+    def put_records(self, buffer: Buffer, used: int, count: int) -> tuple[int, int]:
+        """:meth:`put_batch` for ``count`` packed records still in the ring's drain
+        buffer (its first ``used`` bytes; read before this returns). With a route
+        that reads only the header, the events are decoded straight into their
+        lanes' lists, in C where it is built: no Python runs per event."""
+        table = self._table
+        if table is None:
+            return self.put_batch(decode_records_from(buffer, used, count))
+        by_lane, unroutable = table.decode(buffer, used, count)
+        for event in unroutable:
+            self._reject_unroutable(event)
+        return self._put_groups(zip(table.lanes, by_lane, strict=True))
+
     def put_batch(self, events: Sequence[NativeEvent]) -> tuple[int, int]:
         route = self._route
         by_lane: dict[str, list[NativeEvent]] = {}
@@ -227,9 +273,23 @@ class MailboxSink:
                 by_lane[lane] = [event]
             else:
                 group.append(event)
+        return self._put_groups(by_lane.items())
+
+    def _reject_unroutable(self, event: NativeEvent) -> None:
+        try:
+            self._route(event)  # for the reason, in the route's own words
+        except UnroutableEvent as error:
+            _log_unroutable(event, error)
+        else:  # pragma: no cover - the table and the route disagree: a broken table
+            raise AssertionError(f"route table rejected a routable event: {event!r}")
+
+    def _put_groups(self, groups: Iterable[tuple[str, list[NativeEvent]]]) -> tuple[int, int]:
+        """Each lane's events with one ``put_many``; returns ``(accepted, failed)``."""
         accepted = failed = 0
         headroom = self._mailbox.headroom
-        for lane, group in by_lane.items():
+        for lane, group in groups:
+            if not group:
+                continue
             try:
                 # Admission left room for the batch unless another producer took it
                 # meanwhile: put only what fits now (a refused put counts as a drop).
@@ -261,16 +321,20 @@ def _log_unroutable(event: NativeEvent, error: UnroutableEvent) -> None:
 
 
 def mailbox_sink(
-    mailbox: Mailbox, route: Callable[[NativeEvent], str] = lean_lane_for
+    mailbox: Mailbox,
+    route: Callable[[NativeEvent], str] = lean_lane_for,
+    *,
+    route_by_header: bool | None = None,
 ) -> MailboxSink:
     """A sink that puts each event on the mailbox lane ``route`` names.
 
     Per event it returns what ``put`` returns (False: the lane was full; the mailbox
     counts it). An event no lane is meant for is logged and rejected (counted by the
     ring as ``sink_rejected``). A :class:`NativeRing` given this sink hands it whole
-    batches (:meth:`MailboxSink.put_batch`).
+    batches (:meth:`MailboxSink.put_records`); ``route_by_header`` as for
+    :class:`MailboxSink`.
     """
-    return MailboxSink(mailbox, route)
+    return MailboxSink(mailbox, route, route_by_header=route_by_header)
 
 
 class NativeRing:
@@ -312,6 +376,10 @@ class NativeRing:
         # A sink that takes whole batches gets them: one hand-off per drained batch.
         self._put_batch: Callable[[Sequence[NativeEvent]], tuple[int, int]] | None = getattr(
             sink, "put_batch", None
+        )
+        # One that takes the packed records themselves decodes them its own way.
+        self._put_records: Callable[[Buffer, int, int], tuple[int, int]] | None = getattr(
+            sink, "put_records", None
         )
         self._batch = batch
         self._admit = admit if admit is not None else getattr(sink, "admit", None)
@@ -479,14 +547,19 @@ class NativeRing:
             )
         self._drains += 1
         if count:
-            self._deliver(ctypes.string_at(self._buffer, used.value), count)
+            self._deliver(used.value, count)
         return count == limit or needed.value != 0
 
-    def _deliver(self, data: bytes, count: int) -> None:
-        events = decode_records(data, count)
+    def _deliver(self, used: int, count: int) -> None:
+        put_records = self._put_records
+        if put_records is not None:
+            # The sink decodes straight from the drain buffer (no copy of it).
+            self._deliver_batch(lambda: put_records(self._buffer, used, count), count)
+            return
+        events = decode_records_from(self._buffer, used, count)
         put_batch = self._put_batch
         if put_batch is not None:
-            self._deliver_batch(put_batch, events)
+            self._deliver_batch(lambda: put_batch(events), count)
             return
         sink = self._sink
         for event in events:
@@ -504,22 +577,18 @@ class NativeRing:
             else:
                 self._delivered += 1
 
-    def _deliver_batch(
-        self,
-        put_batch: Callable[[Sequence[NativeEvent]], tuple[int, int]],
-        events: list[NativeEvent],
-    ) -> None:
+    def _deliver_batch(self, hand_over: Callable[[], tuple[int, int]], count: int) -> None:
         try:
-            accepted, failed = put_batch(events)
+            accepted, failed = hand_over()
         except Exception:
             # A batch sink must not raise for one event; if it does, the batch's fate is
             # unknown, so it is counted as failed as a whole (and logged).
-            self._sink_errors += len(events)
-            logger.exception("native batch sink failed", extra={"events": len(events)})
+            self._sink_errors += count
+            logger.exception("native batch sink failed", extra={"events": count})
             return
         self._delivered += accepted
         self._sink_errors += failed
-        self._sink_rejected += len(events) - accepted - failed
+        self._sink_rejected += count - accepted - failed
 
     def _log_new_refusals(self) -> None:
         # Drops happen on native threads that cannot log; report them from here, at

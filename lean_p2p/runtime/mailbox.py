@@ -73,6 +73,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat, starmap
 from typing import Any
 
 from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
@@ -322,6 +323,34 @@ class _Lane:
         self.handler_errors = 0
         self.handling_time_s = 0.0
 
+    def take(self, limit: int) -> list[object]:
+        """Loop thread: pop up to ``limit`` items in serving order, as one list.
+
+        A FIFO lane's producers only append, so its length is a lower bound on what the
+        loop can pop, and that many pops run as one C loop (``starmap``), about 12 ns
+        per item against about 38 for a Python loop. On an evicting lane producers pop
+        too (they shed the oldest), so each pop may find the lane empty.
+        """
+        if self.spec.policy is not OverflowPolicy.EVICT_OLDEST:
+            return list(starmap(self.serve_one, repeat((), min(limit, len(self.items)))))
+        taken: list[object] = []
+        serve_one = self.serve_one
+        for _ in range(limit):
+            try:
+                taken.append(serve_one())
+            except IndexError:  # emptied (an evicting producer shed the last item)
+                break
+        return taken
+
+    def give_back(self, items: list[object]) -> None:
+        """Loop thread: return items :meth:`take` took but nobody handled, to the end
+        they would be served from next, in their order (only when a BaseException
+        such as KeyboardInterrupt leaves a drain early: no accepted item is lost)."""
+        if self.spec.policy is OverflowPolicy.EVICT_OLDEST:
+            self.items.extend(reversed(items))  # served from the right, freshest first
+        else:
+            self.items.extendleft(reversed(items))
+
     def make_room(self) -> bool:
         """The lane looked full to a producer: apply the policy; True if it may append.
 
@@ -420,7 +449,12 @@ class Mailbox:
     """Bounded lanes drained on one loop thread; ``put`` from any thread.
 
     ``lanes`` are in priority order (first = served first each round). ``handler`` is
-    called on the loop thread as ``handler(lane_name, item)`` for every accepted item.
+    called on the loop thread as ``handler(lane_name, item)`` for every accepted item;
+    a handler that has a ``handle_many(lane_name, items)`` method is instead handed each
+    lane's share of a drain round (at most the lane's quantum) as one list, in serving
+    order. A batch handler deals with its items' errors itself: if it raises, the
+    failure (counted once, reported with the whole list as its item) ends only that
+    batch, whose items count as handled.
     ``loop`` defaults to the running loop (so construct on the loop thread, or pass it).
     ``budget`` caps the items one drain handles before yielding to the loop.
     ``linger_s`` is how long the drain stays armed after a batch (at least
@@ -451,6 +485,11 @@ class Mailbox:
             raise ValueError(f"linger_s must be >= 0, not {linger_s}")
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._handler = handler
+        # A handler with handle_many(lane, items) takes each lane's share of a round
+        # as one list: no Python call per item between the lane and the handler.
+        self._handle_many: Callable[[str, list[object]], None] | None = getattr(
+            handler, "handle_many", None
+        )
         self._on_handler_error = on_handler_error
         self._budget = budget
         self._lanes = tuple(_Lane(spec) for spec in lanes)
@@ -717,26 +756,35 @@ class Mailbox:
 
     def _serve_lane(self, lane: _Lane, limit: int, handler: Callable[[str, object], None]) -> int:
         lane.sample_depth()
-        serve_one = lane.serve_one
         name = lane.name
-        served = 0
         started = time.perf_counter()
+        batch = lane.take(limit)
+        handled = 0
         try:
-            while served < limit:
+            handle_many = self._handle_many
+            if handle_many is not None:
+                handled = len(batch)
                 try:
-                    item = serve_one()
-                except IndexError:  # emptied (an evicting producer shed the last item)
-                    break
-                served += 1
-                try:
-                    handler(name, item)
+                    handle_many(name, batch)
                 except Exception as error:
                     lane.handler_errors += 1
-                    self._report(HandlerFailure(name, item, error))
+                    self._report(HandlerFailure(name, batch, error))
+            else:
+                for item in batch:
+                    handled += 1
+                    try:
+                        handler(name, item)
+                    except Exception as error:
+                        lane.handler_errors += 1
+                        self._report(HandlerFailure(name, item, error))
         finally:
-            lane.handled += served
+            if handled < len(batch):
+                # A BaseException (KeyboardInterrupt) left the batch half done: what was
+                # not handed to the handler goes back, to be served first next time.
+                lane.give_back(batch[handled:])
+            lane.handled += handled
             lane.handling_time_s += time.perf_counter() - started
-        return served
+        return handled
 
     def _report(self, failure: HandlerFailure) -> None:
         try:

@@ -396,6 +396,39 @@ async def test_mailbox_sink_routes_kinds_to_lean_lanes() -> None:
     await mailbox.aclose()
 
 
+async def test_a_header_route_of_ones_own_is_applied_as_a_table_in_drain_order() -> None:
+    """route_by_header=True: the sink asks the route once per kind and channel column
+    and then routes by table as it decodes; the lanes see drain order."""
+    seen: list[tuple[str, int]] = []
+    lanes = [
+        LaneSpec("gossip", capacity=64, policy=OverflowPolicy.REJECT_NEWEST, quantum=8),
+        LaneSpec("rest", capacity=64, policy=OverflowPolicy.REJECT_NEWEST, quantum=8),
+    ]
+    mailbox = Mailbox(lanes, lambda lane, item: seen.append((lane, item.request_id)))  # type: ignore[attr-defined]
+    asked: list[tuple[EventKind, int]] = []
+
+    def route(event: NativeEvent) -> str:
+        asked.append((event.kind, event.channel))
+        return "gossip" if event.kind is EventKind.GOSSIP else "rest"
+
+    ring = NativeRing(mailbox_sink(mailbox, route=route, route_by_header=True))
+    asked_at_construction = len(asked)
+    kinds = [EventKind.GOSSIP, EventKind.CUSTOM, EventKind.REQUEST] * 20
+    for request_id, kind in enumerate(kinds):
+        ring.push_threadsafe(kind, channel=request_id % 3 + 1, request_id=request_id)
+    await busy_python(lambda: len(seen) == len(kinds))
+    assert len(asked) == asked_at_construction  # no call per event
+    for lane in ("gossip", "rest"):
+        assert [request_id for name, request_id in seen if name == lane] == [
+            request_id
+            for request_id, kind in enumerate(kinds)
+            if (kind is EventKind.GOSSIP) == (lane == "gossip")
+        ]
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
 async def test_mailbox_sink_takes_no_more_than_the_lane_has_room_for() -> None:
     """A full lane leaves events in the ring (the drain admits what fits): every event
     the ring accepted is handled, in push order, none refused by the lane."""

@@ -32,6 +32,9 @@ Last, the ``drain`` table isolates what bounds the ring end to end: the loop thr
 cost per event. 8 producers fill a ring that admits nothing yet (``admit`` returns 0),
 then the loop drains it alone, with nothing else runnable: decode, mailbox hand-off,
 mailbox drain and a counting handler, in ns per event (``--drain-events``, 0 skips it).
+Two handlers: ``per_event`` (called once per event, as most handlers are) and
+``batch`` (``handle_many``: one call per lane and round, so the figure is the cost of
+the machinery alone). ``decoder`` says whether records were decoded in C.
 """
 
 from __future__ import annotations
@@ -146,9 +149,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
     drain_events = args.drain_events
     if drain_events is None:
         drain_events = 50_000 if args.quick else 200_000
-    drain_rows = []
+    drain_rows: list[dict[str, Any]] = []
     if drain_events > 0 and "ring" in paths:
-        drain_rows.append(_drain_row(driver, args.loop, drain_events, repeat=max(repeat, 3)))
+        drain_rows.extend(
+            _drain_row(driver, args.loop, drain_events, handler=handler, repeat=max(repeat, 3))
+            for handler in _DRAIN_HANDLERS
+        )
         print_table(
             drain_rows,
             _DRAIN_COLUMNS,
@@ -186,6 +192,8 @@ _COMPARISON_COLUMNS = [
 
 _DRAIN_COLUMNS = [
     "loop",
+    "handler",
+    "decoder",
     "producers",
     "events",
     "repeats",
@@ -194,6 +202,7 @@ _DRAIN_COLUMNS = [
     "drain_events_per_s",
 ]
 _DRAIN_PRODUCERS = 8
+_DRAIN_HANDLERS = ("per_event", "batch")
 
 
 def _events(path: str, quick: bool) -> int:
@@ -335,7 +344,7 @@ async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
     recorder = _Recorder()
     lane = LaneSpec("native", capacity=1 << 21, policy=OverflowPolicy.REJECT_NEWEST, quantum=1024)
     mailbox = Mailbox([lane], recorder, loop=loop)
-    sink = mailbox_sink(mailbox, route=lambda _event: "native")
+    sink = mailbox_sink(mailbox, route=lambda _event: "native", route_by_header=True)
     ring: NativeRing | None = None
     bridge: CallbackBridge | None = None
     if case.path == "ring":
@@ -399,17 +408,22 @@ async def _measure(case: Case, driver: Any, max_seconds: float) -> Measurement:
     return measurement
 
 
-def _drain_row(driver: Any, loop_name: str, events: int, *, repeat: int) -> dict[str, Any]:
+def _drain_row(
+    driver: Any, loop_name: str, events: int, *, handler: str, repeat: int
+) -> dict[str, Any]:
+    from lean_p2p.native.records import record_decoder
     from lean_p2p.tools.stress import loop_factory
 
     costs = []
     for _ in range(repeat):
         with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
-            costs.append(runner.run(_measure_drain(driver, events)))
+            costs.append(runner.run(_measure_drain(driver, events, batch=handler == "batch")))
     median = statistics.median(costs)
     return {
         "table": "drain",
         "loop": loop_name,
+        "handler": handler,
+        "decoder": record_decoder(),
         "producers": _DRAIN_PRODUCERS,
         "events": events,
         "repeats": repeat,
@@ -419,24 +433,43 @@ def _drain_row(driver: Any, loop_name: str, events: int, *, repeat: int) -> dict
     }
 
 
-async def _measure_drain(driver: Any, events: int) -> float:
+class _DrainCounter:
+    """The drain table's handler: counts, per event (:meth:`count`) or per batch
+    (:meth:`handle_many`)."""
+
+    def __init__(self, events: int) -> None:
+        self.handled = 0
+        self._events = events
+        self.all_handled = asyncio.Event()
+
+    def count(self, _lane: str, _item: object) -> None:
+        self.handled += 1
+        if self.handled == self._events:
+            self.all_handled.set()
+
+    # Only what the batch case hands the mailbox has handle_many: the counter itself.
+    __call__ = count
+
+    def handle_many(self, _lane: str, items: list[object]) -> None:
+        self.handled += len(items)
+        if self.handled == self._events:
+            self.all_handled.set()
+
+
+async def _measure_drain(driver: Any, events: int, *, batch: bool) -> float:
     """ns per event for the loop thread to drain a full ring into a mailbox and handle
     every event, with the producers already finished (nothing else competes)."""
     from lean_p2p.native import NativeRing, mailbox_sink
     from lean_p2p.runtime import LaneSpec, Mailbox, OverflowPolicy
 
     loop = asyncio.get_running_loop()
-    handled = 0
-    all_handled = asyncio.Event()
-
-    def count(_lane: str, _item: object) -> None:
-        nonlocal handled
-        handled += 1
-        if handled == events:
-            all_handled.set()
+    counter = _DrainCounter(events)
+    # A bound method, not the instance: calling an instance goes through __call__,
+    # which costs more than the handler's body.
+    handler: Callable[[str, object], None] = counter if batch else counter.count
 
     lane = LaneSpec("native", capacity=1 << 21, policy=OverflowPolicy.REJECT_NEWEST, quantum=1024)
-    mailbox = Mailbox([lane], count, loop=loop)
+    mailbox = Mailbox([lane], handler, loop=loop)
     started_ns = 0
 
     def admit() -> int:
@@ -451,7 +484,7 @@ async def _measure_drain(driver: Any, events: int) -> float:
 
     filled = False
     ring = NativeRing(
-        mailbox_sink(mailbox, route=lambda _event: "native"),
+        mailbox_sink(mailbox, route=lambda _event: "native", route_by_header=True),
         loop=loop,
         capacity=events,
         admit=admit,
@@ -473,7 +506,7 @@ async def _measure_drain(driver: Any, events: int) -> float:
         raise RuntimeError(f"drain bench: the ring accepted {totals.accepted} of {events}")
     filled = True
     async with asyncio.timeout(120):
-        await all_handled.wait()
+        await counter.all_handled.wait()
     elapsed_ns = time.perf_counter_ns() - started_ns
     await ring.aclose()
     ring.release()

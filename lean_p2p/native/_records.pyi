@@ -1,0 +1,11 @@
+"""Types of the C extension module built from ``bindings/lean_p2p_records.c``."""
+
+from typing import Any
+
+from typing_extensions import Buffer
+
+def configure(event_type: type, kinds: tuple[Any, ...], /) -> None: ...
+def decode(buffer: Buffer, used: int, count: int, /) -> list[Any]: ...
+def decode_routed(
+    buffer: Buffer, used: int, count: int, table: bytes, width: int, lanes: int, /
+) -> tuple[list[list[Any]], list[Any]]: ...
