@@ -674,3 +674,21 @@ async def test_put_many_from_another_thread_wakes_the_loop() -> None:
         await settle(mailbox)
     assert recorder.items() == list(range(300))
     await mailbox.aclose()
+
+
+async def test_a_sender_puts_on_its_lane_exactly_as_put_does() -> None:
+    recorder = Recorder()
+    lanes = [LaneSpec("small", 2, FIFO, 8), LaneSpec("other", 8, FIFO, 8)]
+    mailbox = Mailbox(lanes, recorder)
+    send_small = mailbox.sender("small")
+    assert [send_small(number) for number in range(3)] == [True, True, False]  # full
+    assert mailbox.put("other", "x") is True
+    await settle(mailbox)
+    assert recorder.seen == [("small", 0), ("small", 1), ("other", "x")]
+    assert mailbox.statistics().lane("small").rejected_full == 1
+    with pytest.raises(UnknownLaneError, match="no lane 'missing'"):
+        mailbox.sender("missing")
+    await mailbox.aclose()
+    with pytest.raises(MailboxClosed):
+        send_small(4)  # a sender bound before the close sees it too
+    assert recorder.seen[-1] == ("other", "x")

@@ -21,6 +21,12 @@ also reads the state under the lock, as the loop thread must there, and the long
 wait for that lock is reported separately as ``lock_wait_max_us``). On a machine with
 more runnable threads than cores, the ticker's lateness includes OS scheduling delay
 for every variant; the lock wait is the part only the mutex design adds.
+
+Last, the ``limit`` table puts the flat-out mailbox rows beside what one thread can do
+in the same run: a deque append, a popleft and the bench's handler per event
+(``limit_events_per_s``), and the mailbox's own put + drain on the loop thread with no
+producer threads (``put_drain_events_per_s``). Producers put through
+:meth:`~lean_p2p.runtime.Mailbox.sender`, the per-lane put.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import functools
 import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,7 +165,7 @@ async def _measure(case: Case) -> Measurement:
         lane = LaneSpec("bench", 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
         linger_s = DEFAULT_LINGER_S if case.linger_us is None else case.linger_us / 1e6
         mailbox = Mailbox([lane], sink.handle_lane, loop=loop, linger_s=linger_s)
-        submit: Callable[[int], object] = functools.partial(mailbox.put, "bench")
+        submit: Callable[[int], object] = mailbox.sender("bench")
 
         def mailbox_wakeups() -> int:
             return mailbox.statistics().wakeups
@@ -371,6 +378,95 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
+_LIMIT_EVENTS = 300_000
+_LIMIT_CHUNK = 1024  # the mailbox's budget: one drain's worth
+
+
+def single_thread_limit(events: int = _LIMIT_EVENTS) -> float:
+    """Events/s of the work no hand-off can avoid, on one thread: a deque append, a
+    popleft and the bench's handler per event (in chunks of one drain's budget)."""
+    sink = _Sink(events, lambda: None)
+    clock = time.perf_counter_ns
+    queue: deque[int] = deque()
+    append, popleft, handle = queue.append, queue.popleft, sink.handle_lane
+    started = time.perf_counter()
+    for chunk in _split(events, max(1, events // _LIMIT_CHUNK)):
+        for _ in range(chunk):
+            append(clock())
+        for _ in range(chunk):
+            handle("bench", popleft())
+    return events / (time.perf_counter() - started)
+
+
+async def _put_drain_one_thread(events: int) -> float:
+    """Events/s of the mailbox with no producer thread: the loop thread puts a
+    drain's worth, lets the drain run, and so on (the mailbox's own cost per event)."""
+    from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, OverflowPolicy
+
+    loop = asyncio.get_running_loop()
+    chunk_handled: asyncio.Future[None] = loop.create_future()
+
+    def chunk_done() -> None:
+        chunk_handled.set_result(None)
+
+    sink = _Sink(0, chunk_done)
+    lane = LaneSpec("bench", 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
+    mailbox = Mailbox([lane], sink.handle_lane, loop=loop)
+    send = mailbox.sender("bench")
+    clock = time.perf_counter_ns
+    started = time.perf_counter()
+    for chunk in _split(events, max(1, events // _LIMIT_CHUNK)):
+        chunk_handled = loop.create_future()
+        sink.target += chunk
+        for _ in range(chunk):
+            send(clock())
+        await chunk_handled  # the drain the first put armed runs now
+    elapsed = time.perf_counter() - started
+    await mailbox.aclose()
+    return events / elapsed
+
+
+def limits(
+    loops: Sequence[str], rows: Sequence[dict[str, Any]], *, repeats: int
+) -> list[dict[str, Any]]:
+    """One thread's limit and the mailbox's put + drain without producer threads, per
+    loop, beside the flat-out mailbox rows of the same run, and the limit over the
+    flat-out ``call_soon`` row: the ceiling of any hand-off's gain over it."""
+    result = []
+    for loop_name in loops:
+        limit = statistics.median(single_thread_limit() for _ in range(repeats))
+        put_drain = []
+        for _ in range(repeats):
+            with asyncio.Runner(loop_factory=loop_factory(_loop_kind(loop_name))) as runner:
+                put_drain.append(runner.run(_put_drain_one_thread(_LIMIT_EVENTS)))
+        put_drain_rate = statistics.median(put_drain)
+        flat = {
+            (row["variant"], row["producers"]): row["events_per_s"]
+            for row in rows
+            if row["loop"] == loop_name and row["rate"] == "max"
+        }
+        for (variant, producers), events_per_s in flat.items():
+            if variant != "mailbox":
+                continue
+            call_soon = flat.get(("call_soon", producers))
+            result.append(
+                {
+                    "table": "limit",
+                    "loop": loop_name,
+                    "limit_events_per_s": limit,
+                    "put_drain_events_per_s": put_drain_rate,
+                    "put_drain_of_limit": put_drain_rate / limit,
+                    "producers": producers,
+                    "mailbox_events_per_s": events_per_s,
+                    "mailbox_of_limit": events_per_s / limit,
+                    # The most any hand-off could gain over call_soon: one thread's limit
+                    # over it. A target above this is above what the interpreter allows.
+                    "limit_x_call_soon": limit / call_soon if call_soon else None,
+                }
+            )
+    return result
+
+
 def run_benchmark(args: argparse.Namespace) -> int:
     from lean_p2p.tools.report import print_table, write_json
 
@@ -391,10 +487,25 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if ratio_rows:
         columns = ["loop", "producers", "x_call_soon", "x_call_soon_asyncio", "x_janus", "x_mutex"]
         print_table(ratio_rows, columns, title="flat out: mailbox events/s over each variant")
+    limit_rows = []
+    if "mailbox" in args.variants:
+        limit_rows = limits(args.loops, rows, repeats=1 if args.quick else 5)
+        print_table(limit_rows, _LIMIT_COLUMNS, title="flat out against one thread's limit")
     if args.json:
-        write_json(args.json, rows)
+        write_json(args.json, [*rows, *limit_rows])
     return 1 if any(row["timed_out"] for row in rows) else 0
 
+
+_LIMIT_COLUMNS = [
+    "loop",
+    "limit_events_per_s",
+    "put_drain_events_per_s",
+    "put_drain_of_limit",
+    "producers",
+    "mailbox_events_per_s",
+    "mailbox_of_limit",
+    "limit_x_call_soon",
+]
 
 _COLUMNS = [
     "variant",

@@ -71,12 +71,23 @@ def test_the_command_writes_rows_with_the_contract_keys(tmp_path: Path) -> None:
     output = tmp_path / "bridge.json"
     arguments = ["bench", "bridge", "--quick", "--loops", "asyncio", "--producers", "2"]
     assert main([*arguments, "--json", str(output)]) == 0
-    rows = json.loads(output.read_text())
+    everything = json.loads(output.read_text())
+    rows = [row for row in everything if row.get("table") != "limit"]
     assert {row["variant"] for row in rows} == set(VARIANTS)
     for row in rows:
         for key in ("variant", "loop", "producers", "events_per_s", "p50_us", "p99_us"):
             assert key in row
         assert "wakeups_per_event" in row
+    # The flat-out mailbox row beside one thread's limit, in the same run.
+    (limit,) = [row for row in everything if row.get("table") == "limit"]
+    flat_mailbox = next(row for row in rows if (row["variant"], row["rate"]) == ("mailbox", "max"))
+    assert (limit["loop"], limit["producers"]) == ("asyncio", 2)
+    assert limit["mailbox_events_per_s"] == flat_mailbox["events_per_s"]
+    assert limit["mailbox_of_limit"] == pytest.approx(
+        flat_mailbox["events_per_s"] / limit["limit_events_per_s"]
+    )
+    assert limit["put_drain_events_per_s"] > 0
+    assert limit["limit_x_call_soon"] > 0
 
 
 def test_repeats_are_interleaved_across_variants() -> None:

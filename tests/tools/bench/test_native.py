@@ -13,6 +13,7 @@ import pytest
 
 from lean_p2p.cli import main
 from lean_p2p.native import availability
+from lean_p2p.native.records import record_decoder
 
 
 @pytest.mark.skipif(not availability().startswith("available"), reason=availability())
@@ -68,10 +69,13 @@ def test_bench_native_runs_every_case_and_writes_json(
         ("idle", "callback"),
         ("busy", "callback"),
     }
-    (drain,) = [row for row in rows if row["table"] == "drain"]
-    assert (drain["events"], drain["producers"], drain["repeats"]) == (3000, 8, 3)
-    assert drain["drain_ns_per_event_min"] <= drain["drain_ns_per_event"]
-    assert drain["drain_events_per_s"] == pytest.approx(1e9 / drain["drain_ns_per_event"])
+    drains = [row for row in rows if row["table"] == "drain"]
+    assert [row["handler"] for row in drains] == ["per_event", "batch"]
+    for drain in drains:
+        assert (drain["events"], drain["producers"], drain["repeats"]) == (3000, 8, 3)
+        assert drain["decoder"] == record_decoder()
+        assert drain["drain_ns_per_event_min"] <= drain["drain_ns_per_event"]
+        assert drain["drain_events_per_s"] == pytest.approx(1e9 / drain["drain_ns_per_event"])
     output_text = capsys.readouterr().out
     assert "ring vs callback" in output_text
     assert "drain: loop-thread cost per ring event" in output_text
