@@ -111,6 +111,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "finalized on top of it",
     )
     parser.add_argument(
+        "--node-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG to every one of our `lean-p2p node` processes (repeatable; write "
+        "--node-arg=--no-gc-freeze for an option)",
+    )
+    parser.add_argument(
         "--leanspec-cache",
         type=Path,
         help="where a built leanSpec venv is kept (default: $LEAN_P2P_CACHE, else "
@@ -153,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         restart_at=args.restart_at,
         data_dir=args.data_dir,
         restart_all_at=args.restart_all_at,
+        extra_node_args=tuple(args.node_arg),
     )
     problem = check_signing_options(options)
     if problem is not None:

@@ -58,6 +58,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="keep the chain in a database in DIR and restart from it (default: in memory)",
     )
     parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="runtime policy: by default, once started, the node collects garbage once and "
+        "freezes the heap (gc.freeze), so later full collections, pauses of the loop "
+        "thread, skip what start-up made; this leaves the collector as it was. The switch "
+        "interval is never changed (a shorter one measured no gain). See docs/latency.md",
+    )
+    parser.add_argument(
         "--accept-empty-proofs",
         action="store_true",
         help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
@@ -81,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, checkpoint_sync_url=args.checkpoint_sync_url)
         if args.data_dir is not None:
             config = dataclasses.replace(config, data_dir=args.data_dir.absolute())
+        if args.no_gc_freeze:
+            config = dataclasses.replace(config, gc_freeze=False)
         if args.accept_empty_proofs:
             if config.keystore is None:
                 raise DevnetConfigError(

@@ -141,6 +141,10 @@ class NodeConfig:
     #: from it; None: in memory only, a restart begins at genesis (or the checkpoint).
     #: A database that holds a chain takes precedence over ``checkpoint_sync_url``.
     data_dir: Path | None = None
+    #: freeze the heap once the node has started (see lean_p2p.node.runtime_policy):
+    #: later full collections, pauses of the loop thread, skip what start-up made.
+    #: For the whole process: an embedder whose process holds more may turn it off.
+    gc_freeze: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -47,6 +47,7 @@ from lean_p2p.node.keys import XmssSigner, load_validator_keys
 from lean_p2p.node.metrics import ChainGauges, LaneCounters, NodeMetrics
 from lean_p2p.node.persistence import ChainWriter, OpenedChain, StorageStatistics, open_chain
 from lean_p2p.node.recording import Recorder
+from lean_p2p.node.runtime_policy import GcPauses, apply_runtime_policy
 from lean_p2p.node.verification import (
     Outcome,
     SignatureCheck,
@@ -157,6 +158,8 @@ class NodeReport:
     verification: VerificationStatistics | None = None
     #: the chain database writer's, when the node keeps its chain on disk
     storage: StorageStatistics | None = None
+    #: garbage collections in the process while the node ran (GcPauses.as_dict)
+    gc: Mapping[str, Any] = field(default_factory=dict)
     time: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
@@ -188,6 +191,7 @@ class NodeReport:
                 dataclasses.asdict(self.verification) if self.verification is not None else None
             ),
             "storage": dataclasses.asdict(self.storage) if self.storage is not None else None,
+            "gc": dict(self.gc),
             "time": self.time,
         }
 
@@ -271,6 +275,7 @@ class Node:
         self._verifier = verifier
         self._verification: VerificationService | None = None
         self._live = live
+        self._gc_pauses = GcPauses()
         self._fail_fast = fail_fast
         self._serve_api = serve_api
         # (lane, item, started, finished) in perf_counter seconds, after every handled
@@ -355,8 +360,12 @@ class Node:
         if self._started:
             raise RuntimeError("a node starts once")
         self._started = True
+        self._gc_pauses.install()
         try:
             await self._start_components()
+            if self._live:
+                # Started: what is alive now lives as long as the node.
+                apply_runtime_policy(gc_freeze=self.config.gc_freeze, node=self.config.name)
         except BaseException:
             # Undo what did start (a bound port, a recorder thread) before reporting.
             self._stopping = True
@@ -446,6 +455,7 @@ class Node:
             await asyncio.to_thread(self._writer.close)
         elif self._opened is not None:
             self._opened.database.close()
+        self._gc_pauses.remove()
 
     async def wait_stopped(self) -> None:
         """Wait until the node stopped (by :meth:`stop` or a failure)."""
@@ -734,6 +744,7 @@ class Node:
                 self._verification.statistics() if self._verification is not None else None
             ),
             storage=self._writer.statistics() if self._writer is not None else None,
+            gc=self._gc_pauses.as_dict(),
         )
 
     def _driver_statistics(self) -> dict[str, Any]:
