@@ -11,6 +11,7 @@ import pytest
 from lean_p2p.runtime import LEAN_LANES
 from lean_p2p.runtime.affinity import WrongThreadError
 from lean_p2p.runtime.mailbox import (
+    _BATCH_POP_MIN,
     LINGER_MIN_BATCH,
     HandlerFailure,
     LaneSpec,
@@ -266,28 +267,31 @@ async def test_a_raising_batch_handler_is_counted_once_and_the_drain_goes_on() -
     await mailbox.aclose()
 
 
-@pytest.mark.parametrize(("policy", "expected"), [(FIFO, [0, 1, 2, 3, 4]), (LIFO, [4, 3, 2, 1, 0])])
+@pytest.mark.parametrize("policy", [FIFO, LIFO])
+@pytest.mark.parametrize("items", [5, _BATCH_POP_MIN + 8])
 async def test_a_drain_interrupted_mid_batch_gives_back_what_it_did_not_hand_over(
-    policy: OverflowPolicy, expected: list[int]
+    policy: OverflowPolicy, items: int
 ) -> None:
     """A KeyboardInterrupt from the handler leaves the drain with items taken from the
-    lane but not yet handed over: they go back, in order, and are served next."""
+    lane but not yet handed over (a lane holding many items has its share popped at
+    once): they go back, in order, and are served next."""
     seen: list[object] = []
     interrupt = [True]
 
     def handler(_lane: str, item: object) -> None:
         seen.append(item)
-        if item == 2 and interrupt.pop():
+        if len(seen) == 3 and interrupt.pop():
             raise KeyboardInterrupt
 
-    mailbox = Mailbox(one_lane(quantum=8, policy=policy), handler)
-    mailbox.put_many("only", [0, 1, 2, 3, 4])
+    mailbox = Mailbox(one_lane(capacity=100, quantum=64, policy=policy), handler)
+    mailbox.put_many("only", list(range(items)))
     with pytest.raises(KeyboardInterrupt):
         mailbox._serve(100)  # what the drain callback runs, called here to catch it
-    assert mailbox.depth("only") == len(expected) - len(seen)
+    assert mailbox.depth("only") == items - 3
     await settle(mailbox)
+    expected = list(range(items)) if policy is FIFO else list(reversed(range(items)))
     assert seen == expected  # each once, in serving order: the interrupted one counts
-    assert mailbox.statistics().lane("only").handled == 5
+    assert mailbox.statistics().lane("only").handled == items
     await mailbox.aclose()
 
 
