@@ -335,8 +335,8 @@ def plan(args: argparse.Namespace) -> list[Case]:
     for loop in args.loops:
         for rate in args.rates:
             for kind, producers in (("python", 1), ("python", 8), ("native", 8)):
-                if kind == "native" and not _native_available():
-                    continue
+                if kind == "native" and _native_unavailable() is not None:
+                    continue  # run_benchmark says why
                 cases.append(Case(loop, kind, producers, rate, events))
             if args.levers:
                 for lever in ("switch-1ms", "gc-freeze"):
@@ -344,21 +344,26 @@ def plan(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
-def _native_available() -> bool:
+def _native_unavailable() -> str | None:
+    """Why the native cases cannot run here, or None if they can."""
+    from lean_p2p.native.library import NativeUnavailable, load_library
+
     try:
-        from lean_p2p.native.library import load_library
         from lean_p2p.tools.native_producers import ProducerDriver
 
         load_library()
         ProducerDriver()
-    except (OSError, ImportError):
-        return False
-    return True
+    except (OSError, ImportError, NativeUnavailable) as error:
+        return str(error)
+    return None
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
     repeats = 1 if args.quick else args.repeats
     cases = plan(args)
+    missing_native = _native_unavailable()
+    if missing_native is not None:
+        print(f"bench latency: the native producer cases are left out: {missing_native}")
     progress = Progress("bench latency")
     runs: dict[Case, list[dict[str, Any]]] = {case: [] for case in cases}
     stop = threading.Event()

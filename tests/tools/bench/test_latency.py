@@ -50,3 +50,14 @@ def test_the_command_writes_a_row_per_case(tmp_path: Path) -> None:
     for row in rows:
         for key in ("variant", "loop", "rate", "p50_us", "p99_us", "p999_us", "tail_wait_us"):
             assert key in row
+
+
+def test_without_the_native_build_the_native_cases_are_left_out_and_it_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LEAN_P2P_NATIVE_LIB", str(tmp_path / "missing.so"))
+    output = tmp_path / "latency.json"
+    arguments = ["bench", "latency", "--quick", "--loops", "asyncio", "--rates", "2000"]
+    assert main([*arguments, "--events", "200", "--quiet", "--json", str(output)]) == 0
+    assert "native producer cases are left out" in capsys.readouterr().out
+    assert {row["producer_kind"] for row in json.loads(output.read_text())} == {"python"}
