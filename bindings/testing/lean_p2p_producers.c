@@ -49,6 +49,7 @@ typedef struct producer_run {
     int retry_when_full;
     int record_costs;
     uint64_t interval_ns; /* 0: flat out; else each producer pushes once per interval */
+    uint32_t burst;       /* paced: sleep once per this many events (1: before each) */
     int thread_count;
     atomic_int stop;
     atomic_int join_state; /* 0: not joined, 1: a thread is joining, 2: all joined */
@@ -114,8 +115,10 @@ static void *produce(void *argument) {
         }
         event.request_id = ((uint64_t)self->index << 40) | sequence;
         put_u64(self->payload + 8, sequence);
-        if (run->interval_ns != 0) {
-            /* Paced: wait for this event's slot (absolute, so lateness does not drift). */
+        if (run->interval_ns != 0 && sequence % run->burst == 0) {
+            /* Paced: wait for this event's slot (absolute, so lateness does not drift);
+             * in bursts, for the slot of the burst's first event, the rest following at
+             * once (one thread wakeup per burst, as from one socket read). */
             uint64_t slot = started + sequence * run->interval_ns;
             struct timespec until = {.tv_sec = (time_t)(slot / 1000000000u),
                                      .tv_nsec = (long)(slot % 1000000000u)};
@@ -166,7 +169,8 @@ static void *produce(void *argument) {
 EXPORT void producers_free(producer_run *run);
 
 /* Start `threads` producers, producer i pushing counts[i] events (counts NULL: push
- * until stopped or closed), flat out or (interval_ns > 0) one push per interval each.
+ * until stopped or closed), flat out or (interval_ns > 0) one push per interval each,
+ * paced in bursts of `burst` events (0 or 1: each event paced alone).
  * payload_len is raised to the 24-byte stamp if smaller.
  * on_thread_exit (may be NULL) runs on each producer thread after its last push.
  * Returns NULL if memory or threads could not be had. */
@@ -174,7 +178,7 @@ EXPORT producer_run *producers_start_counts(lean_p2p_push_fn push, lean_p2p_ring
                                             int threads, const uint64_t *counts,
                                             uint32_t payload_len, int retry_when_full,
                                             int record_costs, uint64_t interval_ns,
-                                            void (*on_thread_exit)(void)) {
+                                            uint32_t burst, void (*on_thread_exit)(void)) {
     if (push == NULL || threads <= 0) {
         return NULL;
     }
@@ -189,6 +193,7 @@ EXPORT producer_run *producers_start_counts(lean_p2p_push_fn push, lean_p2p_ring
     run->payload_len = payload_len < STAMP_BYTES ? STAMP_BYTES : payload_len;
     run->retry_when_full = retry_when_full;
     run->interval_ns = interval_ns;
+    run->burst = burst == 0 ? 1 : burst;
     run->record_costs = record_costs && counts != NULL;
     run->producers = calloc((size_t)threads, sizeof(producer));
     if (run->producers == NULL) {
@@ -237,7 +242,8 @@ EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring,
         counts[index] = events_per_thread;
     }
     return producers_start_counts(push, ring, threads, events_per_thread ? counts : NULL,
-                                  payload_len, retry_when_full, record_costs, 0, on_thread_exit);
+                                  payload_len, retry_when_full, record_costs, 0, 1,
+                                  on_thread_exit);
 }
 
 /* Non-blocking: 1 once every producer thread is past its last push, else 0. */

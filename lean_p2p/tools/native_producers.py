@@ -106,6 +106,7 @@ def _load(path: Path) -> ctypes.CDLL:
         ctypes.c_int,
         ctypes.c_int,
         ctypes.c_uint64,
+        ctypes.c_uint32,
         ctypes.c_void_p,
     )
     library.producers_done.restype = ctypes.c_int
@@ -148,6 +149,7 @@ class ProducerDriver:
         record_costs: bool = False,
         on_thread_exit_address: int | None = None,
         interval_ns: int = 0,
+        burst: int = 1,
     ) -> ProducerRun:
         """Start ``threads`` pthreads pushing ``events_per_thread`` events each (0: until
         stopped or the ring closes; a sequence: producer i pushes the i-th count).
@@ -155,7 +157,11 @@ class ProducerDriver:
         by a callback bridge). ``on_thread_exit_address``
         (``void (*)(void)``, e.g. ``CallbackBridge.detach_address``) runs on each
         producer thread after its last push. ``interval_ns`` > 0 paces each producer
-        to one push per interval (for latency at a fixed rate)."""
+        to one push per interval (for latency at a fixed rate); with ``burst`` > 1 it
+        sleeps once per ``burst`` events and pushes them back to back, as a network
+        thread does with what one read brought (one wakeup per burst, not per event)."""
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst}")
         if isinstance(events_per_thread, int):
             counts = None if events_per_thread == 0 else [events_per_thread] * threads
         else:
@@ -171,6 +177,7 @@ class ProducerDriver:
             int(retry_when_full),
             int(record_costs),
             interval_ns,
+            burst,
             on_thread_exit_address,
         )
         if not run:

@@ -21,9 +21,11 @@ Every event's delay is split by measurement, not by assumption:
 
 The GIL's share of ``wait`` is shown by experiment, in the same run: C producers never
 hold the GIL, Python producers do, so the difference between the two at one rate is
-what the GIL hand-over costs the loop. ``--levers`` adds the same cases with the
-interpreter's switch interval at 1 ms (default 5 ms) and with the heap frozen after
-start-up (``gc.freeze()``).
+what the GIL hand-over costs the loop. Native producers run twice: each event paced
+alone (one thread wakeup per event: at 100k events/s the wakeups alone load 2 cores)
+and in bursts of 16 (one wakeup per burst, as from one socket read). ``--levers`` adds
+the same cases with the interpreter's switch interval at 1 ms (default 5 ms) and with
+the heap frozen after start-up (``gc.freeze()``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ COLUMNS = (
     "producer_kind",
     "producers",
     "rate",
+    "burst",
     "lever",
     "p50_us",
     "p99_us",
@@ -64,6 +67,8 @@ COLUMNS = (
     "gc_max_us",
 )
 _LANE = "bench"
+#: events per wakeup of the native ``burst`` cases
+NATIVE_BURST = 16
 _CASE_TIMEOUT_S = 120.0
 
 
@@ -75,6 +80,8 @@ class Case:
     rate: int
     events: int
     lever: str = "default"  # "default", "switch-1ms", "gc-freeze"
+    #: native producers: events pushed back to back per wakeup (1: each paced alone)
+    burst: int = 1
 
 
 @dataclass(slots=True)
@@ -95,11 +102,15 @@ class CaseResult:
         case = self.case
         pauses = [end - start for start, end in self.gc_pauses]
         return {
-            "variant": f"{case.producer_kind}x{case.producers}@{case.rate}/{case.loop}",
+            "variant": (
+                f"{case.producer_kind}x{case.producers}@{case.rate}/{case.loop}"
+                + (f"/burst{case.burst}" if case.burst > 1 else "")
+            ),
             "loop": case.loop,
             "producer_kind": case.producer_kind,
             "producers": case.producers,
             "rate": case.rate,
+            "burst": case.burst,
             "lever": case.lever,
             "events": len(totals),
             "p50_us": report.percentile(totals, 0.5) / 1e3,
@@ -286,7 +297,9 @@ async def _drive_native(
             stamps.ring_ns = time.monotonic_ns()
             super()._drain_batch()
 
-    ring = StampedRing(mailbox_sink(mailbox, route=lambda _event: _LANE), capacity=65_536)
+    ring = StampedRing(
+        mailbox_sink(mailbox, route=lambda _event: _LANE, route_by_header=True), capacity=65_536
+    )
     shares = [case.events // case.producers] * case.producers
     shares[0] += case.events - sum(shares)
     run = ProducerDriver().start(
@@ -295,6 +308,7 @@ async def _drive_native(
         threads=case.producers,
         events_per_thread=shares,
         interval_ns=case.producers * 1_000_000_000 // case.rate,
+        burst=case.burst,
     )
     try:
         await _until_done_or_stopped(finished, stop)
@@ -338,6 +352,10 @@ def plan(args: argparse.Namespace) -> list[Case]:
                 if kind == "native" and _native_unavailable() is not None:
                     continue  # run_benchmark says why
                 cases.append(Case(loop, kind, producers, rate, events))
+                if kind == "native":
+                    # The same rate with a wakeup per burst: what one socket read
+                    # brings a network thread, and 1/16 of the thread wakeups.
+                    cases.append(Case(loop, kind, producers, rate, events, burst=NATIVE_BURST))
             if args.levers:
                 for lever in ("switch-1ms", "gc-freeze"):
                     cases.append(Case(loop, "python", 8, rate, events, lever))
@@ -377,6 +395,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 progress.update(
                     f"repeat {repeat + 1}/{repeats}, case {number}/{len(cases)}: "
                     f"{case.producer_kind} x{case.producers} at {case.rate}/s on {case.loop}"
+                    + (f" in bursts of {case.burst}" if case.burst > 1 else "")
                     + (f" ({case.lever})" if case.lever != "default" else ""),
                     force=True,
                 )
