@@ -142,15 +142,16 @@ def _load_c_decoder() -> Any:
     """``lean_p2p.native._records`` bound to :class:`NativeEvent`, or None (not built,
     or the class's layout is not the one it writes: it refuses rather than guess)."""
     try:
-        from lean_p2p.native import _records
+        # The module itself, not the package: lean_p2p.native imports this module.
+        import lean_p2p.native._records as c_records
     except ImportError:
         return None
     try:
-        _records.configure(NativeEvent, (None, *EventKind))
+        c_records.configure(NativeEvent, (None, *EventKind))
     except (TypeError, ValueError) as error:
         logging.getLogger(__name__).warning("C record decoder not used: %s", error)
         return None
-    return _records
+    return c_records
 
 
 _C_DECODER = _load_c_decoder()

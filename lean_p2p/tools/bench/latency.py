@@ -23,15 +23,19 @@ The GIL's share of ``wait`` is shown by experiment, in the same run: C producers
 hold the GIL, Python producers do, so the difference between the two at one rate is
 what the GIL hand-over costs the loop. Native producers run twice: each event paced
 alone (one thread wakeup per event: at 100k events/s the wakeups alone load 2 cores)
-and in bursts of 16 (one wakeup per burst, as from one socket read). ``--levers`` adds
-the same cases with the interpreter's switch interval at 1 ms (default 5 ms) and with
-the heap frozen after start-up (``gc.freeze()``).
+and in bursts of 16 (one wakeup per burst, as from one socket read). The 8 Python
+producers also run through ``loop.call_soon_threadsafe`` per event instead of the
+mailbox (``handoff`` ``call_soon``): the loop's own hand-off, the floor that the
+interpreter and the loop set, measured beside the mailbox in the same run.
+``--levers`` adds the same cases with the interpreter's switch interval at 1 ms
+(default 5 ms) and with the heap frozen after start-up (``gc.freeze()``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import statistics
 import struct
@@ -55,6 +59,7 @@ COLUMNS = (
     "producers",
     "rate",
     "burst",
+    "handoff",
     "lever",
     "p50_us",
     "p99_us",
@@ -82,6 +87,9 @@ class Case:
     lever: str = "default"  # "default", "switch-1ms", "gc-freeze"
     #: native producers: events pushed back to back per wakeup (1: each paced alone)
     burst: int = 1
+    #: "mailbox", or "call_soon": each event its own loop.call_soon_threadsafe, the
+    #: loop's own hand-off, as the floor the mailbox is measured against
+    handoff: str = "mailbox"
 
 
 @dataclass(slots=True)
@@ -105,12 +113,14 @@ class CaseResult:
             "variant": (
                 f"{case.producer_kind}x{case.producers}@{case.rate}/{case.loop}"
                 + (f"/burst{case.burst}" if case.burst > 1 else "")
+                + (f"/{case.handoff}" if case.handoff != "mailbox" else "")
             ),
             "loop": case.loop,
             "producer_kind": case.producer_kind,
             "producers": case.producers,
             "rate": case.rate,
             "burst": case.burst,
+            "handoff": case.handoff,
             "lever": case.lever,
             "events": len(totals),
             "p50_us": report.percentile(totals, 0.5) / 1e3,
@@ -177,9 +187,12 @@ class _GcWatch:
 
 
 def _python_producer(
-    mailbox: Mailbox, count: int, rate: float, go: threading.Event, stop: threading.Event
+    submit: Callable[[int], object],
+    count: int,
+    rate: float,
+    go: threading.Event,
+    stop: threading.Event,
 ) -> None:
-    put = mailbox.put
     clock = time.monotonic_ns
     go.wait()
     started = time.monotonic()
@@ -187,7 +200,7 @@ def _python_producer(
     while sent < count and not stop.is_set():
         due = min(count, int((time.monotonic() - started) * rate) + 1)
         while sent < due:
-            put(_LANE, clock())
+            submit(clock())
             sent += 1
         time.sleep(0.0001)
 
@@ -245,18 +258,29 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
     lane = LaneSpec(_LANE, 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
     mailbox = _StampedMailbox([lane], handler, loop=loop)
     mailbox.stamps = stamps
+    submit: Callable[[int], object] = mailbox.sender(_LANE)
+    if case.handoff == "call_soon":
+        # No drain: the callback is the handler, so the whole delay counts as waiting.
+        def handle_direct(stamp: int) -> None:
+            record(stamp, clock())
+
+        call_soon_threadsafe: Callable[..., object] = loop.call_soon_threadsafe
+        submit = functools.partial(call_soon_threadsafe, handle_direct)
     with _GcWatch() as watch:
         if native:
             await _drive_native(case, mailbox, stamps, finished, stop)
         else:
-            await _drive_python(case, mailbox, finished, stop)
+            await _drive_python(case, submit, finished, stop)
     await mailbox.aclose()
     result.gc_pauses = watch.pauses
     return result
 
 
 async def _drive_python(
-    case: Case, mailbox: Mailbox, finished: asyncio.Future[None], stop: threading.Event
+    case: Case,
+    submit: Callable[[int], object],
+    finished: asyncio.Future[None],
+    stop: threading.Event,
 ) -> None:
     go = threading.Event()
     shares = [case.events // case.producers] * case.producers
@@ -264,7 +288,7 @@ async def _drive_python(
     threads = [
         threading.Thread(
             target=_python_producer,
-            args=(mailbox, share, case.rate / case.producers, go, stop),
+            args=(submit, share, case.rate / case.producers, go, stop),
             name=f"bench-producer-{index}",
             daemon=True,
         )
@@ -352,6 +376,9 @@ def plan(args: argparse.Namespace) -> list[Case]:
                 if kind == "native" and _native_unavailable() is not None:
                     continue  # run_benchmark says why
                 cases.append(Case(loop, kind, producers, rate, events))
+                if kind == "python" and producers == 8:
+                    # The floor: the same producers through the loop's own hand-off.
+                    cases.append(Case(loop, kind, producers, rate, events, handoff="call_soon"))
                 if kind == "native":
                     # The same rate with a wakeup per burst: what one socket read
                     # brings a network thread, and 1/16 of the thread wakeups.

@@ -12,9 +12,19 @@ from lean_p2p.tools.bench.latency import NATIVE_BURST, Case, measure_case
 from lean_p2p.tools.stress import loop_factory
 
 
-@pytest.mark.parametrize(("kind", "burst"), [("python", 1), ("native", 1), ("native", 4)])
-def test_each_events_delay_is_its_wait_plus_its_queueing(kind: str, burst: int) -> None:
-    case = Case("asyncio", kind, 2, 5_000, 1_000, burst=burst)
+@pytest.mark.parametrize(
+    ("kind", "burst", "handoff"),
+    [
+        ("python", 1, "mailbox"),
+        ("python", 1, "call_soon"),
+        ("native", 1, "mailbox"),
+        ("native", 4, "mailbox"),
+    ],
+)
+def test_each_events_delay_is_its_wait_plus_its_queueing(
+    kind: str, burst: int, handoff: str
+) -> None:
+    case = Case("asyncio", kind, 2, 5_000, 1_000, burst=burst, handoff=handoff)
     result = measure_case(case, loop_factory("asyncio"))
     assert len(result.totals_ns) == 1_000
     for total, wait, queue in zip(result.totals_ns, result.waits_ns, result.queues_ns, strict=True):
@@ -42,11 +52,13 @@ def test_the_command_writes_a_row_per_case(tmp_path: Path) -> None:
     arguments = ["bench", "latency", "--quick", "--loops", "asyncio", "--rates", "5000"]
     assert main([*arguments, "--events", "500", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert [(row["producer_kind"], row["producers"], row["burst"]) for row in rows] == [
-        ("python", 1, 1),
-        ("python", 8, 1),
-        ("native", 8, 1),
-        ("native", 8, NATIVE_BURST),
+    kinds = [(row["producer_kind"], row["producers"], row["burst"], row["handoff"]) for row in rows]
+    assert kinds == [
+        ("python", 1, 1, "mailbox"),
+        ("python", 8, 1, "mailbox"),
+        ("python", 8, 1, "call_soon"),
+        ("native", 8, 1, "mailbox"),
+        ("native", 8, NATIVE_BURST, "mailbox"),
     ]
     for row in rows:
         assert row["events"] == 500
