@@ -16,11 +16,17 @@ sizes over loopback between two processes:
   once its :class:`~lean_p2p.node.verification.VerificationService` (a node's; one
   worker fewer than the cores) has verified it, results back through the mailbox. The
   signed data carries no send time, so this variant has no latency figures.
+- ``lean-switch-1ms``: ``lean`` with the receiver's switch interval at 1 ms instead of
+  CPython's 5 ms: how long the loop thread waits for the GIL while the driver's thread
+  runs Python, measured on and off in the same run.
 
 The lean receiver also stamps each event as its driver emits it (on the driver's trio
 thread) and measures, in its handler, the hand-off into the loop: ``handoff_p50_us``
 and ``handoff_p99_us``, the mailbox's wakeup and queueing delay for real gossip from
-another process, the figure a node's consensus code feels. The ``latency-1k`` phase
+another process, the figure a node's consensus code feels; for the slowest 1 %, the
+median time spent waiting for the drain to begin (``handoff_tail_wait_us``: the
+wakeup and the GIL) and queueing in it (``handoff_tail_queue_us``), and the longest
+garbage collection of the phase (``gc_max_us``). The ``latency-1k`` phase
 paces attestations at 1,000/s for it.
 
 Gossip throughput is closed-loop: the sender keeps at most ``WINDOW`` messages beyond
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import json
 import os
 import signal
@@ -61,7 +68,10 @@ VARIANTS: dict[str, str | None] = {
     "stock": "tcp",
     "stock-quic": "quic",
     "lean-signed": None,
+    "lean-switch-1ms": None,
 }
+#: the lean receivers' interpreter switch interval, by variant (default: CPython's 5 ms)
+_SWITCH_INTERVAL_S = {"lean-switch-1ms": 0.001}
 _SIGNED_POOL = 64
 
 
@@ -158,7 +168,8 @@ def _run_parent(args: argparse.Namespace) -> int:
     rows = _medians(runs)
     columns = [
         "variant", "kind", "phase", "size_bytes", "runs", "messages", "messages_per_s",
-        "p50_ms", "p99_ms", "handoff_p50_us", "handoff_p99_us", "lost", "duplicates",
+        "p50_ms", "p99_ms", "handoff_p50_us", "handoff_p99_us", "handoff_tail_wait_us",
+        "handoff_tail_queue_us", "gc_max_us", "lost", "duplicates",
     ]  # fmt: skip
     title = "lean-p2p bench gossip (two processes, loopback)"
     if args.dialer == "receiver" and "lean" in variants:
@@ -203,6 +214,10 @@ def _medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "p99_ms": report.median([row["p99_ms"] for row in group]),
                 "handoff_p50_us": _median_or_none([row.get("handoff_p50_us") for row in group]),
                 "handoff_p99_us": _median_or_none([row.get("handoff_p99_us") for row in group]),
+                **{
+                    name: _median_or_none([row.get(name) for row in group])
+                    for name in ("handoff_tail_wait_us", "handoff_tail_queue_us", "gc_max_us")
+                },
                 "lost": sum(row["lost"] for row in group),
                 "duplicates": sum(row["duplicates"] for row in group),
                 "messages_per_s_runs": [round(row["messages_per_s"], 1) for row in group],
@@ -353,6 +368,9 @@ def _row(variant: str, plan: Plan, size: int, result: dict[str, Any]) -> dict[st
         "p99_ms": result["p99_ms"],
         "handoff_p50_us": result.get("handoff_p50_us"),
         "handoff_p99_us": result.get("handoff_p99_us"),
+        "handoff_tail_wait_us": result.get("handoff_tail_wait_us"),
+        "handoff_tail_queue_us": result.get("handoff_tail_queue_us"),
+        "gc_max_us": result.get("gc_max_us"),
         "lost": plan.count - unique,
         "duplicates": result["duplicates"],
     }
@@ -365,7 +383,7 @@ def _run_variant(
     try:
         ready = child.reply(timeout=60)
         sender: _LeanSender | _StockSender
-        if variant in ("lean", "lean-signed"):
+        if VARIANTS[variant] is None:  # a lean receiver
             sender = _LeanSender(
                 ready["address"],
                 datagram_size,
@@ -689,12 +707,22 @@ class _Recorder:
         self.seen: set[int] = set()
         self.duplicates = 0
         self.latencies_ms: list[float] = []
-        #: lean receivers: from the driver's emit (on its trio thread) to the handler
+        #: lean receivers: from the driver's emit (on its trio thread) to the handler,
+        #: and its two parts: waiting for the drain that handled it to begin (the
+        #: wakeup and the GIL), and queueing in that drain behind other events
         self.handoffs_us: list[float] = []
+        self.waits_us: list[float] = []
+        self.queues_us: list[float] = []
+        #: (start, end) of every collection during the phase, monotonic ns
+        self.gc_pauses: list[tuple[int, int]] = []
         self.last_arrival_ns = 0
 
-    def handoff(self, emitted_ns: int) -> None:
-        self.handoffs_us.append((time.monotonic_ns() - emitted_ns) / 1e3)
+    def handoff(self, emitted_ns: int, drain_started_ns: int) -> None:
+        now = time.monotonic_ns()
+        began = max(drain_started_ns, emitted_ns)
+        self.handoffs_us.append((now - emitted_ns) / 1e3)
+        self.waits_us.append((began - emitted_ns) / 1e3)
+        self.queues_us.append((now - began) / 1e3)
 
     def record(self, seq: int, sent_ns: int | None) -> None:
         now = time.monotonic_ns()
@@ -720,7 +748,22 @@ class _Recorder:
             "p99_ms": report.percentile(latencies, 0.99),
             "handoff_p50_us": report.percentile(handoffs, 0.5) if handoffs else None,
             "handoff_p99_us": report.percentile(handoffs, 0.99) if handoffs else None,
+            **self._handoff_tail(),
             "last_arrival_ns": self.last_arrival_ns,
+        }
+
+    def _handoff_tail(self) -> dict[str, Any]:
+        """Where the slowest 1 % of hand-offs waited, and the phase's collections."""
+        if not self.handoffs_us:
+            return {}
+        threshold = report.percentile(sorted(self.handoffs_us), 0.99)
+        tail = [i for i, value in enumerate(self.handoffs_us) if value >= threshold]
+        pauses = [(end - start) / 1e3 for start, end in self.gc_pauses]
+        return {
+            "handoff_tail_wait_us": report.median([self.waits_us[i] for i in tail]),
+            "handoff_tail_queue_us": report.median([self.queues_us[i] for i in tail]),
+            "gc_pauses": len(pauses),
+            "gc_max_us": max(pauses, default=0.0),
         }
 
     def reply(self, document: dict[str, Any]) -> None:
@@ -741,9 +784,10 @@ def _run_receiver(variant: str) -> int:
 
 
 def _receive(variant: str) -> None:
-    if variant in ("lean", "lean-signed"):
+    if VARIANTS[variant] is None:  # a lean receiver
         import asyncio
 
+        sys.setswitchinterval(_SWITCH_INTERVAL_S.get(variant, sys.getswitchinterval()))
         try:
             import uvloop
 
@@ -792,7 +836,7 @@ async def _lean_receiver(*, signed: bool = False) -> None:
         event = item
         if isinstance(item, tuple):  # (emitted at, event): what emit puts
             emitted_ns, event = item
-            recorder.handoff(emitted_ns)
+            recorder.handoff(emitted_ns, mailbox.drain_started_ns)
         if isinstance(event, GossipAttestation) and service is not None:
             vote = event.attestation
             data = vote.data
@@ -813,7 +857,25 @@ async def _lean_receiver(*, signed: bool = False) -> None:
             driver.send(SendResponseChunk(event.request_id, status))
             driver.send(SendResponseEnd(event.request_id))
 
-    mailbox = Mailbox(LEAN_LANES, handle)
+    class StampedMailbox(Mailbox):
+        """Stamps when each drain begins (the drain is the loop's callback)."""
+
+        drain_started_ns = 0
+
+        def _drain(self) -> None:
+            self.drain_started_ns = time.monotonic_ns()
+            super()._drain()
+
+    mailbox = StampedMailbox(LEAN_LANES, handle)
+    gc_started = [0]
+
+    def on_collection(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.monotonic_ns()
+        else:
+            recorder.gc_pauses.append((gc_started[0], time.monotonic_ns()))
+
+    gc.callbacks.append(on_collection)
     if signed:
         service = VerificationService(
             lambda c: verify(c.public_key, c.slot, c.message, c.signature).valid,
