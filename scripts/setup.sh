@@ -39,6 +39,18 @@ if [ "$have_gmp" = 0 ]; then
   fi
 fi
 
+# The C decoder of native records is a Python extension module: it needs Python.h.
+python_include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+if [ ! -f "$python_include/Python.h" ]; then
+  dev_package=$("$python" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}-dev")')
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing $dev_package (Python headers, for the C record decoder)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$dev_package"
+  else
+    echo "setup.sh: warning: no Python headers ($dev_package); native records decode in Python" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup.sh: creating .venv"
   "$python" -m venv .venv
@@ -48,6 +60,8 @@ echo "setup.sh: installing lean_p2p and its dependencies into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 .venv/bin/python -c "import lean_p2p.native as n; print('setup.sh: native ring:', n.availability())" \
   2>/dev/null || echo "setup.sh: native ring not available (pure-Python paths still work)"
+.venv/bin/python -c "from lean_p2p.native.records import record_decoder as d; print('setup.sh: record decoder:', d())" \
+  2>/dev/null || true
 
 if [ "$run_main" = 1 ]; then
   echo "setup.sh: running: lean-p2p devnet ${devnet_args[*]}"
