@@ -8,8 +8,10 @@ which takes each drained batch with one ``Mailbox.put_many`` per lane).
 pointer: its callback runs on the native thread with the GIL and ``put``s each event.
 
 The ring library is built by the package's optional native build; :func:`availability`
-says whether it is usable here. Importing this package never fails for lack of it:
-only constructing a :class:`NativeRing` raises :class:`NativeUnavailable`.
+says whether it is usable here, and :func:`record_decoder` whether drained records are
+decoded in C (the extension module ``lean_p2p.native._records``) or in Python.
+Importing this package never fails for lack of either: only constructing a
+:class:`NativeRing` raises :class:`NativeUnavailable`.
 """
 
 from lean_p2p.native.callback import PUSH_FUNCTION_TYPE, CallbackBridge, CallbackStatistics
@@ -20,8 +22,10 @@ from lean_p2p.native.records import (
     EventKind,
     NativeEvent,
     PushResult,
+    RouteTable,
     UnroutableEvent,
     lean_lane_for,
+    record_decoder,
 )
 from lean_p2p.native.ring import (
     BatchSink,
@@ -47,10 +51,12 @@ __all__ = [
     "NativeRingStatistics",
     "NativeUnavailable",
     "PushResult",
+    "RouteTable",
     "UnroutableEvent",
     "availability",
     "lean_lane_for",
     "library_path",
     "load_library",
     "mailbox_sink",
+    "record_decoder",
 ]
