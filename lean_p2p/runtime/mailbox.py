@@ -537,8 +537,8 @@ class Mailbox:
         """
         send = self._senders.get(lane)
         if send is None:
-            self._lane(lane)  # raises UnknownLaneError naming the lanes
-        return send(item)  # type: ignore[misc]  # not None: _lane raised otherwise
+            raise self._unknown_lane(lane)
+        return send(item)
 
     def sender(self, lane: str) -> Callable[[object], bool]:
         """``put`` bound to ``lane`` (any thread): ``sender(lane)(item)`` does what
@@ -546,8 +546,8 @@ class Mailbox:
         :class:`UnknownLaneError` for a lane the mailbox does not have."""
         send = self._senders.get(lane)
         if send is None:
-            self._lane(lane)  # raises UnknownLaneError naming the lanes
-        return send  # type: ignore[return-value]  # not None: _lane raised otherwise
+            raise self._unknown_lane(lane)
+        return send
 
     def _make_sender(self, target: _Lane) -> Callable[[object], bool]:
         """The put of one lane, with everything it reads bound once in a closure.
@@ -716,8 +716,11 @@ class Mailbox:
     def _lane(self, name: str) -> _Lane:
         target = self._lanes_by_name.get(name)
         if target is None:
-            raise UnknownLaneError(f"no lane {name!r}; lanes are {list(self._lanes_by_name)}")
+            raise self._unknown_lane(name)
         return target
+
+    def _unknown_lane(self, name: str) -> UnknownLaneError:
+        return UnknownLaneError(f"no lane {name!r}; lanes are {list(self._lanes_by_name)}")
 
     @property
     def closed(self) -> bool:
