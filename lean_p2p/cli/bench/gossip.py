@@ -20,9 +20,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated of lean, stock, stock-quic, lean-signed (default: lean,stock "
-        "with --quick, all four otherwise; lean-signed verifies every attestation's "
-        "production signature before counting it)",
+        help="comma-separated of lean, stock, stock-quic, lean-signed, lean-switch-1ms "
+        "(default: lean,stock with --quick, all of them otherwise; lean-signed verifies "
+        "every attestation's production signature before counting it; lean-switch-1ms "
+        "runs the receiver with a 1 ms switch interval)",
     )
     parser.add_argument(
         "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"
@@ -40,6 +41,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="lean only: which side dials the connection the gossip flows over "
         "(default sender: gossip arrives on the receiver's listener; receiver: on a "
         "connection it dialed)",
+    )
+    parser.add_argument(
+        "--sender-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the sending side at nice N and each receiver at the priority the command "
+        "started with, as if the sender were another machine: on a small box the two "
+        "processes otherwise compete for the same cores (needs the right to raise a "
+        "priority back: root or CAP_SYS_NICE)",
     )
     parser.add_argument("--role", choices=list(VARIANTS), help=argparse.SUPPRESS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,29 @@ def test_a_receiver_that_cannot_dial_refuses_the_command() -> None:
 
     with pytest.raises(RuntimeError, match="cannot dial"):
         trio.run(gossip._receiver_command, "dial /ip4/127.0.0.1\n", _Replies(), trio.sleep)
+
+
+def test_sender_nice_lowers_the_sender_and_tells_receivers_what_to_restore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(os, "getpriority", lambda _which, _who: 0)
+    monkeypatch.setattr(os, "setpriority", lambda _which, _who, value: calls.append(value))
+    monkeypatch.delenv(gossip._RECEIVER_NICE_ENV, raising=False)
+    assert gossip._lower_the_sender(10) is None
+    assert calls == [-1, 0, 10]  # the right to raise checked first, then lowered
+    assert os.environ[gossip._RECEIVER_NICE_ENV] == "0"
+
+
+def test_sender_nice_without_the_right_to_raise_a_priority_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(_which: int, _who: int, _value: int) -> None:
+        raise PermissionError("not permitted")
+
+    monkeypatch.setattr(os, "getpriority", lambda _which, _who: 0)
+    monkeypatch.setattr(os, "setpriority", refuse)
+    monkeypatch.delenv(gossip._RECEIVER_NICE_ENV, raising=False)
+    problem = gossip._lower_the_sender(10)
+    assert problem is not None and "CAP_SYS_NICE" in problem
+    assert gossip._RECEIVER_NICE_ENV not in os.environ
