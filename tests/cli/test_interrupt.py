@@ -354,3 +354,15 @@ def test_bench_latency_stops_its_producers(
     command.interrupt()
     code = command.finish()
     assert_clean_interrupt(command, code)
+
+
+def test_bench_bridge_finishes_the_case_in_hand_and_prints_what_was_measured(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    arguments = ["bench", "bridge", "--quick", "--loops", "asyncio", "--producers", "1"]
+    command = cleanup(start(arguments, tmp_path))
+    command.wait_for("stdout", lambda line: "events/s" in line)  # a case has finished
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    assert any("bench bridge (all rows)" in line for line in command.stdout)

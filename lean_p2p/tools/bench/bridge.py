@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lean_p2p.tools.running import INTERRUPTS
 from lean_p2p.tools.stress import LoopKind, loop_factory
 
 VARIANTS = ("mailbox", "call_soon", "janus", "mutex")
@@ -472,23 +473,30 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     cases = plan(args)
     measured: dict[Case, list[Measurement]] = {case: [] for case, _ in cases}
-    for case in interleaved(cases):
-        measurement = run_case(case)
-        measured[case].append(measurement)
-        print(
-            f"{case.variant:>9} {case.loop:>7} producers={case.producers} "
-            f"rate={case.rate or 'max'}: "
-            f"{measurement.events / max(measurement.elapsed_s, 1e-9):>10,.0f} events/s",
-            flush=True,
-        )
-    rows = [_row(case, measured[case]) for case, _ in cases]
+    stop = threading.Event()
+    # The first Ctrl-C lets the case in hand finish (a few seconds at most), then the
+    # tables show what was measured; an exception inside a case's loop would leave
+    # that loop's tasks half done.
+    with INTERRUPTS.stopping(stop.set):
+        for case in interleaved(cases):
+            if stop.is_set():
+                break
+            measurement = run_case(case)
+            measured[case].append(measurement)
+            print(
+                f"{case.variant:>9} {case.loop:>7} producers={case.producers} "
+                f"rate={case.rate or 'max'}: "
+                f"{measurement.events / max(measurement.elapsed_s, 1e-9):>10,.0f} events/s",
+                flush=True,
+            )
+    rows = [_row(case, measured[case]) for case, _ in cases if measured[case]]
     print_table(rows, _COLUMNS, title="bench bridge (all rows)")
     ratio_rows = ratios(rows)
     if ratio_rows:
         columns = ["loop", "producers", "x_call_soon", "x_call_soon_asyncio", "x_janus", "x_mutex"]
         print_table(ratio_rows, columns, title="flat out: mailbox events/s over each variant")
     limit_rows = []
-    if "mailbox" in args.variants:
+    if "mailbox" in args.variants and not stop.is_set():
         limit_rows = limits(args.loops, rows, repeats=1 if args.quick else 5)
         print_table(limit_rows, _LIMIT_COLUMNS, title="flat out against one thread's limit")
     if args.json:
