@@ -729,7 +729,11 @@ class _Recorder:
     """Receiver-side bookkeeping of one phase (only the receiving loop touches it)."""
 
     def __init__(self, out: TextIO) -> None:
+        from lean_p2p.tools.bench.latency import GcWatch
+
         self._out = out
+        #: every collection, (start, end) in monotonic ns, once the receiver installs it
+        self.gc_watch = GcWatch()
         self.reset(0)
 
     def reset(self, expected: int) -> None:
@@ -743,8 +747,7 @@ class _Recorder:
         self.handoffs_us: list[float] = []
         self.waits_us: list[float] = []
         self.queues_us: list[float] = []
-        #: (start, end) of every collection during the phase, monotonic ns
-        self.gc_pauses: list[tuple[int, int]] = []
+        self.gc_watch.pauses.clear()  # only this phase's collections
         self.last_arrival_ns = 0
 
     def handoff(self, emitted_ns: int, drain_started_ns: int) -> None:
@@ -788,7 +791,7 @@ class _Recorder:
             return {}
         threshold = report.percentile(sorted(self.handoffs_us), 0.99)
         tail = [i for i, value in enumerate(self.handoffs_us) if value >= threshold]
-        pauses = [(end - start) / 1e3 for start, end in self.gc_pauses]
+        pauses = [(end - start) / 1e3 for start, end in self.gc_watch.pauses]
         return {
             "handoff_tail_wait_us": report.median([self.waits_us[i] for i in tail]),
             "handoff_tail_queue_us": report.median([self.queues_us[i] for i in tail]),
@@ -900,15 +903,7 @@ async def _lean_receiver(*, signed: bool = False) -> None:
             super()._drain()
 
     mailbox = StampedMailbox(LEAN_LANES, handle)
-    gc_started = [0]
-
-    def on_collection(phase: str, _info: dict[str, int]) -> None:
-        if phase == "start":
-            gc_started[0] = time.monotonic_ns()
-        else:
-            recorder.gc_pauses.append((gc_started[0], time.monotonic_ns()))
-
-    gc.callbacks.append(on_collection)
+    gc.callbacks.append(recorder.gc_watch)  # for the receiver process's whole life
     if signed:
         service = VerificationService(
             lambda c: verify(c.public_key, c.slot, c.message, c.signature).valid,

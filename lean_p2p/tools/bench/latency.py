@@ -51,7 +51,7 @@ from lean_p2p.tools import report
 from lean_p2p.tools.running import INTERRUPTS, Progress
 from lean_p2p.tools.stress import loop_factory
 
-__all__ = ["COLUMNS", "Case", "CaseResult", "measure_case", "run_benchmark"]
+__all__ = ["COLUMNS", "Case", "CaseResult", "GcWatch", "measure_case", "run_benchmark"]
 
 COLUMNS = (
     "loop",
@@ -172,8 +172,10 @@ class _StampedMailbox(Mailbox):
         super()._drain()
 
 
-class _GcWatch:
-    """Every collection's (start, end) in monotonic ns, on whatever thread ran it."""
+class GcWatch:
+    """Every collection's (start, end) in monotonic ns, on whatever thread ran it: a
+    ``gc.callbacks`` entry (as a context manager, installed while inside). ``bench
+    gossip``'s receiver uses it too."""
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, int]] = []
@@ -185,7 +187,7 @@ class _GcWatch:
         else:
             self.pauses.append((self._started, time.monotonic_ns()))
 
-    def __enter__(self) -> _GcWatch:
+    def __enter__(self) -> GcWatch:
         gc.callbacks.append(self)
         return self
 
@@ -273,7 +275,7 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
 
         call_soon_threadsafe: Callable[..., object] = loop.call_soon_threadsafe
         submit = functools.partial(call_soon_threadsafe, handle_direct)
-    with _GcWatch() as watch:
+    with GcWatch() as watch:
         if native:
             await _drive_native(case, mailbox, stamps, finished, stop)
         else:
