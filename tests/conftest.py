@@ -7,7 +7,9 @@ where absence fails, so a skip can never hide a regression.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,14 @@ def leanspec_root() -> Path:
             pytest.fail(f"CI=true and {root} is missing. {HOW_TO_GET}")
         pytest.skip(HOW_TO_GET)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _heap_unfrozen_after_each_test() -> Iterator[None]:
+    """A started node freezes the heap (its runtime policy): for a node's process that
+    is the point, but a frozen object is invisible to ``gc.get_referrers``, which other
+    tools in this test process rely on (hypothesis warns, and warnings are errors
+    here). So every test leaves the heap as it found it."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()

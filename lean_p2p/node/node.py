@@ -430,6 +430,13 @@ class Node:
             )
 
     async def _shutdown(self) -> None:
+        try:
+            await self._shutdown_components()
+        finally:
+            # Whatever failed above: a stopped node must not keep a gc callback.
+            self._gc_pauses.remove()
+
+    async def _shutdown_components(self) -> None:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         self._tick_handle = None
@@ -455,7 +462,6 @@ class Node:
             await asyncio.to_thread(self._writer.close)
         elif self._opened is not None:
             self._opened.database.close()
-        self._gc_pauses.remove()
 
     async def wait_stopped(self) -> None:
         """Wait until the node stopped (by :meth:`stop` or a failure)."""

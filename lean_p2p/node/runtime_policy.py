@@ -14,7 +14,10 @@ The policy, measured in ``docs/latency.md``:
   after. On by default; ``NodeConfig.gc_freeze=False`` (``lean-p2p node
   --no-gc-freeze``) leaves the collector as it was, for an embedder whose process
   holds more than the node. Freezing is for the whole process, done once per
-  process, and not undone.
+  process, and not undone. Its one side effect: frozen objects are invisible to
+  ``gc.get_referrers`` and ``gc.get_objects``, so tools that walk the heap (memory
+  profilers, leak finders) see only what came after the freeze; call ``gc.unfreeze()``
+  before using one, or opt out.
 - **The switch interval stays at CPython's 5 ms.** A shorter one was measured and gave
   no consistent gain in the hand-off's tail (``lean-p2p bench latency --levers``).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -84,8 +88,6 @@ def _full_collection_ms() -> float:
 
 
 def _switch_interval_ms() -> float:
-    import sys
-
     return sys.getswitchinterval() * 1e3
 
 

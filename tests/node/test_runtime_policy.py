@@ -89,3 +89,5 @@ async def test_a_started_node_applies_its_policy_and_reports_its_collections(
         report = node.report().as_dict()
     assert report["gc"]["collections"] >= 1
     assert report["gc"]["by_generation"][2]["collections"] >= 1
+    # Stopped: its monitor no longer runs on every collection of the process.
+    assert node._gc_pauses._on_collection not in gc.callbacks
