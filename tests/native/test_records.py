@@ -212,3 +212,11 @@ def test_topic_and_protocol_views() -> None:
     request = NativeEvent(EventKind.REQUEST, 2, 5, b"", b"")
     assert (gossip.topic, gossip.protocol) == (GossipTopic.AGGREGATION, None)
     assert (request.topic, request.protocol) == (None, ReqRespProtocol.BLOCKS_BY_ROOT)
+
+
+@pytest.mark.parametrize(("used", "count"), [(-1, 1), (10_000, 1), (0, -1)])
+@pytest.mark.usefixtures("decoder")
+def test_an_extent_outside_the_buffer_is_refused(used: int, count: int) -> None:
+    data = _record(3, 1, 0, b"", b"x")
+    with pytest.raises(ValueError, match="bad extent"):
+        decode_records_from(data, used, count)

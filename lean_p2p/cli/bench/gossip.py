@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sender-nice",
-        type=int,
+        type=_niceness,
         default=0,
         metavar="N",
         help="run the sending side at nice N and each receiver at the priority the command "
@@ -53,6 +53,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "priority back: root or CAP_SYS_NICE)",
     )
     parser.add_argument("--role", choices=list(VARIANTS), help=argparse.SUPPRESS)
+
+
+def _niceness(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"a nice value is 0 to 19, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

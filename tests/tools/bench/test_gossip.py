@@ -201,3 +201,14 @@ def test_sender_nice_without_the_right_to_raise_a_priority_says_so(
     problem = gossip._lower_the_sender(10)
     assert problem is not None and "CAP_SYS_NICE" in problem
     assert gossip._RECEIVER_NICE_ENV not in os.environ
+
+
+@pytest.mark.parametrize("value", ["-1", "20", "ten"])
+def test_sender_nice_out_of_range_is_refused_by_the_parser(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    gossip_command.configure(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sender-nice", value])
+    assert "--sender-nice" in capsys.readouterr().err
