@@ -1,6 +1,12 @@
-"""``lean-p2p profile``: a node under synthetic load, sampled by pyinstrument. Main thread.
+"""``lean-p2p profile``: a node under load, where its time goes. Main thread.
 
-Runs the load twice at the chosen rate — profiler off, then on — and writes to
+``--network``: a node over real sockets, loaded by a lean peer in another process
+(:mod:`lean_p2p.tools.profile_network`), with a rate ramp to saturation (or one
+``--rate``); writes ``report.html`` (verdict, plots, flame graph), ``profile.json``,
+``flame.svg`` and ``flame.speedscope.json`` to ``--out``, and prints the step table.
+
+Without it, synthetic events go straight into the node's lanes (no sockets): the load
+runs twice at the chosen rate, profiler off, then on, and the command writes to
 ``--out``: ``profile.md`` (throughput, per-lane latency table, drops, the profiler's
 overhead, the loop thread's hot paths), ``latency.png`` (hand-off and handling
 histograms per lane), ``profile.html`` (pyinstrument's interactive view). ``--json``
@@ -10,10 +16,12 @@ writes the table rows.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from lean_p2p.tools.running import output_file
 
@@ -43,10 +51,50 @@ _LANE_COLUMNS = (
 )
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be positive")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate", type=float, default=2000.0, help="events/s (default 2000)")
+    parser.add_argument(
+        "--network",
+        action="store_true",
+        help="over real sockets: a load generator in another process, ramped to saturation",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive,
+        default=None,
+        help="events/s (default 2000; with --network: one step at this rate, no ramp)",
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
-    parser.add_argument("--validators", type=int, default=256, help="validators (default 256)")
+    parser.add_argument(
+        "--validators", type=int, default=None, help="validators (default 256; --network 64)"
+    )
+    network = parser.add_argument_group("--network")
+    network.add_argument("--start-rate", type=_positive, help="first step (default 400/s)")
+    network.add_argument("--factor", type=float, help="rate ratio between steps (default 1.35)")
+    network.add_argument("--step-seconds", type=_positive, help="seconds per step (default 6)")
+    network.add_argument(
+        "--max-delay-ms",
+        type=_positive,
+        help="saturated when the queueing delay p99 passes this (default 100)",
+    )
+    network.add_argument(
+        "--max-drop-pct", type=float, help="saturated when drops pass this %% (default 1)"
+    )
+    network.add_argument(
+        "--slow-handler-us",
+        type=_positive,
+        help="burn this much CPU after every attestation: a known bottleneck to find",
+    )
+    network.add_argument("--no-flame", action="store_true", help="no py-spy flame graph")
+    network.add_argument(
+        "--no-overhead", action="store_true", help="skip the profiler-overhead steps"
+    )
     parser.add_argument("--peers", type=int, default=4, help="synthetic peers (default 4)")
     parser.add_argument(
         "--out",
@@ -68,7 +116,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_parse_mix,
         help="shares of the load, e.g. attestation=85,aggregate=5,block=5,request=5 (the default)",
     )
-    parser.add_argument("--quick", action="store_true", help="short runs (6 s at 1000/s)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short runs (6 s at 1000/s; with --network a ramp under 30 s)",
+    )
 
 
 _KINDS = ("attestation", "aggregate", "block", "request")
@@ -102,6 +154,77 @@ def _missing_profile_dependencies(profiler: str | None, has_py_spy: bool) -> lis
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.network:
+        return _run_network(args)
+    return _run_synthetic(args)
+
+
+def _network_options(args: argparse.Namespace) -> Any:
+    from lean_p2p.tools.profile_network import NetworkProfileOptions
+
+    changes: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("start_rate", "factor", "step_seconds", "max_delay_ms", "max_drop_pct")
+        if getattr(args, name) is not None
+    }
+    if args.rate is not None:
+        changes["rate"] = args.rate
+    if args.validators is not None:
+        changes["validators"] = args.validators
+    if args.mix:
+        changes["mix"] = args.mix
+    if args.slow_handler_us:
+        changes["slow_handler_us"] = args.slow_handler_us
+    changes["flame"] = not args.no_flame
+    changes["overhead"] = not args.no_overhead
+    if args.quick:
+        return NetworkProfileOptions.quick(**changes)
+    return NetworkProfileOptions(**changes)
+
+
+def _run_network(args: argparse.Namespace) -> int:
+    from lean_p2p.tools.profile_network import profile_network
+    from lean_p2p.tools.profile_report import STEP_COLUMNS, write_report
+    from lean_p2p.tools.report import print_table, write_json
+    from lean_p2p.tools.running import EXIT_INTERRUPTED, configure_logging, run_loop
+
+    configure_logging("ERROR")
+    if importlib.util.find_spec("matplotlib") is None:
+        print(
+            "lean-p2p profile: matplotlib not installed; "
+            "install the profiling extra: pip install 'lean-p2p[profile]'"
+        )
+        return 2
+    out = _output_directory(args.out)
+    if out is None:
+        return 2
+    options = _network_options(args)
+    result = run_loop(lambda stop: profile_network(options, out, stop))
+    command = "lean-p2p " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    page = write_report(result, out, command)
+    print_table([step.row() for step in result.steps], STEP_COLUMNS, title="steps")
+    if result.overhead.get("throughput_cost_pct") is not None:
+        print(f"\nprofiler overhead: {result.overhead['throughput_cost_pct']:+.1f}% throughput")
+    print(f"\n{result.verdict}\n")
+    if args.json is not None:
+        write_json(args.json, [*(step.row() for step in result.steps), result.summary_row()])
+    print(f"report: {page}")
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if result.lost_events == 0 else 1
+
+
+def _output_directory(out: Path | None) -> Path | None:
+    if out is None:
+        return Path(tempfile.mkdtemp(prefix="lean-p2p-profile-"))
+    if out.exists() and not out.is_dir():
+        print(f"lean-p2p profile: --out {out} exists and is not a directory")
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _run_synthetic(args: argparse.Namespace) -> int:
     from lean_p2p.tools.profile import (
         DEFAULT_MIX,
         ProfileOptions,
@@ -120,17 +243,15 @@ def run(args: argparse.Namespace) -> int:
             "install the profiling extra: pip install 'lean-p2p[profile]'"
         )
         return 2
-    if args.out is None:
-        args.out = Path(tempfile.mkdtemp(prefix="lean-p2p-profile-"))
-    if args.out.exists() and not args.out.is_dir():
-        print(f"lean-p2p profile: --out {args.out} exists and is not a directory")
+    out = _output_directory(args.out)
+    if out is None:
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    rate, duration = (1000.0, 6.0) if args.quick else (args.rate, args.duration)
+    args.out = out
+    rate, duration = (1000.0, 6.0) if args.quick else (args.rate or 2000.0, args.duration)
     options = ProfileOptions(
         rate=rate,
         duration=duration,
-        validators=args.validators,
+        validators=args.validators or 256,
         peers=args.peers,
         sample_interval=args.interval,
         mix=args.mix or dict(DEFAULT_MIX),

@@ -80,7 +80,7 @@ from lean_p2p.runtime.lanes import (
 )
 from lean_p2p.runtime.timers import DeadlineTimer
 
-__all__ = ["DriverPort", "Node", "NodeFailed", "NodeReport", "lane_for_event"]
+__all__ = ["DriverPort", "Node", "NodeFailed", "NodeObserver", "NodeReport", "lane_for_event"]
 
 _VERIFIER_JOIN_TIMEOUT = 30.0
 
@@ -127,6 +127,20 @@ class DriverPort(Protocol):
     def send(self, command: net.Command) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class NodeObserver(Protocol):
+    """Watches a node's traffic (:meth:`Node.attach_observer`); a profiler's hook.
+
+    ``enqueued`` runs on the emitting thread (the driver's, an embedder's), just before
+    the event is put into its lane, so it must be cheap and thread-safe and must not
+    touch the node. ``handled`` runs on the loop thread after every handled item, with
+    ``started`` and ``finished`` in ``time.perf_counter`` seconds.
+    """
+
+    def enqueued(self, event: object) -> None: ...
+
+    def handled(self, lane: str, item: object, started: float, finished: float) -> None: ...
 
 
 class NodeFailed(RuntimeError):
@@ -281,6 +295,9 @@ class Node:
         # (lane, item, started, finished) in perf_counter seconds, after every handled
         # item: the profiler's hook for hand-off and handling latency.
         self._on_handled = on_handled
+        # A sampler watching events in and out (attach_observer); read by every emitting
+        # thread, so it is replaced whole, never mutated.
+        self._observer: NodeObserver | None = None
         self.chain = ChainService(
             config.genesis,
             validator_indices=config.validator_indices,
@@ -489,7 +506,17 @@ class Node:
         mailbox = self._mailbox
         if mailbox is None:
             raise MailboxClosed("the node has not started")
+        observer = self._observer
+        if observer is not None:
+            # Before the put: once put, the loop may handle the event at any moment.
+            observer.enqueued(event)
         mailbox.put(lane_for_event(event), event)
+
+    def attach_observer(self, observer: NodeObserver | None) -> None:
+        """Watch every network event in (any thread) and every item out (loop thread);
+        None detaches. Loop thread. See :class:`NodeObserver`."""
+        self.affinity.check()
+        self._observer = observer
 
     # --- loop thread: the handler -------------------------------------------------------
 
@@ -503,6 +530,9 @@ class Node:
         self._handler_seconds[lane].observe(finished - started)
         if self._on_handled is not None:
             self._on_handled(lane, item, started, finished)
+        observer = self._observer
+        if observer is not None:
+            observer.handled(lane, item, started, finished)
 
     def replay_item(self, lane: str, item: object, now: float) -> None:
         """Handle one recorded item at its recorded time (replay; loop thread)."""
