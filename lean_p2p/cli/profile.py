@@ -72,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
     parser.add_argument(
-        "--validators", type=int, default=None, help="validators (default 256; --network 64)"
+        "--validators", type=int, default=None, help="validators (default 256; --network 4096)"
     )
     network = parser.add_argument_group("--network")
     network.add_argument("--start-rate", type=_positive, help="first step (default 400/s)")
@@ -203,8 +203,14 @@ def _run_network(args: argparse.Namespace) -> int:
     command = "lean-p2p " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     page = write_report(result, out, command)
     print_table([step.row() for step in result.steps], STEP_COLUMNS, title="steps")
-    if result.overhead.get("throughput_cost_pct") is not None:
-        print(f"\nprofiler overhead: {result.overhead['throughput_cost_pct']:+.1f}% throughput")
+    overhead = result.overhead
+    if overhead.get("cpu_cost_pct") is not None:
+        print(
+            f"\nprofiler overhead at {overhead['rate']:,.0f}/s: "
+            f"{overhead['cpu_cost_pct']:+.1f}% CPU per handled event with py-spy "
+            f"({overhead['sampler_cpu_cost_pct']:+.1f}% the sampler alone), "
+            f"{overhead['throughput_cost_pct']:+.1f}% throughput"
+        )
     print(f"\n{result.verdict}\n")
     if args.json is not None:
         write_json(args.json, [*(step.row() for step in result.steps), result.summary_row()])

@@ -214,6 +214,8 @@ class NodeSampler:
 
     def __enter__(self) -> Self:
         loop = asyncio.get_running_loop()
+        if self._node.mailbox_statistics() is None:
+            raise RuntimeError("the node has not started: enter the sampler after start()")
         self._node.affinity.check()
         self._loop = loop
         self._loop_thread_id = threading.get_native_id()

@@ -19,6 +19,11 @@ scenario needs; its module docstring says which.
 - ``crashtest``         ``lean-p2p crashtest``: a node process SIGKILLed during import,
                         every restart from its database checked
 - ``profile``           ``lean-p2p profile``: a node under synthetic load
+- ``profile_network``   ``lean-p2p profile --network``: a node over real sockets, a rate
+                        ramp to saturation, the verdict
+- ``profile_report``    its self-contained HTML report
+- ``loadgen``           its load generator: a lean node in another process
+- ``flamegraph``        py-spy's stacks as an SVG flame graph and a speedscope file
 - ``stress``            ``lean-p2p stress``: the mailbox's exactly-once check at scale
 - ``native_stress``     the same with native C producer threads
 - ``native_producers``  the C producer driver (``bindings/testing/``) over ctypes

@@ -1,14 +1,21 @@
 """A load generator for ``lean-p2p profile --network``: a lean peer in its own process.
 
-``python -m lean_p2p.tools.loadgen --genesis-time T --validators N`` runs a whole lean
-node (QUIC on loopback, every validator of a placeholder genesis, aggregating), so the
-node under test follows a real chain: one block a slot, its votes, its aggregates. On
-top, at the rate and mix the parent asks for, it publishes more gossip and sends Status
-requests, like a busy network:
+``python -m lean_p2p.tools.loadgen --genesis-time T --validators N [--own-validators K]``
+runs a whole lean node (QUIC on loopback, the first K validators of an N-validator
+placeholder genesis, aggregating), so the node under test follows a real chain: its
+blocks, votes and aggregates. A validator proposes at the slots ``slot % N`` names, so
+with K < N blocks come for the first K slots only (K = 64: 4 min 16 s of 4-second
+slots), which covers a profile; votes and aggregates go on every slot. On top, at the
+rate and mix the parent asks for, it publishes more gossip and sends Status requests,
+like a busy network:
 
-- attestations: the latest vote data this node signed, from validator ``n % N`` with
-  placeholder signature ``(n // N) % 256`` (distinct bytes, so gossipsub deduplicates
-  none of them; the node under test validates each against its chain and stores it);
+- attestations: the latest vote data this node signed, signed for each of the other
+  N - K validators in turn, then again with another placeholder signature (one of 256),
+  so every message has distinct bytes and gossipsub deduplicates none. The first
+  N - K of a slot are new votes for the node under test: it validates each against its
+  chain and stores it. Beyond them, a validator's second vote in a slot is what the node
+  ignores early; a registry of 4,096 (the most the state holds) bounds new votes at
+  about 1,000 a second, on any network;
 - aggregates: the latest aggregate with a counter after its placeholder proof (still
   accepted as the mocked prover's; each is a new proof for the pool);
 - blocks: the latest block with a counter after its proof: a new message, but a block
@@ -76,6 +83,7 @@ _SIGNATURES = 256
 #: request ids from here up are this generator's own (the node's P2P core counts from 1)
 _OWN_REQUESTS = 1 << 48
 _TICK_S = 0.001
+_SENDER_COUNTERS = ("published", "publish_no_peers", "queue_full_drops")
 #: at most this many messages in one tick: a stalled loop does not catch up in a burst
 _BURST = 200
 logger = logging.getLogger(__name__)
@@ -162,10 +170,10 @@ def _kind_of(message: object) -> str | None:
 class Flood:
     """Paced publishing on the loop thread."""
 
-    def __init__(self, node: Node, tap: _Tap, validators: int) -> None:
+    def __init__(self, node: Node, tap: _Tap, voters: range) -> None:
         self._node = node
         self._tap = tap
-        self._validators = validators
+        self._voters = voters
         self._signatures = [sample_signature(seed) for seed in range(_SIGNATURES)]
         self.rate = 0.0
         self._schedule: list[str] = []
@@ -217,8 +225,8 @@ class Flood:
             case SignedAttestation():
                 message: Any = dataclasses.replace(
                     template,
-                    validator_index=n % self._validators,
-                    signature=self._signatures[(n // self._validators) % _SIGNATURES],
+                    validator_index=self._voters[n % len(self._voters)],
+                    signature=self._signatures[(n // len(self._voters)) % _SIGNATURES],
                 )
                 topic = GossipTopic.ATTESTATION
             case SignedAggregatedAttestation():
@@ -234,7 +242,10 @@ class Flood:
         self.sent[kind] += 1
 
     def report(self) -> dict[str, Any]:
+        gossip: Any = self._tap.statistics().get("gossipsub", {})
         return {
+            # where published gossip may have stopped on this side
+            "gossipsub": {key: gossip.get(key, 0) for key in _SENDER_COUNTERS},
             "sent": dict(self.sent),
             "not_ready": self.not_ready,
             "behind_max": self.behind_max,
@@ -260,7 +271,7 @@ async def _serve(args: argparse.Namespace) -> None:
         name="load",
         key=NodeKey.generate(),
         genesis=genesis,
-        validator_indices=tuple(range(args.validators)),
+        validator_indices=tuple(range(args.own_validators)),
         is_aggregator=True,
         gc_freeze=True,
     )
@@ -269,7 +280,10 @@ async def _serve(args: argparse.Namespace) -> None:
     await node.start()
     assert tap.address is not None
     _reply({"ready": await tap.address})
-    flood = Flood(node, tap, args.validators)
+    # The flood votes for the validators this node does not run: their first vote in a
+    # slot is a new vote for the node under test, not a second one it ignores.
+    others = range(args.own_validators, args.validators)
+    flood = Flood(node, tap, others or range(args.validators))
     pacing = asyncio.create_task(flood.run())
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -296,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lean_p2p.tools.loadgen")
     parser.add_argument("--genesis-time", type=int, required=True)
     parser.add_argument("--validators", type=int, required=True)
+    parser.add_argument("--own-validators", type=int, default=64)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)

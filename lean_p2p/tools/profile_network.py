@@ -9,7 +9,8 @@ reads memory without stopping the interpreter). Nothing here blocks the loop but
 sampler's edges (see its docstring) and py-spy's start.
 
 The ramp. Each step offers one rate (events/s, in the mix asked for) for
-``step_seconds``. A step **saturates** the node when, over the step, any of these holds:
+``step_seconds``; its first third lets the pipeline fill, and the rest is measured. A
+step **saturates** the node when, over its measured part, any of these holds:
 
 - the network lanes' queueing delay p99 exceeds ``max_delay_ms`` (100 ms: a tenth of
   an interval of the slot);
@@ -24,8 +25,9 @@ generator cannot send what a step asks (less than 90 %), the ramp stops there an
 so: the node was not the limit.
 
 Then, at the saturation rate, py-spy records every thread for one step (the flame
-graph), and at the first saturated rate two more steps measure the profiler's own
-cost: one with the sampler's stamps and probe and py-spy all off, one with all on.
+graph), and pairs of steps at 70 % of that rate measure the profiler's own cost: the CPU
+a handled event costs with the sampler's stamps and probe and py-spy all off, and all
+on (py-spy's process included).
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ DEFAULT_MIX: Mapping[str, int] = {"attestation": 85, "aggregate": 5, "block": 5,
 NETWORK_LANES = (ATTESTATIONS, AGGREGATES, BLOCKS, PEER_REQUESTS)
 _GENERATOR_BEHIND = 0.9  # sent below this share of the offered load: generator-bound
 _SETTLE_LIMIT_S = 20.0
+#: the overhead steps' rate, as a share of the saturation rate
+_OVERHEAD_SHARE = 0.7
+#: the share of a step that fills the pipeline before the measurement starts
+_WARM_UP = 1 / 3
 #: Python threads of one process together this busy (% of one core): GIL-bound
 _GIL_BOUND_PCT = 75.0
 #: both processes together this share of every core: the machine is saturated
@@ -87,7 +93,10 @@ class NetworkProfileOptions:
     step_seconds: float = 5.0
     max_steps: int = 14
     refine_steps: int = 2
-    validators: int = 64
+    #: the genesis registry (4,096: the most a state holds, so the most new votes)
+    validators: int = 4096
+    #: validators the generator's own node runs (it proposes the first this many slots)
+    generator_validators: int = 64
     mix: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
     max_delay_ms: float = 100.0
     max_drop_pct: float = 1.0
@@ -103,8 +112,8 @@ class NetworkProfileOptions:
     def quick(cls, **changes: Any) -> NetworkProfileOptions:
         """Under 30 seconds: short steps, a coarser ramp, one refinement."""
         base = cls(
-            start_rate=600.0,
-            factor=1.7,
+            start_rate=1000.0,
+            factor=2.0,
             step_seconds=2.0,
             max_steps=7,
             refine_steps=1,
@@ -125,6 +134,8 @@ class Step:
     saturated: bool = False
     reasons: list[str] = field(default_factory=list)
     generator_bound: bool = False
+    #: py-spy's own CPU during the step (% of a core), when it recorded
+    profiler_cpu_pct: float = 0.0
 
     @property
     def sent_total(self) -> int:
@@ -208,7 +219,7 @@ class NetworkProfile:
             "generator_bound_at": self.generator_bound_at,
             "bottleneck_thread": self.bottleneck.get("thread"),
             "top_functions": [f["function"] for f in self.bottleneck.get("top_functions", [])],
-            "profiler_overhead_pct": self.overhead.get("throughput_cost_pct"),
+            "profiler_overhead_pct": self.overhead.get("cpu_cost_pct"),
             "lost_events": self.lost_events,
             "gossip_missing": self.totals.get("gossip_missing"),
             "interrupted": self.interrupted,
@@ -264,7 +275,13 @@ class LoadGenerator:
 
     @classmethod
     async def start(
-        cls, genesis_time: int, validators: int, log: Path, *, loop: str = "uvloop"
+        cls,
+        genesis_time: int,
+        validators: int,
+        log: Path,
+        *,
+        own_validators: int = 64,
+        loop: str = "uvloop",
     ) -> LoadGenerator:
         with log.open("wb") as errors:
             process = await asyncio.create_subprocess_exec(
@@ -275,6 +292,8 @@ class LoadGenerator:
                 str(genesis_time),
                 "--validators",
                 str(validators),
+                "--own-validators",
+                str(min(own_validators, validators)),
                 "--loop",
                 loop,
                 stdin=asyncio.subprocess.PIPE,
@@ -384,6 +403,8 @@ class _Ramp:
     async def run(self) -> NetworkProfile:
         options, result = self.options, self.result
         arrived_before = _gossip_arrivals(self.node)
+        received_before = _received_gossip(self.node)
+        chain_before = dict(self.node.report().chain_counters)
         before = await self.generator.report()
         with self.sampler:
             try:
@@ -403,11 +424,26 @@ class _Ramp:
             for kind in ("attestation", "aggregate", "block")
         ) + (after["own_published"] - before["own_published"])
         arrived = _gossip_arrivals(self.node) - arrived_before
+        received = _received_gossip(self.node)
         result.totals = {
             "gossip_published": published,
             "gossip_arrived": arrived,
             "gossip_missing": published - arrived,
             "settled": not self.stop.is_set(),
+            # The routers' own counts on each side, for where the missing ones went.
+            "sender": {
+                key: after["gossipsub"][key] - before["gossipsub"][key]
+                for key in after["gossipsub"]
+            },
+            "receiver": {
+                key: received.get(key, 0) - received_before.get(key, 0) for key in received
+            },
+            # What the chain made of it: imports, duplicate votes, rejections by reason.
+            "chain": {
+                key: value - chain_before.get(key, 0)
+                for key, value in sorted(self.node.report().chain_counters.items())
+                if value != chain_before.get(key, 0)
+            },
         }
         return result
 
@@ -461,23 +497,28 @@ class _Ramp:
         if options.flame and not self.stop.is_set():
             await self._settle()
             await self._flame(flame_rate)
-        if options.overhead and first_bad is not None and not self.stop.is_set():
-            await self._overhead(first_bad.offered_rate)
+        if options.overhead and not self.stop.is_set():
+            # Below the edge, where a step's CPU per event is steady: at the saturation
+            # rate itself, scheduling on a full machine swings it more than the cost.
+            await self._overhead(flame_rate * _OVERHEAD_SHARE)
         await self.generator.set_load(0, options.mix)
 
     async def _step(self, phase: str, rate: float) -> Step:
+        """One step: the rate is set, the first third of the step lets the pipeline
+        fill (from the generator's publish to the node's handler, events are in flight
+        for a while, and a rate that just rose has not reached the node yet), and the
+        rest is measured and judged."""
         options = self.options
         index = len(self.result.steps) + 1
         label = f"{index} {phase} {rate:,.0f}/s"
-        before = await self.generator.report()
-        generator_cpu = self.generator.cpu_seconds()
         self.sampler.begin(label)
         await self.generator.set_load(rate, options.mix)
         started = time.perf_counter()
-        deadline = started + options.step_seconds
-        while (now := time.perf_counter()) < deadline and not self.stop.is_set():
-            self._show(index, phase, rate)
-            await asyncio.sleep(min(0.25, deadline - now))
+        await self._wait_until(started + options.step_seconds * _WARM_UP, index, phase, rate)
+        before = await self.generator.report()
+        generator_cpu = self.generator.cpu_seconds()
+        self.sampler.begin(label)
+        await self._wait_until(started + options.step_seconds, index, phase, rate)
         window = self.sampler.end()
         after = await self.generator.report()
         after["cpu_pct"] = 100 * (self.generator.cpu_seconds() - generator_cpu) / window.seconds
@@ -493,6 +534,11 @@ class _Ramp:
         self.result.steps.append(step)
         self._show(index, phase, rate, force=True)
         return step
+
+    async def _wait_until(self, deadline: float, index: int, phase: str, rate: float) -> None:
+        while (now := time.perf_counter()) < deadline and not self.stop.is_set():
+            self._show(index, phase, rate)
+            await asyncio.sleep(min(0.25, deadline - now))
 
     def _show(self, index: int, phase: str, rate: float, *, force: bool = False) -> None:
         recent = self.sampler.timeline[-1] if self.sampler.timeline else None
@@ -551,8 +597,10 @@ class _Ramp:
         }
 
     async def _overhead(self, rate: float) -> None:
-        """At the first saturated rate, where throughput is the node's capacity: steps
-        with everything off and with everything on, alternating, from empty queues."""
+        """Below the saturation rate, where the node handles what it is offered: the
+        CPU a handled event costs with the profiler off (no stamps, no probe, no py-spy)
+        and on (py-spy's own process included), in alternating steps from empty queues.
+        """
         options = self.options
         pairs: list[tuple[Step, Step]] = []
         for _ in range(options.overhead_pairs):
@@ -568,8 +616,11 @@ class _Ramp:
             recorder = PySpyRecorder(options.sample_rate, options.step_seconds, self.out)
             if recorder.available:
                 await recorder.start()
+            started, spent = time.perf_counter(), recorder.cpu_seconds()
             try:
                 on = await self._step("overhead-on", rate)
+                spent = recorder.cpu_seconds() - spent
+                on.profiler_cpu_pct = 100 * spent / (time.perf_counter() - started)
             finally:
                 if recorder.available:
                     await recorder.finish()
@@ -578,21 +629,31 @@ class _Ramp:
             return
         off_rate = statistics.median(off.handled_rate for off, _ in pairs)
         on_rate = statistics.median(on.handled_rate for _, on in pairs)
+        off_cpu = statistics.median(_cpu_per_event(off) for off, _ in pairs)
+        on_cpu = statistics.median(_cpu_per_event(on) for _, on in pairs)
+        # The sampler alone: it runs through the whole ramp, py-spy only in the steps
+        # that record (the flame graph's).
+        sampler_cpu = statistics.median(_cpu_per_event(on, with_profiler=False) for _, on in pairs)
         self.result.overhead = {
             "rate": rate,
             "pairs": len(pairs),
             "handled_off_per_s": off_rate,
             "handled_on_per_s": on_rate,
             "throughput_cost_pct": 100 * (1 - on_rate / off_rate) if off_rate else None,
-            "cpu_us_per_event_off": statistics.median(_cpu_per_event(off) for off, _ in pairs),
-            "cpu_us_per_event_on": statistics.median(_cpu_per_event(on) for _, on in pairs),
+            "cpu_us_per_event_off": off_cpu,
+            "cpu_us_per_event_on": on_cpu,
+            "cpu_cost_pct": 100 * (on_cpu / off_cpu - 1) if off_cpu else None,
+            "sampler_cpu_cost_pct": 100 * (sampler_cpu / off_cpu - 1) if off_cpu else None,
+            "py_spy_cpu_pct": statistics.median(on.profiler_cpu_pct for _, on in pairs),
             "py_spy": PySpyRecorder(1, 1, self.out).available,
         }
 
 
-def _cpu_per_event(step: Step) -> float:
-    """The process's CPU microseconds per handled network event in ``step``."""
-    busy = float(sum(step.window["cpu_percent"].values())) / 100  # cores
+def _cpu_per_event(step: Step, *, with_profiler: bool = True) -> float:
+    """CPU microseconds per handled network event in ``step``: this process's threads
+    and, ``with_profiler``, py-spy's process when it recorded."""
+    profiler = step.profiler_cpu_pct if with_profiler else 0.0
+    busy = (float(sum(step.window["cpu_percent"].values())) + profiler) / 100
     return 1e6 * busy / max(step.handled_rate, 1e-9)
 
 
@@ -639,6 +700,24 @@ def judge_step(
                 f"{rate:,.0f}/s asked"
             )
     return step
+
+
+_RECEIVER_COUNTERS = (
+    "received",
+    "delivered",
+    "duplicates",
+    "rejected",
+    "ignored",
+    "malformed_rpc",
+    "oversized_message",
+    "queue_full_drops",
+)
+
+
+def _received_gossip(node: Node) -> dict[str, int]:
+    """The node's gossipsub router counters that say what became of received gossip."""
+    gossip = node.report().driver.get("gossipsub", {})
+    return {key: int(gossip.get(key, 0)) for key in _RECEIVER_COUNTERS}
 
 
 def _gossip_arrivals(node: Node) -> int:
@@ -724,6 +803,11 @@ class PySpyRecorder:
         )
         # py-spy needs a moment to attach; the step's samples start once it has.
         await asyncio.sleep(0.3)
+
+    def cpu_seconds(self) -> float:
+        """py-spy's CPU time so far (0 when it is not running)."""
+        process = self._process
+        return process_cpu_seconds(process.pid) if process is not None else 0.0
 
     async def finish(self) -> tuple[str, str | None]:
         process = self._process
@@ -877,7 +961,11 @@ async def profile_network(
     # A genesis just ahead: both nodes start before it, as a fresh devnet does.
     genesis_time = int(time.time()) + 3
     generator = await LoadGenerator.start(
-        genesis_time, options.validators, out / "loadgen.log", loop=options.loop
+        genesis_time,
+        options.validators,
+        out / "loadgen.log",
+        own_validators=options.generator_validators,
+        loop=options.loop,
     )
     with INTERRUPTS.cleanup_on_exit(generator.kill):
         try:

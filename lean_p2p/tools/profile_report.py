@@ -270,13 +270,17 @@ def write_report(result: NetworkProfile, out: Path, command: str) -> Path:
     )
     overhead = result.overhead
     overhead_text = (
-        f"At {overhead['rate']:,.0f} events/s: {overhead['handled_off_per_s']:,.0f}/s handled "
-        f"with the profiler off, {overhead['handled_on_per_s']:,.0f}/s on "
-        f"(<b>{overhead['throughput_cost_pct']:+.1f}%</b> throughput); process CPU per "
-        f"handled event {overhead['cpu_us_per_event_off']:.0f} µs off, "
-        f"{overhead['cpu_us_per_event_on']:.0f} µs on."
-        if overhead and overhead.get("throughput_cost_pct") is not None
-        else "Not measured in this run (it needs a saturated step)."
+        f"At {overhead['rate']:,.0f} events/s, {overhead['pairs']} pair(s) of steps: "
+        f"{overhead['cpu_us_per_event_off']:.0f} µs of CPU per handled event with the "
+        f"profiler off, {overhead['cpu_us_per_event_on']:.0f} µs on, py-spy's process "
+        f"included (<b>{overhead['cpu_cost_pct']:+.1f}%</b>). Of that, the sampler, which "
+        f"runs through the whole ramp: <b>{overhead['sampler_cpu_cost_pct']:+.1f}%</b>; "
+        f"py-spy, which records only the flame step and these: "
+        f"{overhead['py_spy_cpu_pct']:.0f}% of a core in its own process. Handled: "
+        f"{overhead['handled_off_per_s']:,.0f}/s off, {overhead['handled_on_per_s']:,.0f}/s "
+        f"on ({overhead['throughput_cost_pct']:+.1f}%)."
+        if overhead and overhead.get("cpu_cost_pct") is not None
+        else "Not measured in this run."
     )
     options = result.options
     sections = [

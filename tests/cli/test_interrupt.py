@@ -260,6 +260,23 @@ def test_profile_is_cancelled_cleanly(
 
 
 @pytest.mark.network
+def test_profile_network_stops_its_generator_and_writes_the_partial_report(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    arguments = ["profile", "--network", "--start-rate", "300", "--step-seconds", "30"]
+    command = cleanup(start([*arguments, "--out", "out"], tmp_path))
+    # a step's progress line: the generator is up and loading the node
+    command.wait_for("stderr", lambda line: line.startswith("profile: step 1/"))
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    out = "\n".join(command.stdout)
+    assert "Interrupted: partial." in out
+    assert (tmp_path / "out" / "report.html").exists()
+    assert json.loads((tmp_path / "out" / "profile.json").read_text())["interrupted"] is True
+
+
+@pytest.mark.network
 def test_bench_gossip_stops_its_receiver_process(
     tmp_path: Path, cleanup: Callable[[Command], Command]
 ) -> None:

@@ -142,6 +142,11 @@ async def test_the_observer_sees_each_event_emitted_before_it_is_handled() -> No
         assert order.index(("in", id(event))) < order.index(("out", id(event)))
 
 
+async def test_a_sampler_needs_a_started_node() -> None:
+    with pytest.raises(RuntimeError, match="after start"), NodeSampler(_node(FakeDriver())):
+        pass
+
+
 def test_an_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         NodeSampler(object(), interval=0)  # type: ignore[arg-type]
