@@ -91,7 +91,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         help="burn this much CPU after every attestation: a known bottleneck to find",
     )
-    network.add_argument("--no-flame", action="store_true", help="no py-spy flame graph")
+    network.add_argument(
+        "--sampler",
+        choices=("py-spy", "frames"),
+        help="stack sampler for the flame graph (default: py-spy when installed, else "
+        "frames: a thread of the profiled process reading every thread's stack)",
+    )
+    network.add_argument("--no-flame", action="store_true", help="no flame graph")
+    network.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the node and the generator share every core (by default each has half)",
+    )
     network.add_argument(
         "--no-overhead", action="store_true", help="skip the profiler-overhead steps"
     )
@@ -160,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _network_options(args: argparse.Namespace) -> Any:
-    from lean_p2p.tools.profile_network import NetworkProfileOptions
+    from lean_p2p.tools.profile_network import NetworkProfileOptions, default_sampler
 
     changes: dict[str, Any] = {
         name: getattr(args, name)
@@ -176,6 +187,8 @@ def _network_options(args: argparse.Namespace) -> Any:
     if args.slow_handler_us:
         changes["slow_handler_us"] = args.slow_handler_us
     changes["flame"] = not args.no_flame
+    changes["pin_cores"] = not args.no_pin
+    changes["sampler"] = args.sampler or default_sampler()
     changes["overhead"] = not args.no_overhead
     if args.quick:
         return NetworkProfileOptions.quick(**changes)
@@ -183,6 +196,7 @@ def _network_options(args: argparse.Namespace) -> Any:
 
 
 def _run_network(args: argparse.Namespace) -> int:
+    from lean_p2p.tools.profile import py_spy_path
     from lean_p2p.tools.profile_network import profile_network
     from lean_p2p.tools.profile_report import STEP_COLUMNS, write_report
     from lean_p2p.tools.report import print_table, write_json
@@ -194,6 +208,9 @@ def _run_network(args: argparse.Namespace) -> int:
             "lean-p2p profile: matplotlib not installed; "
             "install the profiling extra: pip install 'lean-p2p[profile]'"
         )
+        return 2
+    if args.sampler == "py-spy" and py_spy_path() is None:
+        print("lean-p2p profile: py-spy is not installed (pip install py-spy); --sampler frames")
         return 2
     out = _output_directory(args.out)
     if out is None:

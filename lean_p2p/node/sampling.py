@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Self
 if TYPE_CHECKING:
     from lean_p2p.node.node import Node
 
-__all__ = ["LaneCounts", "NodeSampler", "Sample", "Window", "percentiles"]
+__all__ = ["LaneCounts", "NodeSampler", "Sample", "Window", "cpu_seconds", "percentiles"]
 
 _LAG_PERIOD_S = 0.010
 _MIN_INTERVAL_S = 0.005
@@ -306,7 +306,9 @@ class NodeSampler:
 
     def _collect(self, reading: _Reading) -> None:
         """One interval's reading, handed over by the sampler thread."""
-        if self._thread is not None:  # else closed meanwhile
+        # A busy loop may run this after a window edge read /proc itself: a reading
+        # taken before that one would count the CPU before the edge in the new window.
+        if self._thread is not None and reading.taken > self._last_reading.taken:
             self._flush(reading)
 
     def _flush(self, reading: _Reading) -> None:
@@ -449,6 +451,19 @@ class _Reading:
         return cls(time.perf_counter(), dict(_thread_cpu_seconds()), names, _rss_bytes())
 
 
+def cpu_seconds(stat_path: str) -> float | None:
+    """User + system CPU seconds from a ``/proc/.../stat`` file (a process's or a
+    thread's); None when it is gone."""
+    try:
+        with open(stat_path, "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    # The name in parentheses may hold spaces: split after its closing parenthesis.
+    fields = text[text.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 def _thread_cpu_seconds() -> Iterable[tuple[int, float]]:
     """(thread id, user + system CPU seconds) for every thread of this process."""
     try:
@@ -456,14 +471,9 @@ def _thread_cpu_seconds() -> Iterable[tuple[int, float]]:
     except OSError:
         return
     for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
-                text = stat.read()
-        except OSError:
-            continue  # the thread ended
-        # The name in parentheses may hold spaces: split after its closing parenthesis.
-        fields = text[text.rindex(b")") + 2 :].split()
-        yield int(tid), (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        used = cpu_seconds(f"/proc/self/task/{tid}/stat")
+        if used is not None:  # else the thread ended
+            yield int(tid), used
 
 
 def _rss_bytes() -> int:

@@ -88,6 +88,9 @@ WAITING = frozenset(
         ("poll", "selectors.py"),
         ("wait", "threading.py"),
         ("_wait_for_tstate_lock", "threading.py"),
+        # asyncio's runner: its own samples are the event loop's native code (uvloop's
+        # run, mostly its wait for I/O), which py-spy cannot see into
+        ("run", "asyncio/runners.py"),
     }
 )
 

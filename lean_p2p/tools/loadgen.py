@@ -84,6 +84,11 @@ _SIGNATURES = 256
 _OWN_REQUESTS = 1 << 48
 _TICK_S = 0.001
 _SENDER_COUNTERS = ("published", "publish_no_peers", "queue_full_drops")
+_REQUEST_COUNTERS = ("requests_sent", "requests_completed", "requests_failed")
+_FLOOD_TOPICS = tuple(
+    topic.topic_string()
+    for topic in (GossipTopic.ATTESTATION, GossipTopic.AGGREGATION, GossipTopic.BLOCK)
+)
 #: at most this many messages in one tick: a stalled loop does not catch up in a burst
 _BURST = 200
 logger = logging.getLogger(__name__)
@@ -103,6 +108,8 @@ class _Tap:
         self.publish_failed = 0
         self.peer: str | None = None  # the node under test, once connected
         self.own_published = 0  # loop thread: the node's own gossip, not the flood's
+        self.last_failure = ""  # the latest failed request's reason
+        self.disconnects = 0  # times the node under test went away
 
     # loop thread
     def start(self, emit: Callable[[Event], None]) -> None:
@@ -120,6 +127,7 @@ class _Tap:
                         self.answered += 1
                     elif isinstance(event, RequestFailed):
                         self.failed += 1
+                        self.last_failure = f"{event.failure.value}: {event.message}"
                     return
                 case PublishFailed():
                     self.publish_failed += 1
@@ -127,6 +135,7 @@ class _Tap:
                     self.peer = event.peer_id
                 case PeerDisconnected() if event.peer_id == self.peer:
                     self.peer = None
+                    self.disconnects += 1
             emit(event)
 
         self._inner.start(tapped)
@@ -242,10 +251,14 @@ class Flood:
         self.sent[kind] += 1
 
     def report(self) -> dict[str, Any]:
-        gossip: Any = self._tap.statistics().get("gossipsub", {})
+        statistics = self._tap.statistics()
+        gossip: Any = statistics.get("gossipsub", {})
+        requests: Any = statistics.get("reqresp", {})
+        topics: Any = statistics.get("topics", {})
         return {
             # where published gossip may have stopped on this side
             "gossipsub": {key: gossip.get(key, 0) for key in _SENDER_COUNTERS},
+            "reqresp": {key: requests.get(key, 0) for key in _REQUEST_COUNTERS},
             "sent": dict(self.sent),
             "not_ready": self.not_ready,
             "behind_max": self.behind_max,
@@ -253,6 +266,15 @@ class Flood:
             "own_published": self._tap.own_published,
             "answered": self._tap.answered,
             "request_failed": self._tap.failed,
+            "connected": self._tap.peer is not None,
+            "disconnects": self._tap.disconnects,
+            # the fewest mesh peers over the topics the flood publishes on: 0 means a
+            # publish there reaches nobody until the mesh forms again
+            "mesh": min(
+                (topics.get(topic, (0, 0))[1] for topic in _FLOOD_TOPICS),
+                default=0,
+            ),
+            "last_request_failure": self._tap.last_failure,
             "templates": sorted(self._tap.templates),
         }
 

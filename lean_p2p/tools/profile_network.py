@@ -42,13 +42,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from lean_p2p.net.events import GossipAttestation
-from lean_p2p.node.sampling import NodeSampler, Window
+from lean_p2p.node.sampling import NodeSampler, Window, cpu_seconds
 from lean_p2p.runtime.lanes import AGGREGATES, ATTESTATIONS, BLOCKS, PEER_REQUESTS
 from lean_p2p.tools import flamegraph
 from lean_p2p.tools.running import INTERRUPTS, Progress
@@ -58,14 +60,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MIX",
+    "FrameRecorder",
     "LoadGenerator",
     "NetworkProfile",
     "NetworkProfileOptions",
     "Step",
+    "default_sampler",
     "deliberately_slow_handler",
     "judge_step",
     "profile_network",
     "profile_node",
+    "recorder",
 ]
 
 #: what the generator offers by default (attestations dominate lean gossip)
@@ -104,7 +109,12 @@ class NetworkProfileOptions:
     flame: bool = True
     overhead: bool = True
     overhead_pairs: int = 2  # off/on step pairs (medians)
-    sample_rate: int = 100  # py-spy samples per second
+    sample_rate: int = 100  # stack samples per second
+    #: "py-spy" (another process, reads memory without stopping us) or "frames" (a
+    #: thread of this process; the stand-in where py-spy is not installed)
+    sampler: str = "py-spy"
+    #: the generator and this process on separate halves of the cores (profile_network)
+    pin_cores: bool = True
     slow_handler_us: float = 0.0
     loop: str = "uvloop"
 
@@ -199,6 +209,8 @@ class NetworkProfile:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     saturation_rate: float | None = None
     first_saturated_rate: float | None = None
+    #: the most events a second the node handled in any measured step of the search
+    capacity: float | None = None
     generator_bound_at: float | None = None
     bottleneck: dict[str, Any] = field(default_factory=dict)
     overhead: dict[str, Any] = field(default_factory=dict)
@@ -216,6 +228,7 @@ class NetworkProfile:
             "summary": True,
             "saturation_rate": self.saturation_rate,
             "first_saturated_rate": self.first_saturated_rate,
+            "capacity": self.capacity,
             "generator_bound_at": self.generator_bound_at,
             "bottleneck_thread": self.bottleneck.get("thread"),
             "top_functions": [f["function"] for f in self.bottleneck.get("top_functions", [])],
@@ -231,6 +244,7 @@ class NetworkProfile:
             "options": {**_options_dict(self.options)},
             "saturation_rate": self.saturation_rate,
             "first_saturated_rate": self.first_saturated_rate,
+            "capacity": self.capacity,
             "generator_bound_at": self.generator_bound_at,
             "verdict": self.verdict,
             "bottleneck": self.bottleneck,
@@ -314,8 +328,9 @@ class LoadGenerator:
         async with asyncio.timeout(limit):
             line = await process.stdout.readline()
         if not line:
+            code = await process.wait()
             tail = await asyncio.to_thread(_tail, log)
-            raise RuntimeError(f"the load generator exited ({process.returncode}):\n{tail}")
+            raise RuntimeError(f"the load generator exited with code {code}:\n{tail}")
         return json.loads(line)
 
     async def _ask(self, command: Mapping[str, Any]) -> Any:
@@ -331,6 +346,10 @@ class LoadGenerator:
     async def report(self) -> dict[str, Any]:
         reply: dict[str, Any] = await self._ask({"report": True})
         return reply
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def cpu_seconds(self) -> float:
         """The generator process's CPU time so far (user + system; 0 once it ended)."""
@@ -354,13 +373,7 @@ class LoadGenerator:
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-    except OSError:
-        return 0.0
-    fields = text[text.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(f"/proc/{pid}/stat") or 0.0
 
 
 def deliberately_slow_handler(microseconds: float) -> Callable[[str, object, float, float], None]:
@@ -432,8 +445,9 @@ class _Ramp:
             "settled": not self.stop.is_set(),
             # The routers' own counts on each side, for where the missing ones went.
             "sender": {
-                key: after["gossipsub"][key] - before["gossipsub"][key]
-                for key in after["gossipsub"]
+                key: after[group][key] - before[group][key]
+                for group in ("gossipsub", "reqresp")
+                for key in after[group]
             },
             "receiver": {
                 key: received.get(key, 0) - received_before.get(key, 0) for key in received
@@ -513,12 +527,15 @@ class _Ramp:
         label = f"{index} {phase} {rate:,.0f}/s"
         self.sampler.begin(label)
         await self.generator.set_load(rate, options.mix)
-        started = time.perf_counter()
-        await self._wait_until(started + options.step_seconds * _WARM_UP, index, phase, rate)
+        warm_up = options.step_seconds * _WARM_UP
+        await self._wait_until(time.perf_counter() + warm_up, index, phase, rate)
         before = await self.generator.report()
         generator_cpu = self.generator.cpu_seconds()
         self.sampler.begin(label)
-        await self._wait_until(started + options.step_seconds, index, phase, rate)
+        # From here, not from the step's start: a busy generator may take a while to
+        # answer the report, and the measured part keeps its length.
+        measured = options.step_seconds - warm_up
+        await self._wait_until(time.perf_counter() + measured, index, phase, rate)
         window = self.sampler.end()
         after = await self.generator.report()
         after["cpu_pct"] = 100 * (self.generator.cpu_seconds() - generator_cpu) / window.seconds
@@ -558,8 +575,9 @@ class _Ramp:
 
     async def _settle(self) -> None:
         """No load until the node has taken in what was on its way (the driver's and
-        the kernel's backlog) and emptied its network lanes: arrivals stopped growing
-        for a while and the lanes are empty. At most 20 s."""
+        the kernel's backlog) and emptied its network lanes (arrivals stopped growing
+        for a while and the lanes are empty), and the generator is connected to it with
+        a gossip mesh. At most 20 s."""
         await self.generator.set_load(0, self.options.mix)
         deadline = time.monotonic() + _SETTLE_LIMIT_S
         last_arrived, quiet_since = -1, time.monotonic()
@@ -571,20 +589,29 @@ class _Ramp:
             if arrived - last_arrived > _SETTLE_TRICKLE:
                 last_arrived, quiet_since = arrived, now
             elif depth == 0 and now - quiet_since >= _SETTLE_QUIET_S:
-                return
+                break
             await asyncio.sleep(0.05)
+        # An overload may have cost the connection: the next step needs it back, and the
+        # gossip mesh formed again over it, or it would measure a network that is down.
+        while time.monotonic() < deadline and not self.stop.is_set():
+            state = await self.generator.report()
+            if state["connected"] and state["mesh"] > 0:
+                return
+            await asyncio.sleep(0.1)
 
     async def _flame(self, rate: float) -> None:
         options = self.options
-        recorder = PySpyRecorder(options.sample_rate, options.step_seconds, self.out)
-        if not recorder.available:
+        stacks_recorder = recorder(
+            options.sampler, options.sample_rate, options.step_seconds, self.out
+        )
+        if not stacks_recorder.available:
             self.result.flame = {"error": "py-spy is not installed: no flame graph"}
             return
-        await recorder.start()
+        await stacks_recorder.start()
         try:
             step = await self._step("flame", rate)
         finally:
-            raw, error = await recorder.finish()
+            raw, error = await stacks_recorder.finish()
         stacks = flamegraph.parse_collapsed(raw)
         self.result.flame_stacks = stacks
         self.result.flame = {
@@ -592,6 +619,7 @@ class _Ramp:
             "rate": rate,
             "samples": sum(s.count for s in stacks),
             "sample_rate": options.sample_rate,
+            "sampler": stacks_recorder.name,
             "error": error,
             "threads": _thread_shares(stacks, options.sample_rate, step.seconds),
         }
@@ -613,17 +641,19 @@ class _Ramp:
             finally:
                 self.sampler.set_observing(True)
             await self._settle()
-            recorder = PySpyRecorder(options.sample_rate, options.step_seconds, self.out)
-            if recorder.available:
-                await recorder.start()
-            started, spent = time.perf_counter(), recorder.cpu_seconds()
+            stacks_recorder = recorder(
+                options.sampler, options.sample_rate, options.step_seconds, self.out
+            )
+            if stacks_recorder.available:
+                await stacks_recorder.start()
+            started, spent = time.perf_counter(), stacks_recorder.cpu_seconds()
             try:
                 on = await self._step("overhead-on", rate)
-                spent = recorder.cpu_seconds() - spent
+                spent = stacks_recorder.cpu_seconds() - spent
                 on.profiler_cpu_pct = 100 * spent / (time.perf_counter() - started)
             finally:
-                if recorder.available:
-                    await recorder.finish()
+                if stacks_recorder.available:
+                    await stacks_recorder.finish()
             pairs.append((off, on))
         if not pairs:
             return
@@ -645,7 +675,7 @@ class _Ramp:
             "cpu_cost_pct": 100 * (on_cpu / off_cpu - 1) if off_cpu else None,
             "sampler_cpu_cost_pct": 100 * (sampler_cpu / off_cpu - 1) if off_cpu else None,
             "py_spy_cpu_pct": statistics.median(on.profiler_cpu_pct for _, on in pairs),
-            "py_spy": PySpyRecorder(1, 1, self.out).available,
+            "sampler": options.sampler,
         }
 
 
@@ -674,7 +704,7 @@ def judge_step(
     }
     generator = {
         key: after[key] - before[key]
-        for key in ("not_ready", "publish_failed", "answered", "request_failed")
+        for key in ("not_ready", "publish_failed", "answered", "request_failed", "disconnects")
     }
     generator["cpu_pct"] = after["cpu_pct"]
     step = Step(index, phase, rate, window.seconds, sent, generator, window.as_dict())
@@ -688,6 +718,8 @@ def judge_step(
         step.reasons.append(f"delay p99 {delay:,.0f} ms > {options.max_delay_ms:g} ms")
     if arrived and 100 * dropped / arrived > options.max_drop_pct:
         step.reasons.append(f"dropped {100 * dropped / arrived:.1f}% of arrivals")
+    if generator["disconnects"]:
+        step.reasons.append(f"the connection dropped ({generator['disconnects']}x)")
     if step.sent_total and 100 * handled / step.sent_total < options.min_handled_pct:
         step.reasons.append(f"handled {100 * handled / step.sent_total:.0f}% of what was sent")
     step.saturated = bool(step.reasons) and phase not in ("flame",)
@@ -714,10 +746,22 @@ _RECEIVER_COUNTERS = (
 )
 
 
+_INBOUND_REQUEST_COUNTERS = (
+    "inbound_requests",
+    "inbound_rejected_busy",
+    "inbound_invalid",
+    "inbound_read_timeouts",
+)
+
+
 def _received_gossip(node: Node) -> dict[str, int]:
-    """The node's gossipsub router counters that say what became of received gossip."""
-    gossip = node.report().driver.get("gossipsub", {})
-    return {key: int(gossip.get(key, 0)) for key in _RECEIVER_COUNTERS}
+    """The node's driver counters that say what became of received gossip and requests."""
+    driver = node.report().driver
+    gossip, requests = driver.get("gossipsub", {}), driver.get("reqresp", {})
+    return {
+        **{key: int(gossip.get(key, 0)) for key in _RECEIVER_COUNTERS},
+        **{key: int(requests.get(key, 0)) for key in _INBOUND_REQUEST_COUNTERS},
+    }
 
 
 def _gossip_arrivals(node: Node) -> int:
@@ -766,6 +810,8 @@ def _sample_dict(sample: Any) -> dict[str, Any]:
 
 class PySpyRecorder:
     """py-spy recording this process's every thread for a while (loop thread)."""
+
+    name = "py-spy"
 
     def __init__(self, sample_rate: int, seconds: float, directory: Path) -> None:
         from lean_p2p.tools.profile import py_spy_path
@@ -819,6 +865,105 @@ class PySpyRecorder:
         return self._output.read_text(), None
 
 
+class FrameRecorder:
+    """py-spy's stand-in where it is not installed: a thread of this process that reads
+    every thread's Python stack (``sys._current_frames``) ``sample_rate`` times a
+    second and writes py-spy's collapsed format, so the same flame graph follows.
+
+    Its costs are this process's: each sample holds the GIL while it walks the stacks
+    (tens of microseconds for a node's few threads), and its thread shows in the CPU
+    table as ``frame-sampler``. Unlike py-spy it cannot tell a waiting thread from a
+    running one, so waits show as wide frames (the verdict skips the known ones).
+    """
+
+    available = True
+    name = "frames"
+
+    def __init__(self, sample_rate: int, seconds: float, directory: Path) -> None:
+        self._period = 1 / sample_rate
+        self._seconds = seconds
+        self._output = directory / "flame.raw.txt"
+        self._counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._roots = _import_roots()
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="frame-sampler", daemon=True)
+        self._thread.start()
+
+    def cpu_seconds(self) -> float:
+        return 0.0  # in this process: already in its CPU per thread
+
+    @property
+    def samples(self) -> int:
+        """Stacks taken so far (any thread; a few may be in flight)."""
+        return sum(self._counts.copy().values())
+
+    async def finish(self) -> tuple[str, str | None]:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        raw = "".join(f"{stack} {count}\n" for stack, count in self._counts.items())
+        await asyncio.to_thread(self._output.write_text, raw)
+        return raw, None
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        deadline = time.monotonic() + self._seconds
+        while not self._stop.wait(self._period) and time.monotonic() < deadline:
+            threads = {t.ident: t for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                thread = threads.get(ident)
+                if ident == me or thread is None:
+                    continue
+                frames: list[str] = []
+                walked: FrameType | None = frame
+                while walked is not None:
+                    code = walked.f_code
+                    where = _short_path(code.co_filename, self._roots)
+                    frames.append(f"{code.co_qualname} ({where}:{walked.f_lineno})")
+                    walked = walked.f_back
+                head = f"thread ({thread.native_id}): {thread.name}"
+                self._counts[";".join([head, *reversed(frames)])] += 1
+
+
+def _short_path(filename: str, roots: list[str]) -> str:
+    """A source path as py-spy prints it: relative to the import root it lies under."""
+    for root in roots:
+        if filename.startswith(root):
+            return filename[len(root) :]
+    return filename
+
+
+def _import_roots() -> list[str]:
+    """Where modules are imported from: ``sys.path``, and the parent of every loaded
+    top-level package (an editable install is found by a hook, not by ``sys.path``);
+    longest first."""
+    roots = {entry.rstrip("/") + "/" for entry in sys.path if entry}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if "." not in name and path and path.endswith(f"/{name}/__init__.py"):
+            roots.add(path[: -len(f"{name}/__init__.py")])
+    return sorted(roots, key=len, reverse=True)
+
+
+def recorder(
+    kind: str, sample_rate: int, seconds: float, directory: Path
+) -> PySpyRecorder | FrameRecorder:
+    """The stack recorder ``kind`` names: "py-spy", or "frames" (:class:`FrameRecorder`)."""
+    if kind == "frames":
+        return FrameRecorder(sample_rate, seconds, directory)
+    return PySpyRecorder(sample_rate, seconds, directory)
+
+
+def default_sampler() -> str:
+    """py-spy where it is installed, else the in-process frame sampler."""
+    from lean_p2p.tools.profile import py_spy_path
+
+    return "py-spy" if py_spy_path() is not None else "frames"
+
+
 def bottleneck_and_verdict(result: NetworkProfile) -> None:
     """Fill in ``result.bottleneck`` and ``result.verdict`` from its steps."""
     steps = [s for s in result.steps if s.phase in ("ramp", "refine", "fixed")]
@@ -827,6 +972,7 @@ def bottleneck_and_verdict(result: NetworkProfile) -> None:
         return
     saturated = [s for s in steps if s.saturated]
     judged = min(saturated, key=lambda s: s.offered_rate) if saturated else steps[-1]
+    result.capacity = max(s.handled_rate for s in steps)
     cpu = judged.window["cpu_percent"]
     python_threads = {k: v for k, v in cpu.items() if k != "sampler"}
     thread, busy = max(python_threads.items(), key=lambda kv: kv[1], default=("loop", 0.0))
@@ -882,6 +1028,7 @@ def bottleneck_and_verdict(result: NetworkProfile) -> None:
             start = f"Saturated already at the first rate, {judged.offered_rate:,.0f} events/s"
         result.verdict = (
             f"{start}; at {judged.offered_rate:,.0f}/s: {', '.join(judged.reasons)}. "
+            f"The most it handled in a step: {result.capacity:,.0f}/s. "
             f"Bottleneck: {where}.{tops}{shared}{cores}"
         )
     elif result.generator_bound_at is not None:
@@ -967,6 +1114,7 @@ async def profile_network(
         own_validators=options.generator_validators,
         loop=options.loop,
     )
+    restore = _split_cores(generator.pid) if options.pin_cores else None
     with INTERRUPTS.cleanup_on_exit(generator.kill):
         try:
             config = NodeConfig(
@@ -993,8 +1141,35 @@ async def profile_network(
             result.lost_events = node.report().lost_events
         finally:
             await generator.stop()
+            if restore is not None:
+                _pin_process(os.getpid(), restore)
     progress.done()
     return result
+
+
+def _split_cores(generator_pid: int) -> set[int] | None:
+    """Give the generator half the cores and this process the other half (on two cores:
+    one each), as if the generator ran on another machine: two processes sharing cores
+    swing each other's rates from run to run. Returns this process's cores before,
+    or None where there is only one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    half = len(cores) // 2
+    _pin_process(generator_pid, set(cores[half:]))
+    _pin_process(os.getpid(), set(cores[:half]))
+    return set(cores)
+
+
+def _pin_process(pid: int, cores: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cores`` (threads started later inherit it)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for tid in tids:
+        with contextlib.suppress(OSError):  # the thread ended
+            os.sched_setaffinity(int(tid), cores)
 
 
 def temporary_output() -> Path:

@@ -220,6 +220,32 @@ def _table(
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _totals_html(totals: dict[str, Any]) -> str:
+    """What became of everything the generator sent, counted once the queues emptied."""
+    if not totals:
+        return ""
+    sender, receiver = totals.get("sender", {}), totals.get("receiver", {})
+    unanswered = (
+        sender.get("requests_sent", 0)
+        - sender.get("requests_completed", 0)
+        - sender.get("requests_failed", 0)
+    )
+    settled = "" if totals.get("settled") else " (the run was interrupted before it settled)"
+    rows = [
+        f"Gossip: {totals['gossip_published']:,} published, {totals['gossip_arrived']:,} taken "
+        f"in by the node, <b>{totals['gossip_missing']:,} missing</b>{settled}.",
+        f"Requests: {sender.get('requests_sent', 0):,} sent, "
+        f"{sender.get('requests_completed', 0):,} answered, "
+        f"{sender.get('requests_failed', 0):,} failed, {unanswered:,} without an answer when "
+        f"the run ended; the node's driver took in {receiver.get('inbound_requests', 0):,}.",
+        "What the chain made of it: "
+        + ", ".join(f"{key} {value:,}" for key, value in totals.get("chain", {}).items())
+        + ".",
+    ]
+    items = "".join(f"<li>{row}</li>" for row in rows)
+    return f"<h2>After the run</h2><ul>{items}</ul>"
+
+
 def write_report(result: NetworkProfile, out: Path, command: str) -> Path:
     """Write ``report.html``, ``profile.json``, ``flame.svg`` and
     ``flame.speedscope.json`` (when py-spy recorded) into ``out``; return the page."""
@@ -238,10 +264,15 @@ def write_report(result: NetworkProfile, out: Path, command: str) -> Path:
         (out / "flame.speedscope.json").write_text(
             json.dumps(flamegraph.to_speedscope(result.flame_stacks, "lean-p2p node"))
         )
+        how = (
+            "py-spy from its own process, every thread, without stopping this one"
+            if result.flame.get("sampler") == "py-spy"
+            else "the in-process frame sampler (py-spy is not installed), every thread; it "
+            "cannot tell waiting from running"
+        )
         flame_note = (
-            "py-spy, every thread, non-blocking; hover a frame for its samples. Also as "
-            "<code>flame.svg</code> and <code>flame.speedscope.json</code> "
-            "(open in https://www.speedscope.app)."
+            f"{how}; hover a frame for its samples. Also as <code>flame.svg</code> and "
+            "<code>flame.speedscope.json</code> (open in https://www.speedscope.app)."
         )
     else:
         reason = result.flame.get("error") or "no flame step ran"
@@ -302,6 +333,7 @@ def write_report(result: NetworkProfile, out: Path, command: str) -> Path:
         f"or fewer than {options.min_handled_pct:g}% of the sent events handled within the "
         "step. <code>gen</code>: the generator sent less than 90% of the rate asked.</p>",
         f"<h2>Profiler overhead</h2><p>{overhead_text}</p>",
+        _totals_html(result.totals),
     ]
     for name in PLOTS:
         svg, caption = figures[name]

@@ -98,6 +98,19 @@ async def test_the_timeline_reads_cpu_per_thread_and_memory() -> None:
     assert all(sample.seconds > 0 for sample in readings)
 
 
+async def test_a_reading_older_than_a_window_edge_is_left_out() -> None:
+    driver = FakeDriver()
+    async with _node(driver) as node:
+        with NodeSampler(node, interval=60.0) as sampler:
+            stale = sampling._Reading.now()
+            stale = sampling._Reading(stale.taken, {1: 1e6}, {}, stale.rss)  # huge CPU
+            sampler.begin("edge")  # reads /proc after the stale reading was taken
+            samples = len(sampler.timeline)
+            sampler._collect(stale)  # as if the loop ran it late
+            assert len(sampler.timeline) == samples
+            assert "thread 1" not in sampler.end().cpu_seconds
+
+
 async def test_a_stamp_never_handled_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sampling, "_STAMP_TTL_S", -1.0)  # every stamp is already old
     driver = FakeDriver()

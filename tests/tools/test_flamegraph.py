@@ -57,6 +57,7 @@ def test_waiting_functions_can_be_left_out_of_the_top() -> None:
 def test_waiting_is_known_by_method_name_and_file() -> None:
     assert is_waiting("EpollIOManager.get_events (trio/_core/_io_epoll.py)")
     assert is_waiting("Condition.wait (threading.py)")
+    assert is_waiting("Runner.run (asyncio/runners.py)")
     assert not is_waiting("wait (my_module.py)")
     assert not is_waiting("decode (codec.py)")
 

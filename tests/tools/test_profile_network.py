@@ -8,12 +8,14 @@ that burns the loop), never about how fast this machine is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from lean_p2p.node.sampling import LaneCounts, Window
 from lean_p2p.runtime.lanes import ATTESTATIONS, BLOCKS
 from lean_p2p.tools.flamegraph import parse_collapsed
 from lean_p2p.tools.profile_network import (
+    FrameRecorder,
     LoadGenerator,
     NetworkProfile,
     NetworkProfileOptions,
@@ -33,6 +36,7 @@ from lean_p2p.tools.profile_network import (
     deliberately_slow_handler,
     judge_step,
     profile_node,
+    recorder,
     wait_until_flowing,
 )
 from lean_p2p.tools.profile_report import PLOTS, write_report
@@ -58,6 +62,7 @@ def _report(sent: int) -> dict[str, Any]:
         "publish_failed": 0,
         "answered": 0,
         "request_failed": 0,
+        "disconnects": 0,
         "cpu_pct": 80.0,
     }
 
@@ -114,6 +119,8 @@ def test_the_verdict_names_the_rate_the_reasons_and_the_busiest_thread() -> None
     bottleneck_and_verdict(result)
     assert result.verdict.startswith("Saturates above 1,000 events/s offered")
     assert "at 2,000/s: handled 75% of what was sent" in result.verdict
+    assert "The most it handled in a step: 1,500/s." in result.verdict
+    assert result.capacity == 1500
     assert "Bottleneck: the driver:x thread (60% of a core at 2,000/s)" in result.verdict
     assert result.bottleneck["thread"] == "driver:x"
 
@@ -123,6 +130,67 @@ def test_an_unsaturated_run_says_so() -> None:
     result.steps = [_judge(1000, _window(accepted=1000, handled=1000), sent=1000)]
     bottleneck_and_verdict(result)
     assert result.verdict.startswith("Not saturated up to 1,000 events/s")
+
+
+async def test_a_generator_that_dies_is_reported_with_its_last_words(tmp_path: Path) -> None:
+    log = tmp_path / "loadgen.log"
+    with log.open("wb") as errors:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sys; sys.stderr.write('no such genesis'); sys.exit(3)",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errors,
+        )
+    with pytest.raises(RuntimeError, match="exited with code 3:\nno such genesis"):
+        await LoadGenerator._read(process, 30.0, log)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--rate", "-5"], ["--step-seconds", "0"], ["--sampler", "perf"], ["--mix", "votes=3"]],
+)
+def test_bad_profile_options_are_refused_in_one_line(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["profile", "--network", *arguments])
+    assert exit_info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def _spin_until(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(range(200))
+
+
+async def test_the_frame_sampler_records_every_thread_as_py_spy_would(tmp_path: Path) -> None:
+    sampler = FrameRecorder(200, 30.0, tmp_path)
+    stop = threading.Event()
+    worker = threading.Thread(target=_spin_until, args=(stop,), name="busy")
+    worker.start()
+    try:
+        await sampler.start()
+        while sampler.samples < 20:  # noqa: ASYNC110 - the sampler thread's progress
+            await asyncio.sleep(0.01)
+        raw, error = await sampler.finish()
+    finally:
+        stop.set()
+        worker.join()
+    assert error is None
+    assert (tmp_path / "flame.raw.txt").read_text() == raw
+    stacks = parse_collapsed(raw)
+    busy = [stack for stack in stacks if stack.thread_name == "busy"]
+    assert busy and busy[0].thread_id == worker.native_id
+    assert any(stack.frames[-1].startswith("_spin_until (") for stack in busy)
+    assert busy[0].frames[0].startswith("Thread._bootstrap (threading.py:")
+    # paths as py-spy prints them: relative to where the module was imported from
+    assert any(s.frames[-1].startswith("_spin_until (tests/tools/") for s in busy)
+    assert not any(stack.thread_name == "frame-sampler" for stack in stacks)
+    assert recorder("frames", 100, 1.0, tmp_path).name == "frames"
+    assert recorder("py-spy", 100, 1.0, tmp_path).name == "py-spy"
 
 
 def _browser() -> str | None:
