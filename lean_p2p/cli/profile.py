@@ -58,6 +58,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _above_one(text: str) -> float:
+    value = float(text)
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 1 (the ramp must rise)")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network",
@@ -75,8 +82,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--validators", type=int, default=None, help="validators (default 256; --network 4096)"
     )
     network = parser.add_argument_group("--network")
-    network.add_argument("--start-rate", type=_positive, help="first step (default 400/s)")
-    network.add_argument("--factor", type=float, help="rate ratio between steps (default 1.35)")
+    network.add_argument("--start-rate", type=_positive, help="first step (default 600/s)")
+    network.add_argument("--factor", type=_above_one, help="rate ratio between steps (default 1.4)")
     network.add_argument("--step-seconds", type=_positive, help="seconds per step (default 6)")
     network.add_argument(
         "--max-delay-ms",

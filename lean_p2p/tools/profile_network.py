@@ -93,8 +93,8 @@ _SETTLE_TRICKLE = 8
 @dataclass(frozen=True, slots=True)
 class NetworkProfileOptions:
     rate: float | None = None  # a fixed rate: one step, no ramp
-    start_rate: float = 400.0
-    factor: float = 1.35
+    start_rate: float = 600.0
+    factor: float = 1.4
     step_seconds: float = 5.0
     max_steps: int = 14
     refine_steps: int = 2
@@ -122,7 +122,7 @@ class NetworkProfileOptions:
     def quick(cls, **changes: Any) -> NetworkProfileOptions:
         """Under 30 seconds: short steps, a coarser ramp, one refinement."""
         base = cls(
-            start_rate=1000.0,
+            start_rate=2000.0,
             factor=2.0,
             step_seconds=2.0,
             max_steps=7,

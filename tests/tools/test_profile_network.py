@@ -148,7 +148,13 @@ async def test_a_generator_that_dies_is_reported_with_its_last_words(tmp_path: P
 
 @pytest.mark.parametrize(
     "arguments",
-    [["--rate", "-5"], ["--step-seconds", "0"], ["--sampler", "perf"], ["--mix", "votes=3"]],
+    [
+        ["--rate", "-5"],
+        ["--step-seconds", "0"],
+        ["--factor", "1"],
+        ["--sampler", "perf"],
+        ["--mix", "votes=3"],
+    ],
 )
 def test_bad_profile_options_are_refused_in_one_line(
     arguments: list[str], capsys: pytest.CaptureFixture[str]
