@@ -48,8 +48,10 @@ _LAG_PERIOD_S = 0.010
 _MIN_INTERVAL_S = 0.005
 _PROBE_SLEEP_S = 0.010
 #: stamps of events the node never handled (dropped by a full lane, refused at close)
-#: are forgotten after this long, so a flood of drops cannot grow the stamp table
-_STAMP_TTL_S = 30.0
+#: are forgotten after this long, so a flood of drops cannot grow the stamp table. A
+#: lane is bounded, so a handled event waits far less; one that waited longer would
+#: have no delay recorded, and ``forgotten_stamps`` counts both.
+_STAMP_TTL_S = 10.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -192,6 +194,9 @@ class NodeSampler:
         #: id(event) -> (perf_counter at emit, the event): holding the event keeps its
         #: id from being reused by another object while the stamp waits
         self._stamps: dict[int, tuple[float, object]] = {}
+        #: (stamp time, key) in stamping order: how stale stamps are found without
+        #: iterating the table other threads write
+        self._stamp_order: collections.deque[tuple[float, int]] = collections.deque()
         self._gc_events: collections.deque[tuple[int, float]] = collections.deque()
         self._gc_started = 0.0
         self._probe_waits: collections.deque[float] = collections.deque()
@@ -253,6 +258,7 @@ class NodeSampler:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._on_collection)
         self._stamps.clear()
+        self._stamp_order.clear()
 
     @property
     def observing(self) -> bool:
@@ -382,11 +388,29 @@ class NodeSampler:
         return names.get(tid, f"thread {tid}")
 
     def _forget_old_stamps(self, now: float) -> None:
+        """Drop the stamps of events never handled, once older than the TTL.
+
+        The stamp table is written by the emitting threads, so the loop never iterates
+        it: a collection during the iteration may run Python (``gc.callbacks``) and let
+        a writer in. It walks the deque of (time, key) in stamping order instead, which
+        the writers only append to. A key whose event was handled is gone from the table,
+        or holds a newer stamp (another event at the same address, after the first one
+        was freed); either way its old entry is only dropped from the deque.
+        """
+        order, stamps = self._stamp_order, self._stamps
         oldest = now - _STAMP_TTL_S
-        stale = [key for key, (stamped, _) in list(self._stamps.items()) if stamped < oldest]
-        for key in stale:
-            self._stamps.pop(key, None)
-        self.forgotten_stamps += len(stale)
+        # At most what was there when this began: writers may append all along.
+        for _ in range(len(order)):
+            stamped, key = order[0]
+            entry = stamps.get(key)
+            if entry is not None and entry[0] == stamped:
+                if stamped >= oldest:
+                    return  # the oldest stamp still waiting is young enough
+                # Only the loop pops a live entry (handled), and no other event can take
+                # this key while the entry holds its event: this pop removes this stamp.
+                stamps.pop(key, None)
+                self.forgotten_stamps += 1
+            order.popleft()
 
     def _lane_counts(self) -> dict[str, LaneCounts]:
         stats = self._node.mailbox_statistics()
@@ -401,7 +425,10 @@ class NodeSampler:
 
     def enqueued(self, event: object) -> None:
         """Stamp a network event as it is emitted (the emitting thread)."""
-        self._stamps[id(event)] = (time.perf_counter(), event)
+        now = time.perf_counter()
+        key = id(event)
+        self._stamps[key] = (now, event)
+        self._stamp_order.append((now, key))
 
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
         # Runs on the collecting thread, with the GIL held through the collection, so

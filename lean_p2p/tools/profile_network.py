@@ -443,6 +443,9 @@ class _Ramp:
             "gossip_arrived": arrived,
             "gossip_missing": published - arrived,
             "settled": not self.stop.is_set(),
+            # stamps dropped unhandled after the sampler's TTL: events a full lane
+            # refused, or (if any waited longer) handled ones whose delay is not counted
+            "stamps_forgotten": self.sampler.forgotten_stamps,
             # The routers' own counts on each side, for where the missing ones went.
             "sender": {
                 key: after[group][key] - before[group][key]

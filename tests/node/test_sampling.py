@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -119,6 +120,45 @@ async def test_a_stamp_never_handled_is_forgotten(monkeypatch: pytest.MonkeyPatc
             sampler.enqueued(object())  # an event a full lane would have refused
             sampler.begin("next")
             assert sampler.forgotten_stamps == 1
+
+
+async def test_forgetting_takes_only_stamps_still_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = FakeDriver()
+    async with _node(driver) as node:
+        with NodeSampler(node) as sampler:
+            waiting, handled = object(), object()
+            sampler.enqueued(waiting)
+            sampler.enqueued(handled)
+            sampler.handled("attestations", handled, 0.0, 0.0)
+            monkeypatch.setattr(sampling, "_STAMP_TTL_S", -1.0)
+            sampler.begin("later")
+            assert sampler.forgotten_stamps == 1  # the waiting one; the handled one is gone
+
+
+async def test_threads_stamping_while_the_loop_forgets_never_break_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loop must never iterate the table the emitting threads write: a collection
+    # in the middle (gc.callbacks run Python) lets a writer change it.
+    monkeypatch.setattr(sampling, "_STAMP_TTL_S", -1.0)  # every stamp is old at once
+    driver = FakeDriver()
+    writers, per_writer = 4, 20_000
+    async with _node(driver) as node:
+        with NodeSampler(node) as sampler:
+
+            def stamp() -> None:
+                for _ in range(per_writer):
+                    sampler.enqueued([])  # a fresh object each time
+
+            threads = [threading.Thread(target=stamp) for _ in range(writers)]
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
+                sampler._forget_old_stamps(time.perf_counter())
+                await asyncio.sleep(0)
+            sampler._forget_old_stamps(time.perf_counter())
+    # Every stamp was forgotten exactly once, none twice, none lost.
+    assert sampler.forgotten_stamps == writers * per_writer
 
 
 async def test_close_detaches_from_the_node_and_can_be_repeated() -> None:
