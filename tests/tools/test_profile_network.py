@@ -244,7 +244,7 @@ async def test_an_embedded_node_with_a_slow_handler_is_found_out(tmp_path: Path)
     slow attestation handling cannot take: the verdict must name the loop thread and
     the slow function, as the flame graph shows it; the report renders every plot."""
     options = NetworkProfileOptions(
-        rate=1500.0, step_seconds=3.0, validators=64, overhead=False, mix={"attestation": 1}
+        rate=800.0, step_seconds=3.0, validators=64, overhead=False, mix={"attestation": 1}
     )
     genesis_time = int(time.time()) + 3
     generator = await LoadGenerator.start(genesis_time, 64, tmp_path / "loadgen.log")
