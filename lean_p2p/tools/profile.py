@@ -422,6 +422,27 @@ def py_spy_path() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
+def py_spy_record(binary: str, rate: int, seconds: float, output: Path) -> list[str]:
+    """py-spy recording this process's every thread for ``seconds``, as collapsed stacks
+    in ``output``, without stopping it (``--nonblocking``)."""
+    return [
+        binary,
+        "record",
+        "--pid",
+        str(os.getpid()),
+        "--rate",
+        str(rate),
+        "--duration",
+        str(math.ceil(seconds)),
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--threads",
+        "--output",
+        str(output),
+    ]
+
+
 class PySpySampler:
     """py-spy sampling this process from outside; only the loop thread is reported.
 
@@ -442,22 +463,7 @@ class PySpySampler:
         if binary is None:
             raise RuntimeError("py-spy is not installed (pip install py-spy)")
         self._process = subprocess.Popen(
-            [
-                binary,
-                "record",
-                "--pid",
-                str(os.getpid()),
-                "--rate",
-                str(self._rate),
-                "--duration",
-                str(math.ceil(self._duration)),
-                "--format",
-                "raw",
-                "--nonblocking",
-                "--threads",
-                "--output",
-                str(self._output),
-            ],
+            py_spy_record(binary, self._rate, self._duration, self._output),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -832,21 +832,10 @@ class PySpyRecorder:
     async def start(self) -> None:
         assert self._binary is not None
         self._output.unlink(missing_ok=True)
+        from lean_p2p.tools.profile import py_spy_record
+
         self._process = await asyncio.create_subprocess_exec(
-            self._binary,
-            "record",
-            "--pid",
-            str(os.getpid()),
-            "--rate",
-            str(self._rate),
-            "--duration",
-            str(math.ceil(self._seconds) + 1),
-            "--format",
-            "raw",
-            "--nonblocking",
-            "--threads",
-            "--output",
-            str(self._output),
+            *py_spy_record(self._binary, self._rate, self._seconds + 1, self._output),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
