@@ -344,6 +344,13 @@ class NetworkDriver:
         try:
             info = info_from_p2p_addr(multiaddr.Multiaddr(address))
             peer_id = str(info.peer_id)
+            # Whoever asks for a dial decides when (a static peer's redial interval, the
+            # P2P core's backoff). py-libp2p also remembers a peer whose addresses all
+            # failed and refuses to dial it for a minute: a peer that failed once while
+            # it restarted would stay unreachable far past its return.
+            unblock = getattr(self._host.get_network(), "unblock_peer", None)
+            if unblock is not None:
+                unblock(info.peer_id)
             with trio.fail_after(self.config.dial_timeout):
                 await self._host.connect(info)
         except Exception as error:  # bad address, timeout, handshake failure

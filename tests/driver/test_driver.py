@@ -388,6 +388,29 @@ def test_driver_exits_when_the_loop_side_goes_away(make_node: NodeFactory) -> No
         b.stop()
 
 
+def test_a_static_peer_whose_dial_failed_is_reached_once_it_listens(
+    make_node: NodeFactory,
+) -> None:
+    # py-libp2p refuses, for a minute, to dial a peer whose addresses all failed: the
+    # driver's redials must not be refused with it (a peer restarting takes seconds).
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    key = NodeKey.generate()
+    listen = f"/ip4/127.0.0.1/udp/{port}/quic-v1"
+    a = make_node(
+        static_peers=(f"{listen}/p2p/{key.peer_id}",), redial_interval=0.5, dial_timeout=1.0
+    )
+    a.expect(DialFailed, lambda e: e.peer_id == key.peer_id)  # nobody listens there yet
+    # As after a handshake that failed: py-libp2p marks the peer (a dial cancelled by
+    # our timeout does not, so the test marks it as a failed handshake would).
+    a.driver._host.get_network()._negative_peer_cache.mark_failed(key.peer_id)
+    make_node(private_key=key.private_key, listen_address=listen)
+    a.expect(PeerConnected, lambda e: e.peer_id == key.peer_id)
+
+
 def test_static_peer_is_dialled_at_start_and_redialled_after_loss(
     make_node: NodeFactory,
 ) -> None:
