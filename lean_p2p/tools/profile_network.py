@@ -39,7 +39,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -155,11 +154,6 @@ class Step:
     def handled_rate(self) -> float:
         lanes = self.window["lanes"]
         return float(sum(lanes[name]["handled_per_s"] for name in NETWORK_LANES if name in lanes))
-
-    @property
-    def arrived_rate(self) -> float:
-        lanes = self.window["lanes"]
-        return float(sum(lanes[name]["arrived_per_s"] for name in NETWORK_LANES if name in lanes))
 
     def delay_ms(self, which: str) -> float | None:
         values = [
@@ -615,7 +609,7 @@ class _Ramp:
             step = await self._step("flame", rate)
         finally:
             raw, error = await stacks_recorder.finish()
-        stacks = flamegraph.parse_collapsed(raw)
+        stacks = await asyncio.to_thread(flamegraph.parse_collapsed, raw)
         self.result.flame_stacks = stacks
         self.result.flame = {
             "step": step.index,
@@ -854,7 +848,8 @@ class PySpyRecorder:
         _, errors = await process.communicate()
         if process.returncode != 0 or not self._output.exists():
             return "", f"py-spy failed ({process.returncode}): {errors.decode(errors='replace')}"
-        return self._output.read_text(), None
+        # py-spy's file may hold megabytes of stacks: read it off the loop.
+        return await asyncio.to_thread(self._output.read_text), None
 
 
 class FrameRecorder:
@@ -1162,7 +1157,3 @@ def _pin_process(pid: int, cores: set[int]) -> None:
     for tid in tids:
         with contextlib.suppress(OSError):  # the thread ended
             os.sched_setaffinity(int(tid), cores)
-
-
-def temporary_output() -> Path:
-    return Path(tempfile.mkdtemp(prefix="lean-p2p-profile-"))

@@ -388,18 +388,22 @@ def test_driver_exits_when_the_loop_side_goes_away(make_node: NodeFactory) -> No
         b.stop()
 
 
-def test_a_static_peer_whose_dial_failed_is_reached_once_it_listens(
-    make_node: NodeFactory,
-) -> None:
-    # py-libp2p refuses, for a minute, to dial a peer whose addresses all failed: the
-    # driver's redials must not be refused with it (a peer restarting takes seconds).
+def _free_quic_address() -> str:
+    """A loopback QUIC address on a UDP port the OS just had free (nobody listens)."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    key = NodeKey.generate()
-    listen = f"/ip4/127.0.0.1/udp/{port}/quic-v1"
+    return f"/ip4/127.0.0.1/udp/{port}/quic-v1"
+
+
+def test_a_static_peer_whose_dial_failed_is_reached_once_it_listens(
+    make_node: NodeFactory,
+) -> None:
+    # py-libp2p refuses, for a minute, to dial a peer whose addresses all failed: the
+    # driver's redials must not be refused with it (a peer restarting takes seconds).
+    key, listen = NodeKey.generate(), _free_quic_address()
     a = make_node(
         static_peers=(f"{listen}/p2p/{key.peer_id}",), redial_interval=0.5, dial_timeout=1.0
     )
@@ -414,13 +418,7 @@ def test_a_static_peer_whose_dial_failed_is_reached_once_it_listens(
 def test_static_peer_is_dialled_at_start_and_redialled_after_loss(
     make_node: NodeFactory,
 ) -> None:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    key = NodeKey.generate()
-    listen = f"/ip4/127.0.0.1/udp/{port}/quic-v1"
+    key, listen = NodeKey.generate(), _free_quic_address()
     address = f"{listen}/p2p/{key.peer_id}"
     first = make_node(private_key=key.private_key, listen_address=listen)
     a = make_node(static_peers=(address,), redial_interval=0.5)

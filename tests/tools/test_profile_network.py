@@ -167,6 +167,19 @@ def test_bad_profile_options_are_refused_in_one_line(
     assert "error: argument" in capsys.readouterr().err
 
 
+def test_asking_for_py_spy_where_it_is_missing_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p import cli
+    from lean_p2p.tools import profile
+
+    monkeypatch.setattr(profile, "py_spy_path", lambda: None)
+    code = cli.main(["profile", "--network", "--sampler", "py-spy", "--out", str(tmp_path)])
+    assert code == 2
+    assert "py-spy is not installed" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
 def _spin_until(stop: threading.Event) -> None:
     while not stop.is_set():
         sum(range(200))
