@@ -13,20 +13,31 @@ Every event's delay is split by measurement, not by assumption:
   drain callback, and for native events the ring's drain before it, are stamped when
   they start). It is the wakeup (eventfd or self-pipe, epoll, the loop's dispatch) plus
   the wait for the GIL, which the loop must take back from running Python threads;
+- for the slowest 1 %, that wait split again by the loop thread's own clocks
+  (:class:`LoopClock`): a Python producer reads them before one event in
+  ``CLOCK_SAMPLE_EVERY`` and the loop when each drain begins. Over the wait, the loop
+  thread ran (``tail_busy_us``: other callbacks, the wakeup's dispatch), sat in the run
+  queue waiting for a core (``tail_core_us``), or slept; the wakeup was already
+  written, so the sleep is the wait for the GIL (``tail_gil_us``). Native producers
+  cannot read them (C threads push without Python);
 - ``queue``: from that drain's start (or the stamp, if the event came in during the
   drain) until its handler ran: queueing behind other events;
 - ``gc``: the share of the slowest 1 % of events whose span overlapped a garbage
   collection (``gc.callbacks`` records every collection, on any thread, with its
   duration).
 
-The GIL's share of ``wait`` is shown by experiment, in the same run: C producers never
-hold the GIL, Python producers do, so the difference between the two at one rate is
-what the GIL hand-over costs the loop. Native producers run twice: each event paced
-alone (one thread wakeup per event: at 100k events/s the wakeups alone load 2 cores)
-and in bursts of 16 (one wakeup per burst, as from one socket read). The 8 Python
-producers also run through ``loop.call_soon_threadsafe`` per event instead of the
-mailbox (``handoff`` ``call_soon``): the loop's own hand-off, the floor that the
-interpreter and the loop set, measured beside the mailbox in the same run.
+A paced Python producer sleeps until its next event is due (at least 100 us), so at
+20k events/s each of 8 producers wakes once per event, as a network thread wakes when
+data arrives; at 100k events/s what fell due meanwhile goes out together. C producers
+never hold the GIL and Python producers do, so the two at one rate show what the GIL
+costs the loop. Native producers run twice: each event paced alone (one thread wakeup
+per event: at 100k events/s the wakeups alone load 2 cores) and in bursts of 16 (one
+wakeup per burst, as from one socket read). The 8 Python producers also hand their
+events over without the mailbox, in the same run: through ``loop.call_soon_threadsafe``
+per event (``handoff`` ``call_soon``, the loop's own hand-off), and to a plain thread
+blocked on an eventfd with no event loop at all (``handoff`` ``thread``): the floor
+that the kernel's wakeup and the interpreter's GIL set for any hand-off between Python
+threads on this machine.
 ``--levers`` adds the same cases with the interpreter's switch interval at 1 ms
 (default 5 ms) and with the heap frozen after start-up (``gc.freeze()``).
 """
@@ -35,8 +46,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import ctypes
 import functools
 import gc
+import os
 import statistics
 import struct
 import sys
@@ -66,6 +80,9 @@ COLUMNS = (
     "p999_us",
     "max_us",
     "tail_wait_us",
+    "tail_busy_us",
+    "tail_core_us",
+    "tail_gil_us",
     "tail_queue_us",
     "tail_gc_share",
     "gc_pauses",
@@ -75,6 +92,113 @@ _LANE = "bench"
 #: events per wakeup of the native ``burst`` cases
 NATIVE_BURST = 16
 _CASE_TIMEOUT_S = 120.0
+#: the shortest sleep of a paced Python producer (see _python_producer)
+PRODUCER_MIN_SLEEP_S = 0.0001
+#: Python producers read the loop thread's clock before one event in this many (each
+#: reading holds the GIL for about 2 us, so not before every event)
+CLOCK_SAMPLE_EVERY = 16
+
+
+class LoopClock:
+    """The loop thread's CPU time and its time spent runnable but waiting for a core,
+    readable from any thread: made on the loop thread.
+
+    The CPU time is the thread's own clock (``pthread_getcpuclockid``), exact even while
+    it runs; the wait for a core is the kernel's ``run_delay`` (the second field of
+    ``/proc/self/task/TID/schedstat``), counted when the thread gets a core. A producer
+    reads it just before its hand-off and the loop again when the drain begins; over
+    that span, what the loop thread neither ran nor waited in the run queue for, it
+    slept: the eventfd was already written, so that sleep is the wait for the GIL.
+    ``None`` from :meth:`open` where the kernel does not expose it.
+    """
+
+    __slots__ = ("_buffer", "_cpu_clock", "_pread", "_schedstat")
+
+    def __init__(self, cpu_clock: int, schedstat: int) -> None:
+        self._cpu_clock = cpu_clock
+        self._schedstat = schedstat
+        self._buffer = ctypes.create_string_buffer(64)
+        self._pread = _pread_holding_gil()
+
+    @classmethod
+    def open(cls) -> LoopClock | None:
+        """The calling thread's clock, or None where schedstat or thread clocks are
+        missing."""
+        try:
+            cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+            path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+            schedstat = os.open(path, os.O_RDONLY)
+        except (AttributeError, OSError):
+            return None
+        clock = cls(cpu_clock, schedstat)
+        try:
+            clock.read()
+        except (OSError, ValueError, IndexError):
+            clock.close()
+            return None
+        return clock
+
+    def read(self) -> tuple[int, int]:
+        """(CPU time, run-queue wait) of the loop thread so far, in ns."""
+        # pread through libc with the GIL held: os.pread lets the GIL go for the
+        # syscall, and taking it back is the very wait being measured (a reading per
+        # drain doubled the loop's GIL waits at 100k events/s).
+        size = self._pread(self._schedstat, self._buffer, 64, 0)
+        if size <= 0:
+            raise OSError(ctypes.get_errno(), "schedstat could not be read")
+        return time.clock_gettime_ns(self._cpu_clock), int(self._buffer.raw[:size].split()[1])
+
+    def close(self) -> None:
+        os.close(self._schedstat)
+
+
+class Readings:
+    """:meth:`LoopClock.read` readings by stamp, kept in two dicts of ints: dicts that
+    hold only ints are not tracked by the garbage collector, where a tuple per reading
+    would trigger collections in the middle of the measurement."""
+
+    __slots__ = ("cpu_ns", "run_delay_ns")
+
+    def __init__(self) -> None:
+        self.cpu_ns: dict[int, int] = {}
+        self.run_delay_ns: dict[int, int] = {}
+
+    def take(self, stamp: int, clock: LoopClock) -> None:
+        """Read ``clock`` now and keep the reading under ``stamp``. The run-queue wait is
+        stored first, and the CPU time last: a reader on another thread that finds the
+        CPU time finds the whole reading."""
+        cpu, run_delay = clock.read()
+        self.run_delay_ns[stamp] = run_delay
+        self.cpu_ns[stamp] = cpu
+
+    def __contains__(self, stamp: int) -> bool:
+        return stamp in self.cpu_ns
+
+    def get(self, stamp: int) -> tuple[int, int] | None:
+        cpu = self.cpu_ns.get(stamp)
+        return None if cpu is None else (cpu, self.run_delay_ns[stamp])
+
+
+@functools.cache
+def _pread_holding_gil() -> Callable[[int, Any, int, int], int]:
+    """libc's pread, called without letting the GIL go (``ctypes.PyDLL``)."""
+    pread = ctypes.PyDLL(None, use_errno=True).pread
+    pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+    pread.restype = ctypes.c_ssize_t
+    return pread
+
+
+def split_wait(
+    wait_ns: int, before: tuple[int, int], after: tuple[int, int]
+) -> tuple[int, int, int]:
+    """A wait for the loop split into (busy, core, gil) from two :meth:`LoopClock.read`
+    readings taken at its ends: the loop thread running (other callbacks, the wakeup's
+    dispatch), waiting in the run queue for a core, and the rest, asleep waiting for
+    the GIL. Each part is clipped to what is left of the wait (the kernel counts a run
+    queue wait when it ends, so a reading can include a little from before the span)."""
+    busy = min(max(after[0] - before[0], 0), wait_ns)
+    core = min(max(after[1] - before[1], 0), wait_ns - busy)
+    return busy, core, wait_ns - busy - core
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +211,9 @@ class Case:
     lever: str = "default"  # "default", "switch-1ms", "gc-freeze"
     #: native producers: events pushed back to back per wakeup (1: each paced alone)
     burst: int = 1
-    #: "mailbox", or "call_soon": each event its own loop.call_soon_threadsafe, the
-    #: loop's own hand-off, as the floor the mailbox is measured against
+    #: "mailbox"; "call_soon": each event its own loop.call_soon_threadsafe, the loop's
+    #: own hand-off; "thread": no loop at all, a thread woken through an eventfd per
+    #: event (_ConsumerThread), the floor that the kernel and the GIL set
     handoff: str = "mailbox"
 
 
@@ -103,6 +228,11 @@ class CaseResult:
     #: full collections pause the loop for tens of milliseconds.
     stamps_ns: list[int] = field(default_factory=list)
     gc_pauses: list[tuple[int, int]] = field(default_factory=list)
+    #: Python cases: the loop thread's clock read by the producer just before the stamp
+    #: of one event in CLOCK_SAMPLE_EVERY, and by the loop when each drain began, by
+    #: stamp (see LoopClock). Plain ints again, for the same reason.
+    sent_readings: Readings = field(default_factory=Readings)
+    drain_readings: Readings = field(default_factory=Readings)
 
     def row(self) -> dict[str, Any]:
         totals = sorted(self.totals_ns)
@@ -142,10 +272,29 @@ class CaseResult:
             # The slowest 1 %: how much of each was waiting for the loop, how much
             # queueing behind other events, and how many overlapped a collection.
             "tail_wait_us": statistics.median(self.waits_ns[i] for i in tail) / 1e3,
+            **self._tail_wait_split(tail),
             "tail_queue_us": statistics.median(self.queues_ns[i] for i in tail) / 1e3,
             "tail_gc_share": overlapping / len(tail) if tail else 0.0,
             "gc_pauses": len(pauses),
             "gc_max_us": max(pauses) / 1e3 if pauses else 0.0,
+        }
+
+    def _tail_wait_split(self, tail: Sequence[int]) -> dict[str, float | None]:
+        """The slowest 1 %'s wait split, over those of them with both readings: the
+        median time the loop thread ran, waited for a core, and waited for the GIL."""
+        parts: list[tuple[int, int, int]] = []
+        for index in tail:
+            stamp, wait = self.stamps_ns[index], self.waits_ns[index]
+            before = self.sent_readings.get(stamp)
+            after = self.drain_readings.get(stamp + wait)
+            if before is not None and after is not None:
+                parts.append(split_wait(wait, before, after))
+        names = ("tail_busy_us", "tail_core_us", "tail_gil_us")
+        if not parts:
+            return dict.fromkeys(names)
+        return {
+            name: statistics.median(part[position] for part in parts) / 1e3
+            for position, name in enumerate(names)
         }
 
     def _overlaps_gc(self, start: int, end: int) -> bool:
@@ -153,13 +302,21 @@ class CaseResult:
 
 
 class _DrainStamps:
-    """When the current drain of each stage began (loop thread writes, handler reads)."""
+    """When the current drain of each stage began (loop thread writes, handler reads),
+    and the loop thread's clock then, by start stamp."""
 
-    __slots__ = ("mailbox_ns", "ring_ns")
+    __slots__ = ("clock", "mailbox_ns", "readings", "ring_ns")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: LoopClock | None) -> None:
         self.mailbox_ns = 0
         self.ring_ns = 0
+        self.clock = clock
+        self.readings = Readings()
+
+    def mailbox_drain_began(self) -> None:
+        self.mailbox_ns = began = time.monotonic_ns()
+        if self.clock is not None:
+            self.readings.take(began, self.clock)
 
 
 class _StampedMailbox(Mailbox):
@@ -168,7 +325,7 @@ class _StampedMailbox(Mailbox):
     stamps: _DrainStamps
 
     def _drain(self) -> None:
-        self.stamps.mailbox_ns = time.monotonic_ns()
+        self.stamps.mailbox_drain_began()
         super()._drain()
 
 
@@ -201,17 +358,35 @@ def _python_producer(
     rate: float,
     go: threading.Event,
     stop: threading.Event,
+    *,
+    loop_clock: LoopClock | None = None,
+    readings: Readings | None = None,
 ) -> None:
     clock = time.monotonic_ns
     go.wait()
     started = time.monotonic()
+    interval = 1.0 / rate
     sent = 0
     while sent < count and not stop.is_set():
         due = min(count, int((time.monotonic() - started) * rate) + 1)
         while sent < due:
-            submit(clock())
+            if loop_clock is not None and readings is not None and sent % CLOCK_SAMPLE_EVERY == 0:
+                # Read before the stamp: the reading's few microseconds stay out of
+                # the event's delay.
+                cpu, run_delay = loop_clock.read()
+                stamp = clock()
+                readings.run_delay_ns[stamp] = run_delay
+                readings.cpu_ns[stamp] = cpu  # last: see Readings.take
+                submit(stamp)
+            else:
+                submit(clock())
             sent += 1
-        time.sleep(0.0001)
+        # Sleep until the next event is due, but at least PRODUCER_MIN_SLEEP_S: at low
+        # rates one wakeup per event, as a network thread wakes when data arrives; at
+        # high rates what fell due meanwhile goes out together, as from one socket
+        # read. (A fixed 100 us poll woke each producer several times per event at
+        # 20k/s, and every wakeup takes the GIL from the loop.)
+        time.sleep(max(started + sent * interval - time.monotonic(), PRODUCER_MIN_SLEEP_S))
 
 
 async def _until_done_or_stopped(finished: asyncio.Future[None], stop: threading.Event) -> None:
@@ -225,7 +400,12 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
     loop = asyncio.get_running_loop()
     result = CaseResult(case)
     finished = loop.create_future()
-    stamps = _DrainStamps()
+    native = case.producer_kind == "native"
+    consumer = _ConsumerThread() if case.handoff == "thread" else None
+    # Native producers cannot read it: C threads push without Python. Without the loop,
+    # the consumer thread is the one whose waits are split.
+    loop_clock = None if native else consumer.clock if consumer else LoopClock.open()
+    stamps = _DrainStamps(loop_clock)
     totals, waits, queues, stamps_ns = (
         result.totals_ns,
         result.waits_ns,
@@ -241,10 +421,13 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
         waits.append(began - stamp)
         queues.append(now - began)
         stamps_ns.append(stamp)
-        if len(totals) == case.events and not finished.done():
-            finished.set_result(None)
+        if len(totals) == case.events:
+            if consumer is None:
+                if not finished.done():
+                    finished.set_result(None)
+            else:
+                loop.call_soon_threadsafe(_finish, finished)
 
-    native = case.producer_kind == "native"
     handler: Callable[[str, Any], None]
     if native:
         from lean_p2p.tools.native_producers import STAMP
@@ -271,18 +454,99 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
     if case.handoff == "call_soon":
         # No drain: the callback is the handler, so the whole delay counts as waiting.
         def handle_direct(stamp: int) -> None:
-            record(stamp, clock())
+            began = clock()
+            if loop_clock is not None and stamp in result.sent_readings:
+                stamps.readings.take(began, loop_clock)
+            record(stamp, began)
 
         call_soon_threadsafe: Callable[..., object] = loop.call_soon_threadsafe
         submit = functools.partial(call_soon_threadsafe, handle_direct)
+    if consumer is not None:
+        submit = consumer.start(record, stamps.readings)
     with GcWatch() as watch:
         if native:
             await _drive_native(case, mailbox, stamps, finished, stop)
         else:
-            await _drive_python(case, submit, finished, stop)
+            await _drive_python(
+                case,
+                submit,
+                finished,
+                stop,
+                loop_clock=loop_clock,
+                readings=result.sent_readings,
+            )
     await mailbox.aclose()
+    if consumer is not None:
+        await asyncio.to_thread(consumer.stop)
+    elif loop_clock is not None:
+        loop_clock.close()
     result.gc_pauses = watch.pauses
+    result.drain_readings = stamps.readings
     return result
+
+
+def _finish(finished: asyncio.Future[None]) -> None:
+    if not finished.done():
+        finished.set_result(None)
+
+
+class _ConsumerThread:
+    """The floor of a hand-off between Python threads: no event loop and no mailbox. A
+    thread blocks in ``read(2)`` on an eventfd; each producer appends its event to a
+    deque and writes the eventfd; the thread wakes, takes the GIL back and handles what
+    the deque holds. What is left is the kernel's wakeup and the interpreter's GIL
+    hand-over, which every Python hand-off pays, the loop's included."""
+
+    _ONE = (1).to_bytes(8, "little")
+    _STOP = -1
+
+    def __init__(self) -> None:
+        self._events: collections.deque[int] = collections.deque()
+        self._eventfd = os.eventfd(0, os.EFD_CLOEXEC)
+        self._ready = threading.Event()
+        self.clock: LoopClock | None = None
+        self._thread = threading.Thread(target=self._run, name="bench-consumer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def start(
+        self, record: Callable[[int, int], None], readings: Readings
+    ) -> Callable[[int], None]:
+        """Hand each event to ``record(stamp, woke_ns)``; returns the producers' submit."""
+        self._record, self._readings = record, readings
+        self._go.set()
+        append, write, eventfd, one = self._events.append, os.write, self._eventfd, self._ONE
+
+        def submit(stamp: int) -> None:
+            append(stamp)
+            write(eventfd, one)
+
+        return submit
+
+    def stop(self) -> None:
+        self._events.append(self._STOP)
+        os.write(self._eventfd, self._ONE)
+        self._thread.join()
+        os.close(self._eventfd)
+        if self.clock is not None:
+            self.clock.close()
+
+    def _run(self) -> None:
+        self.clock = LoopClock.open()
+        self._go = threading.Event()
+        self._ready.set()
+        self._go.wait()
+        events, clock = self._events, self.clock
+        while True:
+            os.read(self._eventfd, 8)
+            woke = time.monotonic_ns()
+            if clock is not None:
+                self._readings.take(woke, clock)
+            while events:
+                stamp = events.popleft()
+                if stamp == self._STOP:
+                    return
+                self._record(stamp, woke)
 
 
 async def _drive_python(
@@ -290,14 +554,21 @@ async def _drive_python(
     submit: Callable[[int], object],
     finished: asyncio.Future[None],
     stop: threading.Event,
+    *,
+    loop_clock: LoopClock | None,
+    readings: Readings,
 ) -> None:
     go = threading.Event()
     shares = [case.events // case.producers] * case.producers
     shares[0] += case.events - sum(shares)
+    # Every producer writes its readings into one dict (a single store each, under
+    # the GIL), before the event's hand-off, so the handler may look its event up; the
+    # dict is iterated only once they have all finished.
     threads = [
         threading.Thread(
             target=_python_producer,
             args=(submit, share, case.rate / case.producers, go, stop),
+            kwargs={"loop_clock": loop_clock, "readings": readings},
             name=f"bench-producer-{index}",
             daemon=True,
         )
@@ -386,8 +657,10 @@ def plan(args: argparse.Namespace) -> list[Case]:
                     continue  # run_benchmark says why
                 cases.append(Case(loop, kind, producers, rate, events))
                 if kind == "python" and producers == 8:
-                    # The floor: the same producers through the loop's own hand-off.
+                    # The references: the same producers through the loop's own
+                    # hand-off, and to a plain thread without any loop (the floor).
                     cases.append(Case(loop, kind, producers, rate, events, handoff="call_soon"))
+                    cases.append(Case(loop, kind, producers, rate, events, handoff="thread"))
                 if kind == "native":
                     # The same rate with a wakeup per burst: what one socket read
                     # brings a network thread, and 1/16 of the thread wakeups.
@@ -454,17 +727,21 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def _median_row(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The repeats' median of every figure; a figure some repeats lack (the tail's wait
+    split, where no slow event had both readings) is the median of those that have it."""
     row = dict(results[0])
-    for key, value in results[0].items():
-        if (
-            isinstance(value, float | int)
-            and not isinstance(value, bool)
-            and key
-            not in (
-                "producers",
-                "rate",
-            )
-        ):
-            row[key] = statistics.median(result[key] for result in results)
+    for key in results[0]:
+        if key in ("producers", "rate", "burst"):
+            continue
+        values = [result[key] for result in results]
+        figures = [value for value in values if _is_figure(value)]
+        if figures:
+            row[key] = statistics.median(figures)
+        elif all(value is None for value in values):
+            row[key] = None
     row["repeats"] = len(results)
     return row
+
+
+def _is_figure(value: object) -> bool:
+    return isinstance(value, float | int) and not isinstance(value, bool)

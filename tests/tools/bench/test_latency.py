@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from lean_p2p.cli import main
-from lean_p2p.tools.bench.latency import NATIVE_BURST, Case, measure_case
+from lean_p2p.tools.bench.latency import (
+    CLOCK_SAMPLE_EVERY,
+    NATIVE_BURST,
+    Case,
+    LoopClock,
+    Readings,
+    measure_case,
+    split_wait,
+)
 from lean_p2p.tools.stress import loop_factory
 
 
@@ -17,6 +25,7 @@ from lean_p2p.tools.stress import loop_factory
     [
         ("python", 1, "mailbox"),
         ("python", 1, "call_soon"),
+        ("python", 2, "thread"),
         ("native", 1, "mailbox"),
         ("native", 4, "mailbox"),
     ],
@@ -57,6 +66,7 @@ def test_the_command_writes_a_row_per_case(tmp_path: Path) -> None:
         ("python", 1, 1, "mailbox"),
         ("python", 8, 1, "mailbox"),
         ("python", 8, 1, "call_soon"),
+        ("python", 8, 1, "thread"),
         ("native", 8, 1, "mailbox"),
         ("native", 8, NATIVE_BURST, "mailbox"),
     ]
@@ -75,3 +85,78 @@ def test_without_the_native_build_the_native_cases_are_left_out_and_it_says_why(
     assert main([*arguments, "--events", "200", "--quiet", "--json", str(output)]) == 0
     assert "native producer cases are left out" in capsys.readouterr().out
     assert {row["producer_kind"] for row in json.loads(output.read_text())} == {"python"}
+
+
+def test_a_wait_is_split_into_running_waiting_for_a_core_and_waiting_for_the_gil() -> None:
+    # 100 us of waiting: the loop thread ran 20 us and sat 30 us in the run queue;
+    # the rest it slept, waiting for the GIL.
+    assert split_wait(100_000, (1_000, 5_000), (21_000, 35_000)) == (20_000, 30_000, 50_000)
+    # A run-queue wait counted from before the span is clipped to what is left of it.
+    assert split_wait(100_000, (0, 0), (70_000, 90_000)) == (70_000, 30_000, 0)
+    # Counters never go backwards; if they seem to, nothing is made up.
+    assert split_wait(10_000, (5, 5), (0, 0)) == (0, 0, 10_000)
+
+
+def test_the_loop_clock_reads_its_own_thread_from_another_thread() -> None:
+    import threading
+    import time
+
+    clock = LoopClock.open()
+    assert clock is not None  # Linux with schedstat: where this suite runs
+    try:
+        before = clock.read()
+        spin_until = time.thread_time_ns() + 20_000_000
+        while time.thread_time_ns() < spin_until:  # 20 ms of this thread's CPU time
+            pass
+        readings = Readings()
+        reader = threading.Thread(target=readings.take, args=(1, clock))
+        reader.start()
+        reader.join()
+        after = readings.get(1)
+        assert after is not None and 1 in readings
+        assert after[0] - before[0] >= 20_000_000  # this thread's clock, not the reader's
+        assert after[1] >= before[1]
+    finally:
+        clock.close()
+
+
+@pytest.mark.parametrize("handoff", ["mailbox", "call_soon", "thread"])
+def test_producers_read_the_loops_clock_and_every_drain_that_ends_a_wait_has_its_reading(
+    handoff: str,
+) -> None:
+    case = Case("asyncio", "python", 2, 5_000, 2_000, handoff=handoff)
+    result = measure_case(case, loop_factory("asyncio"))
+    # One event in CLOCK_SAMPLE_EVERY per producer, the first included. Two producers
+    # may read the same nanosecond and share a key, hence "at most".
+    sampled = 2 * -(-1_000 // CLOCK_SAMPLE_EVERY)
+    assert sampled - 5 <= len(result.sent_readings.cpu_ns) <= sampled
+    waited = [
+        (stamp, wait)
+        for stamp, wait in zip(result.stamps_ns, result.waits_ns, strict=True)
+        if wait > 0 and (handoff != "call_soon" or stamp in result.sent_readings)
+    ]
+    assert waited
+    for stamp, wait in waited:
+        assert stamp + wait in result.drain_readings
+
+
+def test_the_tail_split_uses_the_slowest_events_with_both_readings() -> None:
+    from lean_p2p.tools.bench.latency import CaseResult
+
+    result = CaseResult(Case("asyncio", "python", 1, 1_000, 1_000))
+    for index in range(1_000):
+        # The slowest 1 %, ten events, waited 500 us; the rest 10 us.
+        stamp, wait = 1_000_000 * index, 10_000 + index if index < 990 else 500_000
+        result.stamps_ns.append(stamp)
+        result.waits_ns.append(wait)
+        result.queues_ns.append(1_000)
+        result.totals_ns.append(wait + 1_000)
+        result.sent_readings.cpu_ns[stamp] = 0
+        result.sent_readings.run_delay_ns[stamp] = 0
+        result.drain_readings.cpu_ns[stamp + wait] = 100_000  # the loop ran 100 us
+        result.drain_readings.run_delay_ns[stamp + wait] = 150_000  # queued 150 us
+    row = result.row()
+    # Each slow event waited 500 us: 100 running, 150 for a core, 250 for the GIL.
+    assert (row["tail_busy_us"], row["tail_core_us"], row["tail_gil_us"]) == (100, 150, 250)
+    result.sent_readings = Readings()  # no producer readings: no split, and none made up
+    assert result.row()["tail_gil_us"] is None
