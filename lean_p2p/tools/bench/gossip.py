@@ -26,8 +26,12 @@ and ``handoff_p99_us``, the mailbox's wakeup and queueing delay for real gossip 
 another process, the figure a node's consensus code feels; for the slowest 1 %, the
 median time spent waiting for the drain to begin (``handoff_tail_wait_us``: the
 wakeup and the GIL) and queueing in it (``handoff_tail_queue_us``), and the longest
-garbage collection of the phase (``gc_max_us``). The ``latency-1k`` phase
-paces attestations at 1,000/s for it.
+garbage collection of the phase (``gc_max_us``). The wait is split further by the loop
+thread's own clocks (:class:`~lean_p2p.tools.bench.latency.LoopClock`, read by the
+driver's thread at the emit and by the loop when the drain begins): the loop thread
+running other work (``handoff_tail_busy_us``), waiting in the run queue for a core
+(``handoff_tail_core_us``), and asleep waiting for the GIL (``handoff_tail_gil_us``).
+The ``latency-1k`` phase paces attestations at 1,000/s for it.
 
 ``--sender-nice N`` runs the sending process at nice N and the receivers at the priority
 the command started with: on a small machine the two processes otherwise compete for
@@ -76,10 +80,20 @@ VARIANTS: dict[str, str | None] = {
     "stock-quic": "quic",
     "lean-signed": None,
     "lean-switch-1ms": None,
+    "lean-switch-100us": None,
 }
 #: the lean receivers' interpreter switch interval, by variant (default: CPython's 5 ms)
-_SWITCH_INTERVAL_S = {"lean-switch-1ms": 0.001}
+_SWITCH_INTERVAL_S = {"lean-switch-1ms": 0.001, "lean-switch-100us": 0.0001}
 _SIGNED_POOL = 64
+#: the lean receiver's figures on the slowest 1 % of hand-offs (see the docstring)
+_TAIL_COLUMNS = (
+    "handoff_tail_wait_us",
+    "handoff_tail_busy_us",
+    "handoff_tail_core_us",
+    "handoff_tail_gil_us",
+    "handoff_tail_queue_us",
+    "gc_max_us",
+)
 
 
 def _datagram_size() -> int:
@@ -181,6 +195,7 @@ def _run_parent(args: argparse.Namespace) -> int:
     columns = [
         "variant", "kind", "phase", "size_bytes", "runs", "messages", "messages_per_s",
         "p50_ms", "p99_ms", "handoff_p50_us", "handoff_p99_us", "handoff_tail_wait_us",
+        "handoff_tail_busy_us", "handoff_tail_core_us", "handoff_tail_gil_us",
         "handoff_tail_queue_us", "gc_max_us", "lost", "duplicates",
     ]  # fmt: skip
     title = "lean-p2p bench gossip (two processes, loopback)"
@@ -246,7 +261,7 @@ def _medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "handoff_p99_us": _median_or_none([row.get("handoff_p99_us") for row in group]),
                 **{
                     name: _median_or_none([row.get(name) for row in group])
-                    for name in ("handoff_tail_wait_us", "handoff_tail_queue_us", "gc_max_us")
+                    for name in _TAIL_COLUMNS
                 },
                 "lost": sum(row["lost"] for row in group),
                 "duplicates": sum(row["duplicates"] for row in group),
@@ -398,9 +413,7 @@ def _row(variant: str, plan: Plan, size: int, result: dict[str, Any]) -> dict[st
         "p99_ms": result["p99_ms"],
         "handoff_p50_us": result.get("handoff_p50_us"),
         "handoff_p99_us": result.get("handoff_p99_us"),
-        "handoff_tail_wait_us": result.get("handoff_tail_wait_us"),
-        "handoff_tail_queue_us": result.get("handoff_tail_queue_us"),
-        "gc_max_us": result.get("gc_max_us"),
+        **{name: result.get(name) for name in _TAIL_COLUMNS},
         "lost": plan.count - unique,
         "duplicates": result["duplicates"],
     }
@@ -747,15 +760,35 @@ class _Recorder:
         self.handoffs_us: list[float] = []
         self.waits_us: list[float] = []
         self.queues_us: list[float] = []
+        #: the wait split by the loop thread's clocks: (busy, core, gil) in us, or None
+        #: where the event did not wait or a reading is missing
+        self.wait_parts_us: list[tuple[float, float, float] | None] = []
         self.gc_watch.pauses.clear()  # only this phase's collections
         self.last_arrival_ns = 0
 
-    def handoff(self, emitted_ns: int, drain_started_ns: int) -> None:
+    def handoff(
+        self,
+        emitted_ns: int,
+        drain_started_ns: int,
+        at_emit: tuple[int, int] | None = None,
+        at_drain: tuple[int, int] | None = None,
+    ) -> None:
+        """One event's hand-off: emitted at ``emitted_ns``, handled now, in the drain
+        that began at ``drain_started_ns``; with the loop thread's clock readings
+        (:meth:`LoopClock.read`) at the emit and at the drain's start, its wait is
+        split too."""
+        from lean_p2p.tools.bench.latency import split_wait
+
         now = time.monotonic_ns()
         began = max(drain_started_ns, emitted_ns)
         self.handoffs_us.append((now - emitted_ns) / 1e3)
         self.waits_us.append((began - emitted_ns) / 1e3)
         self.queues_us.append((now - began) / 1e3)
+        parts = None
+        if at_emit is not None and at_drain is not None and began > emitted_ns:
+            busy, core, gil = split_wait(began - emitted_ns, at_emit, at_drain)
+            parts = (busy / 1e3, core / 1e3, gil / 1e3)
+        self.wait_parts_us.append(parts)
 
     def record(self, seq: int, sent_ns: int | None) -> None:
         now = time.monotonic_ns()
@@ -792,8 +825,15 @@ class _Recorder:
         threshold = report.percentile(sorted(self.handoffs_us), 0.99)
         tail = [i for i, value in enumerate(self.handoffs_us) if value >= threshold]
         pauses = [(end - start) / 1e3 for start, end in self.gc_watch.pauses]
+        split = [parts for i in tail if (parts := self.wait_parts_us[i]) is not None]
         return {
             "handoff_tail_wait_us": report.median([self.waits_us[i] for i in tail]),
+            **{
+                name: report.median([parts[position] for parts in split]) if split else None
+                for position, name in enumerate(
+                    ("handoff_tail_busy_us", "handoff_tail_core_us", "handoff_tail_gil_us")
+                )
+            },
             "handoff_tail_queue_us": report.median([self.queues_us[i] for i in tail]),
             "gc_pauses": len(pauses),
             "gc_max_us": max(pauses, default=0.0),
@@ -860,6 +900,7 @@ async def _lean_receiver(*, signed: bool = False) -> None:
         default_workers,
     )
     from lean_p2p.runtime import LEAN_LANES, Mailbox
+    from lean_p2p.tools.bench.latency import LoopClock
 
     loop = asyncio.get_running_loop()
     recorder = _Recorder(sys.stdout)
@@ -870,9 +911,11 @@ async def _lean_receiver(*, signed: bool = False) -> None:
 
     def handle(lane: str, item: object) -> None:
         event = item
-        if isinstance(item, tuple):  # (emitted at, event): what emit puts
-            emitted_ns, event = item
-            recorder.handoff(emitted_ns, mailbox.drain_started_ns)
+        if isinstance(item, tuple):  # what emit puts: (emitted at, loop clock, event)
+            emitted_ns, at_emit, event = item
+            recorder.handoff(
+                emitted_ns, mailbox.drain_started_ns, at_emit, mailbox.drain_clock_reading
+            )
         if isinstance(event, GossipAttestation) and service is not None:
             vote = event.attestation
             data = vote.data
@@ -894,13 +937,19 @@ async def _lean_receiver(*, signed: bool = False) -> None:
             driver.send(SendResponseEnd(event.request_id))
 
     class StampedMailbox(Mailbox):
-        """Stamps when each drain begins (the drain is the loop's callback)."""
+        """Stamps when each drain begins (the drain is the loop's callback), with the
+        loop thread's clock then."""
 
         drain_started_ns = 0
+        drain_clock_reading: tuple[int, int] | None = None
 
         def _drain(self) -> None:
             self.drain_started_ns = time.monotonic_ns()
+            if loop_clock is not None:
+                self.drain_clock_reading = loop_clock.read()
             super()._drain()
+
+    loop_clock = LoopClock.open()  # this is the loop thread
 
     mailbox = StampedMailbox(LEAN_LANES, handle)
     gc.callbacks.append(recorder.gc_watch)  # for the receiver process's whole life
@@ -913,8 +962,11 @@ async def _lean_receiver(*, signed: bool = False) -> None:
         )
 
     def emit(event: object) -> None:
-        # The driver's thread: each event goes in stamped, for the hand-off delay.
-        stamped = (time.monotonic_ns(), event)
+        # The driver's thread: each event goes in stamped, for the hand-off delay, with
+        # the loop thread's clock read just before the stamp (the reading's own few
+        # microseconds stay out of the delay).
+        at_emit = loop_clock.read() if loop_clock is not None else None
+        stamped = (time.monotonic_ns(), at_emit, event)
         if isinstance(event, GossipAttestation):
             mailbox.put("attestations", stamped)
         elif isinstance(event, GossipBlock):
@@ -947,6 +999,8 @@ async def _lean_receiver(*, signed: bool = False) -> None:
             service.close()
             await loop.run_in_executor(None, service.join, 20)
         await mailbox.aclose()
+        if loop_clock is not None:
+            loop_clock.close()
 
 
 async def _receiver_command(

@@ -79,6 +79,20 @@ def test_a_hand_off_is_its_wait_plus_its_queueing_and_the_tail_says_which() -> N
     assert result["gc_pauses"] == 0
 
 
+def test_a_hand_off_with_the_loops_clock_splits_its_wait_into_busy_core_and_gil() -> None:
+    recorder = gossip._Recorder(io.StringIO())
+    now = time.monotonic_ns()
+    # Waited 1 ms: the loop ran 100 us, sat 300 us in the run queue, slept 600 us.
+    recorder.handoff(now - 1_000_000, now, (0, 0), (100_000, 300_000))
+    recorder.handoff(now - 2_000, now - 3_000, (0, 0), (0, 0))  # queued, no wait to split
+    recorder.handoff(now - 1_500, now - 1_000)  # no readings: no split
+    assert recorder.wait_parts_us == [(100.0, 300.0, 600.0), None, None]
+    result = recorder.result()
+    assert result["handoff_tail_busy_us"] == 100.0
+    assert result["handoff_tail_core_us"] == 300.0
+    assert result["handoff_tail_gil_us"] == 600.0
+
+
 @pytest.mark.slow
 @pytest.mark.network
 @pytest.mark.parametrize("dialer", ["sender", "receiver"])
