@@ -18,6 +18,11 @@ Algorithm (the ``xev.Async`` analogue)::
             loop.call_soon(drain)    # 4. re-arm ourselves; I/O and timers run between
         (optionally re-armed for ``linger_s`` after a batch: passes, no syscall)
 
+A yielding sender (``sender(lane, yield_to_loop_s=...)``) is the same two steps; only
+after them, outside the close bracket below, the put that won the test-and-set waits
+(the GIL released, bounded) until a drain has ended. The wait changes nothing above:
+the item is published and the drain scheduled before it begins.
+
 ``put_many(lane, items)`` is the same two steps for a whole batch: every item is
 published (one ``deque.extend``) before the single test-and-set, so the argument below
 holds for each item of the batch exactly as for an item put alone.
@@ -68,6 +73,7 @@ import asyncio
 import enum
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -81,6 +87,7 @@ from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
 __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_LINGER_S",
+    "DEFAULT_YIELD_TO_LOOP_S",
     "LINGER_MIN_BATCH",
     "HandlerFailure",
     "LaneSpec",
@@ -106,6 +113,12 @@ LINGER_MIN_BATCH = 4
 #: fewer, items are popped and handled one at a time, which measured a shorter latency
 #: tail at low rates (docs/runtime.md, "Close contract").
 _BATCH_POP_MIN = 32
+#: How long a producer that woke the loop through a yielding sender (``sender(lane,
+#: yield_to_loop_s=...)``) waits for the drain it scheduled, at most. Measured in
+#: docs/latency.md: it took the driver's hand-off tail from milliseconds to under one.
+DEFAULT_YIELD_TO_LOOP_S = 0.0005
+#: Free-threaded CPython has no GIL to hand over: yielding senders do not wait there.
+_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 class MailboxClosed(RuntimeError):
@@ -523,6 +536,9 @@ class Mailbox:
         self._room = threading.Condition(threading.Lock())
         self._room_waiters = 0
         self._drain_generation = 0
+        # Yielding senders: cleared by one that wakes the loop, set when a drain ends.
+        self._drained = threading.Event()
+        self._drained.set()
 
     # -- any thread -------------------------------------------------------------------
 
@@ -540,13 +556,30 @@ class Mailbox:
             raise self._unknown_lane(lane)
         return send(item)
 
-    def sender(self, lane: str) -> Callable[[object], bool]:
+    def sender(self, lane: str, *, yield_to_loop_s: float = 0.0) -> Callable[[object], bool]:
         """``put`` bound to ``lane`` (any thread): ``sender(lane)(item)`` does what
         ``put(lane, item)`` does, without looking the lane up on every call. Raises
-        :class:`UnknownLaneError` for a lane the mailbox does not have."""
+        :class:`UnknownLaneError` for a lane the mailbox does not have.
+
+        ``yield_to_loop_s`` > 0 makes a *yielding* sender, for a producer thread that
+        goes on running Python after it hands an event over (a network driver): a put
+        that wakes the loop (the first after a drain) then waits, the GIL released,
+        until the drain it scheduled has ended, or at most that long. Without it the
+        loop can wait milliseconds for the GIL: such a producer releases the GIL around
+        each system call and takes it straight back, before the woken loop thread gets
+        to it, and every release restarts the loop's switch-interval timer, so the
+        interpreter never forces the hand-over (measured in docs/latency.md). Only the
+        put that woke the loop waits, never one on the loop's own thread, never inside
+        the put's close bracket, and not on free-threaded CPython. DEFAULT_YIELD_TO_LOOP_S
+        is the measured choice.
+        """
+        if yield_to_loop_s < 0:
+            raise ValueError(f"yield_to_loop_s must be >= 0, not {yield_to_loop_s}")
         send = self._senders.get(lane)
         if send is None:
             raise self._unknown_lane(lane)
+        if yield_to_loop_s and _GIL_ENABLED:
+            return self._make_yielding_sender(self._lanes_by_name[lane], yield_to_loop_s)
         return send
 
     def _make_sender(self, target: _Lane) -> Callable[[object], bool]:
@@ -588,6 +621,63 @@ class Mailbox:
                 left()
 
         return send
+
+    def _make_yielding_sender(self, target: _Lane, wait_s: float) -> Callable[[object], bool]:
+        """The sender that, having woken the loop, waits for the drain (see sender)."""
+        name = target.name
+        items = target.items
+        append = items.append
+        capacity = target.capacity
+        make_room = target.make_room
+        closed = self._closed_flag
+        idle_token = self._idle_token
+        arm = self._arm_and_expect_drain
+        wait_for_drain = self._drained.wait
+        entered = self._puts_entered
+        left = self._puts_left
+        race_hook = self._race_hook
+
+        def send(item: object) -> bool:
+            entered()  # the close bracket, as in the plain sender
+            try:
+                if closed:
+                    raise MailboxClosed(f"mailbox is closed; {name!r} item not accepted")
+                if len(items) >= capacity and not make_room():
+                    return False  # rejected and counted; the queued items have a drain
+                append(item)  # 1. publish first ...
+                if race_hook is not None:
+                    race_hook("published")
+                if not idle_token or not arm():  # 2. ... then test-and-set
+                    return True
+            finally:
+                left()
+            # Outside the bracket, so aclose never waits for this: let the loop thread
+            # take the GIL and drain, instead of racing it for the GIL.
+            wait_for_drain(wait_s)
+            return True
+
+        return send
+
+    def _arm_and_expect_drain(self) -> bool:
+        """:meth:`_arm_from_producer` for a yielding sender: True if this put woke the
+        loop from another thread, and should now wait for the drain to end."""
+        try:
+            self._idle_token.pop()
+        except IndexError:  # another producer (or the drain's re-arm) won the race
+            return False
+        self._wakeups.increment()
+        expect = asyncio._get_running_loop() is not self._loop
+        if expect:
+            # Cleared before the drain is scheduled, so that drain's set cannot come
+            # first. A drain still running now (it gave the token back when it began)
+            # may end and set it before that: the wait is shorter, never stuck.
+            self._drained.clear()
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError as error:  # the loop is closed: nothing can ever drain
+            self._drained.set()
+            raise MailboxClosed(f"the mailbox's event loop is closed: {error}") from error
+        return expect
 
     def _make_hooked_sender(self, target: _Lane, race_hook: RaceHook) -> Callable[[object], bool]:
         """The sender with the race hook between publish and test (tests only)."""
@@ -767,6 +857,8 @@ class Mailbox:
                 self._rearm_from_loop()
             if served:
                 self._wake_waiting_producers()
+            if not self._drained.is_set():
+                self._drained.set()  # a yielding sender waits for this (see sender)
 
     def _wake_waiting_producers(self) -> None:
         """Tell put_wait's producers that a drain made room. Publish, then wake: the

@@ -73,6 +73,7 @@ async def count_stranded_bursts(
     *,
     stop_at_first: bool = False,
     batched: bool = False,
+    yielding: bool = False,
 ) -> int:
     handled: list[int] = []
     mailbox = mailbox_type(
@@ -90,6 +91,12 @@ async def count_stranded_bursts(
                 middle = first + size // 2
                 mailbox.put_many("events", list(range(first, middle)))
                 mailbox.put_many("events", list(range(middle, first + size)))
+                return
+            if yielding:
+                # The put that wakes the loop then waits for its drain (bounded).
+                send = mailbox.sender("events", yield_to_loop_s=0.001)
+                for number in range(first, first + size):
+                    send(number)
                 return
             for number in range(first, first + size):
                 mailbox.put("events", number)
@@ -130,6 +137,12 @@ async def test_the_harness_catches_both_wrong_orders(wrong_order: type[Mailbox])
 async def test_the_right_order_never_strands_a_batch() -> None:
     """put_many publishes the whole batch before its one test-and-set."""
     assert await count_stranded_bursts(Mailbox, bursts=800, seed=4, batched=True) == 0
+
+
+@pytest.mark.stress
+async def test_the_right_order_never_strands_an_event_from_a_yielding_sender() -> None:
+    """A yielding sender publishes and tests exactly as put does; its wait comes after."""
+    assert await count_stranded_bursts(Mailbox, bursts=800, seed=6, yielding=True) == 0
 
 
 @pytest.mark.stress

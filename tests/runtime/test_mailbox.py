@@ -696,3 +696,91 @@ async def test_a_sender_puts_on_its_lane_exactly_as_put_does() -> None:
     with pytest.raises(MailboxClosed):
         send_small(4)  # a sender bound before the close sees it too
     assert recorder.seen[-1] == ("other", "x")
+
+
+class CountingEvent(threading.Event):
+    """The mailbox's drain event, counting the waits of yielding senders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+async def test_a_yielding_put_that_wakes_the_loop_returns_once_its_drain_has_run() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(), recorder)
+    # A bound far beyond any drain: the put returns because the drain ended.
+    send = mailbox.sender("only", yield_to_loop_s=30.0)
+    seen_on_return: list[list[object]] = []
+
+    def produce() -> None:
+        assert send("first") is True
+        seen_on_return.append(recorder.items())
+
+    await asyncio.to_thread(produce)
+    assert seen_on_return == [["first"]]
+    await mailbox.aclose()
+
+
+async def test_only_the_put_that_woke_the_loop_waits_and_at_most_its_bound() -> None:
+    mailbox = Mailbox(one_lane(), Recorder())
+    mailbox._drained = event = CountingEvent()  # before the sender binds its wait
+    send = mailbox.sender("only", yield_to_loop_s=0.01)
+
+    def produce_while_the_loop_is_held() -> None:
+        # The loop thread is blocked in to_thread's join below, so no drain runs: the
+        # first put wakes it and waits out its bound; the second finds a drain pending.
+        assert send(1) is True
+        assert send(2) is True
+
+    producer = threading.Thread(target=produce_while_the_loop_is_held)
+    producer.start()
+    producer.join()  # blocks the loop thread on purpose
+    assert event.waits == [0.01]
+    assert not event.is_set()  # the drain it scheduled has not run yet
+    await settle(mailbox)
+    assert event.is_set()  # set when that drain ended
+    await mailbox.aclose()
+
+
+async def test_a_yielding_put_on_the_loop_thread_never_waits() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(), recorder)
+    mailbox._drained = event = CountingEvent()
+    send = mailbox.sender("only", yield_to_loop_s=30.0)
+    assert send("here") is True  # would wait for a drain only this thread can run
+    assert event.waits == [] and recorder.items() == []
+    await settle(mailbox)
+    assert recorder.items() == ["here"]
+    await mailbox.aclose()
+
+
+async def test_a_yielding_sender_keeps_the_close_contract_and_rejects_a_bad_bound() -> None:
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(capacity=1), recorder)
+    send = mailbox.sender("only", yield_to_loop_s=0.01)
+    with pytest.raises(ValueError, match="yield_to_loop_s"):
+        mailbox.sender("only", yield_to_loop_s=-1.0)
+    with pytest.raises(UnknownLaneError):
+        mailbox.sender("missing", yield_to_loop_s=0.01)
+    assert send(1) is True
+    assert send(2) is False  # full: rejected and counted, no wait
+    await mailbox.aclose()
+    assert recorder.items() == [1]
+    assert mailbox.statistics().lane("only").rejected_full == 1
+    with pytest.raises(MailboxClosed):
+        send(3)
+
+
+def test_a_yielding_put_into_a_closed_loop_raises_and_leaves_nobody_waiting() -> None:
+    loop = asyncio.new_event_loop()
+    mailbox = Mailbox(one_lane(), Recorder(), loop=loop)
+    send = mailbox.sender("only", yield_to_loop_s=30.0)
+    loop.close()
+    with pytest.raises(MailboxClosed):
+        send("late")
+    assert mailbox._drained.is_set()
