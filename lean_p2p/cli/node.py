@@ -66,6 +66,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "interval is never changed (a shorter one measured no gain). See docs/latency.md",
     )
     parser.add_argument(
+        "--no-yield-to-loop",
+        action="store_true",
+        help="runtime policy: by default, when the network thread's hand-off of an event "
+        "wakes the loop, that thread waits (the GIL released) up to 0.5 ms for the loop "
+        "to drain, since otherwise it keeps retaking the GIL and the loop waits "
+        "milliseconds for it; this turns the wait off. See docs/latency.md",
+    )
+    parser.add_argument(
         "--accept-empty-proofs",
         action="store_true",
         help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
@@ -91,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, data_dir=args.data_dir.absolute())
         if args.no_gc_freeze:
             config = dataclasses.replace(config, gc_freeze=False)
+        if args.no_yield_to_loop:
+            config = dataclasses.replace(config, yield_to_loop_s=0.0)
         if args.accept_empty_proofs:
             if config.keystore is None:
                 raise DevnetConfigError(

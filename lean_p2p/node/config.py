@@ -34,6 +34,7 @@ import yaml
 from lean_p2p.containers.xmss import FIELD_MODULUS
 from lean_p2p.node.keys import has_keystore
 from lean_p2p.node.verification import PRIORITIES
+from lean_p2p.runtime.mailbox import DEFAULT_YIELD_TO_LOOP_S
 from lean_p2p.wire.enr import EnrError, EnrRecord, parse_enr
 from lean_p2p.wire.keys import KeyFileError, NodeKey
 
@@ -145,6 +146,11 @@ class NodeConfig:
     #: later full collections, pauses of the loop thread, skip what start-up made.
     #: For the whole process: an embedder whose process holds more may turn it off.
     gc_freeze: bool = True
+    #: how long the thread that hands the loop a network event, when its put woke the
+    #: loop, then waits (the GIL released) for the loop's drain, at most: the GIL
+    #: hand-over (lean_p2p.runtime.Mailbox.sender; measured in docs/latency.md). 0 turns
+    #: it off.
+    yield_to_loop_s: float = DEFAULT_YIELD_TO_LOOP_S
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,6 +158,8 @@ class NodeConfig:
             raise ValueError(
                 f"verification={self.verification!r}: expected one of {VERIFICATION_MODES}"
             )
+        if self.yield_to_loop_s < 0:
+            raise ValueError(f"yield_to_loop_s must be >= 0, not {self.yield_to_loop_s}")
         if self.verification_workers is not None and self.verification_workers < 1:
             raise ValueError("verification_workers is at least 1")
         if self.verification_priority not in PRIORITIES:

@@ -320,6 +320,8 @@ class Node:
             spec.name: self.metrics.handler_seconds.labels(lane=spec.name) for spec in lanes
         }
         self._mailbox: Mailbox | None = None
+        #: the network's puts, by lane: yielding senders (config.yield_to_loop_s)
+        self._event_senders: dict[str, Callable[[object], bool]] = {}
         self._driver: DriverPort | None = None
         #: the loop the node runs on, for report_threadsafe (set by start)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -382,7 +384,11 @@ class Node:
             await self._start_components()
             if self._live:
                 # Started: what is alive now lives as long as the node.
-                apply_runtime_policy(gc_freeze=self.config.gc_freeze, node=self.config.name)
+                apply_runtime_policy(
+                    gc_freeze=self.config.gc_freeze,
+                    yield_to_loop_s=self.config.yield_to_loop_s,
+                    node=self.config.name,
+                )
         except BaseException:
             # Undo what did start (a bound port, a recorder thread) before reporting.
             self._stopping = True
@@ -392,6 +398,12 @@ class Node:
 
     async def _start_components(self) -> None:
         self._mailbox = Mailbox(self._lanes, self._handle, on_handler_error=self._on_handler_error)
+        # Network events come from threads that go on running Python after each one
+        # (the driver's): the put that wakes the loop lets it take the GIL first.
+        self._event_senders = {
+            lane: self._mailbox.sender(lane, yield_to_loop_s=self.config.yield_to_loop_s)
+            for lane in self._mailbox.lane_names
+        }
         if self._opened is not None:
             # Before any input: the first commit holds the anchor (or the restored chain).
             self._writer = ChainWriter(self._opened.database, name=self.config.name)
@@ -510,7 +522,7 @@ class Node:
         if observer is not None:
             # Before the put: once put, the loop may handle the event at any moment.
             observer.enqueued(event)
-        mailbox.put(lane_for_event(event), event)
+        self._event_senders[lane_for_event(event)](event)
 
     def attach_observer(self, observer: NodeObserver | None) -> None:
         """Watch every network event in (any thread) and every item out (loop thread);

@@ -18,8 +18,19 @@ The policy, measured in ``docs/latency.md``:
   ``gc.get_referrers`` and ``gc.get_objects``, so tools that walk the heap (memory
   profilers, leak finders) see only what came after the freeze; call ``gc.unfreeze()``
   before using one, or opt out.
-- **The switch interval stays at CPython's 5 ms.** A shorter one was measured and gave
-  no consistent gain in the hand-off's tail (``lean-p2p bench latency --levers``).
+- **The network's thread yields the GIL to the loop.** When the driver's put of an
+  event wakes the loop, the driver thread then waits, the GIL released, until that
+  drain has ended, for at most ``NodeConfig.yield_to_loop_s`` (0.5 ms; see
+  :meth:`lean_p2p.runtime.Mailbox.sender`). Otherwise the driver, which goes on running
+  py-libp2p in Python, releases and retakes the GIL around each system call before the
+  woken loop thread gets it, and the interpreter never forces the hand-over: the loop
+  waited milliseconds. ``NodeConfig.yield_to_loop_s=0`` (``lean-p2p node
+  --no-yield-to-loop``) turns it off.
+- **The switch interval stays at CPython's 5 ms.** A shorter one (1 ms, 100 us) was
+  measured and gave no consistent gain in the hand-off's tail (``lean-p2p bench latency
+  --levers``, ``lean-p2p bench gossip --variants lean,lean-switch-1ms,lean-switch-100us``):
+  a producer that retakes the GIL after each system call restarts the timer that would
+  force the switch.
 """
 
 from __future__ import annotations
@@ -40,11 +51,29 @@ logger = logging.getLogger(__name__)
 _frozen_in_this_process = False
 
 
-def apply_runtime_policy(*, gc_freeze: bool, node: str) -> None:
+def apply_runtime_policy(*, gc_freeze: bool, node: str, yield_to_loop_s: float = 0.0) -> None:
     """Apply the node's interpreter policy and log what was done (loop thread).
 
     The heap is frozen once per process: a second node in the same process (a test
-    run, an embedder running several) finds it done and says so."""
+    run, an embedder running several) finds it done and says so. The GIL hand-over is
+    the node's mailbox senders' (``yield_to_loop_s``); it is only reported here."""
+    _freeze_heap(gc_freeze, node)
+    if yield_to_loop_s:
+        logger.info(
+            "runtime policy: the network's thread yields the GIL to the loop, for up to "
+            "%g ms, after a hand-off that wakes it",
+            yield_to_loop_s * 1e3,
+            extra={"node": node, "yield_to_loop_s": yield_to_loop_s},
+        )
+    else:
+        logger.info(
+            "runtime policy: the network's thread does not yield the GIL to the loop "
+            "(yield_to_loop_s 0)",
+            extra={"node": node, "yield_to_loop_s": 0.0},
+        )
+
+
+def _freeze_heap(gc_freeze: bool, node: str) -> None:
     global _frozen_in_this_process
     if not gc_freeze:
         logger.info(

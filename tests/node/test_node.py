@@ -254,6 +254,32 @@ async def test_foreign_threads_read_through_report_threadsafe_only() -> None:
     await node.stop()
 
 
+async def test_a_network_event_that_wakes_the_loop_lets_it_handle_the_event_first() -> None:
+    # The GIL hand-over (NodeConfig.yield_to_loop_s), with a bound far beyond any drain:
+    # the emitting thread gets its call back once the loop has handled the event.
+    clock = ManualClock(GENESIS_TIME)
+    node = Node(_config("n", (), yield_to_loop_s=30.0), driver=FakeDriver(), clock=clock)
+    await node.start()
+    await node.wait_idle()
+    handled_before = node.report().handled
+    handled_on_return: list[int] = []
+
+    def network_thread() -> None:
+        node.emit_threadsafe(PeerConnected("peer", Direction.INBOUND, "/ip4/127.0.0.1/udp/1"))
+        handled_on_return.append(node.report_threadsafe().handled)
+
+    thread = threading.Thread(target=network_thread)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    assert handled_on_return == [handled_before + 1]
+    await node.stop()
+
+
+def test_a_negative_yield_to_loop_is_refused() -> None:
+    with pytest.raises(ValueError, match="yield_to_loop_s must be >= 0"):
+        _config("n", (), yield_to_loop_s=-0.001)
+
+
 def test_chain_summary_reads_as_one_line() -> None:
     from lean_p2p.node.chain import ChainSummary
 

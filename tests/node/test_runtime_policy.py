@@ -36,10 +36,27 @@ def test_the_policy_freezes_the_heap_once_per_process_and_says_so(
     assert frozen > 0
     # The second node did not freeze again (frozen objects freed since may lower it).
     assert gc.get_freeze_count() <= frozen
-    messages = [record.getMessage() for record in caplog.records]
+    messages = [
+        record.getMessage() for record in caplog.records if "GIL" not in record.getMessage()
+    ]
     assert "heap frozen after start-up" in messages[0]
     assert "switch interval unchanged" in messages[0]
     assert "already frozen by an earlier node" in messages[1]
+
+
+def test_the_policy_says_whether_the_network_thread_yields_the_gil(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="lean_p2p.node.runtime_policy"):
+        apply_runtime_policy(gc_freeze=False, node="a", yield_to_loop_s=0.0005)
+        apply_runtime_policy(gc_freeze=False, node="b", yield_to_loop_s=0.0)
+    said = [record.getMessage() for record in caplog.records if "GIL" in record.getMessage()]
+    assert said == [
+        "runtime policy: the network's thread yields the GIL to the loop, for up to "
+        "0.5 ms, after a hand-off that wakes it",
+        "runtime policy: the network's thread does not yield the GIL to the loop "
+        "(yield_to_loop_s 0)",
+    ]
 
 
 @pytest.mark.usefixtures("fresh_process")
