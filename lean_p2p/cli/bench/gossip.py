@@ -20,10 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated of lean, stock, stock-quic, lean-signed, lean-switch-1ms "
-        "(default: lean,stock with --quick, all of them otherwise; lean-signed verifies "
-        "every attestation's production signature before counting it; lean-switch-1ms "
-        "runs the receiver with a 1 ms switch interval)",
+        help="comma-separated of lean, stock, stock-quic, lean-signed, lean-no-yield, "
+        "lean-switch-1ms, lean-switch-100us (default: lean,stock with --quick, the first "
+        "five otherwise; lean-signed verifies every attestation's production signature "
+        "before counting it; lean-no-yield is lean without the node's GIL hand-over to "
+        "the loop; lean-switch-* run the receiver with that switch interval)",
     )
     parser.add_argument(
         "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"

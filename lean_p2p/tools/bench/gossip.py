@@ -16,9 +16,12 @@ sizes over loopback between two processes:
   once its :class:`~lean_p2p.node.verification.VerificationService` (a node's; one
   worker fewer than the cores) has verified it, results back through the mailbox. The
   signed data carries no send time, so this variant has no latency figures.
-- ``lean-switch-1ms``: ``lean`` with the receiver's switch interval at 1 ms instead of
-  CPython's 5 ms: how long the loop thread waits for the GIL while the driver's thread
-  runs Python, measured on and off in the same run.
+- ``lean-switch-1ms``, ``lean-switch-100us``: ``lean`` with the receiver's switch
+  interval at 1 ms or 100 us instead of CPython's 5 ms: how long the loop thread waits
+  for the GIL while the driver's thread runs Python, measured on and off in the same run.
+- ``lean-no-yield``: ``lean`` without the GIL hand-over a node makes by default (its
+  driver's puts through yielding senders, :meth:`~lean_p2p.runtime.Mailbox.sender`):
+  the driver thread goes on without waiting for the drain its event woke.
 
 The lean receiver also stamps each event as its driver emits it (on the driver's trio
 thread) and measures, in its handler, the hand-off into the loop: ``handoff_p50_us``
@@ -63,7 +66,7 @@ from typing import Any, TextIO
 
 from lean_p2p.tools import report
 
-__all__ = ["VARIANTS", "run_benchmark"]
+__all__ = ["FULL_RUN_VARIANTS", "VARIANTS", "run_benchmark"]
 
 WINDOW = 24  # messages in flight (below py-libp2p's 32-entry per-peer queue)
 ATTESTATION_TOPIC = "/leanconsensus/12345678/attestation_0/ssz_snappy"
@@ -81,7 +84,10 @@ VARIANTS: dict[str, str | None] = {
     "lean-signed": None,
     "lean-switch-1ms": None,
     "lean-switch-100us": None,
+    "lean-no-yield": None,
 }
+#: what a full run measures: the switch-interval variants only when asked for
+FULL_RUN_VARIANTS = ("lean", "stock", "stock-quic", "lean-signed", "lean-no-yield")
 #: the lean receivers' interpreter switch interval, by variant (default: CPython's 5 ms)
 _SWITCH_INTERVAL_S = {"lean-switch-1ms": 0.001, "lean-switch-100us": 0.0001}
 _SIGNED_POOL = 64
@@ -166,7 +172,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def _run_parent(args: argparse.Namespace) -> int:
-    default = "lean,stock" if args.quick else ",".join(VARIANTS)
+    default = "lean,stock" if args.quick else ",".join(FULL_RUN_VARIANTS)
     # (the full run includes lean-signed: throughput with every signature verified)
     variants = [v.strip() for v in (args.variants or default).split(",") if v.strip()]
     unknown = set(variants) - set(VARIANTS)
@@ -870,14 +876,21 @@ def _receive(variant: str) -> None:
             uvloop.install()
         except ImportError:
             pass
-        asyncio.run(_lean_receiver(signed=variant == "lean-signed"))
+        from lean_p2p.runtime.mailbox import DEFAULT_YIELD_TO_LOOP_S
+
+        asyncio.run(
+            _lean_receiver(
+                signed=variant == "lean-signed",
+                yield_to_loop_s=0.0 if variant == "lean-no-yield" else DEFAULT_YIELD_TO_LOOP_S,
+            )
+        )
     else:
         import trio
 
         trio.run(_stock_receiver, variant)
 
 
-async def _lean_receiver(*, signed: bool = False) -> None:
+async def _lean_receiver(*, signed: bool = False, yield_to_loop_s: float = 0.0) -> None:
     import asyncio
 
     from lean_p2p.consensus.hashing import attestation_data_root
@@ -961,6 +974,13 @@ async def _lean_receiver(*, signed: bool = False) -> None:
             workers=default_workers(),
         )
 
+    # As a node does: the driver's puts hand the GIL over (see lean-no-yield).
+    senders = {
+        lane: mailbox.sender(lane, yield_to_loop_s=yield_to_loop_s) for lane in mailbox.lane_names
+    }
+    to_attestations, to_blocks = senders["attestations"], senders["blocks"]
+    to_requests, to_control = senders["peer_requests"], senders["control"]
+
     def emit(event: object) -> None:
         # The driver's thread: each event goes in stamped, for the hand-off delay, with
         # the loop thread's clock read just before the stamp (the reading's own few
@@ -968,13 +988,13 @@ async def _lean_receiver(*, signed: bool = False) -> None:
         at_emit = loop_clock.read() if loop_clock is not None else None
         stamped = (time.monotonic_ns(), at_emit, event)
         if isinstance(event, GossipAttestation):
-            mailbox.put("attestations", stamped)
+            to_attestations(stamped)
         elif isinstance(event, GossipBlock):
-            mailbox.put("blocks", stamped)
+            to_blocks(stamped)
         elif isinstance(event, InboundRequest):
-            mailbox.put("peer_requests", stamped)
+            to_requests(stamped)
         else:
-            mailbox.put("control", stamped)
+            to_control(stamped)
 
     config = DriverConfig(
         listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=_datagram_size()
