@@ -16,6 +16,8 @@ scenario needs; its module docstring says which.
                         (``--leanspec K``: leanSpec's nodes beside ours on one genesis)
 - ``leanspec``          leanSpec's node as a devnet member: its venv, processes, answers
 - ``soak``              ``lean-p2p soak``: a long devnet with a kill, a pause and chaos
+- ``faultnet``          faults on purpose: a UDP relay per pair of devnet nodes with
+                        delay, loss, reordering, duplication, a bandwidth cap, partitions
 - ``crashtest``         ``lean-p2p crashtest``: a node process SIGKILLed during import,
                         every restart from its database checked
 - ``profile``           ``lean-p2p profile``: a node under synthetic load
