@@ -66,6 +66,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "interval is never changed (a shorter one measured no gain). See docs/latency.md",
     )
     parser.add_argument(
+        "--clock-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the node's clock this many seconds ahead of the system's (negative: "
+        "behind), as a node with a badly set clock would; for fault scenarios",
+    )
+    parser.add_argument(
         "--no-yield-to-loop",
         action="store_true",
         help="runtime policy: by default, when the network thread's hand-off of an event "
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                     "--accept-empty-proofs needs a devnet that signs for real (a keystore)"
                 )
             config = dataclasses.replace(config, accept_empty_proofs=True)
-        node = _build(config)
+        node = _build(config, clock_skew_s=args.clock_skew)
     except (DevnetConfigError, KeystoreError) as error:
         print(f"lean-p2p node: {error}")
         return 2
@@ -131,10 +139,11 @@ def _checked(addresses: list[str]) -> list[str]:
     return addresses
 
 
-def _build(config: NodeConfig) -> Node:
+def _build(config: NodeConfig, *, clock_skew_s: float = 0.0) -> Node:
     """The node, its signature scheme selected and its keys read (before any loop)."""
     from lean_p2p.containers import select_signature_scheme
     from lean_p2p.node.checkpoint_sync import fetch_anchor
+    from lean_p2p.node.clock import SystemClock
     from lean_p2p.node.keys import keystore_scheme
     from lean_p2p.node.node import Node
 
@@ -162,7 +171,8 @@ def _build(config: NodeConfig) -> Node:
             f"{anchor.slot}, root 0x{anchor.root.hex()}",
             flush=True,
         )
-    return Node(config, anchor=anchor, opened=opened)
+    clock = SystemClock(skew_s=clock_skew_s) if clock_skew_s else None
+    return Node(config, anchor=anchor, opened=opened, clock=clock)
 
 
 async def _main(node: Node, args: argparse.Namespace, stop: asyncio.Event) -> int:

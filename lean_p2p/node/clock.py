@@ -32,17 +32,22 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Unix time; callbacks scheduled on the running loop's monotonic timer."""
+    """Unix time, ``skew_s`` seconds ahead (behind, if negative): a node whose clock is
+    off, for fault scenarios (``lean-p2p node --clock-skew``). Callbacks scheduled on the
+    running loop's monotonic timer."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop | None = None, *, skew_s: float = 0.0
+    ) -> None:
         self._loop = loop
+        self.skew_s = skew_s
 
     def now(self) -> float:
-        return time.time()
+        return time.time() + self.skew_s
 
     def call_at(self, when: float, callback: Callable[[], None]) -> ScheduledCall:
         loop = self._loop or asyncio.get_running_loop()
         # Convert through the delay, not the absolute value: the loop's clock is
         # monotonic and unrelated to Unix time.
-        delay = max(0.0, when - time.time())
+        delay = max(0.0, when - self.now())
         return loop.call_at(loop.time() + delay, callback)
