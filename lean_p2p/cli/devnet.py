@@ -119,6 +119,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--node-arg=--no-gc-freeze for an option)",
     )
     parser.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="run the faults of a scenario file (scenarios/*.yaml: partitions, lossy and slow "
+        "links, kills and restarts on a slot timeline) and check its expectations; the "
+        "scenario sets the nodes and the length, --dir, --json, --genesis-delay and "
+        "--log-level still apply",
+    )
+    parser.add_argument(
         "--leanspec-cache",
         type=Path,
         help="where a built leanSpec venv is kept (default: $LEAN_P2P_CACHE, else "
@@ -138,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     from lean_p2p.tools.leanspec import LeanSpecUnavailable
     from lean_p2p.tools.running import run_loop, say
 
+    if args.scenario is not None:
+        return _run_scenario(args)
     if args.nodes < 1 or args.validators < 1:
         print("lean-p2p devnet: need at least one node and one validator")
         return 2
@@ -204,3 +215,35 @@ def run(args: argparse.Namespace) -> int:
     for reason in failures:
         say(f"devnet failed: {reason}")
     return 1 if failures else 0
+
+
+def _run_scenario(args: argparse.Namespace) -> int:
+    from lean_p2p.tools.running import EXIT_INTERRUPTED, run_loop
+    from lean_p2p.tools.scenario import (
+        ScenarioError,
+        checks_text,
+        load_scenario,
+        run_scenario,
+        write_summary,
+    )
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as error:
+        print(f"lean-p2p devnet: {error}")
+        return 2
+    summary = run_loop(
+        lambda stop: run_scenario(
+            scenario,
+            directory=args.dir,
+            genesis_delay=args.genesis_delay,
+            log_level=args.log_level,
+            stop=stop,
+        )
+    )
+    print(f"\n{checks_text(summary)}\nplot: {summary['plot']}", flush=True)
+    if args.json is not None:
+        write_summary(args.json, summary)
+    if summary["interrupted"]:
+        return EXIT_INTERRUPTED
+    return 0 if summary["passed"] else 1

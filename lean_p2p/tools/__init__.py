@@ -18,6 +18,8 @@ scenario needs; its module docstring says which.
 - ``soak``              ``lean-p2p soak``: a long devnet with a kill, a pause and chaos
 - ``faultnet``          faults on purpose: a UDP relay per pair of devnet nodes with
                         delay, loss, reordering, duplication, a bandwidth cap, partitions
+- ``scenario``          ``lean-p2p devnet --scenario FILE``: a devnet through a timeline
+                        of faults (``scenarios/*.yaml``), its expectations checked
 - ``crashtest``         ``lean-p2p crashtest``: a node process SIGKILLed during import,
                         every restart from its database checked
 - ``profile``           ``lean-p2p profile``: a node under synthetic load
