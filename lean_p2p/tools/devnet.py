@@ -76,6 +76,7 @@ __all__ = [
     "free_ports",
     "joins_table_text",
     "kill_all",
+    "make_keystore",
     "mark_caught_up",
     "nodes_table_text",
     "poll_report",
@@ -242,7 +243,7 @@ def check_signing_options(options: DevnetOptions) -> str | None:
     return None
 
 
-def _make_keystore(
+def make_keystore(
     options: DevnetOptions,
     directory: Path,
     show: Callable[[str], None],
@@ -436,7 +437,7 @@ async def run_devnet(
         if options.signatures == "real":
             try:
                 validator_keys = await asyncio.to_thread(
-                    _make_keystore, options, directory, show, halt
+                    make_keystore, options, directory, show, halt
                 )
             except KeyGenerationStopped:
                 return _interrupted_summary(options, directory)

@@ -12,6 +12,7 @@ A scenario is a small YAML file (``scenarios/`` holds the ones we ship)::
     nodes: 4
     slots: 30            # how long the run lasts, in slots after genesis
     seed: 1              # the faults' random draws (a replay draws the same)
+    signatures: real     # XMSS keys (test scheme), every node verifies; or mocked
     links: {}            # faults of every link from the start (LinkFaults fields)
     clock_skew: {0: 1.5} # node 0's clock runs 1.5 s ahead, from its start
     events:
@@ -28,6 +29,8 @@ A scenario is a small YAML file (``scenarios/`` holds the ones we ship)::
       one_head: true                   # at the end
       back_at_head_within: 5           # slots after each restart
       max_finality_lag: 6              # head minus finalized, every node, every second
+      finality_lag_beyond_clean: 2     # ... at most this much more than the clean twin's
+      rss_beyond_clean: 1.5            # every node's peak RSS against the clean twin's
 
 Nodes are named by index. Whatever the scenario expects, the run also checks what must
 hold under every scenario: no node process ended badly but those it killed, no event
@@ -47,6 +50,7 @@ import json
 import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +68,7 @@ from lean_p2p.tools.devnet import (
     DevnetProcess,
     free_ports,
     kill_all,
+    make_keystore,
     poll_report,
     read_report,
     stop_all,
@@ -93,6 +98,9 @@ EXPECTATIONS: dict[str, type] = {
     "one_head": bool,
     "back_at_head_within": int,
     "max_finality_lag": int,
+    # against the same nodes run first without any fault (the clean twin)
+    "finality_lag_beyond_clean": int,
+    "rss_beyond_clean": float,
 }
 _EVENT_KINDS = ("partition", "heal", "link", "kill", "restart")
 _FAULT_FIELDS = {item.name for item in dataclasses.fields(LinkFaults)}
@@ -141,6 +149,9 @@ class Scenario:
     expect: Mapping[str, Any] = field(default_factory=dict)
     #: node index -> seconds its clock runs ahead (``lean-p2p node --clock-skew``)
     clock_skew: Mapping[int, float] = field(default_factory=dict)
+    #: "real": every validator signs with XMSS keys (test scheme) made for the run, and
+    #: every node verifies; "mocked": placeholder signatures, nothing verified
+    signatures: str = "real"
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -159,7 +170,7 @@ def parse_scenario(document: object, *, name: str, where: str) -> Scenario:
         raise ScenarioError(f"{where}: expected a mapping at the top")
     unknown = set(document) - {
         "description", "nodes", "validators", "slots", "seed", "links", "events", "expect",
-        "clock_skew",
+        "clock_skew", "signatures",
     }  # fmt: skip
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}")
@@ -178,12 +189,14 @@ def parse_scenario(document: object, *, name: str, where: str) -> Scenario:
     expect = document.get("expect", {}) or {}
     if not isinstance(expect, dict):
         raise ScenarioError(f"{where}: expect: expected a mapping")
-    for key, value in expect.items():
+    for key, given in list(expect.items()):
         kind = EXPECTATIONS.get(key)
         if kind is None:
             raise ScenarioError(f"{where}: expect: unknown {key!r}; known: {sorted(EXPECTATIONS)}")
+        value = float(given) if kind is float and type(given) is int else given
         if type(value) is not kind:
             raise ScenarioError(f"{where}: expect.{key}: expected {kind.__name__}, got {value!r}")
+        expect[key] = value
     wants_partition = expect.get("finality_stalls_during_partition") or any(
         key in expect
         for key in (
@@ -207,7 +220,14 @@ def parse_scenario(document: object, *, name: str, where: str) -> Scenario:
         events=events,
         expect=dict(expect),
         clock_skew=_clock_skew(document.get("clock_skew", {}) or {}, where, nodes),
+        signatures=_signatures(document.get("signatures", "real"), where),
     )
+
+
+def _signatures(value: object, where: str) -> str:
+    if value not in ("real", "mocked"):
+        raise ScenarioError(f"{where}: signatures: expected real or mocked, got {value!r}")
+    return str(value)
 
 
 def _clock_skew(value: object, where: str, nodes: int) -> dict[int, float]:
@@ -326,10 +346,62 @@ async def run_scenario(
     stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """Run ``scenario`` to its end (or until ``stop``), every node stopped in order; the
-    summary holds the samples, the checks and whether each passed."""
+    summary holds the samples, the checks and whether each passed. A scenario that
+    compares with a clean run (``*_beyond_clean``) first runs its clean twin: the same
+    nodes and length, no fault at all (in ``DIR/clean``)."""
     stop = stop if stop is not None else asyncio.Event()
     directory = (directory or Path(tempfile.mkdtemp(prefix=f"lean-p2p-{scenario.name}-"))).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    clean: dict[str, Any] | None = None
+    if any(key.endswith("_beyond_clean") for key in scenario.expect):
+        twin = dataclasses.replace(
+            scenario,
+            name=f"{scenario.name}-clean",
+            links=CLEAR,
+            events=(),
+            clock_skew={},
+            expect={},
+        )
+        show(f"scenario {scenario.name}: first its clean twin, for the comparison")
+        ran = await _run_once(twin, directory / "clean", genesis_delay, log_level, show, stop)
+        clean = {
+            key: ran[key]
+            for key in ("finality_lag", "rss_peak_bytes", "cpu_percent", "passed", "plot")
+        }
+        if stop.is_set():
+            ran["clean"] = clean
+            return ran
+    return await _run_once(scenario, directory, genesis_delay, log_level, show, stop, clean=clean)
+
+
+async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
+    scenario: Scenario,
+    directory: Path,
+    genesis_delay: float,
+    log_level: str,
+    show: Callable[[str], None],
+    stop: asyncio.Event,
+    *,
+    clean: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    options = DevnetOptions(
+        nodes=scenario.nodes,
+        validators=scenario.validators,
+        duration=scenario.slots * SLOT_SECONDS,
+        directory=directory,
+        log_level=log_level,
+        signatures=scenario.signatures,
+        seed=f"scenario-{scenario.seed}".encode(),  # the same keys in a replay
+        data_dir=directory / "data",
+    )
+    validator_keys = None
+    if scenario.signatures == "real":
+        # CPU work: a worker thread (the test scheme's keys take seconds, not minutes).
+        halt = threading.Event()
+        try:
+            validator_keys = await asyncio.to_thread(make_keystore, options, directory, show, halt)
+        finally:
+            halt.set()
     genesis_time = int(time.time() + genesis_delay)
     quic_ports = free_ports(scenario.nodes, socket.SOCK_DGRAM)
     api_ports = free_ports(scenario.nodes, socket.SOCK_STREAM)
@@ -340,15 +412,7 @@ async def run_scenario(
         genesis_time=genesis_time,
         quic_ports=quic_ports,
         api_ports=api_ports,
-        validator_keys=None,  # placeholder keys: signatures are not what is under test
-    )
-    options = DevnetOptions(
-        nodes=scenario.nodes,
-        validators=scenario.validators,
-        directory=directory,
-        log_level=log_level,
-        signatures="mocked",
-        data_dir=directory / "data",
+        validator_keys=validator_keys,
     )
     processes = [DevnetProcess(entry, directory) for entry in entries]
     names = [entry.name for entry in entries]
@@ -371,7 +435,8 @@ async def run_scenario(
     show(
         f"scenario {scenario.name}: {scenario.nodes} nodes, {scenario.validators} validators, "
         f"{scenario.slots} slots ({scenario.slots * SLOT_SECONDS:.0f} s), "
-        f"{len(scenario.events)} events, seed {scenario.seed}; genesis in "
+        f"{len(scenario.events)} events, seed {scenario.seed}, {scenario.signatures} "
+        f"signatures; genesis in "
         f"{genesis_time - time.time():.0f} s; files in {directory}"
     )
     samples: list[_Sample] = []
@@ -406,7 +471,7 @@ async def run_scenario(
             network.close()
     reports = [read_report(process.report_path) for process in processes]
     summary = _summary(
-        scenario, samples, applied, views, reports, exit_codes, killed, restarts, network
+        scenario, samples, applied, views, reports, exit_codes, killed, restarts, network, clean
     )
     summary["directory"] = str(directory)
     summary["interrupted"] = stop.is_set()
@@ -553,6 +618,7 @@ def _summary(  # noqa: PLR0917 (one call site: the run's parts, gathered)
     killed: set[int],
     restarts: Sequence[tuple[int, int]],
     network: FaultNetwork,
+    clean: dict[str, Any] | None,
 ) -> dict[str, Any]:
     timeline = [
         {
@@ -569,6 +635,7 @@ def _summary(  # noqa: PLR0917 (one call site: the run's parts, gathered)
         "nodes": scenario.nodes,
         "slots": scenario.slots,
         "seed": scenario.seed,
+        "signatures": scenario.signatures,
         "events": list(applied),
         "timeline": timeline,
         "final_views": list(views),
@@ -579,11 +646,13 @@ def _summary(  # noqa: PLR0917 (one call site: the run's parts, gathered)
             max((s.rss_bytes[i] or 0 for s in samples), default=0) for i in range(scenario.nodes)
         ],
         "cpu_percent": [_cpu_percent(samples, node) for node in range(scenario.nodes)],
+        "finality_lag": finality_lag(timeline),
         "network": {
             f"{a}->{b}": dataclasses.asdict(stats) for (a, b), stats in network.statistics().items()
         },
         "killed": sorted(killed),
         "restarts": [{"node": node, "slot": slot} for node, slot in restarts],
+        "clean": clean,
     }
     summary["checks"] = evaluate(scenario, summary)
     summary["passed"] = all(check["passed"] for check in summary["checks"])
@@ -668,29 +737,53 @@ def evaluate(scenario: Scenario, summary: Mapping[str, Any]) -> list[dict[str, A
             check(f"back_at_head_within[{node}]", caught is not None and caught <= slot + within,
                   f"node {node} restarted at slot {slot}, at the head at slot "
                   f"{'never' if caught is None else round(caught, 1)}")  # fmt: skip
+    lag = summary["finality_lag"]
+    seen = "no finality at all" if lag is None else f"head minus finalized at most {lag}"
     if "max_finality_lag" in expect:
-        # From the first second every node had finalized something: before that, the
-        # lag is the chain's start, not a fault's effect.
         limit = expect["max_finality_lag"]
-        started = next(
-            (i for i, s in enumerate(timeline) if _lowest(s, "finalized_slot") > 0), None
-        )
-        worst = max(
-            (
-                view["head_slot"] - view["finalized_slot"]
-                for s in timeline[started or 0 :]
-                for view in s["nodes"]
-                if view is not None
-            ),
-            default=0,
-        )
-        seen = (
-            "no finality at all"
-            if started is None
-            else f"head minus finalized at most {worst} from slot {timeline[started]['slot']:.0f}"
-        )
-        check("max_finality_lag", started is not None and worst <= limit, seen)
+        check("max_finality_lag", lag is not None and lag <= limit, seen)
+    clean = summary.get("clean")
+    if "finality_lag_beyond_clean" in expect:
+        beyond = expect["finality_lag_beyond_clean"]
+        clean_lag = None if clean is None else clean["finality_lag"]
+        check("finality_lag_beyond_clean",
+              lag is not None and clean_lag is not None and lag <= clean_lag + beyond,
+              f"{seen}; the clean run {clean_lag}, allowed {beyond} more")  # fmt: skip
+    if "rss_beyond_clean" in expect:
+        ratio = expect["rss_beyond_clean"]
+        peaks = summary["rss_peak_bytes"]
+        clean_peaks = [] if clean is None else clean["rss_peak_bytes"]
+        over = [
+            node
+            for node, (peak, clean_peak) in enumerate(zip(peaks, clean_peaks, strict=False))
+            if clean_peak and peak > ratio * clean_peak
+        ]
+        check("rss_beyond_clean", bool(clean_peaks) and not over,
+              f"peak RSS {_megabytes(peaks)} MB against the clean run's "
+              f"{_megabytes(clean_peaks)} MB, at most {ratio}x; over: {over}")  # fmt: skip
     return checks
+
+
+def finality_lag(timeline: Sequence[Mapping[str, Any]]) -> int | None:
+    """The most any node's head was ahead of its finalized slot, from the first second
+    every node had finalized something (before, the lag is the chain's start, not a
+    fault's effect); None if that never happened."""
+    started = next((i for i, s in enumerate(timeline) if _lowest(s, "finalized_slot") > 0), None)
+    if started is None:
+        return None
+    return max(
+        (
+            view["head_slot"] - view["finalized_slot"]
+            for s in timeline[started:]
+            for view in s["nodes"]
+            if view is not None
+        ),
+        default=0,
+    )
+
+
+def _megabytes(values: Sequence[int]) -> list[int]:
+    return [round(value / 1e6) for value in values]
 
 
 def _resumes(

@@ -13,6 +13,7 @@ from lean_p2p.tools.scenario import (
     Scenario,
     ScenarioError,
     evaluate,
+    finality_lag,
     load_scenario,
     parse_scenario,
     plot_svg,
@@ -43,6 +44,8 @@ def test_a_scenario_reads_its_events_in_slot_order_with_their_faults() -> None:
     )
     assert scenario.validators == 4 and scenario.seed == 3 and scenario.clock_skew == {}
     assert parse("{nodes: 2, slots: 8, clock_skew: {1: -0.5}}").clock_skew == {1: -0.5}
+    assert scenario.signatures == "real"
+    assert parse("{nodes: 2, slots: 8, signatures: mocked}").signatures == "mocked"
     assert scenario.links == LinkFaults(delay_ms=100, jitter_ms=20, loss=0.05)
     assert [event.slot for event in scenario.events] == [8, 10, 12, 17, 18]
     assert [event.describe() for event in scenario.events] == [
@@ -80,6 +83,7 @@ def test_a_scenario_reads_its_events_in_slot_order_with_their_faults() -> None:
         ("{nodes: 4, slots: 10, expect: {back_at_head_within: 3}}", "needs a restart"),
         ("{nodes: 4, slots: 10, clock_skew: {4: 1.0}}", "expected a node index 0..3"),
         ("{nodes: 4, slots: 10, clock_skew: {0: 100}}", "within ±60"),
+        ("{nodes: 4, slots: 10, signatures: fake}", "signatures: expected real or mocked"),
     ],
 )
 def test_a_bad_scenario_is_refused_naming_the_file_and_the_field(text: str, message: str) -> None:
@@ -127,6 +131,9 @@ def _summary(timeline: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         "lost_events": 0,
         "killed": [],
         "restarts": [],
+        "rss_peak_bytes": [100_000_000, 100_000_000],
+        "finality_lag": finality_lag(timeline),
+        "clean": None,
     }
     summary.update(extra)
     return summary
@@ -211,3 +218,31 @@ def test_a_nodes_cpu_is_its_increases_over_the_time_they_span() -> None:
         _Sample(3.0, 0.75, [None], [None], [0.2]),  # +0.1 in 1 s
     ]
     assert _cpu_percent(samples, 0) == 20.0
+
+
+def test_a_scenario_can_be_judged_against_its_clean_twin() -> None:
+    scenario = parse(
+        "{nodes: 2, slots: 20, links: {loss: 0.05},"
+        " expect: {finality_lag_beyond_clean: 2, rss_beyond_clean: 1.5}}"
+    )
+    assert scenario.expect["rss_beyond_clean"] == 1.5
+    # Finalized trails the head by 3 here.
+    timeline = _timeline({slot: max(slot - 3, 0) for slot in range(1, 20)})
+    assert finality_lag(timeline) == 3
+    clean = {"finality_lag": 2, "rss_peak_bytes": [90_000_000, 70_000_000]}
+
+    def judged(**extra: Any) -> dict[str, bool]:
+        summary = _summary(timeline, clean=clean, **extra)
+        return {c["check"]: c["passed"] for c in evaluate(scenario, summary)}
+
+    assert judged() == {
+        "no_crashes": True,
+        "no_lost_events": True,
+        "finality_lag_beyond_clean": True,  # 3 <= 2 + 2
+        "rss_beyond_clean": True,  # 100 <= 1.5 * 70
+    }
+    assert judged(finality_lag=5)["finality_lag_beyond_clean"] is False
+    assert judged(rss_peak_bytes=[100_000_000, 110_000_000])["rss_beyond_clean"] is False
+    no_twin = {c["check"]: c["passed"] for c in evaluate(scenario, _summary(timeline))}
+    assert no_twin["finality_lag_beyond_clean"] is False  # nothing to compare: not a pass
+    assert finality_lag(_timeline({slot: 0 for slot in range(1, 20)})) is None
