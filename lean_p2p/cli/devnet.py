@@ -241,7 +241,10 @@ def _run_scenario(args: argparse.Namespace) -> int:
             stop=stop,
         )
     )
-    print(f"\n{checks_text(summary)}\nplot: {summary['plot']}", flush=True)
+    if summary["plot"] is None:
+        print("\ninterrupted before any node started", flush=True)
+    else:
+        print(f"\n{checks_text(summary)}\nplot: {summary['plot']}", flush=True)
     if args.json is not None:
         write_summary(args.json, summary)
     if summary["interrupted"]:

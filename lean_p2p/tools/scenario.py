@@ -26,7 +26,7 @@ A scenario is a small YAML file (``scenarios/`` holds the ones we ship)::
       heads_converge_within: 2         # slots after the last heal: one head again
       justification_resumes_within: 4  # slots after the last heal
       finality_resumes_within: 10      # slots after the last heal
-      one_head: true                   # at the end
+      one_head: true                   # at the end, and one finalized root
       back_at_head_within: 5           # slots after each restart
       max_finality_lag: 6              # head minus finalized, every node, every second
       finality_lag_beyond_clean: 2     # ... at most this much more than the clean twin's
@@ -61,6 +61,7 @@ import aiohttp
 import yaml
 
 from lean_p2p.consensus.config import MILLISECONDS_PER_SLOT
+from lean_p2p.crypto import KeyGenerationStopped
 from lean_p2p.node.config import write_devnet
 from lean_p2p.node.sampling import cpu_seconds
 from lean_p2p.tools.devnet import (
@@ -396,12 +397,16 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
     )
     validator_keys = None
     if scenario.signatures == "real":
-        # CPU work: a worker thread (the test scheme's keys take seconds, not minutes).
+        # CPU work: a worker thread (the test scheme's keys take seconds, not minutes),
+        # which asks ``halt`` between keys: Ctrl-C (``stop``) sets it.
         halt = threading.Event()
+        relay = asyncio.ensure_future(_set_when(stop, halt))
         try:
             validator_keys = await asyncio.to_thread(make_keystore, options, directory, show, halt)
+        except KeyGenerationStopped:
+            return _not_started(scenario, directory)
         finally:
-            halt.set()
+            relay.cancel()
     genesis_time = int(time.time() + genesis_delay)
     quic_ports = free_ports(scenario.nodes, socket.SOCK_DGRAM)
     api_ports = free_ports(scenario.nodes, socket.SOCK_STREAM)
@@ -479,6 +484,24 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
     plot.write_text(plot_svg(summary))
     summary["plot"] = str(plot)
     return summary
+
+
+async def _set_when(stop: asyncio.Event, halt: threading.Event) -> None:
+    await stop.wait()
+    halt.set()
+
+
+def _not_started(scenario: Scenario, directory: Path) -> dict[str, Any]:
+    """The summary of a run stopped before any node started."""
+    return {
+        "scenario": scenario.name,
+        "directory": str(directory),
+        "interrupted": True,
+        "checks": [],
+        "passed": False,
+        "plot": None,
+        "clean": None,
+    }
 
 
 async def _apply(  # noqa: PLR0917 (one call site, every part of the run it touches)
@@ -680,6 +703,20 @@ def evaluate(scenario: Scenario, summary: Mapping[str, Any]) -> list[dict[str, A
     check("no_crashes", not bad and not missing,
           f"exit codes {codes}; reports missing from {missing}")  # fmt: skip
     check("no_lost_events", summary["lost_events"] == 0, f"{summary['lost_events']} lost")
+    # Every datagram the relays took in is accounted for by its fate.
+    unreconciled = [
+        direction
+        for direction, counts in summary["network"].items()
+        if counts["received"]
+        != counts["forwarded"] + counts["lost"] + counts["partitioned"]
+        + counts["queue_dropped"] + counts["in_flight"]
+    ]  # fmt: skip
+    totals = {
+        name: sum(counts[name] for counts in summary["network"].values())
+        for name in ("received", "forwarded", "lost", "partitioned", "queue_dropped")
+    }
+    check("network_reconciles", not unreconciled,
+          f"datagrams {totals}; unreconciled directions: {unreconciled}")  # fmt: skip
     timeline = summary["timeline"]
     expect = scenario.expect
     partitions = [e for e in scenario.events if e.kind == "partition"]
@@ -715,11 +752,14 @@ def evaluate(scenario: Scenario, summary: Mapping[str, Any]) -> list[dict[str, A
               f"one head at slot {'never' if converged is None else round(converged, 1)}; "
               f"heal at {heal}, expected by {heal + within}")  # fmt: skip
     if expect.get("one_head"):
+        # One head, and one finalized checkpoint under it, on every node.
         views = summary["final_views"]
         heads = {view["head_root"] for view in views if view is not None}
+        finalized = {view["finalized_root"] for view in views if view is not None}
         answering = sum(view is not None for view in views)
-        check("one_head", len(heads) == 1 and None not in views,
-              f"{len(heads)} heads among {answering} answering nodes")  # fmt: skip
+        check("one_head", len(heads) == len(finalized) == 1 and None not in views,
+              f"{len(heads)} heads and {len(finalized)} finalized roots among {answering} "
+              f"answering nodes")  # fmt: skip
     if "back_at_head_within" in expect:
         within = expect["back_at_head_within"]
         for restart in summary["restarts"]:

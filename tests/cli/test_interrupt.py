@@ -187,6 +187,29 @@ def test_devnet_stops_its_nodes_and_prints_the_partial_summary(
     assert len(list((tmp_path / "net").glob("*.report.json"))) == 2
 
 
+@pytest.mark.network
+def test_a_scenario_stops_its_nodes_and_its_relays_and_judges_what_ran(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    scenario = tmp_path / "split.yaml"
+    scenario.write_text(
+        "description: a split that Ctrl-C ends\nnodes: 2\nslots: 150\nsignatures: mocked\n"
+        "events: [{slot: 1, partition: [[0], [1]]}]\nexpect: {one_head: true}\n"
+    )
+    arguments = ["devnet", "--scenario", str(scenario), "--genesis-delay", "4", "--dir", "net"]
+    command = cleanup(start([*arguments, "--json", "out/split.json"], tmp_path))
+    # both nodes answer their API: each has started and handles SIGTERM in order
+    command.wait_for("stdout", lambda line: line.startswith("t=") and "down" not in line)
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    summary = json.loads((tmp_path / "out" / "split.json").read_text())
+    assert summary["interrupted"] is True
+    assert {check["check"] for check in summary["checks"]} >= {"no_crashes", "one_head"}
+    assert len(list((tmp_path / "net").glob("*.report.json"))) == 2
+    assert (tmp_path / "net" / "split.svg").exists()
+
+
 def test_devnet_stops_its_key_generation_at_once(
     tmp_path: Path, cleanup: Callable[[Command], Command]
 ) -> None:

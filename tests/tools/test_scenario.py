@@ -134,7 +134,13 @@ def _summary(timeline: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         "rss_peak_bytes": [100_000_000, 100_000_000],
         "finality_lag": finality_lag(timeline),
         "clean": None,
-    }
+        "network": {
+            "a->b": {
+                "received": 10, "forwarded": 7, "lost": 1, "partitioned": 1,
+                "queue_dropped": 0, "in_flight": 1,
+            },
+        },
+    }  # fmt: skip
     summary.update(extra)
     return summary
 
@@ -161,6 +167,7 @@ def test_the_checks_judge_a_partition_and_its_heal() -> None:
     assert checks == {
         "no_crashes": True,
         "no_lost_events": True,
+        "network_reconciles": True,
         "finality_stalls_during_partition": True,
         "finality_resumes_within": True,
         "one_head": True,
@@ -238,6 +245,7 @@ def test_a_scenario_can_be_judged_against_its_clean_twin() -> None:
     assert judged() == {
         "no_crashes": True,
         "no_lost_events": True,
+        "network_reconciles": True,
         "finality_lag_beyond_clean": True,  # 3 <= 2 + 2
         "rss_beyond_clean": True,  # 100 <= 1.5 * 70
     }
@@ -246,3 +254,36 @@ def test_a_scenario_can_be_judged_against_its_clean_twin() -> None:
     no_twin = {c["check"]: c["passed"] for c in evaluate(scenario, _summary(timeline))}
     assert no_twin["finality_lag_beyond_clean"] is False  # nothing to compare: not a pass
     assert finality_lag(_timeline({slot: 0 for slot in range(1, 20)})) is None
+
+
+def test_the_command_refuses_a_bad_scenario_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lean_p2p.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nodes: 4\nslots: 10\nevents: [{slot: 2, kill: 9}]\n")
+    assert main(["devnet", "--scenario", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert out.strip() == (
+        f"lean-p2p devnet: {bad}: events[0]: kill: expected a node index 0..3, got 9"
+    )
+
+
+def test_datagrams_the_relays_cannot_account_for_fail_the_run() -> None:
+    scenario = parse("{nodes: 2, slots: 20}")
+    timeline = _timeline({slot: 0 for slot in range(1, 20)})
+    counts = {"received": 10, "forwarded": 7, "lost": 1, "partitioned": 0}
+    broken = _summary(timeline, network={"a->b": {**counts, "queue_dropped": 0, "in_flight": 0}})
+    [check] = [c for c in evaluate(scenario, broken) if c["check"] == "network_reconciles"]
+    assert check["passed"] is False and "a->b" in check["detail"]
+
+
+def test_one_head_needs_one_finalized_root_too() -> None:
+    scenario = parse("{nodes: 2, slots: 20, expect: {one_head: true}}")
+    timeline = _timeline({slot: 0 for slot in range(1, 20)})
+    split = _view(19, 17, 16)
+    split["finalized_root"] = "ee"
+    summary = _summary(timeline, final_views=[_view(19, 17, 16), split])
+    [check] = [c for c in evaluate(scenario, summary) if c["check"] == "one_head"]
+    assert check["passed"] is False and "2 finalized roots" in check["detail"]
