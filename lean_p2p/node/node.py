@@ -2,7 +2,8 @@
 
 Threads. :meth:`Node.emit_threadsafe` is the one entry point for foreign threads (the
 driver's trio thread, native threads, an embedder's threads): it routes an event into a
-mailbox lane and returns at once. Everything else — start, stop, the handler, the P2P
+mailbox lane and returns (after at most ``NodeConfig.yield_to_loop_s`` when it woke the
+loop, letting the loop take the GIL first). Everything else — start, stop, the handler, the P2P
 core, the chain, the HTTP API, metrics, clock callbacks — runs on the loop thread that
 entered ``async with Node(...)``.
 
@@ -503,7 +504,9 @@ class Node:
     # --- any thread ---------------------------------------------------------------------
 
     def emit_threadsafe(self, event: net.Event) -> None:
-        """Route a driver event into its lane (any thread, never blocks).
+        """Route a driver event into its lane (any thread; never waits on the loop, but
+        an emit that wakes the loop yields the GIL to it for up to
+        ``config.yield_to_loop_s``: see :meth:`lean_p2p.runtime.Mailbox.sender`).
 
         An ill-typed event raises :class:`TypeError` here, in the caller's thread,
         saying which field is wrong, and never reaches the loop. A full lane drops it
