@@ -529,6 +529,9 @@ class Mailbox:
         self._linger_s = linger_s
         self._last_batch = float("-inf")
         self.affinity = LoopAffinity("Mailbox (drain, aclose)", "Mailbox.put")
+        # Yielding senders: cleared by one that wakes the loop, set when a drain ends.
+        self._drained = threading.Event()
+        self._drained.set()
         self._senders = {lane.name: self._make_sender(lane) for lane in self._lanes}
         # put_wait's backpressure: producers that found their lane full wait on _room
         # for the next drain. The lock guards only this waiting, never a lane or any
@@ -536,9 +539,6 @@ class Mailbox:
         self._room = threading.Condition(threading.Lock())
         self._room_waiters = 0
         self._drain_generation = 0
-        # Yielding senders: cleared by one that wakes the loop, set when a drain ends.
-        self._drained = threading.Event()
-        self._drained.set()
 
     # -- any thread -------------------------------------------------------------------
 
@@ -579,18 +579,19 @@ class Mailbox:
         if send is None:
             raise self._unknown_lane(lane)
         if yield_to_loop_s and _GIL_ENABLED:
-            return self._make_yielding_sender(self._lanes_by_name[lane], yield_to_loop_s)
+            return self._make_sender(self._lanes_by_name[lane], yield_to_loop_s)
         return send
 
-    def _make_sender(self, target: _Lane) -> Callable[[object], bool]:
-        """The put of one lane, with everything it reads bound once in a closure.
+    def _make_sender(self, target: _Lane, wait_s: float = 0.0) -> Callable[[object], bool]:
+        """The put of one lane, with everything it reads bound once in a closure; with
+        ``wait_s``, a yielding sender (see :meth:`sender`).
 
         The hot path of every producer: each name below is a local or a cell, not an
         attribute lookup, which is where a third of a put's time went. The closed
         flag is read through ``self._closed_flag``, a list that is empty until
         closing begins (a cell read and a truth test, no attribute lookup)."""
         if self._race_hook is not None:
-            return self._make_hooked_sender(target, self._race_hook)
+            return self._make_hooked_sender(target, self._race_hook, wait_s)
         name = target.name
         items = target.items
         append = items.append
@@ -598,7 +599,11 @@ class Mailbox:
         make_room = target.make_room
         closed = self._closed_flag
         idle_token = self._idle_token
-        arm = self._arm_from_producer
+        # True only from a yielding sender's arm that woke the loop from another thread
+        arm: Callable[[], bool | None] = (
+            self._arm_and_expect_drain if wait_s else self._arm_from_producer
+        )
+        wait_for_drain = self._drained.wait
         entered = self._puts_entered
         left = self._puts_left
 
@@ -614,45 +619,13 @@ class Mailbox:
                 if len(items) >= capacity and not make_room():
                     return False  # rejected and counted; the queued items have a drain
                 append(item)  # 1. publish first ...
-                if idle_token:  # cheap pre-check; the pop in arm is the test-and-set
-                    arm()  # 2. ... then test-and-set
-                return True
-            finally:
-                left()
-
-        return send
-
-    def _make_yielding_sender(self, target: _Lane, wait_s: float) -> Callable[[object], bool]:
-        """The sender that, having woken the loop, waits for the drain (see sender)."""
-        name = target.name
-        items = target.items
-        append = items.append
-        capacity = target.capacity
-        make_room = target.make_room
-        closed = self._closed_flag
-        idle_token = self._idle_token
-        arm = self._arm_and_expect_drain
-        wait_for_drain = self._drained.wait
-        entered = self._puts_entered
-        left = self._puts_left
-        race_hook = self._race_hook
-
-        def send(item: object) -> bool:
-            entered()  # the close bracket, as in the plain sender
-            try:
-                if closed:
-                    raise MailboxClosed(f"mailbox is closed; {name!r} item not accepted")
-                if len(items) >= capacity and not make_room():
-                    return False  # rejected and counted; the queued items have a drain
-                append(item)  # 1. publish first ...
-                if race_hook is not None:
-                    race_hook("published")
-                if not idle_token or not arm():  # 2. ... then test-and-set
+                # cheap pre-check; the pop in arm is the test-and-set (2. ... then arm)
+                if not idle_token or not arm():
                     return True
             finally:
                 left()
-            # Outside the bracket, so aclose never waits for this: let the loop thread
-            # take the GIL and drain, instead of racing it for the GIL.
+            # A yielding put woke the loop. Outside the bracket, so aclose never waits
+            # for this: let the loop thread take the GIL and drain, instead of racing it.
             wait_for_drain(wait_s)
             return True
 
@@ -679,8 +652,11 @@ class Mailbox:
             raise MailboxClosed(f"the mailbox's event loop is closed: {error}") from error
         return expect
 
-    def _make_hooked_sender(self, target: _Lane, race_hook: RaceHook) -> Callable[[object], bool]:
+    def _make_hooked_sender(
+        self, target: _Lane, race_hook: RaceHook, wait_s: float
+    ) -> Callable[[object], bool]:
         """The sender with the race hook between publish and test (tests only)."""
+        arm = self._arm_and_expect_drain if wait_s else self._arm_from_producer
 
         def send(item: object) -> bool:
             self._puts_entered()
@@ -691,11 +667,12 @@ class Mailbox:
                     return False
                 target.items.append(item)
                 race_hook("published")
-                if self._idle_token:
-                    self._arm_from_producer()
-                return True
+                if not self._idle_token or not arm():
+                    return True
             finally:
                 self._puts_left()
+            self._drained.wait(wait_s)
+            return True
 
         return send
 
