@@ -425,8 +425,8 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
     await network.start()
     network.set_all_links(scenario.links)
 
-    def bootnodes(index: int) -> list[str]:
-        """The node's own arguments: its relays as bootnodes, and its clock's skew."""
+    def node_arguments(index: int) -> list[str]:
+        """A node's own arguments: its relays as bootnodes, and its clock's skew."""
         arguments = []
         if index in scenario.clock_skew:
             arguments += ["--clock-skew", str(scenario.clock_skew[index])]
@@ -451,7 +451,7 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
     with INTERRUPTS.cleanup_on_exit(lambda: kill_all(processes)):
         try:
             for index, process in enumerate(processes):
-                process.start(options, bootnodes(index))
+                process.start(options, node_arguments(index))
             pending = list(scenario.events)
             end = genesis_time + scenario.slots * SLOT_SECONDS
             async with aiohttp.ClientSession() as session:
@@ -460,7 +460,7 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
                     while pending and elapsed >= pending[0].slot * SLOT_SECONDS:
                         event = pending.pop(0)
                         await _apply(
-                            event, network, processes, options, bootnodes, killed, restarts
+                            event, network, processes, options, node_arguments, killed, restarts
                         )
                         applied.append(
                             {"slot": event.slot, "at": round(elapsed, 2), "event": event.describe()}
@@ -468,8 +468,13 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
                         show(f"t={elapsed:.1f}  slot {event.slot}: {event.describe()}")
                     samples.append(await _sample(session, processes, api_ports, genesis_time))
                     show(_progress(samples[-1], network))
+                    # A sample a second, and each event on its time, not up to a second late.
+                    wait = 1.0
+                    if pending:
+                        due = genesis_time + pending[0].slot * SLOT_SECONDS - time.time()
+                        wait = min(wait, max(due, 0.0))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
+                        await asyncio.wait_for(stop.wait(), wait)
                 views = await _settle(session, processes, api_ports, scenario, stop)
         finally:
             exit_codes = await stop_all(processes)
@@ -509,7 +514,7 @@ async def _apply(  # noqa: PLR0917 (one call site, every part of the run it touc
     network: FaultNetwork,
     processes: Sequence[DevnetProcess],
     options: DevnetOptions,
-    bootnodes: Callable[[int], list[str]],
+    node_arguments: Callable[[int], list[str]],
     killed: set[int],
     restarts: list[tuple[int, int]],
 ) -> None:
@@ -536,7 +541,7 @@ async def _apply(  # noqa: PLR0917 (one call site, every part of the run it touc
             killed.add(node)
         if process is not None:  # reaped off the loop: wait() blocks
             await asyncio.to_thread(process.wait, 10)
-        processes[node].start(options, bootnodes(node))
+        processes[node].start(options, node_arguments(node))
         restarts.append((node, event.slot))
 
 
