@@ -81,6 +81,7 @@ __all__ = [
     "nodes_table_text",
     "poll_report",
     "read_report",
+    "relay_stop",
     "run_devnet",
     "stop_all",
 ]
@@ -274,7 +275,8 @@ def make_keystore(
     return [validator.public_keys for validator in keys]
 
 
-async def _relay_stop(stop: asyncio.Event, halt: threading.Event) -> None:
+async def relay_stop(stop: asyncio.Event, halt: threading.Event) -> None:
+    """Set ``halt`` (what a worker thread polls) once ``stop`` (Ctrl-C) is set."""
     await stop.wait()
     halt.set()
 
@@ -418,7 +420,7 @@ async def run_devnet(
     # Worker threads (building leanSpec's venv, key generation) ask ``halt``; Ctrl-C
     # (``stop``) sets it, and they end within a fraction of a second.
     halt = threading.Event()
-    relay = asyncio.ensure_future(_relay_stop(stop, halt))
+    relay = asyncio.ensure_future(relay_stop(stop, halt))
     python: Path | None = None
     try:
         if options.leanspec:

@@ -72,6 +72,7 @@ from lean_p2p.tools.devnet import (
     make_keystore,
     poll_report,
     read_report,
+    relay_stop,
     stop_all,
 )
 from lean_p2p.tools.faultnet import CLEAR, FaultNetwork, LinkFaults
@@ -400,7 +401,7 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
         # CPU work: a worker thread (the test scheme's keys take seconds, not minutes),
         # which asks ``halt`` between keys: Ctrl-C (``stop``) sets it.
         halt = threading.Event()
-        relay = asyncio.ensure_future(_set_when(stop, halt))
+        relay = asyncio.ensure_future(relay_stop(stop, halt))
         try:
             validator_keys = await asyncio.to_thread(make_keystore, options, directory, show, halt)
         except KeyGenerationStopped:
@@ -489,11 +490,6 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
     plot.write_text(plot_svg(summary))
     summary["plot"] = str(plot)
     return summary
-
-
-async def _set_when(stop: asyncio.Event, halt: threading.Event) -> None:
-    await stop.wait()
-    halt.set()
 
 
 def _not_started(scenario: Scenario, directory: Path) -> dict[str, Any]:
