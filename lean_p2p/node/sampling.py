@@ -42,7 +42,15 @@ from typing import TYPE_CHECKING, Any, Self
 if TYPE_CHECKING:
     from lean_p2p.node.node import Node
 
-__all__ = ["LaneCounts", "NodeSampler", "Sample", "Window", "cpu_seconds", "percentiles"]
+__all__ = [
+    "LaneCounts",
+    "NodeSampler",
+    "Sample",
+    "Window",
+    "cpu_seconds",
+    "percentiles",
+    "process_rss_bytes",
+]
 
 _LAG_PERIOD_S = 0.010
 _MIN_INTERVAL_S = 0.005
@@ -489,6 +497,19 @@ def cpu_seconds(stat_path: str) -> float | None:
     # The name in parentheses may hold spaces: split after its closing parenthesis.
     fields = text[text.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def process_rss_bytes(pid: int) -> int | None:
+    """Resident memory of process ``pid`` (``VmRSS`` in ``/proc/PID/status``); None when
+    it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _thread_cpu_seconds() -> Iterable[tuple[int, float]]:

@@ -63,7 +63,7 @@ import yaml
 from lean_p2p.consensus.config import MILLISECONDS_PER_SLOT
 from lean_p2p.crypto import KeyGenerationStopped
 from lean_p2p.node.config import write_devnet
-from lean_p2p.node.sampling import cpu_seconds
+from lean_p2p.node.sampling import cpu_seconds, process_rss_bytes
 from lean_p2p.tools.devnet import (
     DevnetOptions,
     DevnetProcess,
@@ -587,13 +587,7 @@ def _rss_bytes(process: DevnetProcess) -> int | None:
     popen = process.process
     if popen is None or popen.poll() is not None:
         return None
-    try:
-        for line in Path(f"/proc/{popen.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
+    return process_rss_bytes(popen.pid)
 
 
 async def _settle(

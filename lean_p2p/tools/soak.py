@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 
 from lean_p2p.node.config import NodeEntry, write_devnet
+from lean_p2p.node.sampling import process_rss_bytes
 from lean_p2p.tools.devnet import (
     DevnetOptions,
     DevnetProcess,
@@ -51,13 +52,8 @@ _SAMPLE_EVERY = 5.0
 
 
 def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    rss = process_rss_bytes(pid)
+    return None if rss is None else rss / 2**20
 
 
 class ChaosPeer:

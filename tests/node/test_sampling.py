@@ -209,3 +209,17 @@ def test_percentiles() -> None:
     assert percentiles([]) == {"p50": None, "p99": None, "max": None}
     spread = percentiles(float(v) for v in range(1, 101))
     assert spread == {"p50": 51.0, "p99": 100.0, "max": 100.0}
+
+
+def test_a_process_resident_memory_is_read_by_pid_and_none_once_it_is_gone() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from lean_p2p.node.sampling import process_rss_bytes
+
+    own = process_rss_bytes(os.getpid())
+    assert own is not None and own > 10 * 2**20  # an interpreter with the package loaded
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process_rss_bytes(child.pid) is None  # reaped: no /proc entry any more
