@@ -562,12 +562,21 @@ async def _sample(
         }
         for report in reports
     ]
+    # /proc reads off the loop: it is also the relays' loop, and every datagram waits.
+    rss, cpu = await asyncio.to_thread(_process_figures, processes)
+    return _Sample(elapsed, elapsed / SLOT_SECONDS, views, rss, cpu)
+
+
+def _process_figures(
+    processes: Sequence[DevnetProcess],
+) -> tuple[list[int | None], list[float | None]]:
+    """Every node process's resident memory and CPU seconds so far (a worker thread)."""
     rss = [_rss_bytes(process) for process in processes]
     cpu = [
         cpu_seconds(f"/proc/{process.process.pid}/stat") if process.process is not None else None
         for process in processes
     ]
-    return _Sample(elapsed, elapsed / SLOT_SECONDS, views, rss, cpu)
+    return rss, cpu
 
 
 def _cpu_percent(samples: Sequence[_Sample], node: int) -> float | None:
