@@ -34,7 +34,7 @@ import hashlib
 import logging
 import random
 import socket
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,7 +45,6 @@ __all__ = [
     "FaultNetworkClosed",
     "LinkFaults",
     "UnknownNode",
-    "link_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -171,10 +170,6 @@ class FaultNetwork:
     def nodes(self) -> tuple[str, ...]:
         return tuple(self._targets)
 
-    @property
-    def seed(self) -> int:
-        return self._seed
-
     async def start(self) -> None:
         """Open every relay (loop thread)."""
         if self._loop is not None:
@@ -197,15 +192,6 @@ class FaultNetwork:
             raise RuntimeError("the fault network has not started")
         return relay.port
 
-    def retarget(self, node: str, port: int) -> None:
-        """``node`` listens on ``port`` now (a restart on another port): relays to it
-        forward there from now on."""
-        self._check(node)
-        self._targets[node] = port
-        for (_a, b), relay in self._relays.items():
-            if b == node:
-                relay.retarget((self._host, port))
-
     # -- faults ------------------------------------------------------------------------
 
     def set_link(self, a: str, b: str, faults: LinkFaults, *, both_ways: bool = True) -> None:
@@ -219,10 +205,6 @@ class FaultNetwork:
         """Apply ``faults`` to every direction of every link."""
         for direction in self._directions.values():
             direction.faults = faults
-
-    def faults(self, a: str, b: str) -> LinkFaults:
-        self._check(a, b)
-        return self._directions[a, b].faults
 
     def partition(self, groups: Sequence[Collection[str]]) -> None:
         """Drop every datagram between nodes of different groups until :meth:`heal`. A
@@ -243,10 +225,6 @@ class FaultNetwork:
         """End the partition (the links keep their other faults)."""
         self._groups = None
         logger.info("fault network: partition healed")
-
-    @property
-    def partitioned(self) -> bool:
-        return self._groups is not None
 
     def statistics(self) -> dict[tuple[str, str], DirectionStatistics]:
         """A copy of every direction's counters."""
@@ -379,12 +357,6 @@ class _Relay:
         self._listener = transport
         self.port = transport.get_extra_info("sockname")[1]
 
-    def retarget(self, address: tuple[str, int]) -> None:
-        self._target_address = address
-        for upstream in self._upstreams.values():
-            upstream.close()
-        self._upstreams.clear()
-
     def from_dialer(self, data: bytes, sender: Any) -> None:
         upstream = self._upstreams.get(sender)
         if upstream is None:
@@ -494,9 +466,3 @@ def _groups_text(assignment: Mapping[str, int]) -> str:
     for node, group in assignment.items():
         groups.setdefault(group, []).append(node)
     return " | ".join(",".join(sorted(nodes)) for _, nodes in sorted(groups.items()))
-
-
-def link_names(nodes: Iterable[str]) -> list[tuple[str, str]]:
-    """Every unordered pair of ``nodes``, each once, in order."""
-    names = list(nodes)
-    return [(a, b) for index, a in enumerate(names) for b in names[index + 1 :]]
