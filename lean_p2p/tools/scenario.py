@@ -476,7 +476,7 @@ async def _run_once(  # noqa: PLR0917 (the options of run_scenario, passed on)
                         wait = min(wait, max(due, 0.0))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), wait)
-                views = await _settle(session, processes, api_ports, scenario, stop)
+                views = await _settle(session, api_ports, stop)
         finally:
             exit_codes = await stop_all(processes)
             network.close()
@@ -547,9 +547,19 @@ async def _sample(
     api_ports: Sequence[int],
     genesis_time: int,
 ) -> _Sample:
-    reports = await asyncio.gather(*(poll_report(session, port) for port in api_ports))
+    views = await _views(session, api_ports)
     elapsed = time.time() - genesis_time
-    views = [
+    # /proc reads off the loop: it is also the relays' loop, and every datagram waits.
+    rss, cpu = await asyncio.to_thread(_process_figures, processes)
+    return _Sample(elapsed, elapsed / SLOT_SECONDS, views, rss, cpu)
+
+
+async def _views(
+    session: aiohttp.ClientSession, api_ports: Sequence[int]
+) -> list[dict[str, Any] | None]:
+    """Every node's head, justified and finalized checkpoints (None: not answering)."""
+    reports = await asyncio.gather(*(poll_report(session, port) for port in api_ports))
+    return [
         None
         if report is None
         else {
@@ -562,9 +572,6 @@ async def _sample(
         }
         for report in reports
     ]
-    # /proc reads off the loop: it is also the relays' loop, and every datagram waits.
-    rss, cpu = await asyncio.to_thread(_process_figures, processes)
-    return _Sample(elapsed, elapsed / SLOT_SECONDS, views, rss, cpu)
 
 
 def _process_figures(
@@ -600,17 +607,12 @@ def _rss_bytes(process: DevnetProcess) -> int | None:
 
 
 async def _settle(
-    session: aiohttp.ClientSession,
-    processes: Sequence[DevnetProcess],
-    api_ports: Sequence[int],
-    scenario: Scenario,
-    stop: asyncio.Event,
+    session: aiohttp.ClientSession, api_ports: Sequence[int], stop: asyncio.Event
 ) -> list[dict[str, Any] | None]:
     """The nodes' last views, once they agree on one head (or after _SETTLE_S)."""
     deadline = time.monotonic() + _SETTLE_S
     while True:
-        sample = await _sample(session, processes, api_ports, 0)
-        views = sample.nodes
+        views = await _views(session, api_ports)
         heads = {view["head_root"] for view in views if view is not None}
         if (len(heads) == 1 and None not in views) or time.monotonic() > deadline or stop.is_set():
             return views
