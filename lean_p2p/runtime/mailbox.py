@@ -27,6 +27,11 @@ the item is published and the drain scheduled before it begins.
 published (one ``deque.extend``) before the single test-and-set, so the argument below
 holds for each item of the batch exactly as for an item put alone.
 
+A put on the loop's own thread (the native ring's drain) that wins the test-and-set
+schedules the drain with ``call_soon`` instead: the loop is awake, so it needs no
+self-wakeup. Only the primitive changes; the order of the steps, and so the argument
+below, does not.
+
 "Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
 ``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
 locks), so exactly one producer wins the test-and-set per drain cycle: one
@@ -766,6 +771,12 @@ class Mailbox:
         except IndexError:  # another producer (or the drain's re-arm) won the race
             return
         self._wakeups.increment()
+        if asyncio._get_running_loop() is self._loop:
+            # A put on the loop's own thread (the native ring's drain, a timer): the
+            # loop is awake, so the drain needs no self-wakeup (on uvloop an eventfd
+            # write and one more callback; on asyncio a self-pipe write and read).
+            self._loop.call_soon(self._drain)
+            return
         try:
             self._loop.call_soon_threadsafe(self._drain)
         except RuntimeError as error:  # the loop is closed: nothing can ever drain

@@ -114,6 +114,35 @@ async def test_full_ring_drops_are_counted_and_reported(
     assert_exactly_once_in_order(collector, run)
     await ring.aclose()
     ring.release()
+
+
+async def test_refusals_after_a_report_are_reported_at_close(
+    producer_driver: ProducerDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The counters are read at most once a second while draining, and once more at
+    # close, so no refusal goes unreported however soon after a report it comes.
+    collector = Collector()
+    ring = NativeRing(collector, capacity=64)
+    with caplog.at_level(logging.WARNING, logger="lean_p2p.native.ring"):
+        for _ in range(2):
+            run = producer_driver.start(
+                ring.push_function_address,
+                ring.address,
+                threads=1,
+                events_per_thread=1_000,
+                retry_when_full=False,
+            )
+            totals = run.join()  # on the loop thread: no drain until all are pushed
+            assert totals.full == 1_000 - 64
+            drained = len(collector.events)
+            await busy_python(lambda: len(collector.events) == drained + 64)
+            run.free()
+        await ring.aclose()
+    reports = [r.getMessage() for r in caplog.records if "native ring refused" in r.getMessage()]
+    assert len(reports) == 2
+    assert all(report.startswith("native ring refused 936 pushes") for report in reports)
+    assert ring.statistics().refused_full == 2 * 936
+    ring.release()
     run.free()
 
 
