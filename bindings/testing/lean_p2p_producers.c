@@ -17,6 +17,7 @@
 #include "lean_p2p.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -50,6 +51,8 @@ typedef struct producer_run {
     int record_costs;
     uint64_t interval_ns; /* 0: flat out; else each producer pushes once per interval */
     uint32_t burst;       /* paced: sleep once per this many events (1: before each) */
+    int stagger;          /* paced: spread the producers' slots evenly over one period */
+    uint64_t started_ns;  /* paced: the common start, set before the threads may go */
     int thread_count;
     atomic_int stop;
     atomic_int join_state; /* 0: not joined, 1: a thread is joining, 2: all joined */
@@ -108,6 +111,14 @@ static void *produce(void *argument) {
         sched_yield();
     }
     uint64_t started = now_ns();
+    /* Paced slots count from one common start, so that the producers' phases are
+     * what `stagger` says: together (every producer wakes at the same instants) or
+     * spread evenly over one period, as independent network threads would be. */
+    uint64_t first_slot = run->started_ns;
+    if (run->stagger && run->thread_count > 0) {
+        first_slot += (uint64_t)self->index * run->interval_ns * run->burst /
+                      (uint64_t)run->thread_count;
+    }
     for (uint64_t sequence = 0;
          run->until_stopped || sequence < self->events; sequence++) {
         if (atomic_load_explicit(&run->stop, memory_order_relaxed)) {
@@ -119,7 +130,7 @@ static void *produce(void *argument) {
             /* Paced: wait for this event's slot (absolute, so lateness does not drift);
              * in bursts, for the slot of the burst's first event, the rest following at
              * once (one thread wakeup per burst, as from one socket read). */
-            uint64_t slot = started + sequence * run->interval_ns;
+            uint64_t slot = first_slot + sequence * run->interval_ns;
             struct timespec until = {.tv_sec = (time_t)(slot / 1000000000u),
                                      .tv_nsec = (long)(slot % 1000000000u)};
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
@@ -170,7 +181,8 @@ EXPORT void producers_free(producer_run *run);
 
 /* Start `threads` producers, producer i pushing counts[i] events (counts NULL: push
  * until stopped or closed), flat out or (interval_ns > 0) one push per interval each,
- * paced in bursts of `burst` events (0 or 1: each event paced alone).
+ * paced in bursts of `burst` events (0 or 1: each event paced alone), all at the same
+ * instants or, with `stagger`, producer i a fraction i/threads of a period later.
  * payload_len is raised to the 24-byte stamp if smaller.
  * on_thread_exit (may be NULL) runs on each producer thread after its last push.
  * Returns NULL if memory or threads could not be had. */
@@ -178,7 +190,8 @@ EXPORT producer_run *producers_start_counts(lean_p2p_push_fn push, lean_p2p_ring
                                             int threads, const uint64_t *counts,
                                             uint32_t payload_len, int retry_when_full,
                                             int record_costs, uint64_t interval_ns,
-                                            uint32_t burst, void (*on_thread_exit)(void)) {
+                                            uint32_t burst, int stagger,
+                                            void (*on_thread_exit)(void)) {
     if (push == NULL || threads <= 0) {
         return NULL;
     }
@@ -194,6 +207,7 @@ EXPORT producer_run *producers_start_counts(lean_p2p_push_fn push, lean_p2p_ring
     run->retry_when_full = retry_when_full;
     run->interval_ns = interval_ns;
     run->burst = burst == 0 ? 1 : burst;
+    run->stagger = stagger;
     run->record_costs = record_costs && counts != NULL;
     run->producers = calloc((size_t)threads, sizeof(producer));
     if (run->producers == NULL) {
@@ -224,6 +238,7 @@ EXPORT producer_run *producers_start_counts(lean_p2p_push_fn push, lean_p2p_ring
     while (atomic_load(&run->ready) < threads) {
         sched_yield();
     }
+    run->started_ns = now_ns(); /* published to the threads by the store below */
     atomic_store(&run->go, 1);
     return run;
 }
@@ -242,7 +257,7 @@ EXPORT producer_run *producers_start(lean_p2p_push_fn push, lean_p2p_ring *ring,
         counts[index] = events_per_thread;
     }
     return producers_start_counts(push, ring, threads, events_per_thread ? counts : NULL,
-                                  payload_len, retry_when_full, record_costs, 0, 1,
+                                  payload_len, retry_when_full, record_costs, 0, 1, 0,
                                   on_thread_exit);
 }
 
@@ -354,5 +369,142 @@ EXPORT void producers_free(producer_run *run) {
         free(self->costs);
     }
     free(run->producers);
+    free(run);
+}
+
+/*
+ * The floor of the native hand-off: a C consumer thread that blocks in poll(2) on the
+ * ring's eventfd and drains the ring itself, with no event loop and no Python. Each
+ * event's delay runs from its push stamp to the moment the consumer has read it; its
+ * wait, to the moment the consumer began the drain that took it. What is left is the
+ * kernel's wakeup and the cores the producers share with the consumer.
+ *
+ * The ring's consumer functions are passed in (this library does not link against the
+ * ring's), and the consumer thread is the ring's single consumer while it runs.
+ */
+typedef int (*ring_eventfd_fn)(const lean_p2p_ring *ring);
+typedef void (*ring_begin_drain_fn)(lean_p2p_ring *ring);
+typedef size_t (*ring_drain_fn)(lean_p2p_ring *ring, uint8_t *buffer, size_t capacity,
+                                size_t max_events, size_t *used, size_t *needed);
+
+#define CONSUMER_BATCH 1024
+#define CONSUMER_BUFFER_BYTES (1u << 20)
+
+typedef struct consumer_run {
+    lean_p2p_ring *ring;
+    ring_eventfd_fn eventfd_of;
+    ring_begin_drain_fn begin_drain;
+    ring_drain_fn drain;
+    uint64_t expected;
+    uint64_t received; /* read by the caller only after consumer_join */
+    uint64_t *delays_ns;
+    uint64_t *waits_ns;
+    uint8_t *buffer;
+    atomic_int stop;
+    int failed; /* a record the consumer could not read: a broken build */
+    pthread_t thread;
+} consumer_run;
+
+static void consume_records(consumer_run *run, size_t count, uint64_t drain_began) {
+    size_t offset = 0;
+    for (size_t index = 0; index < count && run->received < run->expected; index++) {
+        lean_p2p_record_header header;
+        memcpy(&header, run->buffer + offset, sizeof(header));
+        offset += sizeof(header) + header.peer_id_len;
+        if (header.payload_len < STAMP_BYTES) {
+            run->failed = 1;
+            return;
+        }
+        uint64_t pushed = 0;
+        for (int byte = 0; byte < 8; byte++) { /* the stamp's last u64, little-endian */
+            pushed |= (uint64_t)run->buffer[offset + 16 + byte] << (8 * byte);
+        }
+        offset += header.payload_len;
+        uint64_t now = now_ns();
+        run->delays_ns[run->received] = now - pushed;
+        run->waits_ns[run->received] = drain_began > pushed ? drain_began - pushed : 0;
+        run->received++;
+    }
+}
+
+static void *consume(void *argument) {
+    consumer_run *run = argument;
+    struct pollfd wakeup = {.fd = run->eventfd_of(run->ring), .events = POLLIN};
+    while (run->received < run->expected && !atomic_load(&run->stop) && !run->failed) {
+        /* A bounded poll, so that a stop is seen even if no event ever comes. */
+        if (poll(&wakeup, 1, 100) <= 0) {
+            continue;
+        }
+        uint64_t drain_began = now_ns();
+        run->begin_drain(run->ring); /* clear the pending flag before reading slots */
+        for (;;) {
+            size_t used = 0;
+            size_t needed = 0;
+            size_t count = run->drain(run->ring, run->buffer, CONSUMER_BUFFER_BYTES,
+                                      CONSUMER_BATCH, &used, &needed);
+            consume_records(run, count, drain_began);
+            if (count < CONSUMER_BATCH || needed != 0 || run->failed) {
+                break; /* the rest (an event being written) comes with its own wakeup */
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Start a consumer thread on `ring` that takes `expected` events (their pushes stamped
+ * as the producers here stamp them). Returns NULL if memory or a thread could not be
+ * had. The caller must not drain the ring itself until consumer_join returns. */
+EXPORT consumer_run *consumer_start(lean_p2p_ring *ring, ring_eventfd_fn eventfd_of,
+                                    ring_begin_drain_fn begin_drain, ring_drain_fn drain,
+                                    uint64_t expected) {
+    consumer_run *run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        return NULL;
+    }
+    run->ring = ring;
+    run->eventfd_of = eventfd_of;
+    run->begin_drain = begin_drain;
+    run->drain = drain;
+    run->expected = expected;
+    run->delays_ns = calloc(expected > 0 ? expected : 1, sizeof(uint64_t));
+    run->waits_ns = calloc(expected > 0 ? expected : 1, sizeof(uint64_t));
+    run->buffer = malloc(CONSUMER_BUFFER_BYTES);
+    if (run->delays_ns == NULL || run->waits_ns == NULL || run->buffer == NULL ||
+        pthread_create(&run->thread, NULL, consume, run) != 0) {
+        free(run->delays_ns);
+        free(run->waits_ns);
+        free(run->buffer);
+        free(run);
+        return NULL;
+    }
+    return run;
+}
+
+/* Ask the consumer to stop (it notices within 100 ms). */
+EXPORT void consumer_stop(consumer_run *run) {
+    atomic_store(&run->stop, 1);
+}
+
+/* Wait for the consumer thread; returns how many events it took, or -1 if it met a
+ * record it could not read. */
+EXPORT int64_t consumer_join(consumer_run *run) {
+    pthread_join(run->thread, NULL);
+    return run->failed ? -1 : (int64_t)run->received;
+}
+
+/* The delay and the wait of event `index` in the order taken (after consumer_join). */
+EXPORT uint64_t consumer_delay_ns(const consumer_run *run, uint64_t index) {
+    return run->delays_ns[index];
+}
+
+EXPORT uint64_t consumer_wait_ns(const consumer_run *run, uint64_t index) {
+    return run->waits_ns[index];
+}
+
+/* Free a joined consumer. */
+EXPORT void consumer_free(consumer_run *run) {
+    free(run->delays_ns);
+    free(run->waits_ns);
+    free(run->buffer);
     free(run);
 }

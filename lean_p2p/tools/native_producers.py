@@ -1,11 +1,12 @@
 """Native producer threads for benchmarks, stress runs and tests.
 
-Any thread, except :meth:`ProducerRun.join`, which blocks and so must not run on the
-loop thread (use ``await asyncio.to_thread(run.join)``). Wraps
-``bindings/testing/lean_p2p_producers.c``: N pthreads each push M stamped events
+Any thread, except :meth:`ProducerRun.join` and :meth:`RingConsumer.join`, which block
+and so must not run on the loop thread (use ``await asyncio.to_thread(run.join)``).
+Wraps ``bindings/testing/lean_p2p_producers.c``: N pthreads each push M stamped events
 through a ``lean_p2p_push_fn`` — the ring's ``lean_p2p_ring_push`` or a
 :class:`~lean_p2p.native.callback.CallbackBridge` — exactly as an embedder's
-networking threads would.
+networking threads would. :class:`RingConsumer` is the other end without Python: a C
+thread that drains a ring on its own (the floor of the native hand-off).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "ProducerDriver",
     "ProducerRun",
     "ProducerTotals",
+    "RingConsumer",
     "Stamp",
     "read_stamp",
 ]
@@ -107,6 +109,7 @@ def _load(path: Path) -> ctypes.CDLL:
         ctypes.c_int,
         ctypes.c_uint64,
         ctypes.c_uint32,
+        ctypes.c_int,
         ctypes.c_void_p,
     )
     library.producers_done.restype = ctypes.c_int
@@ -127,6 +130,23 @@ def _load(path: Path) -> ctypes.CDLL:
     library.producers_cost_percentile.argtypes = (ctypes.c_void_p, ctypes.c_double)
     library.producers_free.restype = None
     library.producers_free.argtypes = (ctypes.c_void_p,)
+    library.consumer_start.restype = ctypes.c_void_p
+    library.consumer_start.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_uint64,
+    )
+    library.consumer_stop.restype = None
+    library.consumer_stop.argtypes = (ctypes.c_void_p,)
+    library.consumer_join.restype = ctypes.c_int64
+    library.consumer_join.argtypes = (ctypes.c_void_p,)
+    for name in ("consumer_delay_ns", "consumer_wait_ns"):
+        getattr(library, name).restype = ctypes.c_uint64
+        getattr(library, name).argtypes = (ctypes.c_void_p, ctypes.c_uint64)
+    library.consumer_free.restype = None
+    library.consumer_free.argtypes = (ctypes.c_void_p,)
     return library
 
 
@@ -150,6 +170,7 @@ class ProducerDriver:
         on_thread_exit_address: int | None = None,
         interval_ns: int = 0,
         burst: int = 1,
+        stagger: bool = False,
     ) -> ProducerRun:
         """Start ``threads`` pthreads pushing ``events_per_thread`` events each (0: until
         stopped or the ring closes; a sequence: producer i pushes the i-th count).
@@ -159,7 +180,9 @@ class ProducerDriver:
         producer thread after its last push. ``interval_ns`` > 0 paces each producer
         to one push per interval (for latency at a fixed rate); with ``burst`` > 1 it
         sleeps once per ``burst`` events and pushes them back to back, as a network
-        thread does with what one read brought (one wakeup per burst, not per event)."""
+        thread does with what one read brought (one wakeup per burst, not per event).
+        Paced producers wake at the same instants, or with ``stagger`` producer i a
+        fraction i/threads of a period after the first, as independent threads would."""
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst}")
         if isinstance(events_per_thread, int):
@@ -178,6 +201,7 @@ class ProducerDriver:
             int(record_costs),
             interval_ns,
             burst,
+            int(stagger),
             on_thread_exit_address,
         )
         if not run:
@@ -237,4 +261,77 @@ class ProducerRun:
     def _live(self) -> int:
         if self._run is None:
             raise RuntimeError("the producer run was freed")
+        return self._run
+
+
+class RingConsumer:
+    """A C thread that is a ring's only consumer: it blocks in ``poll(2)`` on the ring's
+    eventfd and drains the ring itself, with no event loop and no Python, until it has
+    taken ``expected`` events. Each event's delay runs from its push stamp to the
+    moment the consumer read it; its wait, to the start of the drain that took it.
+
+    ``ring_address`` must be a ring that nothing else drains (not a
+    :class:`~lean_p2p.native.NativeRing`'s, whose loop drains it): create one with the
+    ring library's ``lean_p2p_ring_create`` and destroy it after :meth:`join` and the
+    producers' join.
+    """
+
+    def __init__(self, ring_address: int, expected: int, driver: ProducerDriver | None = None):
+        from lean_p2p.native.library import load_library
+
+        ring_library = load_library()
+        self._lib = (driver or ProducerDriver())._lib
+
+        def address(name: str) -> int | None:
+            return ctypes.cast(getattr(ring_library, name), ctypes.c_void_p).value
+
+        self._run: int | None = self._lib.consumer_start(
+            ring_address,
+            address("lean_p2p_ring_eventfd"),
+            address("lean_p2p_ring_begin_drain"),
+            address("lean_p2p_ring_drain"),
+            expected,
+        )
+        if not self._run:
+            raise RuntimeError("could not start the native ring consumer thread")
+        self._received: int | None = None
+
+    def stop(self) -> None:
+        """Ask the consumer to stop (it notices within 100 ms; any thread)."""
+        if self._run is not None:
+            self._lib.consumer_stop(self._run)
+
+    def join(self) -> int:
+        """Wait for the consumer (blocks: never on the loop thread); returns how many
+        events it took. Raises RuntimeError if it met a record it could not read."""
+        if self._received is None:
+            received = int(self._lib.consumer_join(self._live()))
+            if received < 0:
+                raise RuntimeError("the native ring consumer met a record without a stamp")
+            self._received = received
+        return self._received
+
+    def delays_ns(self) -> tuple[list[int], list[int]]:
+        """Each event's (delay, wait) in ns, in the order taken (after :meth:`join`)."""
+        run = self._live()
+        taken = self.join()
+        delay = self._lib.consumer_delay_ns
+        wait = self._lib.consumer_wait_ns
+        return [delay(run, index) for index in range(taken)], [
+            wait(run, index) for index in range(taken)
+        ]
+
+    def free(self) -> None:
+        """Stop, join and free the consumer (blocks like :meth:`join`)."""
+        run = self._run
+        if run is not None:
+            self._lib.consumer_stop(run)
+            if self._received is None:  # a thread is joined once
+                self._received = max(int(self._lib.consumer_join(run)), 0)
+            self._run = None
+            self._lib.consumer_free(run)
+
+    def _live(self) -> int:
+        if self._run is None:
+            raise RuntimeError("the ring consumer was freed")
         return self._run

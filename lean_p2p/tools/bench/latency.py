@@ -30,9 +30,14 @@ A paced Python producer sleeps until its next event is due (at least 100 us), so
 20k events/s each of 8 producers wakes once per event, as a network thread wakes when
 data arrives; at 100k events/s what fell due meanwhile goes out together. C producers
 never hold the GIL and Python producers do, so the two at one rate show what the GIL
-costs the loop. Native producers run twice: each event paced alone (one thread wakeup
-per event: at 100k events/s the wakeups alone load 2 cores) and in bursts of 16 (one
-wakeup per burst, as from one socket read). The 8 Python producers also hand their
+costs the loop. Native producers run each event paced alone (one thread wakeup per
+event: at 100k events/s the wakeups alone load 2 cores) and in bursts of 16 (one
+wakeup per burst, as from one socket read), the bursts of the 8 producers either
+together (``phases`` ``together``: all wake at the same instants, the worst case) or
+``staggered`` evenly over the period (independent network threads, on average). Each
+burst case has its floor beside it (``handoff`` ``thread``): a C thread that drains
+the ring itself, blocked in ``poll(2)`` on its eventfd, with no loop and no Python
+(:class:`~lean_p2p.tools.native_producers.RingConsumer`). The 8 Python producers also hand their
 events over without the mailbox, in the same run: through ``loop.call_soon_threadsafe``
 per event (``handoff`` ``call_soon``, the loop's own hand-off), and to a plain thread
 blocked on an eventfd with no event loop at all (``handoff`` ``thread``): the floor
@@ -73,6 +78,7 @@ COLUMNS = (
     "producers",
     "rate",
     "burst",
+    "phases",
     "handoff",
     "lever",
     "p50_us",
@@ -211,6 +217,10 @@ class Case:
     lever: str = "default"  # "default", "switch-1ms", "gc-freeze"
     #: native producers: events pushed back to back per wakeup (1: each paced alone)
     burst: int = 1
+    #: native producers: "together" (every producer wakes at the same instants, the
+    #: worst case) or "staggered" (producer i a fraction i/producers of a period later,
+    #: as independent network threads would be on average)
+    phases: str = "together"
     #: "mailbox"; "call_soon": each event its own loop.call_soon_threadsafe, the loop's
     #: own hand-off; "thread": no loop at all, a thread woken through an eventfd per
     #: event (_ConsumerThread), the floor that the kernel and the GIL set
@@ -251,6 +261,7 @@ class CaseResult:
             "variant": (
                 f"{case.producer_kind}x{case.producers}@{case.rate}/{case.loop}"
                 + (f"/burst{case.burst}" if case.burst > 1 else "")
+                + ("/staggered" if case.phases == "staggered" else "")
                 + (f"/{case.handoff}" if case.handoff != "mailbox" else "")
             ),
             "loop": case.loop,
@@ -258,6 +269,7 @@ class CaseResult:
             "producers": case.producers,
             "rate": case.rate,
             "burst": case.burst,
+            "phases": case.phases if case.producer_kind == "native" else "",
             "handoff": case.handoff,
             "lever": case.lever,
             "events": len(totals),
@@ -604,15 +616,14 @@ async def _drive_native(
     ring = StampedRing(
         mailbox_sink(mailbox, route=lambda _event: _LANE, route_by_header=True), capacity=65_536
     )
-    shares = [case.events // case.producers] * case.producers
-    shares[0] += case.events - sum(shares)
     run = ProducerDriver().start(
         ring.push_function_address,
         ring.address,
         threads=case.producers,
-        events_per_thread=shares,
+        events_per_thread=_shares(case),
         interval_ns=case.producers * 1_000_000_000 // case.rate,
         burst=case.burst,
+        stagger=case.phases == "staggered",
     )
     try:
         await _until_done_or_stopped(finished, stop)
@@ -632,6 +643,8 @@ def measure_case(
 ) -> CaseResult:
     """One case on a fresh loop, with its lever applied for the case only. ``stop`` (set
     by Ctrl-C) ends it early; the result is then partial."""
+    if case.producer_kind == "native" and case.handoff == "thread":
+        return _measure_native_floor(case, stop or threading.Event())
     switch_interval = sys.getswitchinterval()
     if case.lever == "switch-1ms":
         sys.setswitchinterval(0.001)
@@ -645,6 +658,61 @@ def measure_case(
         sys.setswitchinterval(switch_interval)
         if case.lever == "gc-freeze":
             gc.unfreeze()
+
+
+def _measure_native_floor(case: Case, stop: threading.Event) -> CaseResult:
+    """The native producers' floor: the same C producers into a ring that a C thread
+    drains on its own (:class:`~lean_p2p.tools.native_producers.RingConsumer`), with no
+    loop and no Python; this thread only waits."""
+    from lean_p2p.native.library import load_library
+    from lean_p2p.tools.native_producers import ProducerDriver, RingConsumer
+
+    ring_library = load_library()
+    ring = ring_library.lean_p2p_ring_create(65_536, 0)
+    if not ring:
+        raise RuntimeError("could not create a native ring")
+    driver = ProducerDriver()
+    result = CaseResult(case)
+    run = None
+    consumer = RingConsumer(ring, case.events, driver)
+    try:
+        push = ctypes.cast(ring_library.lean_p2p_ring_push, ctypes.c_void_p).value
+        assert push is not None
+        run = driver.start(
+            push,
+            ring,
+            threads=case.producers,
+            events_per_thread=_shares(case),
+            interval_ns=case.producers * 1_000_000_000 // case.rate,
+            burst=case.burst,
+            stagger=case.phases == "staggered",
+        )
+        deadline = time.monotonic() + _CASE_TIMEOUT_S
+        while not run.done() and not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.stop()
+        run.join()
+        if stop.is_set() or time.monotonic() >= deadline:
+            consumer.stop()
+        consumer.join()
+        delays, waits = consumer.delays_ns()
+    finally:
+        consumer.free()
+        if run is not None:
+            run.free()
+        ring_library.lean_p2p_ring_destroy(ring)
+    result.totals_ns.extend(delays)
+    result.waits_ns.extend(waits)
+    result.queues_ns.extend(delay - wait for delay, wait in zip(delays, waits, strict=True))
+    result.stamps_ns.extend([0] * len(delays))  # no collection can touch a C thread
+    return result
+
+
+def _shares(case: Case) -> list[int]:
+    """Events per producer: an equal share each, the remainder to the first."""
+    shares = [case.events // case.producers] * case.producers
+    shares[0] += case.events - sum(shares)
+    return shares
 
 
 def plan(args: argparse.Namespace) -> list[Case]:
@@ -663,8 +731,24 @@ def plan(args: argparse.Namespace) -> list[Case]:
                     cases.append(Case(loop, kind, producers, rate, events, handoff="thread"))
                 if kind == "native":
                     # The same rate with a wakeup per burst: what one socket read
-                    # brings a network thread, and 1/16 of the thread wakeups.
-                    cases.append(Case(loop, kind, producers, rate, events, burst=NATIVE_BURST))
+                    # brings a network thread, and 1/16 of the thread wakeups; with
+                    # the producers' bursts together (the worst case) and staggered
+                    # (independent threads), each beside its floor: a C thread that
+                    # drains the ring itself, with no loop and no Python.
+                    for phases in ("together", "staggered"):
+                        for handoff in ("mailbox", "thread"):
+                            cases.append(
+                                Case(
+                                    loop,
+                                    kind,
+                                    producers,
+                                    rate,
+                                    events,
+                                    burst=NATIVE_BURST,
+                                    phases=phases,
+                                    handoff=handoff,
+                                )
+                            )
             if args.levers:
                 for lever in ("switch-1ms", "gc-freeze"):
                     cases.append(Case(loop, "python", 8, rate, events, lever))
@@ -705,6 +789,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     f"repeat {repeat + 1}/{repeats}, case {number}/{len(cases)}: "
                     f"{case.producer_kind} x{case.producers} at {case.rate}/s on {case.loop}"
                     + (f" in bursts of {case.burst}" if case.burst > 1 else "")
+                    + (", staggered" if case.phases == "staggered" else "")
+                    + (f" via {case.handoff}" if case.handoff != "mailbox" else "")
                     + (f" ({case.lever})" if case.lever != "default" else ""),
                     force=True,
                 )

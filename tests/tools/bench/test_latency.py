@@ -21,19 +21,21 @@ from lean_p2p.tools.stress import loop_factory
 
 
 @pytest.mark.parametrize(
-    ("kind", "burst", "handoff"),
+    ("kind", "burst", "handoff", "phases"),
     [
-        ("python", 1, "mailbox"),
-        ("python", 1, "call_soon"),
-        ("python", 2, "thread"),
-        ("native", 1, "mailbox"),
-        ("native", 4, "mailbox"),
+        ("python", 1, "mailbox", "together"),
+        ("python", 1, "call_soon", "together"),
+        ("python", 2, "thread", "together"),
+        ("native", 1, "mailbox", "together"),
+        ("native", 4, "mailbox", "together"),
+        ("native", 4, "mailbox", "staggered"),
+        ("native", 4, "thread", "staggered"),
     ],
 )
 def test_each_events_delay_is_its_wait_plus_its_queueing(
-    kind: str, burst: int, handoff: str
+    kind: str, burst: int, handoff: str, phases: str
 ) -> None:
-    case = Case("asyncio", kind, 2, 5_000, 1_000, burst=burst, handoff=handoff)
+    case = Case("asyncio", kind, 2, 5_000, 1_000, burst=burst, handoff=handoff, phases=phases)
     result = measure_case(case, loop_factory("asyncio"))
     assert len(result.totals_ns) == 1_000
     for total, wait, queue in zip(result.totals_ns, result.waits_ns, result.queues_ns, strict=True):
@@ -61,14 +63,20 @@ def test_the_command_writes_a_row_per_case(tmp_path: Path) -> None:
     arguments = ["bench", "latency", "--quick", "--loops", "asyncio", "--rates", "5000"]
     assert main([*arguments, "--events", "500", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    kinds = [(row["producer_kind"], row["producers"], row["burst"], row["handoff"]) for row in rows]
+    kinds = [
+        (row["producer_kind"], row["producers"], row["burst"], row["phases"], row["handoff"])
+        for row in rows
+    ]
     assert kinds == [
-        ("python", 1, 1, "mailbox"),
-        ("python", 8, 1, "mailbox"),
-        ("python", 8, 1, "call_soon"),
-        ("python", 8, 1, "thread"),
-        ("native", 8, 1, "mailbox"),
-        ("native", 8, NATIVE_BURST, "mailbox"),
+        ("python", 1, 1, "", "mailbox"),
+        ("python", 8, 1, "", "mailbox"),
+        ("python", 8, 1, "", "call_soon"),
+        ("python", 8, 1, "", "thread"),
+        ("native", 8, 1, "together", "mailbox"),
+        ("native", 8, NATIVE_BURST, "together", "mailbox"),
+        ("native", 8, NATIVE_BURST, "together", "thread"),
+        ("native", 8, NATIVE_BURST, "staggered", "mailbox"),
+        ("native", 8, NATIVE_BURST, "staggered", "thread"),
     ]
     for row in rows:
         assert row["events"] == 500
