@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lean_p2p.driver.gossipsub import GossipParams
+from lean_p2p.driver.pmtu import AIOQUIC_MAX_DATAGRAM
 from lean_p2p.driver.reqresp import ReqRespLimits
 from lean_p2p.net.protocol import NETWORK_NAME, GossipTopic
 from lean_p2p.wire.keys import NodeKey
@@ -32,8 +33,11 @@ class DriverConfig:
     gossip: GossipParams = field(default_factory=GossipParams)
     reqresp: ReqRespLimits = field(default_factory=ReqRespLimits)
     dial_timeout: float = 10.0
-    #: QUIC UDP payload size: 1200 is safe everywhere; up to 1452 on 1500-MTU paths
+    #: QUIC UDP payload size each connection starts with: 1200 is safe everywhere
     max_datagram_size: int = 1200
+    #: probe each connection's path for larger datagrams once its handshake is done,
+    #: and use the largest the peer acknowledges (lean_p2p.driver.pmtu)
+    path_mtu_discovery: bool = True
     #: seconds between redials of a static peer that is not connected (0: never)
     redial_interval: float = 5.0
     #: seconds between QUIC PING probes of every connection (0: rely on the idle
@@ -50,8 +54,8 @@ class DriverConfig:
         NodeKey(self.private_key)  # KeyFileError (a ValueError) unless a valid secret
         if "/quic-v1" not in self.listen_address:
             raise ValueError(f"listen address must be QUIC-v1: {self.listen_address!r}")
-        if not 1200 <= self.max_datagram_size <= 65527:
-            raise ValueError("max_datagram_size must be within 1200..65527")
+        if not 1200 <= self.max_datagram_size <= AIOQUIC_MAX_DATAGRAM:
+            raise ValueError(f"max_datagram_size must be within 1200..{AIOQUIC_MAX_DATAGRAM}")
         for address in self.static_peers:
             if "/p2p/" not in address:
                 raise ValueError(f"static peer needs /p2p/<peer id>: {address!r}")

@@ -198,7 +198,11 @@ class NetworkDriver:
     async def _main(self) -> None:
         import multiaddr
 
-        host = build_host(self.config.private_key, max_datagram_size=self.config.max_datagram_size)
+        host = build_host(
+            self.config.private_key,
+            max_datagram_size=self.config.max_datagram_size,
+            path_mtu_discovery=self.config.path_mtu_discovery,
+        )
         self._host = host
         self._gossip.attach(host)
         self._reqresp.attach(host)

@@ -23,7 +23,13 @@ _CONNECTION_WINDOW = 32 * 1024 * 1024
 _NO_STREAM_READ_TIMEOUT = 365 * 24 * 3600.0
 
 
-def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: int = 1200) -> Any:
+def build_host(
+    secret: bytes,
+    *,
+    idle_timeout: float = 60.0,
+    max_datagram_size: int = 1200,
+    path_mtu_discovery: bool = True,
+) -> Any:
     """Build (not start) a QUIC-v1-only host with the given secp256k1 identity.
 
     Trio thread. Returns a py-libp2p ``IHost`` (typed ``Any``: py-libp2p ships no
@@ -47,8 +53,8 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
     key_pair = create_new_key_pair(secret)
     quic_config = QUICTransportConfig(enable_draft29=False, enable_v1=True)
     quic_config.idle_timeout = idle_timeout
-    # 1200 bytes is safe on every path (QUIC's minimum); aioquic has no path-MTU
-    # discovery, so larger datagrams are an explicit choice for known networks.
+    # 1200 bytes is safe on every path (QUIC's minimum); each connection then probes
+    # its path for larger datagrams (aioquic has no path-MTU discovery of its own).
     quic_config.max_datagram_size = max_datagram_size
     # Flow control: py-libp2p's 1 MiB stream window would stall a 10 MiB gossip
     # message or block response on window updates; raise windows and buffers above
@@ -61,7 +67,9 @@ def build_host(secret: bytes, *, idle_timeout: float = 60.0, max_datagram_size: 
     # are legitimately idle longer than that, and req/resp applies its own deadlines
     # (reqresp.py), so the stream-level read timeout is effectively disabled.
     quic_config.STREAM_READ_TIMEOUT = _NO_STREAM_READ_TIMEOUT
-    transport = LeanQUICTransport(key_pair.private_key, config=quic_config)
+    transport = LeanQUICTransport(
+        key_pair.private_key, config=quic_config, path_mtu_discovery=path_mtu_discovery
+    )
     host: Any = new_host(
         key_pair=key_pair,
         transports=[transport],

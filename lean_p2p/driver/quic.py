@@ -58,6 +58,7 @@ from libp2p.transport.quic.exceptions import QUICListenError
 from libp2p.transport.quic.listener import QUICListener
 from libp2p.transport.quic.transport import QUICTransport
 
+from lean_p2p.driver.pmtu import probe_path_mtu
 from lean_p2p.driver.udp import InOrderUdpSocket
 
 __all__ = [
@@ -154,7 +155,8 @@ def _socket_closed(sock: InOrderUdpSocket, error: Exception) -> bool:
 
 async def _after_batch(connection: Any, timer_before: float | None) -> None:
     """Once per connection per batch: deliver every event the batch produced, send
-    what aioquic has, and wake the connection's own loop if it must re-read aioquic's
+    what aioquic has, probe the path's MTU (:mod:`lean_p2p.driver.pmtu`) where the
+    transport does, and wake the connection's own loop if it must re-read aioquic's
     timer. ``timer_before`` is ``get_timer()`` from before the batch's datagrams."""
     try:
         # py-libp2p takes 10 events per call: a batch of stream data makes many more,
@@ -170,6 +172,11 @@ async def _after_batch(connection: Any, timer_before: float | None) -> None:
     # is now due); a full pass of its loop per batch was ~10 % of the receiver's
     # thread. Events our calls could not take because its own pass was running are
     # taken by that pass: it loops while it finds events.
+    if getattr(getattr(connection, "_transport", None), "path_mtu_discovery", False):
+        try:
+            probe_path_mtu(connection)  # at most one probe, sent at once
+        except Exception:
+            logger.exception("QUIC path-MTU probe on %s failed", connection)
     timer_after = connection._quic.get_timer()
     if timer_after is not None and (timer_before is None or timer_after < timer_before):
         connection._signal_activity()
@@ -236,7 +243,13 @@ class _DialNursery:
 
 class LeanQUICTransport(QUICTransport):
     """``QUICTransport`` whose listeners are :class:`BatchingQUICListener` and whose
-    dialed connections receive through :func:`receive_dialed_connection`."""
+    dialed connections receive through :func:`receive_dialed_connection`; with
+    ``path_mtu_discovery``, each connection probes for larger datagrams once its
+    handshake is complete (:mod:`lean_p2p.driver.pmtu`)."""
+
+    def __init__(self, *args: Any, path_mtu_discovery: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.path_mtu_discovery = path_mtu_discovery
 
     def set_background_nursery(self, nursery: trio.Nursery) -> None:
         super().set_background_nursery(_DialNursery(nursery))  # type: ignore[arg-type]

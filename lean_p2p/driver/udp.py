@@ -31,10 +31,18 @@ and the 208 KiB Linux default overflowed (counted in ``/proc/net/snmp``
 For :mod:`lean_p2p.driver.quic`'s batching receivers, the sockets also offer
 ``wait_readable`` (park until a datagram is queued) and ``try_recvfrom`` (a queued
 datagram, or None at once, without a scheduling point).
+
+Datagram sockets never fragment (``IP_PMTUDISC_DO``): path-MTU discovery
+(:mod:`lean_p2p.driver.pmtu`) probes larger datagrams, and a probe must be lost, not
+delivered in pieces, where the path cannot carry it. A datagram the kernel then
+refuses as larger than the path's MTU (``EMSGSIZE``) is dropped and counted by
+destination (QUIC resends what it carried; the path-MTU state reads the count), not
+raised into py-libp2p's transmit, which would end the connection.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket as stdlib_socket
 from typing import Any
@@ -50,6 +58,11 @@ __all__ = [
 
 #: requested SO_RCVBUF / SO_SNDBUF of datagram sockets (the kernel may grant less)
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+# Linux: set DF and never fragment (the socket module does not name these)
+_DONT_FRAGMENT = {
+    stdlib_socket.AF_INET: (stdlib_socket.IPPROTO_IP, 10, 2),  # IP_MTU_DISCOVER, _DO
+    stdlib_socket.AF_INET6: (stdlib_socket.IPPROTO_IPV6, 23, 2),  # IPV6_MTU_DISCOVER, _DO
+}
 
 
 class InOrderUdpSocket(trio.socket.SocketType):
@@ -68,6 +81,11 @@ class InOrderUdpSocket(trio.socket.SocketType):
         self._numeric: set[tuple[Any, ...]] = set()
         self.immediate_sends = 0
         self.waited_sends = 0
+        #: datagrams the kernel refused as larger than the path's MTU, by destination
+        #: (read and reset by the path-MTU state of the connection to it)
+        self.oversized_drops_by_address: dict[tuple[Any, ...], int] = {}
+        #: True once DF is set: only then is a delivered probe proof of the path's MTU
+        self.never_fragments = False
 
     @property
     def family(self) -> int:
@@ -119,17 +137,41 @@ class InOrderUdpSocket(trio.socket.SocketType):
         return data, address
 
     async def sendto(self, *args: Any) -> int:  # (data, address) or (data, flags, address)
-        """Send at once, without a scheduling point, when the kernel accepts; else wait."""
-        if self._is_numeric(args[-1]):
-            try:
-                sent = self._raw.sendto(*args)
-            except BlockingIOError:
-                pass  # send buffer full: trio waits for writability, in its own way
-            else:
-                self.immediate_sends += 1
-                return sent
-        self.waited_sends += 1
-        return int(await self._trio.sendto(*args))
+        """Send at once, without a scheduling point, when the kernel accepts; else wait.
+        A datagram too large for the path is dropped and counted (module docstring)."""
+        try:
+            if self._is_numeric(args[-1]):
+                try:
+                    sent = self._raw.sendto(*args)
+                except BlockingIOError:
+                    pass  # send buffer full: trio waits for writability, in its own way
+                else:
+                    self.immediate_sends += 1
+                    return sent
+            self.waited_sends += 1
+            return int(await self._trio.sendto(*args))
+        except OSError as error:
+            if error.errno != errno.EMSGSIZE:
+                raise
+            address = tuple(args[-1])
+            self.oversized_drops_by_address[address] = (
+                self.oversized_drops_by_address.get(address, 0) + 1
+            )
+            return len(args[0])
+
+    def try_send(self, data: bytes, address: tuple[Any, ...]) -> bool | None:
+        """Send one datagram at once, without a scheduling point: True if the kernel
+        took it, False if it refused it as larger than the path's MTU, None if the
+        send buffer is full (nothing sent). For probes, which must know."""
+        try:
+            self._raw.sendto(data, address)
+        except BlockingIOError:
+            return None
+        except OSError as error:
+            if error.errno != errno.EMSGSIZE:
+                raise
+            return False
+        return True
 
     def _is_numeric(self, address: Any) -> bool:
         # A host name would make the stdlib resolve it, blocking the trio thread:
@@ -164,7 +206,9 @@ class InOrderUdpSocketFactory(trio.abc.SocketFactory):
         raw = stdlib_socket.socket(family, type, proto)
         if type == stdlib_socket.SOCK_DGRAM:
             _raise_buffers(raw)
-            return InOrderUdpSocket(raw)
+            sock = InOrderUdpSocket(raw)
+            sock.never_fragments = _never_fragment(raw)
+            return sock
         return trio.socket.from_stdlib_socket(raw)
 
 
@@ -174,6 +218,19 @@ def _raise_buffers(raw: stdlib_socket.socket) -> None:
             raw.setsockopt(stdlib_socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         except OSError:  # a platform that refuses: keep its default, still correct
             continue
+
+
+def _never_fragment(raw: stdlib_socket.socket) -> bool:
+    """Set DF on ``raw``; False where the platform refuses (then no path-MTU probing:
+    a probe delivered in fragments would prove nothing)."""
+    option = _DONT_FRAGMENT.get(raw.family)
+    if option is None:
+        return False
+    try:
+        raw.setsockopt(*option)
+    except OSError:
+        return False
+    return True
 
 
 def install_in_order_udp_sockets() -> None:

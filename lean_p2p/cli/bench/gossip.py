@@ -21,10 +21,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--variants",
         default="",
         help="comma-separated of lean, stock, stock-quic, lean-signed, lean-no-yield, "
-        "lean-switch-1ms, lean-switch-100us (default: lean,stock with --quick, the first "
-        "five otherwise; lean-signed verifies every attestation's production signature "
-        "before counting it; lean-no-yield is lean without the node's GIL hand-over to "
-        "the loop; lean-switch-* run the receiver with that switch interval)",
+        "lean-no-pmtud, lean-switch-1ms, lean-switch-100us (default: lean,stock with "
+        "--quick, the first six otherwise; lean-signed verifies every attestation's "
+        "production signature before counting it; lean-no-yield is lean without the "
+        "node's GIL hand-over to the loop; lean-no-pmtud is lean without path-MTU "
+        "discovery; lean-switch-* run the receiver with that switch interval)",
     )
     parser.add_argument(
         "--repeats", type=int, default=0, help="repetitions (default 2 quick, 3 full)"
@@ -33,7 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--datagram-size",
         type=int,
         default=1200,
-        help="lean QUIC datagram size (1200 default; 1452 on 1500-MTU paths)",
+        help="lean QUIC datagram size each connection starts with (1200 default; path-MTU "
+        "discovery then probes for more)",
     )
     parser.add_argument(
         "--dialer",

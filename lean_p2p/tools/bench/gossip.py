@@ -22,6 +22,8 @@ sizes over loopback between two processes:
 - ``lean-no-yield``: ``lean`` without the GIL hand-over a node makes by default (its
   driver's puts through yielding senders, :meth:`~lean_p2p.runtime.Mailbox.sender`):
   the driver thread goes on without waiting for the drain its event woke.
+- ``lean-no-pmtud``: ``lean`` without path-MTU discovery on either side
+  (:mod:`lean_p2p.driver.pmtu`): every datagram stays at ``--datagram-size``.
 
 The lean receiver also stamps each event as its driver emits it (on the driver's trio
 thread) and measures, in its handler, the hand-off into the loop: ``handoff_p50_us``
@@ -85,9 +87,17 @@ VARIANTS: dict[str, str | None] = {
     "lean-switch-1ms": None,
     "lean-switch-100us": None,
     "lean-no-yield": None,
+    "lean-no-pmtud": None,
 }
 #: what a full run measures: the switch-interval variants only when asked for
-FULL_RUN_VARIANTS = ("lean", "stock", "stock-quic", "lean-signed", "lean-no-yield")
+FULL_RUN_VARIANTS = (
+    "lean",
+    "stock",
+    "stock-quic",
+    "lean-signed",
+    "lean-no-yield",
+    "lean-no-pmtud",
+)
 #: the lean receivers' interpreter switch interval, by variant (default: CPython's 5 ms)
 _SWITCH_INTERVAL_S = {"lean-switch-1ms": 0.001, "lean-switch-100us": 0.0001}
 _SIGNED_POOL = 64
@@ -438,6 +448,7 @@ def _run_variant(
                 datagram_size,
                 child if dialer == "receiver" else None,
                 signed=variant == "lean-signed",
+                path_mtu_discovery=variant != "lean-no-pmtud",
             )
         else:
             sender = _StockSender(ready["address"], variant)
@@ -453,7 +464,9 @@ def _run_variant(
                 result = _send_phase(child, plan, publish)
                 rows.append(_row(variant, plan, size, result))
             if variant != "lean-signed":
-                rows.append(sender.round_trips(60 if quick else 300))
+                round_trips = sender.round_trips(60 if quick else 300)
+                round_trips["variant"] = variant  # every lean variant's own row
+                rows.append(round_trips)
             for row in rows:  # stock always has the sender dial
                 row["dialer"] = dialer if variant.startswith("lean") else "sender"
             if sender.publish_failures:
@@ -475,6 +488,7 @@ class _LeanSender:
         dialing_receiver: _Child | None,
         *,
         signed: bool = False,
+        path_mtu_discovery: bool = True,
     ) -> None:
         """Connect to the receiver at ``address``; with ``dialing_receiver``, that
         receiver dials this sender instead (gossip then arrives on a connection the
@@ -487,7 +501,9 @@ class _LeanSender:
 
         self.events: queue.Queue[Any] = queue.Queue()
         config = DriverConfig(
-            listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=datagram_size
+            listen_address="/ip4/127.0.0.1/udp/0/quic-v1",
+            max_datagram_size=datagram_size,
+            path_mtu_discovery=path_mtu_discovery,
         )
         self.driver = NetworkDriver(config, self.events.put)
         self.driver.start()
@@ -881,6 +897,7 @@ def _receive(variant: str) -> None:
         asyncio.run(
             _lean_receiver(
                 signed=variant == "lean-signed",
+                path_mtu_discovery=variant != "lean-no-pmtud",
                 yield_to_loop_s=0.0 if variant == "lean-no-yield" else DEFAULT_YIELD_TO_LOOP_S,
             )
         )
@@ -890,7 +907,9 @@ def _receive(variant: str) -> None:
         trio.run(_stock_receiver, variant)
 
 
-async def _lean_receiver(*, signed: bool = False, yield_to_loop_s: float = 0.0) -> None:
+async def _lean_receiver(
+    *, signed: bool = False, yield_to_loop_s: float = 0.0, path_mtu_discovery: bool = True
+) -> None:
     import asyncio
 
     from lean_p2p.consensus.hashing import attestation_data_root
@@ -997,7 +1016,9 @@ async def _lean_receiver(*, signed: bool = False, yield_to_loop_s: float = 0.0) 
             to_control(stamped)
 
     config = DriverConfig(
-        listen_address="/ip4/127.0.0.1/udp/0/quic-v1", max_datagram_size=_datagram_size()
+        listen_address="/ip4/127.0.0.1/udp/0/quic-v1",
+        max_datagram_size=_datagram_size(),
+        path_mtu_discovery=path_mtu_discovery,
     )
     driver = NetworkDriver(config, emit)
 
