@@ -35,6 +35,7 @@ from lean_p2p.driver import codec, log_limits
 from lean_p2p.driver.config import DriverConfig
 from lean_p2p.driver.gossipsub import LeanGossipsub, Verdict
 from lean_p2p.driver.host import build_host
+from lean_p2p.driver.pmtu import PathMtuStatistics
 from lean_p2p.driver.reqresp import ReqResp
 from lean_p2p.wire.errors import WireError
 from lean_p2p.wire.keys import NodeKey
@@ -168,10 +169,30 @@ class NetworkDriver:
                 "inbound_in_flight": inbound,
             },
             "connected_peers": len(self._connections),
+            "path_mtu": self._path_mtu_statistics(),
             "logs": self._log_limiter.statistics() if self._log_limiter is not None else {},
             # {topic: (subscribed peers, mesh peers)}
             "topics": self._gossip.topology,
         }
+
+    def _path_mtu_statistics(self) -> dict[str, Any]:
+        """Path-MTU discovery's counters (``lean_p2p.driver.pmtu``); empty before the
+        host is built."""
+        if self._host is None:
+            return {}
+        for transport in self._host.get_network().transport_manager.get_transports():
+            totals = getattr(transport, "path_mtu", None)
+            if isinstance(totals, PathMtuStatistics):
+                # Field by field: dict() copies the dict in one C call, which the trio
+                # thread cannot interleave with (asdict would iterate it in Python).
+                return {
+                    "probes_sent": totals.probes_sent,
+                    "probes_acknowledged": totals.probes_acknowledged,
+                    "probes_lost": totals.probes_lost,
+                    "refused_sends": totals.refused_sends,
+                    "widened": dict(totals.widened),  # {datagram size: connections}
+                }
+        return {}
 
     # ------------------------------------------------------------- trio thread
 

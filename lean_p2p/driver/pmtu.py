@@ -58,6 +58,7 @@ __all__ = [
     "AIOQUIC_MAX_DATAGRAM",
     "FALLBACK_SIZES",
     "PathMtu",
+    "PathMtuStatistics",
     "datagram_ceiling",
     "path_mtu_of",
     "route_mtu",
@@ -145,6 +146,20 @@ def set_datagram_size(quic: Any, size: int) -> None:
 
 
 @dataclass(slots=True)
+class PathMtuStatistics:
+    """Path-MTU discovery over all of a transport's connections (trio thread writes;
+    any thread may read a snapshot, possibly a few increments stale)."""
+
+    probes_sent: int = 0
+    probes_acknowledged: int = 0
+    probes_lost: int = 0
+    #: datagrams the kernel refused as too large for the path (then back to the base)
+    refused_sends: int = 0
+    #: connections that send larger datagrams than they started with, by size
+    widened: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class PathMtu:
     """One connection's path-MTU state (see the module docstring)."""
 
@@ -160,6 +175,8 @@ class PathMtu:
     probes_lost: int = 0
     #: sends the kernel refused as too large for the path
     refused: int = 0
+    #: the transport's totals, kept up to date by this connection's events
+    totals: PathMtuStatistics = field(default_factory=PathMtuStatistics)
 
     def start(self, ceiling: int | None, peer_limit: int | None) -> None:
         """Plan the probes: the ceiling, then the fallbacks below it, all above the
@@ -178,6 +195,7 @@ class PathMtu:
         self.probing = self.candidates.pop(0)
         self.probe_number += 1
         self.probes_sent += 1
+        self.totals.probes_sent += 1
         return self.probe_number, self.probing
 
     def unsent(self, number: int) -> None:
@@ -188,6 +206,7 @@ class PathMtu:
             self.candidates.insert(0, self.probing)
             self.probing = None
             self.probes_sent -= 1
+            self.totals.probes_sent -= 1
 
     def on_probe(self, delivery: QuicDeliveryState, number: int, quic: Any) -> None:
         """aioquic's delivery handler of probe ``number``: called once, when it is
@@ -196,19 +215,23 @@ class PathMtu:
             return  # a probe given up on (unsent, or from before a fall back)
         size, self.probing = self.probing, None
         if delivery == QuicDeliveryState.ACKED:
+            self.totals.probes_acknowledged += 1
             if size > self.size:
+                self._count_widened(self.size, size)
                 self.size = size
                 self.candidates.clear()
                 set_datagram_size(quic, size)
                 logger.info("QUIC path-MTU probe acknowledged: datagrams of %d bytes", size)
         else:
             self.probes_lost += 1
+            self.totals.probes_lost += 1
             logger.debug("QUIC path-MTU probe of %d bytes lost", size)
 
     def on_refused(self, quic: Any) -> None:
         """The kernel refused a datagram as too large for the path: back to the base
         size, with no probe left (the path's MTU fell under the connection)."""
         self.refused += 1
+        self.totals.refused_sends += 1
         if self.size == self.base:
             return
         logger.warning(
@@ -216,10 +239,20 @@ class PathMtu:
             self.size,
             self.base,
         )
+        self._count_widened(self.size, self.base)
         self.size = self.base
         self.candidates.clear()
         self.probing = None
         set_datagram_size(quic, self.base)
+
+    def _count_widened(self, old: int, new: int) -> None:
+        widened = self.totals.widened
+        if old != self.base:
+            widened[old] -= 1
+            if not widened[old]:
+                del widened[old]
+        if new != self.base:
+            widened[new] = widened.get(new, 0) + 1
 
 
 def path_mtu_of(connection: Any) -> PathMtu | None:
@@ -228,11 +261,11 @@ def path_mtu_of(connection: Any) -> PathMtu | None:
     return state
 
 
-def probe_path_mtu(connection: Any) -> None:
+def probe_path_mtu(connection: Any, totals: PathMtuStatistics | None = None) -> None:
     """Start or continue path-MTU discovery on a py-libp2p ``QUICConnection``: call
     after each batch of datagrams the connection took. Sends at most one probe, at
     once (no scheduling point), and only on the driver's own never-fragmenting UDP
-    sockets."""
+    sockets. ``totals``: the transport's statistics, which this connection adds to."""
     quic = connection._quic
     sock = connection._socket
     if (
@@ -245,7 +278,11 @@ def probe_path_mtu(connection: Any) -> None:
     address = tuple(connection._remote_addr)
     state = path_mtu_of(connection)
     if state is None:
-        state = PathMtu(base=quic._max_datagram_size, size=quic._max_datagram_size)
+        state = PathMtu(
+            base=quic._max_datagram_size,
+            size=quic._max_datagram_size,
+            totals=totals if totals is not None else PathMtuStatistics(),
+        )
         connection._lean_path_mtu = state
         state.start(datagram_ceiling(address), peer_max_udp_payload(quic))
     if sock.oversized_drops_by_address.pop(address, 0):

@@ -58,7 +58,7 @@ from libp2p.transport.quic.exceptions import QUICListenError
 from libp2p.transport.quic.listener import QUICListener
 from libp2p.transport.quic.transport import QUICTransport
 
-from lean_p2p.driver.pmtu import probe_path_mtu
+from lean_p2p.driver.pmtu import PathMtuStatistics, probe_path_mtu
 from lean_p2p.driver.udp import InOrderUdpSocket
 
 __all__ = [
@@ -172,9 +172,11 @@ async def _after_batch(connection: Any, timer_before: float | None) -> None:
     # is now due); a full pass of its loop per batch was ~10 % of the receiver's
     # thread. Events our calls could not take because its own pass was running are
     # taken by that pass: it loops while it finds events.
-    if getattr(getattr(connection, "_transport", None), "path_mtu_discovery", False):
+    transport = getattr(connection, "_transport", None)
+    if getattr(transport, "path_mtu_discovery", False):
         try:
-            probe_path_mtu(connection)  # at most one probe, sent at once
+            # at most one probe, sent at once
+            probe_path_mtu(connection, getattr(transport, "path_mtu", None))
         except Exception:
             logger.exception("QUIC path-MTU probe on %s failed", connection)
     timer_after = connection._quic.get_timer()
@@ -250,6 +252,8 @@ class LeanQUICTransport(QUICTransport):
     def __init__(self, *args: Any, path_mtu_discovery: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.path_mtu_discovery = path_mtu_discovery
+        #: what discovery did over all of this transport's connections
+        self.path_mtu = PathMtuStatistics()
 
     def set_background_nursery(self, nursery: trio.Nursery) -> None:
         super().set_background_nursery(_DialNursery(nursery))  # type: ignore[arg-type]

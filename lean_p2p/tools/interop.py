@@ -1159,6 +1159,19 @@ def problem_counters(statistics: dict[str, Any]) -> dict[str, int]:
     return found
 
 
+def describe_path_mtu(statistics: dict[str, Any]) -> str:
+    """One line on the driver's path-MTU discovery (``lean_p2p.driver.pmtu``)."""
+    path_mtu = statistics.get("path_mtu") or {}
+    if not path_mtu.get("probes_sent"):
+        return "no probe sent"
+    widened = path_mtu.get("widened") or {}
+    sizes = ", ".join(f"{size:,} bytes" for size in sorted(widened)) or "none"
+    return (
+        f"{path_mtu['probes_sent']} probe(s), {path_mtu.get('probes_acknowledged', 0)} "
+        f"acknowledged, {path_mtu.get('probes_lost', 0)} lost; datagrams now: {sizes}"
+    )
+
+
 def describe_participants(aggregate: SignedAggregatedAttestation) -> str:
     return str(aggregate.proof.participants.indices())
 
@@ -1422,8 +1435,10 @@ def run_interop(arguments: argparse.Namespace) -> int:
         finally:
             run.driver.stop()
             run.driver.join(20)
-            problems = problem_counters(run.driver.statistics())
+            statistics = run.driver.statistics()
+            problems = problem_counters(statistics)
             progress(f"our driver's problem counters: {problems or 'all zero'}")
+            progress(f"path-MTU discovery towards it: {describe_path_mtu(statistics)}")
         errors = [f.text for f in run.facts if f.kind is FactKind.ERROR]
         if errors:
             progress(f"leanSpec logged {len(errors)} error line(s); first: {errors[0]}")

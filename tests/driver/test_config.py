@@ -40,3 +40,9 @@ def test_bad_gossip_parameters_are_refused() -> None:
         GossipParams(mesh_degree_low=9, mesh_degree=8)
     with pytest.raises(ValueError):
         GossipParams(history_gossip=7, history_length=6)
+
+
+@pytest.mark.parametrize("size", [1199, 16_385, 65_000])
+def test_a_datagram_size_outside_what_aioquic_carries_is_refused(size: int) -> None:
+    with pytest.raises(ValueError, match=r"max_datagram_size must be within 1200\.\.16384"):
+        DriverConfig(max_datagram_size=size)

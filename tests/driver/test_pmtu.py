@@ -26,6 +26,7 @@ from lean_p2p.driver.pmtu import (
     AIOQUIC_MAX_DATAGRAM,
     FALLBACK_SIZES,
     PathMtu,
+    PathMtuStatistics,
     _build_probe,
     datagram_ceiling,
     path_mtu_of,
@@ -195,14 +196,17 @@ def test_a_late_report_of_a_probe_given_up_on_changes_nothing(tmp_path: Path) ->
 
 def test_a_refused_send_returns_the_connection_to_its_base_size(tmp_path: Path) -> None:
     pair = _Pair(tmp_path)
-    state = PathMtu(base=1200, size=1200)
+    totals = PathMtuStatistics()
+    state = PathMtu(base=1200, size=1200, totals=totals)
     state.start(ceiling=9000, peer_limit=None)
     number, _ = state.next_probe() or (0, 0)
     state.on_probe(QuicDeliveryState.ACKED, number, pair.client)
     assert pair.client._max_datagram_size == 9000
+    assert totals.widened == {9000: 1} and totals.probes_acknowledged == 1
     state.on_refused(pair.client)
     assert state.size == 1200 and pair.client._max_datagram_size == 1200
     assert state.refused == 1 and state.next_probe() is None
+    assert totals.widened == {} and totals.refused_sends == 1
 
 
 @pytest.mark.parametrize(
@@ -278,6 +282,14 @@ def test_real_hosts_find_loopbacks_size_and_carry_blocks_in_it() -> None:
         sizes = {node: _path_sizes(node) for node in (dialer, listener)}
         # Each side probed its own sending direction and uses the largest size.
         assert sizes == {dialer: [AIOQUIC_MAX_DATAGRAM], listener: [AIOQUIC_MAX_DATAGRAM]}
+        for node in (dialer, listener):
+            assert node.driver.statistics()["path_mtu"] == {
+                "probes_sent": 1,
+                "probes_acknowledged": 1,
+                "probes_lost": 0,
+                "refused_sends": 0,
+                "widened": {AIOQUIC_MAX_DATAGRAM: 1},
+            }
     finally:
         dialer.stop()
         listener.stop()
@@ -293,6 +305,7 @@ def test_without_path_mtu_discovery_connections_keep_their_size() -> None:
         listener.expect_many(GossipBlock, 1)
         assert _path_sizes(dialer) == [] and _path_sizes(listener) == []
         assert _aioquic_sizes(dialer) == [1200] and _aioquic_sizes(listener) == [1200]
+        assert dialer.driver.statistics()["path_mtu"]["probes_sent"] == 0
     finally:
         dialer.stop()
         listener.stop()
