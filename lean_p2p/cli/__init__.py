@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, str] = {
     "wire": "lean_p2p.cli.bench.wire",
     "consensus": "lean_p2p.cli.bench.consensus",
     "gossip": "lean_p2p.cli.bench.gossip",
+    "block-path": "lean_p2p.cli.bench.block_path",
     "p2p": "lean_p2p.cli.bench.p2p",
     "xmss": "lean_p2p.cli.bench.xmss",
     "verify": "lean_p2p.cli.bench.verify",

@@ -13,6 +13,8 @@ import random
 import struct
 
 from lean_p2p.containers import (
+    PROOF_BYTES_LIMIT,
+    AggregatedAttestation,
     AttestationData,
     Bitlist,
     Block,
@@ -36,6 +38,8 @@ __all__ = [
 ]
 
 _U32 = struct.Struct("<I")
+#: the validator registry's limit: a vote's participation bits in a block body
+_REGISTRY_BITS = 4096
 
 
 def sample_signature(seed: int = 0) -> bytes:
@@ -76,13 +80,32 @@ def sample_aggregate(slot: int = 1, validators: int = 8) -> SignedAggregatedAtte
 def sample_block(
     slot: int = 1, size_bytes: int = 0, parent_root: bytes = b"\x00" * 32
 ) -> SignedBlock:
-    """A signed block whose encoding is about ``size_bytes`` (at least its minimum)."""
+    """A signed block whose encoding is about ``size_bytes`` (at least its minimum).
+
+    Up to the largest proof (512 KiB) the padding is a pseudo-random proof. Beyond it,
+    the body also carries aggregated votes over the whole registry, each for its own
+    pseudo-random head and with pseudo-random participation (about 650 bytes a vote,
+    at most 4,096 votes): a block of 2 MB is the largest proof and about 2,300 votes.
+    Seeded by the slot: equal-size blocks of different slots differ."""
+    random_bytes = random.Random(slot).randbytes
     block = Block(slot, slot % 4, parent_root, b"\x22" * 32, BlockBody(()))
-    bare = SignedBlock(block, MultiMessageAggregate(b"")).encode()
-    padding = max(0, size_bytes - len(bare))
-    # Seeded by the slot: equal-size blocks of different slots differ.
-    proof = random.Random(slot).randbytes(padding)
-    return SignedBlock(block, MultiMessageAggregate(proof))
+    bare = len(SignedBlock(block, MultiMessageAggregate(b"")).encode())
+    beyond_proof = size_bytes - bare - PROOF_BYTES_LIMIT
+    if beyond_proof > 0:
+        bits = _REGISTRY_BITS // 8
+
+        def vote() -> AggregatedAttestation:
+            # A block aggregates its votes by what they vote for: each entry differs.
+            head = Checkpoint(random_bytes(32), slot)
+            data = AttestationData(slot, head, _checkpoint(slot, 2), _checkpoint(0, 3))
+            return AggregatedAttestation(Bitlist(_REGISTRY_BITS, random_bytes(bits)), data)
+
+        per_vote = len(BlockBody((vote(),)).encode()) - len(BlockBody(()).encode())
+        votes = tuple(vote() for _ in range(min(beyond_proof // per_vote, _REGISTRY_BITS)))
+        block = Block(slot, slot % 4, parent_root, b"\x22" * 32, BlockBody(votes))
+        bare = len(SignedBlock(block, MultiMessageAggregate(b"")).encode())
+    padding = min(max(0, size_bytes - bare), PROOF_BYTES_LIMIT)
+    return SignedBlock(block, MultiMessageAggregate(random_bytes(padding)))
 
 
 def sample_status(head_slot: int = 0) -> Status:
