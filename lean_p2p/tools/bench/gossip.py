@@ -339,11 +339,16 @@ def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     row["messages_per_s"] / stock["messages_per_s"], 2
                 )
             elif phase.startswith("latency") and row["p50_ms"] and stock["p50_ms"]:
-                entry["p50_lean_over_baseline"] = round(row["p50_ms"] / stock["p50_ms"], 2)
+                entry["p50_lean_over_baseline"] = _three_figures(row["p50_ms"] / stock["p50_ms"])
             else:
                 continue
             ratios.append(entry)
     return ratios
+
+
+def _three_figures(ratio: float) -> float:
+    """A ratio to three significant figures (a small one does not round to 0)."""
+    return float(f"{ratio:.3g}")
 
 
 # ======================================================================= parent
