@@ -41,6 +41,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeats", type=int, default=0, help="blocks a case (default 15, 5 for 1 MB and more)"
     )
+    parser.add_argument(
+        "--quic",
+        nargs="+",
+        choices=("aioquic", "qh3"),
+        default=["aioquic"],
+        metavar="LIBRARY",
+        help="the QUIC library of the in-memory pair: aioquic (what the driver runs) "
+        "and/or qh3 (aioquic's API, its packet work in Rust; needs pip install qh3)",
+    )
 
 
 def _datagram_size(text: str) -> int:

@@ -28,6 +28,7 @@ import argparse
 import datetime
 import ssl
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,9 +38,10 @@ from typing import Any
 from lean_p2p.tools import report
 from lean_p2p.tools.running import INTERRUPTS, Progress
 
-__all__ = ["COLUMNS", "QuicPair", "measure", "run_benchmark"]
+__all__ = ["COLUMNS", "QuicPair", "QuicUnavailable", "measure", "run_benchmark"]
 
 COLUMNS = (
+    "quic",
     "block_bytes",
     "datagram_bytes",
     "datagrams",
@@ -72,44 +74,57 @@ _ACK_DELAY_S = 0.025
 
 
 class QuicPair:
-    """Two aioquic connections past their handshake, wired in memory. ``send`` moves
-    one stream's data from the client to the server and times each side's work."""
+    """Two QUIC connections past their handshake, wired in memory. ``send`` moves one
+    stream's data from the client to the server and times each side's work.
 
-    def __init__(self, datagram_size: int, directory: Path) -> None:
-        from aioquic.quic.configuration import QuicConfiguration
-        from aioquic.quic.connection import QuicConnection
+    ``library`` is ``aioquic`` (what the driver runs) or ``qh3`` (a fork of aioquic
+    with its packet work in Rust and the same sans-I/O API, where it is installed: the
+    comparison in docs/bench-gossip.md)."""
 
-        from lean_p2p.driver.pmtu import set_datagram_size
-
+    def __init__(self, datagram_size: int, directory: Path, library: str = "aioquic") -> None:
+        quic = _quic_library(library)
         certificate, key = _self_signed(directory)
-        client_config = QuicConfiguration(is_client=True, alpn_protocols=["bench"])
+        client_config = quic.configuration.QuicConfiguration(
+            is_client=True, alpn_protocols=["bench"]
+        )
         client_config.verify_mode = ssl.CERT_NONE
-        server_config = QuicConfiguration(is_client=False, alpn_protocols=["bench"])
+        server_config = quic.configuration.QuicConfiguration(
+            is_client=False, alpn_protocols=["bench"]
+        )
         server_config.load_cert_chain(str(certificate), str(key))
         for config in (client_config, server_config):
             # The driver's windows (lean_p2p.driver.host): flow control never waits.
             config.max_data = config.max_stream_data = 32 * 1024 * 1024
-        self.client = QuicConnection(configuration=client_config)
-        self.server = QuicConnection(
+            if library == "qh3":
+                # qh3 probes the path's MTU itself: the size is set, as for aioquic.
+                config.max_datagram_size = datagram_size
+                config.probe_datagram_size = False
+        self._events = quic.events
+        self.client = quic.connection.QuicConnection(configuration=client_config)
+        self.server = quic.connection.QuicConnection(
             configuration=server_config,
             original_destination_connection_id=self.client.original_destination_connection_id,
         )
         self.now = 1.0
         self.client.connect(_SERVER, now=self.now)
+        completed = 0
         for _ in range(10):
             self._exchange()
-        if not (self.client._handshake_complete and self.server._handshake_complete):
+            for connection in (self.client, self.server):
+                while (event := connection.next_event()) is not None:
+                    completed += isinstance(event, self._events.HandshakeCompleted)
+        if completed != 2:
             raise RuntimeError("the in-memory QUIC handshake did not complete")
-        self._drain_events()
-        # As path-MTU discovery sets it once a probe is acknowledged.
-        if datagram_size != self.client._max_datagram_size:
+        if library == "aioquic" and datagram_size != self.client._max_datagram_size:
+            from lean_p2p.driver.pmtu import set_datagram_size
+
+            # As path-MTU discovery sets it once a probe is acknowledged.
             set_datagram_size(self.client, datagram_size)
 
     def send(self, data: bytes) -> dict[str, float]:
         """Move ``data`` over a new stream; returns the sender's and the receiver's
         CPU seconds and the datagrams sent."""
-        from aioquic.quic.events import StreamDataReceived
-
+        stream_data = self._events.StreamDataReceived
         clock = time.perf_counter
         client, server = self.client, self.server
         send_s = receive_s = 0.0
@@ -127,7 +142,7 @@ class QuicPair:
             for datagram, _ in outgoing:
                 server.receive_datagram(datagram, _CLIENT, now=self.now)
             while (event := server.next_event()) is not None:
-                if isinstance(event, StreamDataReceived):
+                if isinstance(event, stream_data):
                     received += len(event.data)
             # What the receiver answers once the flight is in; its delayed ACK falls
             # due within max_ack_delay at the latest.
@@ -158,11 +173,28 @@ class QuicPair:
         for datagram, _ in self.server.datagrams_to_send(now=self.now):
             self.client.receive_datagram(datagram, _SERVER, now=self.now)
 
-    def _drain_events(self) -> None:
-        while self.client.next_event() is not None:
-            pass
-        while self.server.next_event() is not None:
-            pass
+
+class QuicUnavailable(RuntimeError):
+    """The QUIC library asked for is not installed."""
+
+
+def _quic_library(library: str) -> Any:
+    """The ``configuration``, ``connection`` and ``events`` modules of ``library``."""
+    import importlib
+    from types import SimpleNamespace
+
+    if library not in ("aioquic", "qh3"):
+        raise QuicUnavailable(f"no QUIC library {library!r} here: aioquic or qh3")
+    try:
+        modules = {
+            name: importlib.import_module(f"{library}.quic.{name}")
+            for name in ("configuration", "connection", "events")
+        }
+    except ImportError as error:
+        raise QuicUnavailable(
+            f"{library} is not installed ({error}); pip install {library}"
+        ) from error
+    return SimpleNamespace(**modules)
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -197,7 +229,13 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return certificate_path, key_path
 
 
-def measure(block_bytes: int, datagram_bytes: int, repeats: int, directory: Path) -> dict[str, Any]:
+def measure(
+    block_bytes: int,
+    datagram_bytes: int,
+    repeats: int,
+    directory: Path,
+    library: str = "aioquic",
+) -> dict[str, Any]:
     """One row: each part's median over ``repeats`` blocks, in milliseconds."""
     from libp2p.pubsub.pb import rpc_pb2
 
@@ -207,7 +245,7 @@ def measure(block_bytes: int, datagram_bytes: int, repeats: int, directory: Path
     from lean_p2p.net.protocol import GossipTopic
 
     topic = "/leanconsensus/12345678/block/ssz_snappy"
-    pair = QuicPair(datagram_bytes, directory)
+    pair = QuicPair(datagram_bytes, directory, library)
     parts: dict[str, list[float]] = {name: [] for name in ("datagrams", *_PARTS)}
     clock = time.perf_counter
     wire = b""
@@ -244,6 +282,7 @@ def measure(block_bytes: int, datagram_bytes: int, repeats: int, directory: Path
             parts[name].append(seconds * 1e3)
         parts["datagrams"].append(quic["datagrams"])
     row: dict[str, Any] = {
+        "quic": library,
         "block_bytes": block_bytes,
         "wire_bytes": len(wire),
         "datagram_bytes": datagram_bytes,
@@ -258,6 +297,13 @@ def measure(block_bytes: int, datagram_bytes: int, repeats: int, directory: Path
 def run_benchmark(args: argparse.Namespace) -> int:
     sizes: Sequence[int] = args.block_sizes
     datagrams: Sequence[int] = args.datagram_sizes
+    libraries: Sequence[str] = args.quic
+    for library in libraries:
+        try:
+            _quic_library(library)
+        except QuicUnavailable as error:
+            print(f"bench block-path: {error}", file=sys.stderr)
+            return 2
     progress = Progress("bench block-path")
     rows: list[dict[str, Any]] = []
     stopped = False
@@ -267,17 +313,20 @@ def run_benchmark(args: argparse.Namespace) -> int:
         stopped = True
 
     with INTERRUPTS.stopping(stop), tempfile.TemporaryDirectory() as scratch:
-        for block_bytes in sizes:
-            for datagram_bytes in datagrams:
-                if stopped:
-                    break
-                repeats = args.repeats or (3 if args.quick else _default_repeats(block_bytes))
-                progress.update(
-                    f"{block_bytes:,}-byte blocks in {datagram_bytes:,}-byte datagrams "
-                    f"({repeats} blocks)",
-                    force=True,
-                )
-                rows.append(measure(block_bytes, datagram_bytes, repeats, Path(scratch)))
+        for library in libraries:
+            for block_bytes in sizes:
+                for datagram_bytes in datagrams:
+                    if stopped:
+                        break
+                    repeats = args.repeats or (3 if args.quick else _default_repeats(block_bytes))
+                    progress.update(
+                        f"{library}: {block_bytes:,}-byte blocks in {datagram_bytes:,}-byte "
+                        f"datagrams ({repeats} blocks)",
+                        force=True,
+                    )
+                    rows.append(
+                        measure(block_bytes, datagram_bytes, repeats, Path(scratch), library)
+                    )
     progress.done()
     report.print_table(
         rows,

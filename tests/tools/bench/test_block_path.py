@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,15 @@ def test_a_datagram_size_outside_what_the_driver_sends_is_refused(
     with pytest.raises(SystemExit):
         main(["bench", "block-path", "--datagram-sizes", "65000"])
     assert "1200 to 16384 bytes" in capsys.readouterr().err
+
+
+def test_a_quic_library_that_is_not_installed_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [m for m in sys.modules if m == "qh3" or m.startswith("qh3.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "qh3", None)  # import qh3 now fails
+    assert main(["bench", "block-path", "--quick", "--quic", "aioquic", "qh3"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("bench block-path: qh3 is not installed (")
+    assert line.endswith("); pip install qh3")
