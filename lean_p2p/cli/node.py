@@ -82,6 +82,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "milliseconds for it; this turns the wait off. See docs/latency.md",
     )
     parser.add_argument(
+        "--no-path-mtu-discovery",
+        action="store_true",
+        help="keep every QUIC datagram at 1,200 bytes: by default each connection, once "
+        "its handshake is done, probes its path with a padded PING and sends datagrams "
+        "of the largest size the peer acknowledges (up to 16,384 bytes; far fewer "
+        "datagrams per block). See docs/driver.md",
+    )
+    parser.add_argument(
         "--accept-empty-proofs",
         action="store_true",
         help="accept empty aggregate and block proofs, as leanSpec's stand-in prover makes "
@@ -109,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, gc_freeze=False)
         if args.no_yield_to_loop:
             config = dataclasses.replace(config, yield_to_loop_s=0.0)
+        if args.no_path_mtu_discovery:
+            config = dataclasses.replace(config, path_mtu_discovery=False)
         if args.accept_empty_proofs:
             if config.keystore is None:
                 raise DevnetConfigError(

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aioquic._buffer import Buffer
+from aioquic.quic.connection import QuicConnectionState
 from aioquic.quic.packet import (
     QuicFrameType,
     QuicPacketType,
@@ -270,6 +271,7 @@ def probe_path_mtu(connection: Any, totals: PathMtuStatistics | None = None) -> 
     sock = connection._socket
     if (
         not quic._handshake_complete
+        or quic._state is not QuicConnectionState.CONNECTED  # closing: no new packets
         or connection._closed
         or not isinstance(sock, InOrderUdpSocket)
         or not sock.never_fragments

@@ -151,6 +151,9 @@ class NodeConfig:
     #: hand-over (lean_p2p.runtime.Mailbox.sender; measured in docs/latency.md). 0 turns
     #: it off.
     yield_to_loop_s: float = DEFAULT_YIELD_TO_LOOP_S
+    #: probe each peer's path for larger QUIC datagrams and use the largest it carries
+    #: (lean_p2p.driver.pmtu; docs/driver.md); off, every datagram stays 1,200 bytes
+    path_mtu_discovery: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -44,6 +44,7 @@ class LibP2PDriver:
             thread_name=f"driver:{self._config.name}",
             # The chain judges every gossip message before the driver forwards it.
             validate_on_loop=True,
+            path_mtu_discovery=self._config.path_mtu_discovery,
         )
         driver = NetworkDriver(driver_config, emit)
         driver.start()
