@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest
+from lean_p2p.containers import (
+    BlocksByRangeRequest,
+    BlocksByRootRequest,
+    MultiMessageAggregate,
+    SignedBlock,
+)
 from lean_p2p.driver import codec
 from lean_p2p.driver.samples import sample_attestation, sample_block, sample_status
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol, ResultCode
@@ -93,8 +98,9 @@ def test_response_chunk_declaring_over_10_mib_is_refused() -> None:
 
 def test_block_over_its_ssz_limits_cannot_be_encoded_as_a_response_chunk() -> None:
     # A proof over ByteList[524288]: no valid encoding exists, so nothing is sent.
+    block = sample_block(1).block
     with pytest.raises(WireError):
-        codec.encode_success_chunk(sample_block(1, 600_000))
+        codec.encode_success_chunk(SignedBlock(block, MultiMessageAggregate(bytes(600_000))))
 
 
 def test_error_chunk_needs_an_error_code() -> None:

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest
+from lean_p2p.containers import (
+    BlocksByRangeRequest,
+    BlocksByRootRequest,
+    MultiMessageAggregate,
+    SignedBlock,
+)
 from lean_p2p.driver import codec
 from lean_p2p.driver.driver import DriverCrashed
 from lean_p2p.driver.reqresp import ReqRespLimits
@@ -233,7 +238,8 @@ def test_blocks_by_root_found_unknown_and_oversized(pair: tuple[Node, Node]) -> 
     stored = {
         block.block.hash_tree_root(): block for block in (sample_block(s, 20_000) for s in (1, 2))
     }
-    oversized = sample_block(3, 600_000)  # over its SSZ limits: cannot be sent
+    # A proof over its SSZ limit (ByteList[524288]): no valid encoding, cannot be sent.
+    oversized = SignedBlock(sample_block(3).block, MultiMessageAggregate(bytes(600_000)))
     unknown_root = b"\x99" * 32
     roots = (*stored, unknown_root, oversized.block.hash_tree_root())
     a.send(SendRequest(b.peer_id, 11, BlocksByRootRequest(roots)))
