@@ -3,10 +3,8 @@ the route's ceiling, the never-fragmenting sockets, and two real hosts on loopba
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +15,6 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import StreamDataReceived
 from aioquic.quic.packet import QuicTransportParameters, push_quic_transport_parameters
 from aioquic.quic.packet_builder import QuicDeliveryState
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from lean_p2p.driver.pmtu import (
     AIOQUIC_MAX_DATAGRAM,
@@ -38,36 +32,11 @@ from lean_p2p.driver.udp import InOrderUdpSocketFactory
 from lean_p2p.net.commands import Publish
 from lean_p2p.net.events import GossipBlock
 from lean_p2p.net.protocol import GossipTopic
+from lean_p2p.tools.bench.block_path import self_signed_certificate
 from tests.driver.harness import Node, connect
 
 CLIENT = ("10.0.0.1", 4001)
 SERVER = ("10.0.0.2", 4002)
-
-
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pmtu")])
-    now = time.time()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(datetime.datetime.fromtimestamp(now - 60, datetime.UTC))
-        .not_valid_after(datetime.datetime.fromtimestamp(now + 3600, datetime.UTC))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 class _Pair:
@@ -75,7 +44,7 @@ class _Pair:
     client datagrams larger than ``drop_above`` on the way."""
 
     def __init__(self, directory: Path) -> None:
-        cert, key = _certificate(directory)
+        cert, key = self_signed_certificate(directory)
         client_config = QuicConfiguration(is_client=True, alpn_protocols=["t"])
         client_config.verify_mode = ssl.CERT_NONE
         server_config = QuicConfiguration(is_client=False, alpn_protocols=["t"])

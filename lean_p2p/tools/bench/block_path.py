@@ -38,7 +38,14 @@ from typing import Any
 from lean_p2p.tools import report
 from lean_p2p.tools.running import INTERRUPTS, Progress
 
-__all__ = ["COLUMNS", "QuicPair", "QuicUnavailable", "measure", "run_benchmark"]
+__all__ = [
+    "COLUMNS",
+    "QuicPair",
+    "QuicUnavailable",
+    "measure",
+    "run_benchmark",
+    "self_signed_certificate",
+]
 
 COLUMNS = (
     "quic",
@@ -83,7 +90,7 @@ class QuicPair:
 
     def __init__(self, datagram_size: int, directory: Path, library: str = "aioquic") -> None:
         quic = _quic_library(library)
-        certificate, key = _self_signed(directory)
+        certificate, key = self_signed_certificate(directory)
         client_config = quic.configuration.QuicConfiguration(
             is_client=True, alpn_protocols=["bench"]
         )
@@ -197,8 +204,9 @@ def _quic_library(library: str) -> Any:
     return SimpleNamespace(**modules)
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for the in-memory server (aioquic's needs one)."""
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for an in-memory QUIC server (aioquic's needs
+    one), written into ``directory``; returns their paths."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
