@@ -167,18 +167,19 @@ async def _after_batch(connection: Any, timer_before: float | None) -> None:
         await connection._transmit()  # ACKs due, flow-control updates, responses
     except Exception:
         logger.exception("QUIC connection %s failed after a batch", connection)
+    transport = getattr(connection, "_transport", None)
+    if getattr(transport, "path_mtu_discovery", False):
+        try:
+            # At most one probe, sent at once; before the timer is read below, since a
+            # probe in flight can move the loss-detection timer earlier.
+            probe_path_mtu(connection, getattr(transport, "path_mtu", None))
+        except Exception:
+            logger.exception("QUIC path-MTU probe on %s failed", connection)
     # The connection's loop sleeps until the aioquic timer it last read (at most 2 s).
     # Wake it only when the batch moved that timer earlier (typically: a delayed ACK
     # is now due); a full pass of its loop per batch was ~10 % of the receiver's
     # thread. Events our calls could not take because its own pass was running are
     # taken by that pass: it loops while it finds events.
-    transport = getattr(connection, "_transport", None)
-    if getattr(transport, "path_mtu_discovery", False):
-        try:
-            # at most one probe, sent at once
-            probe_path_mtu(connection, getattr(transport, "path_mtu", None))
-        except Exception:
-            logger.exception("QUIC path-MTU probe on %s failed", connection)
     timer_after = connection._quic.get_timer()
     if timer_after is not None and (timer_before is None or timer_after < timer_before):
         connection._signal_activity()
