@@ -644,18 +644,18 @@ class Mailbox:
         except IndexError:  # another producer (or the drain's re-arm) won the race
             return False
         self._wakeups.increment()
-        expect = asyncio._get_running_loop() is not self._loop
-        if expect:
+        on_loop_thread = asyncio._get_running_loop() is self._loop
+        if not on_loop_thread:
             # Cleared before the drain is scheduled, so that drain's set cannot come
             # first. A drain still running now (it gave the token back when it began)
             # may end and set it before that: the wait is shorter, never stuck.
             self._drained.clear()
         try:
-            self._loop.call_soon_threadsafe(self._drain)
-        except RuntimeError as error:  # the loop is closed: nothing can ever drain
+            self._schedule_drain(on_loop_thread)
+        except MailboxClosed:
             self._drained.set()
-            raise MailboxClosed(f"the mailbox's event loop is closed: {error}") from error
-        return expect
+            raise
+        return not on_loop_thread
 
     def _make_hooked_sender(
         self, target: _Lane, race_hook: RaceHook, wait_s: float
@@ -771,10 +771,14 @@ class Mailbox:
         except IndexError:  # another producer (or the drain's re-arm) won the race
             return
         self._wakeups.increment()
-        if asyncio._get_running_loop() is self._loop:
-            # A put on the loop's own thread (the native ring's drain, a timer): the
-            # loop is awake, so the drain needs no self-wakeup (on uvloop an eventfd
-            # write and one more callback; on asyncio a self-pipe write and read).
+        self._schedule_drain(asyncio._get_running_loop() is self._loop)
+
+    def _schedule_drain(self, on_loop_thread: bool) -> None:
+        """Schedule the drain a won test-and-set owes. On the loop's own thread (the
+        native ring's drain, a timer) the loop is awake, so ``call_soon`` suffices: no
+        self-wakeup (on uvloop an eventfd write and one more callback; on asyncio a
+        self-pipe write and read). Raises MailboxClosed if the loop is closed."""
+        if on_loop_thread:
             self._loop.call_soon(self._drain)
             return
         try:

@@ -759,6 +759,27 @@ async def test_a_yielding_put_on_the_loop_thread_never_waits() -> None:
     await mailbox.aclose()
 
 
+@pytest.mark.parametrize("yield_to_loop_s", [0.0, 30.0])
+async def test_a_put_on_the_loop_thread_schedules_its_drain_without_a_self_wakeup(
+    monkeypatch: pytest.MonkeyPatch, yield_to_loop_s: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    recorder = Recorder()
+    mailbox = Mailbox(one_lane(), recorder)
+
+    def no_self_wakeup(*args: object) -> None:
+        raise AssertionError("the awake loop was woken through call_soon_threadsafe")
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", no_self_wakeup)
+    send = mailbox.sender("only", yield_to_loop_s=yield_to_loop_s)
+    assert send("one") is True and mailbox.put_many("only", ["two", "three"]) == 2
+    await settle(mailbox)
+    assert recorder.items() == ["one", "two", "three"]
+    assert mailbox.statistics().wakeups == 1  # one test-and-set won, one drain
+    monkeypatch.undo()
+    await mailbox.aclose()
+
+
 async def test_a_yielding_sender_keeps_the_close_contract_and_rejects_a_bad_bound() -> None:
     recorder = Recorder()
     mailbox = Mailbox(one_lane(capacity=1), recorder)
