@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--block-sizes",
         nargs="+",
-        type=int,
+        type=_positive,
         default=list(BLOCK_SIZES),
         metavar="BYTES",
         help="encoded block sizes (100000 500000 2000000)",
@@ -39,7 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "path-MTU discovery reaches on loopback)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=0, help="blocks a case (default 15, 5 for 1 MB and more)"
+        "--repeats",
+        type=_positive,
+        default=0,
+        help="blocks a case (default 15, 5 for 1 MB and more)",
     )
     parser.add_argument(
         "--quic",
@@ -50,6 +53,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the QUIC library of the in-memory pair: aioquic (what the driver runs) "
         "and/or qh3 (aioquic's API, its packet work in Rust; needs pip install qh3)",
     )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a count or size of at least 1, not {value}")
+    return value
 
 
 def _datagram_size(text: str) -> int:

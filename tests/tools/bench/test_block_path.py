@@ -37,6 +37,17 @@ def test_the_command_times_every_part_for_every_size(tmp_path: Path) -> None:
     assert large["datagrams"] < small["datagrams"] / 5
 
 
+@pytest.mark.parametrize(
+    "arguments", [["--repeats", "-3"], ["--repeats", "0"], ["--block-sizes", "100000", "0"]]
+)
+def test_a_count_or_size_below_one_is_refused(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "block-path", *arguments])
+    assert "of at least 1, not" in capsys.readouterr().err
+
+
 def test_a_datagram_size_outside_what_the_driver_sends_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
