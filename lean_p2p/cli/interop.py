@@ -17,7 +17,7 @@ from lean_p2p.tools.running import output_file
 DESCRIPTION = "run our network driver against leanSpec's node on loopback; a table of checks"
 
 #: the validator index leanSpec runs as in --validator mode (kept in step with the tool)
-_LEANSPEC_VALIDATOR_INDEX = 1
+_LEANSPEC_VALIDATOR_INDEX = 0
 
 
 def _leanspec_tree(text: str) -> Path:

@@ -23,6 +23,7 @@ import yaml
 from lean_p2p.cli import build_parser
 from lean_p2p.cli import interop as interop_command
 from lean_p2p.consensus import ChainState, PlaceholderSigner, state_transition
+from lean_p2p.consensus.state_transition import proposer_for_slot
 from lean_p2p.containers import BlocksByRangeRequest, BlocksByRootRequest, SignedBlock
 from lean_p2p.containers.xmss import FIELD_MODULUS
 from lean_p2p.driver.samples import sample_aggregate, sample_attestation
@@ -45,6 +46,16 @@ def _parsed(line: str) -> harness.LogFact:
 
 def test_the_command_names_the_validator_the_tool_runs() -> None:
     assert interop_command._LEANSPEC_VALIDATOR_INDEX == harness.LEANSPEC_VALIDATOR_INDEX
+
+
+def test_the_validator_mode_genesis_makes_leanspec_propose_at_every_slot() -> None:
+    # A slot it misses under load (its first vote's signing outlasting the next slot's
+    # proposal interval) is followed by its proposal at the next slot.
+    count = harness.VALIDATOR_MODE_VALIDATOR_COUNT
+    spec = harness.interop_genesis(1_700_000_000, count, real_keys={})
+    assert spec.validator_count == count
+    for slot in range(1, 5):
+        assert proposer_for_slot(slot, count) == harness.LEANSPEC_VALIDATOR_INDEX
 
 
 PEER = "16Uiu2HAmJnb7UQNHerUL4JcgLSEr3KWNqUimTbHKk3JpifDT5U3L"
