@@ -1,6 +1,6 @@
 /*
- * lean_p2p_records.c - the loop thread's decoder of drained ring records
- * (Python extension module lean_p2p.native._records).
+ * lean_p2p_records.c - the loop thread's decoder of drained ring records, and its
+ * drain call (Python extension module lean_p2p.native._records).
  *
  * Loop thread only, with the GIL held throughout: it builds Python objects. One call
  * decodes a whole drained batch, so the per-event cost is that of making the event's
@@ -299,8 +299,49 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(take_doc,
+             "take(begin_drain, drain, ring, buffer, limit)\n--\n\n"
+             "lean_p2p_ring_begin_drain(ring) (unless begin_drain is 0), then\n"
+             "lean_p2p_ring_drain(ring, buffer, len(buffer), limit, &used, &needed), the two\n"
+             "functions given by address: returns (count, used, needed). The GIL stays held:\n"
+             "neither call waits, and a loop thread that let the GIL go here could wait a\n"
+             "whole switch interval for it behind another Python thread.");
+
+typedef void (*begin_drain_function)(lean_p2p_ring *ring);
+typedef size_t (*drain_function)(lean_p2p_ring *ring, uint8_t *buffer, size_t capacity,
+                                 size_t max_events, size_t *used, size_t *needed);
+
+static PyObject *take(PyObject *module, PyObject *args) {
+    (void)module;
+    unsigned long long begin_address;
+    unsigned long long drain_address;
+    unsigned long long ring_address;
+    Py_buffer view;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "KKKw*n:take", &begin_address, &drain_address, &ring_address,
+                          &view, &limit)) {
+        return NULL;
+    }
+    if (drain_address == 0 || ring_address == 0 || limit < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "take: a null function or ring, or a negative limit");
+        return NULL;
+    }
+    lean_p2p_ring *ring = (lean_p2p_ring *)(uintptr_t)ring_address;
+    if (begin_address != 0) {
+        ((begin_drain_function)(uintptr_t)begin_address)(ring);
+    }
+    size_t used = 0;
+    size_t needed = 0;
+    size_t count = ((drain_function)(uintptr_t)drain_address)(
+        ring, (uint8_t *)view.buf, (size_t)view.len, (size_t)limit, &used, &needed);
+    PyBuffer_Release(&view);
+    return Py_BuildValue("nnn", (Py_ssize_t)count, (Py_ssize_t)used, (Py_ssize_t)needed);
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
+    {"take", take, METH_VARARGS, take_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"decode_routed", decode_routed, METH_VARARGS, decode_routed_doc},
     {NULL, NULL, 0, NULL},

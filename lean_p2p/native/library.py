@@ -2,10 +2,11 @@
 
 Any thread. The library is a plain C shared library (no Python C API) built by the
 package's optional native build into ``lean_p2p/native/liblean_p2p_ring.so``; the
-environment variable ``LEAN_P2P_NATIVE_LIB`` names another build to use instead. Every
-ring function releases the GIL while it runs (``ctypes.CDLL``), and none of them calls
-back into Python. The one exception is :func:`push_holding_gil`, the push for Python
-producer threads: it keeps the GIL across the ~35 ns call.
+environment variable ``LEAN_P2P_NATIVE_LIB`` names another build to use instead. A ring
+function called through :func:`load_library` releases the GIL while it runs
+(``ctypes.CDLL``), and none of them calls back into Python. :func:`holding_gil` gives one
+that keeps the GIL instead, for calls that never wait: the push of Python producer
+threads (:func:`push_holding_gil`, ~35 ns) and the loop thread's drain calls.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ABI_VERSION",
@@ -26,6 +28,7 @@ __all__ = [
     "NativeUnavailable",
     "RingStatsStruct",
     "availability",
+    "holding_gil",
     "library_path",
     "load_library",
     "push_holding_gil",
@@ -154,9 +157,22 @@ def push_holding_gil() -> PushHoldingGil:
     Python producers pushing through a GIL-releasing call convoy at a few hundred pushes
     per second. Native threads call the C function directly and never touch the GIL.
     """
-    prototype = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(EventStruct))
-    function: PushHoldingGil = prototype(("lean_p2p_ring_push", load_library()))
-    return function
+    return holding_gil("lean_p2p_ring_push")
+
+
+@cache
+def holding_gil(name: str) -> Callable[..., Any]:
+    """The ring function ``name`` called *without* releasing the GIL.
+
+    For a call that never waits, made by a thread that holds the GIL: letting the GIL go
+    costs more than such a call, and taking it back can wait a whole switch interval
+    (5 ms) behind another Python thread. On the loop thread (the drain's
+    ``lean_p2p_ring_begin_drain`` and ``lean_p2p_ring_mark_pending``) that wait would be
+    every event's. Raises KeyError for a name the library does not export here.
+    """
+    signature = _SIGNATURES[name]
+    prototype = ctypes.PYFUNCTYPE(signature.restype, *signature.argtypes)
+    return prototype((name, load_library()))
 
 
 def load_library() -> ctypes.CDLL:

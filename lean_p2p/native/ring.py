@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lean_p2p.native.library import (
     EventStruct,
     RingStatsStruct,
+    holding_gil,
     load_library,
     push_holding_gil,
 )
@@ -168,9 +169,11 @@ class MailboxSink:
     __slots__ = (
         "_bounded",
         "_held",
+        "_least_room",
         "_mailbox",
         "_put",
         "_put_many",
+        "_room_of",
         "_route",
         "_table",
         "lost_at_close",
@@ -196,6 +199,9 @@ class MailboxSink:
         self._bounded = tuple(
             spec.name for spec in mailbox.lane_specs if spec.policy is not OverflowPolicy.NEVER_DROP
         )
+        # Bound once: admission runs on every drain, the per-lane room on every hand-over.
+        self._least_room = mailbox.room_probe(self._bounded) if self._bounded else None
+        self._room_of = {lane: mailbox.room_probe((lane,)) for lane in self._bounded}
         #: events a lane refused after admission (another producer filled it first),
         #: by lane, in drain order: handed over before anything newer
         self._held: dict[str, list[NativeEvent]] = {}
@@ -211,10 +217,10 @@ class MailboxSink:
         mailbox = self._mailbox
         if self._held and not self._place_held():
             return 0
-        if mailbox.closed or not self._bounded:
+        least_room = self._least_room
+        if mailbox.closed or least_room is None:
             return _ADMIT_ALL
-        headroom = mailbox.headroom
-        return min(headroom(lane) for lane in self._bounded)
+        return least_room()
 
     def _place_held(self) -> bool:
         """Hand the held events over, oldest first; True when none is left."""
@@ -286,14 +292,15 @@ class MailboxSink:
     def _put_groups(self, groups: Iterable[tuple[str, list[NativeEvent]]]) -> tuple[int, int]:
         """Each lane's events with one ``put_many``; returns ``(accepted, failed)``."""
         accepted = failed = 0
-        headroom = self._mailbox.headroom
+        room_of = self._room_of
         for lane, group in groups:
             if not group:
                 continue
             try:
                 # Admission left room for the batch unless another producer took it
                 # meanwhile: put only what fits now (a refused put counts as a drop).
-                room = headroom(lane) if lane in self._bounded else len(group)
+                room_now = room_of.get(lane)
+                room = room_now() if room_now is not None else len(group)
                 placed = self._put_many(lane, group if room >= len(group) else group[:room])
             except Exception:
                 # put_many raises before publishing anything (closed mailbox, unknown
@@ -310,6 +317,54 @@ class MailboxSink:
                 self._held.setdefault(lane, []).extend(group[placed:])
             accepted += len(group)
         return accepted, failed
+
+
+#: ``take(ring, buffer, limit, begin) -> (count, used, needed)``: optionally
+#: ``lean_p2p_ring_begin_drain``, then ``lean_p2p_ring_drain`` into ``buffer``.
+TakeFunction = Callable[[int, Any, int, bool], tuple[int, int, int]]
+
+
+def _take_function(library: ctypes.CDLL) -> TakeFunction:
+    """The drain call, the GIL held: one C call of the records extension where it is
+    built (ctypes spent microseconds converting the arguments of each drain), else
+    the two ring functions through ctypes."""
+    begin_drain = holding_gil("lean_p2p_ring_begin_drain")
+    drain = holding_gil("lean_p2p_ring_drain")
+    c_take = _records_take()
+    if c_take is not None:
+        begin_address = _address(library.lean_p2p_ring_begin_drain)
+        drain_address = _address(library.lean_p2p_ring_drain)
+
+        def take_in_c(ring: int, buffer: Any, limit: int, begin: bool) -> tuple[int, int, int]:
+            return c_take(begin_address if begin else 0, drain_address, ring, buffer, limit)
+
+        return take_in_c
+    used = ctypes.c_size_t()
+    needed = ctypes.c_size_t()
+    used_pointer = ctypes.byref(used)
+    needed_pointer = ctypes.byref(needed)
+
+    def take_with_ctypes(ring: int, buffer: Any, limit: int, begin: bool) -> tuple[int, int, int]:
+        if begin:
+            begin_drain(ring)
+        count: int = drain(ring, buffer, len(buffer), limit, used_pointer, needed_pointer)
+        return count, used.value, needed.value
+
+    return take_with_ctypes
+
+
+def _records_take() -> Callable[[int, int, int, Any, int], tuple[int, int, int]] | None:
+    try:
+        from lean_p2p.native._records import take
+    except ImportError:  # the extension is not built: ctypes does it
+        return None
+    return take
+
+
+def _address(function: Any) -> int:
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    assert address is not None
+    return address
 
 
 def _log_unroutable(event: NativeEvent, error: UnroutableEvent) -> None:
@@ -392,8 +447,11 @@ class NativeRing:
         self._final_counters = RingStatsStruct()  # kept at release()
         self._event_fd: int = self._lib.lean_p2p_ring_eventfd(ring)
         self._buffer = ctypes.create_string_buffer(_INITIAL_BUFFER)
-        self._used = ctypes.c_size_t()
-        self._needed = ctypes.c_size_t()
+        # The drain's calls keep the GIL (they never wait): a loop thread that let it go
+        # could wait a whole switch interval for it behind another Python thread.
+        self._begin_drain = holding_gil("lean_p2p_ring_begin_drain")
+        self._mark_pending = holding_gil("lean_p2p_ring_mark_pending")
+        self._take = _take_function(self._lib)
         self._drains = 0
         self._delivered = 0
         self._sink_rejected = 0
@@ -499,12 +557,11 @@ class NativeRing:
     @loop_only
     def _drain_batch(self) -> None:
         ring = self._live_ring()
-        # Clear the pending flag BEFORE reading slots (the C side explains why).
-        self._lib.lean_p2p_ring_begin_drain(ring)
         limit = self._admitted(self._batch)
         if limit == 0:
+            self._begin_drain(ring)  # the wakeup is taken; the retry drains
             self._schedule_continue(_ADMIT_RETRY_S)
-        elif self._drain_once(ring, limit):
+        elif self._drain_once(ring, limit, begin=True):
             # More is waiting: come back after timers and I/O had their turn.
             self._schedule_continue(0.0)
         self._log_new_refusals()
@@ -516,39 +573,31 @@ class NativeRing:
         if self._continue_scheduled:
             return
         # Until the scheduled drain runs, producers need not write the eventfd.
-        self._lib.lean_p2p_ring_mark_pending(self._live_ring())
+        self._mark_pending(self._live_ring())
         self._continue_scheduled = True
         if delay:
             self._loop.call_later(delay, self._on_continue)
         else:
             self._loop.call_soon(self._on_continue)
 
-    def _drain_once(self, ring: int, limit: int) -> bool:
-        """Drain up to ``limit`` events into the sink; True if more are waiting."""
+    def _drain_once(self, ring: int, limit: int, *, begin: bool = False) -> bool:
+        """Drain up to ``limit`` events into the sink; True if more are waiting.
+
+        ``begin`` first takes the wakeup (``lean_p2p_ring_begin_drain``), in the same
+        call: it clears the pending flag BEFORE the slots are read (the C side explains
+        why)."""
         if self._c_close_running:
             # lean_p2p.h: never drain while close runs on the thread acting for us.
             raise RuntimeError("native ring drained while its close runs on another thread")
-        lib = self._lib
-        used = self._used
-        needed = self._needed
-        count: int = lib.lean_p2p_ring_drain(
-            ring, self._buffer, len(self._buffer), limit, ctypes.byref(used), ctypes.byref(needed)
-        )
-        if count == 0 and needed.value:
+        count, used, needed = self._take(ring, self._buffer, limit, begin)
+        if count == 0 and needed:
             # One event larger than the buffer (up to the payload limit): grow and retry.
-            self._buffer = ctypes.create_string_buffer(needed.value)
-            count = lib.lean_p2p_ring_drain(
-                ring,
-                self._buffer,
-                len(self._buffer),
-                limit,
-                ctypes.byref(used),
-                ctypes.byref(needed),
-            )
+            self._buffer = ctypes.create_string_buffer(needed)
+            count, used, needed = self._take(ring, self._buffer, limit, False)
         self._drains += 1
         if count:
-            self._deliver(used.value, count)
-        return count == limit or needed.value != 0
+            self._deliver(used, count)
+        return count == limit or needed != 0
 
     def _deliver(self, used: int, count: int) -> None:
         put_records = self._put_records

@@ -795,6 +795,29 @@ class Mailbox:
         target = self._lane(lane)
         return max(0, target.capacity - len(target.items))
 
+    def room_probe(self, lanes: Sequence[str]) -> Callable[[], int]:
+        """A function that returns the least free room among ``lanes`` now: what
+        :meth:`headroom` of each would say, with the lanes looked up once, here, rather
+        than on every call (any thread; a snapshot). Raises :class:`UnknownLaneError`
+        for a lane the mailbox does not have, ValueError for no lane."""
+        if not lanes:
+            raise ValueError("a room probe needs at least one lane")
+        targets = tuple((target.items, target.capacity) for target in map(self._lane, lanes))
+        if len(targets) == 1:
+            ((items, capacity),) = targets
+
+            def room_of_one() -> int:
+                room = capacity - len(items)
+                return room if room > 0 else 0
+
+            return room_of_one
+
+        def least_room() -> int:
+            room = min([capacity - len(items) for items, capacity in targets])
+            return room if room > 0 else 0
+
+        return least_room
+
     def _lane(self, name: str) -> _Lane:
         target = self._lanes_by_name.get(name)
         if target is None:

@@ -24,7 +24,8 @@ from lean_p2p.native import (
     PushResult,
     mailbox_sink,
 )
-from lean_p2p.native.library import EventStruct, load_library
+from lean_p2p.native import ring as ring_module
+from lean_p2p.native.library import EventStruct, holding_gil, load_library
 from lean_p2p.runtime import LEAN_LANES, LaneSpec, Mailbox, OverflowPolicy
 from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun, read_stamp
 
@@ -66,9 +67,44 @@ async def busy_python(until: Callable[[], bool]) -> None:
             await asyncio.sleep(0)
 
 
+@pytest.fixture(params=["c", "ctypes"])
+def take_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The drain call: the records extension's ``take``, or ctypes where it is not built."""
+    path: str = request.param
+    if path == "c" and ring_module._records_take() is None:
+        pytest.skip("lean_p2p.native._records is not built")
+    if path == "ctypes":
+        monkeypatch.setattr(ring_module, "_records_take", lambda: None)
+    return path
+
+
+def test_the_drain_calls_keep_the_gil() -> None:
+    for name in ("lean_p2p_ring_begin_drain", "lean_p2p_ring_drain", "lean_p2p_ring_mark_pending"):
+        assert holding_gil(name)._flags_ & ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
+    # load_library()'s own functions let it go (for callers that may wait, as close does)
+    assert not load_library().lean_p2p_ring_drain._flags_ & ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
+
+
+def test_the_c_take_refuses_a_null_ring_and_a_negative_limit() -> None:
+    take = ring_module._records_take()
+    if take is None:
+        pytest.skip("lean_p2p.native._records is not built")
+    drain = ctypes.cast(load_library().lean_p2p_ring_drain, ctypes.c_void_p).value or 0
+    buffer = ctypes.create_string_buffer(64)
+    with pytest.raises(ValueError, match="null"):
+        take(0, drain, 0, buffer, 1)
+    ring = load_library().lean_p2p_ring_create(16, 64)
+    try:
+        with pytest.raises(ValueError, match="negative"):
+            take(0, drain, ring, buffer, -1)
+        assert take(0, drain, ring, buffer, 8) == (0, 0, 0)  # empty: nothing taken
+    finally:
+        load_library().lean_p2p_ring_destroy(ring)
+
+
 @pytest.mark.stress
 async def test_eight_pthreads_exactly_once_in_order_while_loop_busy(
-    producer_driver: ProducerDriver,
+    producer_driver: ProducerDriver, take_path: str
 ) -> None:
     collector = Collector()
     ring = NativeRing(collector, capacity=1024, batch=256)
@@ -290,9 +326,10 @@ async def test_zero_byte_and_ten_mib_payloads_arrive_intact() -> None:
     ring.release()
 
 
-async def test_events_larger_than_the_drain_buffer_grow_it() -> None:
+async def test_events_larger_than_the_drain_buffer_grow_it(take_path: str) -> None:
     collector = Collector()
     ring = NativeRing(collector, max_payload=2 * 1024 * 1024)
+    assert ring._take.__name__ == {"c": "take_in_c", "ctypes": "take_with_ctypes"}[take_path]
     payloads = [bytes([index]) * (1024 * 1024 + index) for index in range(3)]
     for payload in payloads:
         ring.push_threadsafe(EventKind.RESPONSE_CHUNK, channel=2, payload=payload)

@@ -500,6 +500,29 @@ async def test_headroom_and_depth_report_the_lane() -> None:
     assert mailbox.depth("only") == 0
 
 
+async def test_a_room_probe_says_the_least_headroom_of_its_lanes() -> None:
+    lanes = [
+        LaneSpec("small", 2, OverflowPolicy.EVICT_OLDEST, 1),
+        LaneSpec("large", 5, OverflowPolicy.REJECT_NEWEST, 1),
+    ]
+    mailbox = Mailbox(lanes, Recorder())
+    both = mailbox.room_probe(("small", "large"))
+    large = mailbox.room_probe(("large",))
+    assert (both(), large()) == (2, 5)
+    mailbox.put("large", 1)
+    assert (both(), large()) == (2, 4)
+    for item in range(3):  # past the capacity: an evicting lane's room is none, not -1
+        mailbox.put("small", item)
+    assert (both(), large()) == (0, 4)
+    assert both() == min(mailbox.headroom("small"), mailbox.headroom("large"))
+    with pytest.raises(UnknownLaneError):
+        mailbox.room_probe(("small", "nope"))
+    with pytest.raises(ValueError, match="at least one lane"):
+        mailbox.room_probe(())
+    await mailbox.aclose()
+    assert (both(), large()) == (2, 5)
+
+
 async def test_statistics_as_dict_has_every_counter() -> None:
     mailbox = Mailbox(one_lane(), Recorder())
     mailbox.put("only", 1)
