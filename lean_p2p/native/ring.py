@@ -24,7 +24,11 @@ batches, and marks the ring pending meanwhile so producers skip the eventfd writ
 The loop thread's work per event is what bounds the ring's throughput (producers pay
 tens of nanoseconds), so the decode and the hand-off are written for it: no copy of
 the drain buffer, no Python per event between the ring and the lane, one publish per
-lane and batch (``lean-p2p bench native`` measures it in its ``drain`` table).
+lane and batch (``lean-p2p bench native`` measures it in its ``drain`` table). The
+drain's own calls into the ring never let the GIL go: none of them waits, and a loop
+thread that let it go could wait a whole switch interval to get it back from another
+Python thread; taking the wakeup and the batch is one C call where the records
+extension is built.
 
 An embedder hands :attr:`NativeRing.address` (the ``lean_p2p_ring *``) and
 :attr:`NativeRing.push_function_address` (``lean_p2p_ring_push``) to its native
