@@ -159,9 +159,10 @@ AGGREGATOR_CHECKS = (*VALIDATOR_CHECKS, "its aggregate gossip received by us")
 #: The validator leanSpec runs with ``--validator``, the only one of that genesis: it
 #: proposes at every slot. Its first slot can pass unproposed: leanSpec proposes only in
 #: a slot's first interval, and its first vote, signed by pure-Python XMSS, can outlast
-#: the next slot's first interval on a loaded machine (seen: the vote for slot 0 signed
-#: 4.2 s after genesis). A validator that proposed only at slot 1 then never proposed
-#: again within the timeout (at slot 5 its view is too stale for leanSpec to sign).
+#: the next slot's first interval on a loaded machine (seen: the vote for slot 0 logged
+#: in the fifth second after genesis, and slot 1 unproposed). A validator that proposed
+#: only at slot 1 then never proposed again within the timeout (at slot 5 its view is
+#: too stale for leanSpec to sign).
 LEANSPEC_VALIDATOR_INDEX = 0
 VALIDATOR_MODE_VALIDATOR_COUNT = 1
 
