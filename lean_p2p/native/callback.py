@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lean_p2p.native.library import EventStruct
+from lean_p2p.native.library import EventStruct, function_address
 from lean_p2p.native.records import MAX_PEER_ID_LEN, EventKind, NativeEvent, PushResult
 from lean_p2p.runtime.mailbox import MailboxClosed
 
@@ -127,17 +127,13 @@ class CallbackBridge:
     @property
     def function_address(self) -> int:
         """Address of the ``lean_p2p_push_fn`` to hand to native code."""
-        address = ctypes.cast(self._push_function, ctypes.c_void_p).value
-        assert address is not None
-        return address
+        return function_address(self._push_function)
 
     @property
     def detach_address(self) -> int:
         """Address of ``void detach(void)``: a native thread calls it before exiting to
         free the thread state its first push pinned."""
-        address = ctypes.cast(self._detach_function, ctypes.c_void_p).value
-        assert address is not None
-        return address
+        return function_address(self._detach_function)
 
     def statistics(self) -> CallbackStatistics:
         return CallbackStatistics(**{name: c.value for name, c in self._counters.items()})

@@ -28,6 +28,7 @@ __all__ = [
     "NativeUnavailable",
     "RingStatsStruct",
     "availability",
+    "function_address",
     "holding_gil",
     "library_path",
     "load_library",
@@ -173,6 +174,15 @@ def holding_gil(name: str) -> Callable[..., Any]:
     signature = _SIGNATURES[name]
     prototype = ctypes.PYFUNCTYPE(signature.restype, *signature.argtypes)
     return prototype((name, load_library()))
+
+
+def function_address(function: Any) -> int:
+    """The address of a C function (a ctypes function or callback object), to hand to
+    native code; never 0 for a loaded function."""
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    if address is None:
+        raise ValueError(f"{function!r} has no address")
+    return address
 
 
 def load_library() -> ctypes.CDLL:

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lean_p2p.native.library import (
     EventStruct,
     RingStatsStruct,
+    function_address,
     holding_gil,
     load_library,
     push_holding_gil,
@@ -332,17 +333,17 @@ def _take_function(library: ctypes.CDLL) -> TakeFunction:
     """The drain call, the GIL held: one C call of the records extension where it is
     built (ctypes spent microseconds converting the arguments of each drain), else
     the two ring functions through ctypes."""
-    begin_drain = holding_gil("lean_p2p_ring_begin_drain")
-    drain = holding_gil("lean_p2p_ring_drain")
     c_take = _records_take()
     if c_take is not None:
-        begin_address = _address(library.lean_p2p_ring_begin_drain)
-        drain_address = _address(library.lean_p2p_ring_drain)
+        begin_address = function_address(library.lean_p2p_ring_begin_drain)
+        drain_address = function_address(library.lean_p2p_ring_drain)
 
         def take_in_c(ring: int, buffer: Any, limit: int, begin: bool) -> tuple[int, int, int]:
             return c_take(begin_address if begin else 0, drain_address, ring, buffer, limit)
 
         return take_in_c
+    begin_drain = holding_gil("lean_p2p_ring_begin_drain")
+    drain = holding_gil("lean_p2p_ring_drain")
     used = ctypes.c_size_t()
     needed = ctypes.c_size_t()
     used_pointer = ctypes.byref(used)
@@ -363,12 +364,6 @@ def _records_take() -> Callable[[int, int, int, Any, int], tuple[int, int, int]]
     except ImportError:  # the extension is not built: ctypes does it
         return None
     return take
-
-
-def _address(function: Any) -> int:
-    address = ctypes.cast(function, ctypes.c_void_p).value
-    assert address is not None
-    return address
 
 
 def _log_unroutable(event: NativeEvent, error: UnroutableEvent) -> None:
@@ -481,9 +476,7 @@ class NativeRing:
     @property
     def push_function_address(self) -> int:
         """The address of ``lean_p2p_ring_push`` (a ``lean_p2p_push_fn``)."""
-        address = ctypes.cast(self._lib.lean_p2p_ring_push, ctypes.c_void_p).value
-        assert address is not None
-        return address
+        return function_address(self._lib.lean_p2p_ring_push)
 
     @property
     def closed(self) -> bool:

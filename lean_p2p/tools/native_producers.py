@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from lean_p2p.native.library import NativeUnavailable
+from lean_p2p.native.library import NativeUnavailable, function_address
 
 __all__ = [
     "PRODUCERS_FILENAME",
@@ -282,8 +282,8 @@ class RingConsumer:
         ring_library = load_library()
         self._lib = (driver or ProducerDriver())._lib
 
-        def address(name: str) -> int | None:
-            return ctypes.cast(getattr(ring_library, name), ctypes.c_void_p).value
+        def address(name: str) -> int:
+            return function_address(getattr(ring_library, name))
 
         self._run: int | None = self._lib.consumer_start(
             ring_address,

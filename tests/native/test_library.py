@@ -18,6 +18,7 @@ from lean_p2p.native.library import (
     EventStruct,
     NativeUnavailable,
     RingStatsStruct,
+    function_address,
     load_library,
 )
 from lean_p2p.native.records import MAX_PEER_ID_LEN, PROTOCOL_CODES, RECORD_HEADER, TOPIC_CODES
@@ -130,3 +131,11 @@ def test_public_names_are_exported_and_importable() -> None:
     public = {name for name in vars(native) if not name.startswith("_")}
     submodules = {"callback", "library", "records", "ring", "producers", "stress"}
     assert public - submodules == set(native.__all__)
+
+
+def test_function_address_is_the_c_functions_and_refuses_a_null_pointer() -> None:
+    library = load_library()
+    address = function_address(library.lean_p2p_ring_push)
+    assert address == ctypes.cast(library.lean_p2p_ring_push, ctypes.c_void_p).value
+    with pytest.raises(ValueError, match="no address"):
+        function_address(ctypes.CFUNCTYPE(None)())  # a null function pointer

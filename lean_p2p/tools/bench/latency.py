@@ -664,7 +664,7 @@ def _measure_native_floor(case: Case, stop: threading.Event) -> CaseResult:
     """The native producers' floor: the same C producers into a ring that a C thread
     drains on its own (:class:`~lean_p2p.tools.native_producers.RingConsumer`), with no
     loop and no Python; this thread only waits."""
-    from lean_p2p.native.library import load_library
+    from lean_p2p.native.library import function_address, load_library
     from lean_p2p.tools.native_producers import ProducerDriver, RingConsumer
 
     ring_library = load_library()
@@ -676,8 +676,7 @@ def _measure_native_floor(case: Case, stop: threading.Event) -> CaseResult:
     run = None
     consumer = RingConsumer(ring, case.events, driver)
     try:
-        push = ctypes.cast(ring_library.lean_p2p_ring_push, ctypes.c_void_p).value
-        assert push is not None
+        push = function_address(ring_library.lean_p2p_ring_push)
         run = driver.start(
             push,
             ring,
