@@ -583,33 +583,56 @@ class Join:
 
 @dataclass
 class WholeRestart:
-    """The whole devnet stopped and started again from disk: what it kept, and when it
-    finalized on top of that."""
+    """The whole devnet stopped and started again from disk: what each node kept, and
+    when they finalized on top of that.
+
+    Each node is judged against its own checkpoint: the nodes do not stop at one
+    instant, so one may finalize a slot from a block the others never received before
+    their SIGTERM. The highest of them is the slot the devnet must finalize past."""
 
     stopped_at_s: float
-    #: the highest finalized slot among our nodes' reports as they stopped
-    finalized_before: int
+    #: each node's finalized slot as it stopped: its report, or its last poll if higher
+    finalized_at_stop: dict[str, int]
     restarted_at_s: float | None = None
-    #: the lowest finalized slot of our nodes at the first poll that reached them all
-    finalized_after_restart: int | None = None
+    #: each node's finalized slot at the first poll that reached it after the restart
+    finalized_on_return: dict[str, int] = field(default_factory=dict)
     finalized_on_top_at_s: float | None = None
 
+    @property
+    def finalized_before(self) -> int:
+        return max(self.finalized_at_stop.values(), default=0)
+
+    def returned(self, node: str, finalized: int) -> None:
+        self.finalized_on_return.setdefault(node, finalized)
+
     def note(self, elapsed: float, lowest_finalized: int) -> None:
-        if self.finalized_after_restart is None:
-            self.finalized_after_restart = lowest_finalized
         if self.finalized_on_top_at_s is None and lowest_finalized > self.finalized_before:
             self.finalized_on_top_at_s = round(elapsed, 1)
+
+    def lost(self) -> list[str]:
+        """Each node that came back below its own checkpoint, or never came back."""
+        reasons = []
+        for node, before in sorted(self.finalized_at_stop.items()):
+            after = self.finalized_on_return.get(node)
+            if after is None:
+                reasons.append(f"{node} never answered after the restart")
+            elif after < before:
+                reasons.append(f"{node} came back at finalized slot {after}, below its {before}")
+        return reasons
 
     def as_dict(self) -> dict[str, Any]:
         on_top = self.finalized_on_top_at_s
         restarted = self.restarted_at_s
+        returned = self.finalized_on_return.values()
         return {
             "stopped_at_s": self.stopped_at_s,
             "restarted_at_s": restarted,
             "finalized_before": self.finalized_before,
-            "finalized_after_restart": self.finalized_after_restart,
-            "kept_finalized": self.finalized_after_restart is not None
-            and self.finalized_after_restart >= self.finalized_before,
+            "finalized_after_restart": min(returned) if returned else None,
+            "finalized_at_stop": dict(sorted(self.finalized_at_stop.items())),
+            "finalized_on_return": dict(sorted(self.finalized_on_return.items())),
+            "lost": self.lost(),
+            "kept_finalized": not self.lost(),
             "finalized_on_top_at_s": on_top,
             "finalized_on_top_after_slots": (
                 None
@@ -668,7 +691,8 @@ class _Launch:
         if options.restart_at is not None:
             self._actions.append((options.restart_at, self._restart))
         self.whole_restart: WholeRestart | None = None
-        self._finalized_seen = 0
+        #: each running node's highest finalized slot polled so far (before a whole restart)
+        self._finalized_seen: dict[str, int] = {}
         if options.restart_all_at is not None:
             self._actions.append((options.restart_all_at, self._restart_all))
         self._actions.sort(key=lambda action: action[0])
@@ -806,12 +830,14 @@ class _Launch:
         processes = self._processes
         self.down |= {p.name for p in processes}
         stopped_at = time.time() - self._genesis_time
-        self.whole_restart = WholeRestart(
-            stopped_at_s=round(stopped_at, 1), finalized_before=self._finalized_seen
+        whole = WholeRestart(
+            stopped_at_s=round(stopped_at, 1),
+            finalized_at_stop={p.name: self._finalized_seen.get(p.name, 0) for p in processes},
         )
+        self.whole_restart = whole
         self._show(
             f"devnet: stopping all {len(processes)} nodes at finalized slot "
-            f"{self._finalized_seen}; they restart from {self._options.data_dir} in "
+            f"{whole.finalized_before}; they restart from {self._options.data_dir} in "
             f"{self._options.restart_all_down:g} s"
         )
         for process in processes:
@@ -820,8 +846,8 @@ class _Launch:
             report = await self._end_first_life(process)
             if report is not None:
                 # What each node had finalized when it stopped, not at the last poll.
-                self.whole_restart.finalized_before = max(
-                    self.whole_restart.finalized_before, report["finalized_slot"]
+                whole.finalized_at_stop[process.name] = max(
+                    whole.finalized_at_stop[process.name], report["finalized_slot"]
                 )
         await asyncio.sleep(self._options.restart_all_down)
         for process in processes:
@@ -840,16 +866,20 @@ class _Launch:
         self, elapsed: float, views: Sequence[tuple[str, dict[str, Any] | None]]
     ) -> None:
         mark_caught_up(self.joins, elapsed, views)
-        finalized = [
-            view["finalized_slot"]
+        finalized = {
+            name: view["finalized_slot"]
             for name, view in views
             if view is not None and view["finalized_slot"] is not None and name not in self.down
-        ]
+        }
         whole = self.whole_restart
         if whole is None:
-            self._finalized_seen = max([self._finalized_seen, *finalized])
-        elif whole.restarted_at_s is not None and len(finalized) == len(self._processes):
-            whole.note(elapsed, min(finalized))
+            for name, slot in finalized.items():
+                self._finalized_seen[name] = max(self._finalized_seen.get(name, 0), slot)
+        elif whole.restarted_at_s is not None:
+            for name, slot in finalized.items():
+                whole.returned(name, slot)
+            if len(finalized) == len(self._processes):
+                whole.note(elapsed, min(finalized.values()))
 
 
 def mark_caught_up(
@@ -1283,8 +1313,8 @@ def devnet_failures(summary: dict[str, Any]) -> list[str]:
     if whole is not None:
         if not whole["kept_finalized"]:
             reasons.append(
-                f"the devnet restarted from disk lost its finalized checkpoint (slot "
-                f"{whole['finalized_before']} before, {whole['finalized_after_restart']} after)"
+                "the devnet restarted from disk lost finalized checkpoints: "
+                + "; ".join(whole["lost"])
             )
         if whole["finalized_on_top_after_slots"] is None:
             reasons.append("the devnet restarted from disk never finalized past its checkpoint")

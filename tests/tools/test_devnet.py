@@ -423,20 +423,44 @@ def test_whole_restarts_that_cannot_run_are_named(changes: dict[str, Any], reaso
 def test_a_whole_restart_is_judged_on_what_it_kept_and_finalized_on_top() -> None:
     from lean_p2p.tools.devnet import WholeRestart
 
-    whole = WholeRestart(stopped_at_s=40.0, finalized_before=7, restarted_at_s=44.0)
-    whole.note(45.0, 7)  # back at the checkpoint it had
+    whole = WholeRestart(40.0, {"lean_p2p_0": 7, "lean_p2p_1": 7}, restarted_at_s=44.0)
+    for node in ("lean_p2p_0", "lean_p2p_1"):
+        whole.returned(node, 7)  # back at the checkpoint it had
+    whole.note(45.0, 7)
     whole.note(49.0, 7)
     assert whole.as_dict()["finalized_on_top_at_s"] is None
     assert devnet_failures(_summary(whole_restart=whole.as_dict())) == [
         "the devnet restarted from disk never finalized past its checkpoint"
     ]
+    whole.returned("lean_p2p_0", 12)  # only the first poll after the restart counts
     whole.note(60.0, 12)
     judged = whole.as_dict()
     assert judged["kept_finalized"]
+    assert judged["finalized_on_return"] == {"lean_p2p_0": 7, "lean_p2p_1": 7}
     assert judged["finalized_on_top_after_slots"] == 4.0
     assert devnet_failures(_summary(whole_restart=judged)) == []
-    lost = WholeRestart(stopped_at_s=40.0, finalized_before=7, restarted_at_s=44.0)
-    lost.note(45.0, 0)  # came back at genesis
+    lost = WholeRestart(40.0, {"lean_p2p_0": 7, "lean_p2p_1": 7}, restarted_at_s=44.0)
+    lost.returned("lean_p2p_0", 0)  # came back at genesis
     lost.note(60.0, 9)
     [reason] = devnet_failures(_summary(whole_restart=lost.as_dict()))
-    assert "lost its finalized checkpoint (slot 7 before, 0 after)" in reason
+    assert reason == (
+        "the devnet restarted from disk lost finalized checkpoints: lean_p2p_0 came back "
+        "at finalized slot 0, below its 7; lean_p2p_1 never answered after the restart"
+    )
+
+
+def test_a_node_that_stopped_before_the_others_finalized_is_held_to_its_own_checkpoint() -> None:
+    from lean_p2p.tools.devnet import WholeRestart
+
+    # The nodes do not stop at one instant: one finalized slot 7 from a block the other
+    # never received before its SIGTERM, and each came back with what it had.
+    whole = WholeRestart(40.0, {"lean_p2p_0": 7, "lean_p2p_1": 6}, restarted_at_s=44.0)
+    whole.returned("lean_p2p_0", 7)
+    whole.returned("lean_p2p_1", 6)
+    whole.note(45.0, 6)
+    whole.note(50.0, 7)  # not past the highest checkpoint yet
+    whole.note(53.0, 8)
+    judged = whole.as_dict()
+    assert judged["finalized_before"] == 7 and judged["finalized_after_restart"] == 6
+    assert judged["kept_finalized"] and judged["finalized_on_top_at_s"] == 53.0
+    assert devnet_failures(_summary(whole_restart=judged)) == []
