@@ -3,7 +3,8 @@
 The ring is a plain C shared library (no Python C API, so no Python headers needed),
 loaded with ctypes by :mod:`lean_p2p.native`; beside it, ``lean_p2p.native._records``
 is a Python extension module (it needs the Python headers) that decodes drained
-records in C. Each build is optional: where there is no
+records in C, and ``lean_p2p.runtime._publish`` one that makes the mailbox's publish
+step a single call. Each build is optional: where there is no
 C compiler, or the platform has no eventfd (anything but Linux), the install still
 succeeds with a clear message and the pure-Python paths keep working.
 """
@@ -81,8 +82,16 @@ setup(
             extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
             optional=True,
         ),
-        # A Python extension module (the only one): the loop thread's batch decoder of
-        # drained ring records. Without it the ring uses the pure-Python decoder.
+        # A Python extension module: the mailbox's publish step, atomic under the GIL.
+        # Without it a put brackets its publish with in-flight counters instead.
+        Extension(
+            "lean_p2p.runtime._publish",
+            sources=["bindings/lean_p2p_publish.c"],
+            extra_compile_args=["-std=c11", "-O2", "-fvisibility=hidden"],
+            optional=True,
+        ),
+        # A Python extension module: the loop thread's batch decoder of drained ring
+        # records. Without it the ring uses the pure-Python decoder.
         Extension(
             "lean_p2p.native._records",
             sources=["bindings/lean_p2p_records.c"],

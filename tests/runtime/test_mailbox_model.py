@@ -12,6 +12,7 @@ import asyncio
 from collections import deque
 from typing import cast
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,9 +73,10 @@ def model(
 
 
 @settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("atomic_publish", [True, False], ids=["atomic", "bracketed"])
 @given(scenarios())
 def test_drain_order_and_accounting_match_the_model(
-    scenario: tuple[list[LaneSpec], int, list[tuple[int, int]]],
+    atomic_publish: bool, scenario: tuple[list[LaneSpec], int, list[tuple[int, int]]]
 ) -> None:
     lanes, budget, puts = scenario
     expected_order, expected_results, expected_drops = model(lanes, budget, puts)
@@ -82,7 +84,11 @@ def test_drain_order_and_accounting_match_the_model(
     async def run() -> tuple[list[int], list[bool], Mailbox]:
         handled: list[int] = []
         mailbox = Mailbox(
-            lanes, lambda _lane, item: handled.append(cast(int, item)), budget=budget, linger_s=0
+            lanes,
+            lambda _lane, item: handled.append(cast(int, item)),
+            budget=budget,
+            linger_s=0,
+            atomic_publish=atomic_publish,
         )
         results = [mailbox.put(lanes[lane].name, number) for lane, number in puts]
         await mailbox.aclose()

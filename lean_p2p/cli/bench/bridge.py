@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from lean_p2p.tools.bench.bridge import LOOPS, VARIANTS
+from lean_p2p.tools.bench.bridge import DEFAULT_VARIANTS, LOOPS, VARIANTS
 from lean_p2p.tools.running import output_file
 
 DESCRIPTION = "mailbox vs call_soon_threadsafe vs janus vs mutex: events/s, p50/p99, wakeups"
@@ -18,7 +18,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a run of under a minute")
     parser.add_argument("--json", metavar="PATH", type=output_file, help="write the rows as JSON")
     parser.add_argument(
-        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="VARIANT"
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(DEFAULT_VARIANTS),
+        metavar="VARIANT",
+        help=f"of {', '.join(VARIANTS)} (default: {' '.join(DEFAULT_VARIANTS)})",
     )
     parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS), metavar="LOOP")
     parser.add_argument("--producers", nargs="+", type=int, metavar="N")

@@ -7,6 +7,9 @@ Variants, each carrying the same events (a ``perf_counter_ns`` stamp taken just 
 the hand-off) into the same handler (record latency, count):
 
 - ``mailbox``  — :class:`lean_p2p.runtime.Mailbox`: lock-free lanes, coalesced wakeup;
+- ``mailbox-bracketed`` — the same with ``atomic_publish=False``: each put brackets its
+  closed test and publish with in-flight counters instead of one C call (not run by
+  default; the baseline of that change);
 - ``call_soon`` — one ``loop.call_soon_threadsafe(handler, event)`` per event;
 - ``janus``    — ``janus.Queue``: ``sync_q.put`` in the producer, ``await async_q.get()``
   in a consumer task;
@@ -45,7 +48,8 @@ from typing import Any
 from lean_p2p.tools.running import INTERRUPTS
 from lean_p2p.tools.stress import LoopKind, loop_factory
 
-VARIANTS = ("mailbox", "call_soon", "janus", "mutex")
+VARIANTS = ("mailbox", "call_soon", "janus", "mutex", "mailbox-bracketed")
+DEFAULT_VARIANTS = ("mailbox", "call_soon", "janus", "mutex")
 LOOPS = ("asyncio", "uvloop")
 RATES = (20_000, 100_000)
 _CASE_TIMEOUT_S = 120.0
@@ -160,12 +164,15 @@ async def _measure(case: Case) -> Measurement:
     ticker_read: Callable[[], object] | None = None
     lock_wait_max_s = 0.0
 
-    if case.variant == "mailbox":
+    if case.variant in ("mailbox", "mailbox-bracketed"):
         from lean_p2p.runtime.mailbox import DEFAULT_LINGER_S, LaneSpec, Mailbox, OverflowPolicy
 
         lane = LaneSpec("bench", 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
         linger_s = DEFAULT_LINGER_S if case.linger_us is None else case.linger_us / 1e6
-        mailbox = Mailbox([lane], sink.handle_lane, loop=loop, linger_s=linger_s)
+        atomic_publish = False if case.variant == "mailbox-bracketed" else None
+        mailbox = Mailbox(
+            [lane], sink.handle_lane, loop=loop, linger_s=linger_s, atomic_publish=atomic_publish
+        )
         submit: Callable[[int], object] = mailbox.sender("bench")
 
         def mailbox_wakeups() -> int:
@@ -336,7 +343,7 @@ def plan(args: argparse.Namespace) -> list[tuple[Case, int]]:
     for loop in args.loops:
         for producers in producer_counts:
             for variant in args.variants:
-                linger = args.linger_us if variant == "mailbox" else None
+                linger = args.linger_us if variant.startswith("mailbox") else None
                 flat = Case(variant, loop, producers, None, flat_events, linger)
                 cases.append((flat, repeats))
                 for rate in RATES:
@@ -367,10 +374,12 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if variant != "mailbox":
             continue
         entry: dict[str, Any] = {"loop": loop, "producers": producers}
-        for other in ("call_soon", "janus", "mutex"):
+        for other in ("call_soon", "janus", "mutex", "mailbox-bracketed"):
             baseline = flat.get((other, loop, producers))
             if baseline and baseline["events_per_s"]:
-                entry[f"x_{other}"] = row["events_per_s"] / baseline["events_per_s"]
+                entry[f"x_{other.replace('-', '_')}"] = (
+                    row["events_per_s"] / baseline["events_per_s"]
+                )
         asyncio_call_soon = flat.get(("call_soon", "asyncio", producers))
         if asyncio_call_soon and asyncio_call_soon["events_per_s"]:
             entry["x_call_soon_asyncio"] = row["events_per_s"] / asyncio_call_soon["events_per_s"]
@@ -399,7 +408,7 @@ def single_thread_limit(events: int = _LIMIT_EVENTS) -> float:
     return events / (time.perf_counter() - started)
 
 
-async def _put_drain_one_thread(events: int) -> float:
+async def _put_drain_one_thread(events: int, atomic_publish: bool | None = None) -> float:
     """Events/s of the mailbox with no producer thread: the loop thread puts a
     drain's worth, lets the drain run, and so on (the mailbox's own cost per event)."""
     from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, OverflowPolicy
@@ -412,7 +421,7 @@ async def _put_drain_one_thread(events: int) -> float:
 
     sink = _Sink(0, chunk_done)
     lane = LaneSpec("bench", 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
-    mailbox = Mailbox([lane], sink.handle_lane, loop=loop)
+    mailbox = Mailbox([lane], sink.handle_lane, loop=loop, atomic_publish=atomic_publish)
     send = mailbox.sender("bench")
     clock = time.perf_counter_ns
     started = time.perf_counter()
@@ -428,18 +437,25 @@ async def _put_drain_one_thread(events: int) -> float:
 
 
 def limits(
-    loops: Sequence[str], rows: Sequence[dict[str, Any]], *, repeats: int
+    loops: Sequence[str], rows: Sequence[dict[str, Any]], *, repeats: int, bracketed: bool = False
 ) -> list[dict[str, Any]]:
     """One thread's limit and the mailbox's put + drain without producer threads, per
     loop, beside the flat-out mailbox rows of the same run, and the limit over the
-    flat-out ``call_soon`` row: the ceiling of any hand-off's gain over it."""
+    flat-out ``call_soon`` row: the ceiling of any hand-off's gain over it. With
+    ``bracketed``, the put + drain of a mailbox whose puts bracket their publish too,
+    alternating with the default's."""
     result = []
     for loop_name in loops:
         limit = statistics.median(single_thread_limit() for _ in range(repeats))
-        put_drain = []
+        put_drain: list[float] = []
+        put_drain_bracketed: list[float] = []
         for _ in range(repeats):
             with asyncio.Runner(loop_factory=loop_factory(_loop_kind(loop_name))) as runner:
                 put_drain.append(runner.run(_put_drain_one_thread(_LIMIT_EVENTS)))
+                if bracketed:
+                    put_drain_bracketed.append(
+                        runner.run(_put_drain_one_thread(_LIMIT_EVENTS, atomic_publish=False))
+                    )
         put_drain_rate = statistics.median(put_drain)
         flat = {
             (row["variant"], row["producers"]): row["events_per_s"]
@@ -457,6 +473,9 @@ def limits(
                     "limit_events_per_s": limit,
                     "put_drain_events_per_s": put_drain_rate,
                     "put_drain_of_limit": put_drain_rate / limit,
+                    "put_drain_bracketed_events_per_s": (
+                        statistics.median(put_drain_bracketed) if put_drain_bracketed else None
+                    ),
                     "producers": producers,
                     "mailbox_events_per_s": events_per_s,
                     "mailbox_of_limit": events_per_s / limit,
@@ -484,7 +503,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
             measurement = run_case(case)
             measured[case].append(measurement)
             print(
-                f"{case.variant:>9} {case.loop:>7} producers={case.producers} "
+                f"{case.variant:>17} {case.loop:>7} producers={case.producers} "
                 f"rate={case.rate or 'max'}: "
                 f"{measurement.events / max(measurement.elapsed_s, 1e-9):>10,.0f} events/s",
                 flush=True,
@@ -493,11 +512,24 @@ def run_benchmark(args: argparse.Namespace) -> int:
     print_table(rows, _COLUMNS, title="bench bridge (all rows)")
     ratio_rows = ratios(rows)
     if ratio_rows:
-        columns = ["loop", "producers", "x_call_soon", "x_call_soon_asyncio", "x_janus", "x_mutex"]
+        columns = [
+            "loop",
+            "producers",
+            "x_call_soon",
+            "x_call_soon_asyncio",
+            "x_janus",
+            "x_mutex",
+            "x_mailbox_bracketed",
+        ]
         print_table(ratio_rows, columns, title="flat out: mailbox events/s over each variant")
     limit_rows = []
     if "mailbox" in args.variants and not stop.is_set():
-        limit_rows = limits(args.loops, rows, repeats=1 if args.quick else 5)
+        limit_rows = limits(
+            args.loops,
+            rows,
+            repeats=1 if args.quick else 5,
+            bracketed="mailbox-bracketed" in args.variants,
+        )
         print_table(limit_rows, _LIMIT_COLUMNS, title="flat out against one thread's limit")
     if args.json:
         write_json(args.json, [*rows, *limit_rows])
@@ -509,6 +541,7 @@ _LIMIT_COLUMNS = [
     "limit_events_per_s",
     "put_drain_events_per_s",
     "put_drain_of_limit",
+    "put_drain_bracketed_events_per_s",
     "producers",
     "mailbox_events_per_s",
     "mailbox_of_limit",

@@ -10,6 +10,7 @@ import pytest
 
 from lean_p2p.cli import main
 from lean_p2p.tools.bench.bridge import (
+    DEFAULT_VARIANTS,
     VARIANTS,
     Case,
     Measurement,
@@ -63,8 +64,17 @@ def test_ratios_compare_flat_out_rows_of_the_same_loop_and_producers() -> None:
         },
         {"variant": "janus", "loop": "asyncio", "producers": 8, "rate": "max", "events_per_s": 2.0},
         {"variant": "janus", "loop": "asyncio", "producers": 8, "rate": "20k", "events_per_s": 1.0},
+        {
+            "variant": "mailbox-bracketed",
+            "loop": "asyncio",
+            "producers": 8,
+            "rate": "max",
+            "events_per_s": 4.0,
+        },
     ]
-    assert ratios(rows) == [{"loop": "asyncio", "producers": 8, "x_janus": 5.0}]
+    assert ratios(rows) == [
+        {"loop": "asyncio", "producers": 8, "x_janus": 5.0, "x_mailbox_bracketed": 2.5}
+    ]
 
 
 def test_the_command_writes_rows_with_the_contract_keys(tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_the_command_writes_rows_with_the_contract_keys(tmp_path: Path) -> None:
     assert main([*arguments, "--json", str(output)]) == 0
     everything = json.loads(output.read_text())
     rows = [row for row in everything if row.get("table") != "limit"]
-    assert {row["variant"] for row in rows} == set(VARIANTS)
+    assert {row["variant"] for row in rows} == set(DEFAULT_VARIANTS)  # the default run
     for row in rows:
         for key in ("variant", "loop", "producers", "events_per_s", "p50_us", "p99_us"):
             assert key in row
@@ -87,7 +97,20 @@ def test_the_command_writes_rows_with_the_contract_keys(tmp_path: Path) -> None:
         flat_mailbox["events_per_s"] / limit["limit_events_per_s"]
     )
     assert limit["put_drain_events_per_s"] > 0
+    assert limit["put_drain_bracketed_events_per_s"] is None  # not asked for
     assert limit["limit_x_call_soon"] > 0
+
+
+def test_the_bracketed_mailbox_runs_beside_the_default_one(tmp_path: Path) -> None:
+    output = tmp_path / "bridge.json"
+    arguments = ["bench", "bridge", "--quick", "--loops", "uvloop", "--producers", "2"]
+    variants = ["--variants", "mailbox", "mailbox-bracketed"]
+    assert main([*arguments, *variants, "--json", str(output)]) == 0
+    everything = json.loads(output.read_text())
+    flat = {row["variant"] for row in everything if row.get("rate") == "max"}
+    assert flat == {"mailbox", "mailbox-bracketed"}
+    (limit,) = [row for row in everything if row.get("table") == "limit"]
+    assert limit["put_drain_bracketed_events_per_s"] > 0
 
 
 def test_repeats_are_interleaved_across_variants() -> None:

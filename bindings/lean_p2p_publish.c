@@ -1,0 +1,189 @@
+/*
+ * lean_p2p_publish.c - the mailbox's publish step as one C call (Python extension module
+ * lean_p2p.runtime._publish).
+ *
+ * Any thread, with the GIL held throughout. A Publisher is bound to one lane: its
+ * deque, its capacity, and the mailbox's closed flag (a list, empty until closing
+ * begins). put(item) tests the flag, tests the capacity and appends, in one call that
+ * neither runs Python code nor lets the GIL go: deque's length and append are C, and
+ * allocate no object the cyclic collector tracks, so no collection (and no finalizer)
+ * can run in between. Under the GIL that makes the three steps atomic with respect to
+ * every other Python thread, aclose() included: a put either sees the mailbox open and
+ * has its item in the lane before the flag is set, or sees it closed and publishes
+ * nothing. That is what the in-flight counters of the Python put establish, at twice the
+ * cost (lean_p2p/runtime/mailbox.py, "Close contract", has the argument).
+ *
+ * Free-threaded CPython has no GIL to make the call atomic: the mailbox does not use
+ * this module there.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *append;    /* the lane deque's bound append */
+    PyObject *items;     /* the lane's deque */
+    PyObject *closed;    /* the mailbox's closed flag: a list, empty while open */
+    PyObject *error;     /* the exception class a put on a closed mailbox raises */
+    PyObject *lane;      /* the lane's name, for that error's message */
+    Py_ssize_t capacity; /* put() refuses at this depth; force() does not */
+} Publisher;
+
+static int refuse_if_closed(Publisher *self) {
+    if (PyList_GET_SIZE(self->closed) != 0) {
+        PyErr_Format(self->error, "mailbox is closed; %R item not accepted", self->lane);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *append_item(Publisher *self, PyObject *item) {
+    PyObject *result = PyObject_CallOneArg(self->append, item);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_DECREF(result);
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(put_doc,
+             "put(item) -> bool\n--\n\n"
+             "Append item to the lane unless it is full (False: nothing appended). Raises\n"
+             "the closed error, appending nothing, once the closed flag is set.");
+
+static PyObject *publisher_put(PyObject *object, PyObject *item) {
+    Publisher *self = (Publisher *)object;
+    if (refuse_if_closed(self) < 0) {
+        return NULL;
+    }
+    Py_ssize_t depth = PyObject_Length(self->items);
+    if (depth < 0) {
+        return NULL;
+    }
+    if (depth >= self->capacity) {
+        Py_RETURN_FALSE;
+    }
+    return append_item(self, item);
+}
+
+PyDoc_STRVAR(force_doc,
+             "force(item) -> True\n--\n\n"
+             "Append item whatever the lane's depth (its overflow policy has made room or\n"
+             "allows it). Raises the closed error, appending nothing, once the closed flag\n"
+             "is set.");
+
+static PyObject *publisher_force(PyObject *object, PyObject *item) {
+    Publisher *self = (Publisher *)object;
+    if (refuse_if_closed(self) < 0) {
+        return NULL;
+    }
+    return append_item(self, item);
+}
+
+static PyObject *publisher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"items", "capacity", "closed", "error", "lane", NULL};
+    PyObject *items;
+    Py_ssize_t capacity;
+    PyObject *closed;
+    PyObject *error;
+    PyObject *lane;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnO!OU:Publisher", keywords, &items,
+                                     &capacity, &PyList_Type, &closed, &error, &lane)) {
+        return NULL;
+    }
+    /* Only the exact deque is known to run no Python code in len() and append(). */
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) {
+        return NULL;
+    }
+    PyObject *deque_type = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL) {
+        return NULL;
+    }
+    int exact_deque = (PyObject *)Py_TYPE(items) == deque_type;
+    Py_DECREF(deque_type);
+    if (!exact_deque) {
+        PyErr_SetString(PyExc_TypeError, "items must be a collections.deque");
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(error)) {
+        PyErr_SetString(PyExc_TypeError, "error must be an exception class");
+        return NULL;
+    }
+    if (capacity < 0) {
+        PyErr_SetString(PyExc_ValueError, "capacity must be >= 0");
+        return NULL;
+    }
+    PyObject *append = PyObject_GetAttrString(items, "append");
+    if (append == NULL) {
+        return NULL;
+    }
+    Publisher *self = (Publisher *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(append);
+        return NULL;
+    }
+    self->append = append;
+    self->items = Py_NewRef(items);
+    self->closed = Py_NewRef(closed);
+    self->error = Py_NewRef(error);
+    self->lane = Py_NewRef(lane);
+    self->capacity = capacity;
+    return (PyObject *)self;
+}
+
+/* A Publisher refers to a deque, a list, a class and a string, none of which refers
+ * back to it, so it cannot be part of a cycle and is not tracked by the collector. */
+static void publisher_dealloc(PyObject *object) {
+    Publisher *self = (Publisher *)object;
+    Py_XDECREF(self->append);
+    Py_XDECREF(self->items);
+    Py_XDECREF(self->closed);
+    Py_XDECREF(self->error);
+    Py_XDECREF(self->lane);
+    Py_TYPE(object)->tp_free(object);
+}
+
+static PyMethodDef publisher_methods[] = {
+    {"put", publisher_put, METH_O, put_doc},
+    {"force", publisher_force, METH_O, force_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(publisher_doc,
+             "Publisher(items, capacity, closed, error, lane)\n--\n\n"
+             "The publish step of one mailbox lane: the closed test, the capacity test and\n"
+             "the append, atomic under the GIL.");
+
+static PyTypeObject PublisherType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lean_p2p.runtime._publish.Publisher",
+    .tp_basicsize = sizeof(Publisher),
+    .tp_dealloc = publisher_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = publisher_doc,
+    .tp_methods = publisher_methods,
+    .tp_new = publisher_new,
+};
+
+static struct PyModuleDef publish_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "lean_p2p.runtime._publish",
+    .m_doc = "The mailbox's publish step as one C call, atomic under the GIL.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__publish(void) {
+    if (PyType_Ready(&PublisherType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&publish_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Publisher", (PyObject *)&PublisherType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,15 @@
+"""Types of the C extension module built from ``bindings/lean_p2p_publish.c``."""
+
+from collections import deque
+
+class Publisher:
+    def __init__(
+        self,
+        items: deque[object],
+        capacity: int,
+        closed: list[bool],
+        error: type[BaseException],
+        lane: str,
+    ) -> None: ...
+    def put(self, item: object, /) -> bool: ...
+    def force(self, item: object, /) -> bool: ...

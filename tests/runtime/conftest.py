@@ -1,0 +1,23 @@
+"""Fixtures shared by the runtime's tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from lean_p2p.runtime import mailbox as mailbox_module
+
+
+def publish_build_hint() -> str:
+    return "install gcc and the Python headers, then `pip install -e .` (see setup.py)"
+
+
+@pytest.fixture(params=["atomic", "bracketed"])
+def publish_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each way a put keeps its closed test and its publish together:
+    one C call (the default where it is built) and the in-flight bracket (everywhere
+    else). Mailboxes made with the default ``atomic_publish`` take the path in force."""
+    if request.param == "bracketed":
+        monkeypatch.setattr(mailbox_module, "_PUBLISHER", None)
+    elif mailbox_module._PUBLISHER is None:
+        pytest.fail(f"the C publish step is not built: {publish_build_hint()}")
+    return str(request.param)

@@ -1,0 +1,163 @@
+"""The mailbox's publish step in C (``lean_p2p.runtime._publish``), and what a put built
+on it guarantees at close."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import pytest
+
+from lean_p2p.runtime import mailbox as mailbox_module
+from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
+from tests.runtime.conftest import publish_build_hint
+from tests.runtime.test_mailbox import race_aclose
+
+ONE_LANE = [LaneSpec("only", 100, OverflowPolicy.REJECT_NEWEST, 8)]
+
+
+@pytest.fixture
+def publisher_class() -> Any:
+    if mailbox_module._PUBLISHER is None:
+        pytest.fail(f"the C publish step is not built: {publish_build_hint()}")
+    return mailbox_module._PUBLISHER
+
+
+def test_put_appends_until_the_capacity_and_force_past_it(publisher_class: Any) -> None:
+    items: deque[object] = deque()
+    publisher = publisher_class(items, 2, [], MailboxClosed, "only")
+    assert publisher.put("a") is True
+    assert publisher.put("b") is True
+    assert publisher.put("c") is False  # full: nothing appended
+    assert publisher.force("d") is True
+    assert list(items) == ["a", "b", "d"]
+
+
+def test_once_the_flag_is_set_nothing_is_appended(publisher_class: Any) -> None:
+    items: deque[object] = deque()
+    closed: list[bool] = []
+    publisher = publisher_class(items, 5, closed, MailboxClosed, "blocks")
+    publisher.put("before")
+    closed.append(True)
+    with pytest.raises(MailboxClosed, match="mailbox is closed; 'blocks' item not accepted"):
+        publisher.put("after")
+    with pytest.raises(MailboxClosed):
+        publisher.force("after")
+    assert list(items) == ["before"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (([], 1, [], MailboxClosed, "x"), TypeError, "collections.deque"),
+        ((type("Sub", (deque,), {})(), 1, [], MailboxClosed, "x"), TypeError, "deque"),
+        ((deque(), -1, [], MailboxClosed, "x"), ValueError, "capacity"),
+        ((deque(), 1, (), MailboxClosed, "x"), TypeError, "list"),
+        ((deque(), 1, [], ValueError(), "x"), TypeError, "exception class"),
+    ],
+)
+def test_a_publisher_refuses_what_it_cannot_keep_atomic(
+    publisher_class: Any, arguments: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    # A deque subclass could run Python code in len() or append(), and let the GIL go.
+    with pytest.raises(error, match=message):
+        publisher_class(*arguments)
+
+
+def test_atomic_publish_required_where_it_is_not_built_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mailbox_module, "_PUBLISHER", None)
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="atomic_publish needs the C extension"):
+            Mailbox(ONE_LANE, lambda _lane, _item: None, loop=loop, atomic_publish=True)
+        Mailbox(ONE_LANE, lambda _lane, _item: None, loop=loop)  # the bracket instead
+    finally:
+        loop.close()
+
+
+def test_a_put_whose_wakeup_comes_after_the_close_finished_reports_its_item_handled(
+    publisher_class: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An atomic put publishes, then loses the GIL before its test-and-set; meanwhile
+    the loop closes the mailbox (without waiting for that put: nothing is in flight),
+    handles the item, and is closed itself. The put then finds no loop to wake: its
+    item was handled, so it returns True instead of raising MailboxClosed."""
+    loop = asyncio.new_event_loop()
+    handled: list[object] = []
+    mailbox = Mailbox(ONE_LANE, lambda _lane, item: handled.append(item), loop=loop)
+    published = threading.Event()
+    resume = threading.Event()
+    arm = mailbox._arm_and_expect_drain
+
+    def arm_later() -> bool:
+        published.set()
+        resume.wait(30)
+        return arm()
+
+    monkeypatch.setattr(mailbox, "_arm_and_expect_drain", arm_later)
+    send = mailbox.sender("only", yield_to_loop_s=5.0)
+    results: list[object] = []
+
+    def produce() -> None:
+        try:
+            results.append(send("early"))
+        except MailboxClosed as error:
+            results.append(error)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert published.wait(30)
+    loop.run_until_complete(asyncio.wait_for(mailbox.aclose(), 30))
+    loop.close()
+    resume.set()
+    started = time.monotonic()
+    producer.join(30)
+    assert results == [True]
+    assert handled == ["early"]
+    # It did not wait for a drain that will never come (it would wait 5 s).
+    assert not producer.is_alive() and time.monotonic() - started < 5.0
+
+
+class PublishApart:
+    """A publish step whose closed test and append are apart, as in a put without the
+    bracket: one put in 200 is held between them until the mailbox has closed."""
+
+    def __init__(
+        self, items: deque[object], capacity: int, closed: list[bool], error: type, lane: str
+    ) -> None:
+        self._items = items
+        self._capacity = capacity
+        self._closed = closed
+        self._error = error
+        self._puts = 0
+
+    def put(self, item: object) -> bool:
+        if len(self._items) >= self._capacity:
+            return False
+        return self.force(item)
+
+    def force(self, item: object) -> bool:
+        if self._closed:
+            raise self._error("closed")
+        self._puts += 1
+        if self._puts % 200 == 0:
+            while not self._closed:  # held: the close begins meanwhile
+                time.sleep(0.0001)
+            time.sleep(0.01)  # and finishes
+        self._items.append(item)
+        return True
+
+
+async def test_the_close_race_loses_items_when_the_test_and_the_publish_are_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The harness of the mailbox's close-race test is able to fail: with a publish step
+    that is not atomic, a put returns True for an item that is never handled."""
+    monkeypatch.setattr(mailbox_module, "_PUBLISHER", PublishApart)
+    handled, accepted = await race_aclose(yielding=False, rounds=3)
+    assert set(accepted) - set(handled)
