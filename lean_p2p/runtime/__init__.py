@@ -18,6 +18,7 @@ from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
 from lean_p2p.runtime.blocking import BlockingMailbox, BlockingMailboxStatistics
 from lean_p2p.runtime.lanes import LEAN_LANES
 from lean_p2p.runtime.mailbox import (
+    ATOMIC_PUBLISH_AVAILABLE,
     DEFAULT_BUDGET,
     HandlerFailure,
     LaneSpec,
@@ -31,6 +32,7 @@ from lean_p2p.runtime.mailbox import (
 from lean_p2p.runtime.timers import TimerHandle, TimerQueue, TimerStatistics
 
 __all__ = [
+    "ATOMIC_PUBLISH_AVAILABLE",
     "DEFAULT_BUDGET",
     "LEAN_LANES",
     "Actor",
