@@ -1,4 +1,5 @@
-"""Types of the C extension module built from ``bindings/lean_p2p_publish.c``."""
+"""Types of the C extension module built from ``bindings/lean_p2p_publish.c`` (any thread,
+with the GIL held: a sender's publish step)."""
 
 from collections import deque
 
