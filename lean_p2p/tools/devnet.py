@@ -624,6 +624,7 @@ class WholeRestart:
         on_top = self.finalized_on_top_at_s
         restarted = self.restarted_at_s
         returned = self.finalized_on_return.values()
+        lost = self.lost()
         return {
             "stopped_at_s": self.stopped_at_s,
             "restarted_at_s": restarted,
@@ -631,8 +632,8 @@ class WholeRestart:
             "finalized_after_restart": min(returned) if returned else None,
             "finalized_at_stop": dict(sorted(self.finalized_at_stop.items())),
             "finalized_on_return": dict(sorted(self.finalized_on_return.items())),
-            "lost": self.lost(),
-            "kept_finalized": not self.lost(),
+            "lost": lost,
+            "kept_finalized": not lost,
             "finalized_on_top_at_s": on_top,
             "finalized_on_top_after_slots": (
                 None
