@@ -13,6 +13,14 @@
  * nothing. That is what the in-flight counters of the Python put establish, at twice the
  * cost (lean_p2p/runtime/mailbox.py, "Close contract", has the argument).
  *
+ * send(item) is a whole put of a sender that does not yield: put(); if the lane is full,
+ * the lane's make_room() (Python: the overflow policy) and then force(); and, if the
+ * drain is idle (the idle token, a list, is not empty), the mailbox's arm() (Python: the
+ * test-and-set that schedules the drain). The publish comes first and arm() after it,
+ * which is the order the no-lost-wakeup argument needs; make_room() runs only when put()
+ * appended nothing, exactly as in the Python sender. Done in C, a put is one call from
+ * the producer's Python instead of a Python function calling two.
+ *
  * Free-threaded CPython has no GIL to make the call atomic: the mailbox does not use
  * this module there.
  */
@@ -27,6 +35,10 @@ typedef struct {
     PyObject *error;     /* the exception class a put on a closed mailbox raises */
     PyObject *lane;      /* the lane's name, for that error's message */
     Py_ssize_t capacity; /* put() refuses at this depth; force() does not */
+    /* send()'s Python steps; NULL when the publisher was made without them */
+    PyObject *make_room;  /* the lane's overflow policy: True if it may append */
+    PyObject *idle_token; /* the mailbox's idle token: a list, non-empty while idle */
+    PyObject *arm;        /* the mailbox's test-and-set that schedules the drain */
 } Publisher;
 
 static int refuse_if_closed(Publisher *self) {
@@ -80,15 +92,74 @@ static PyObject *publisher_force(PyObject *object, PyObject *item) {
     return append_item(self, item);
 }
 
+PyDoc_STRVAR(send_doc,
+             "send(item) -> bool\n--\n\n"
+             "A sender's whole put: put(item); if the lane is full, make_room() and then\n"
+             "force(item) (False if make_room() says no: nothing appended); then arm() if\n"
+             "the idle token is not empty. Raises the closed error, appending nothing,\n"
+             "once the closed flag is set, and whatever make_room() or arm() raises.");
+
+static PyObject *publisher_send(PyObject *object, PyObject *item) {
+    Publisher *self = (Publisher *)object;
+    if (self->arm == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send() needs a publisher made with make_room, idle_token and arm");
+        return NULL;
+    }
+    PyObject *published = publisher_put(object, item); /* 1. publish ... */
+    if (published == NULL) {
+        return NULL;
+    }
+    if (published == Py_False) {
+        /* Full: the policy decides (it may evict, or allow, or refuse and count). */
+        PyObject *room = PyObject_CallNoArgs(self->make_room);
+        if (room == NULL) {
+            return NULL;
+        }
+        int may_append = PyObject_IsTrue(room);
+        Py_DECREF(room);
+        if (may_append <= 0) {
+            return may_append < 0 ? NULL : published; /* refused: nothing appended */
+        }
+        published = publisher_force(object, item);
+        if (published == NULL) {
+            return NULL;
+        }
+    }
+    /* 2. ... then the cheap pre-check, and the test-and-set in arm(). */
+    if (PyList_GET_SIZE(self->idle_token) != 0) {
+        PyObject *armed = PyObject_CallNoArgs(self->arm);
+        if (armed == NULL) {
+            Py_DECREF(published);
+            return NULL;
+        }
+        Py_DECREF(armed);
+    }
+    return published;
+}
+
 static PyObject *publisher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"items", "capacity", "closed", "error", "lane", NULL};
+    static char *keywords[] = {"items", "capacity", "closed",     "error", "lane",
+                               "make_room", "idle_token", "arm", NULL};
     PyObject *items;
     Py_ssize_t capacity;
     PyObject *closed;
     PyObject *error;
     PyObject *lane;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnO!OU:Publisher", keywords, &items,
-                                     &capacity, &PyList_Type, &closed, &error, &lane)) {
+    PyObject *make_room = NULL;
+    PyObject *idle_token = NULL;
+    PyObject *arm = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnO!OU|$OO!O:Publisher", keywords, &items,
+                                     &capacity, &PyList_Type, &closed, &error, &lane,
+                                     &make_room, &PyList_Type, &idle_token, &arm)) {
+        return NULL;
+    }
+    if ((make_room == NULL) != (arm == NULL) || (make_room == NULL) != (idle_token == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "make_room, idle_token and arm go together");
+        return NULL;
+    }
+    if (make_room != NULL && (!PyCallable_Check(make_room) || !PyCallable_Check(arm))) {
+        PyErr_SetString(PyExc_TypeError, "make_room and arm must be callable");
         return NULL;
     }
     /* Only the exact deque is known to run no Python code in len() and append(). */
@@ -130,38 +201,68 @@ static PyObject *publisher_new(PyTypeObject *type, PyObject *args, PyObject *kwa
     self->error = Py_NewRef(error);
     self->lane = Py_NewRef(lane);
     self->capacity = capacity;
+    self->make_room = Py_XNewRef(make_room);
+    self->idle_token = Py_XNewRef(idle_token);
+    self->arm = Py_XNewRef(arm);
     return (PyObject *)self;
 }
 
-/* A Publisher refers to a deque, a list, a class and a string, none of which refers
- * back to it, so it cannot be part of a cycle and is not tracked by the collector. */
-static void publisher_dealloc(PyObject *object) {
+/* arm is a bound method of the mailbox, which holds its senders, which hold their
+ * publisher: a cycle, which the collector must be able to see and break. */
+static int publisher_traverse(PyObject *object, visitproc visit, void *arg) {
     Publisher *self = (Publisher *)object;
-    Py_XDECREF(self->append);
-    Py_XDECREF(self->items);
-    Py_XDECREF(self->closed);
-    Py_XDECREF(self->error);
-    Py_XDECREF(self->lane);
+    Py_VISIT(self->append);
+    Py_VISIT(self->items);
+    Py_VISIT(self->closed);
+    Py_VISIT(self->error);
+    Py_VISIT(self->lane);
+    Py_VISIT(self->make_room);
+    Py_VISIT(self->idle_token);
+    Py_VISIT(self->arm);
+    return 0;
+}
+
+static int publisher_clear(PyObject *object) {
+    Publisher *self = (Publisher *)object;
+    Py_CLEAR(self->make_room);
+    Py_CLEAR(self->idle_token);
+    Py_CLEAR(self->arm);
+    Py_CLEAR(self->append);
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->closed);
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->lane);
+    return 0;
+}
+
+static void publisher_dealloc(PyObject *object) {
+    PyObject_GC_UnTrack(object);
+    publisher_clear(object);
     Py_TYPE(object)->tp_free(object);
 }
 
 static PyMethodDef publisher_methods[] = {
     {"put", publisher_put, METH_O, put_doc},
     {"force", publisher_force, METH_O, force_doc},
+    {"send", publisher_send, METH_O, send_doc},
     {NULL, NULL, 0, NULL},
 };
 
 PyDoc_STRVAR(publisher_doc,
-             "Publisher(items, capacity, closed, error, lane)\n--\n\n"
+             "Publisher(items, capacity, closed, error, lane, *, make_room=None, "
+             "idle_token=None, arm=None)\n--\n\n"
              "The publish step of one mailbox lane: the closed test, the capacity test and\n"
-             "the append, atomic under the GIL.");
+             "the append, atomic under the GIL. Made with make_room, idle_token and arm,\n"
+             "its send() is a whole put of a sender that does not yield.");
 
 static PyTypeObject PublisherType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lean_p2p.runtime._publish.Publisher",
     .tp_basicsize = sizeof(Publisher),
     .tp_dealloc = publisher_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = publisher_doc,
+    .tp_traverse = publisher_traverse,
+    .tp_clear = publisher_clear,
     .tp_methods = publisher_methods,
     .tp_new = publisher_new,
 };

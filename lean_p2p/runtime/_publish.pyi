@@ -2,6 +2,7 @@
 with the GIL held: a sender's publish step)."""
 
 from collections import deque
+from collections.abc import Callable
 
 class Publisher:
     def __init__(
@@ -11,6 +12,11 @@ class Publisher:
         closed: list[bool],
         error: type[BaseException],
         lane: str,
+        *,
+        make_room: Callable[[], bool] | None = None,
+        idle_token: list[None] | None = None,
+        arm: Callable[[], object] | None = None,
     ) -> None: ...
     def put(self, item: object, /) -> bool: ...
     def force(self, item: object, /) -> bool: ...
+    def send(self, item: object, /) -> bool: ...

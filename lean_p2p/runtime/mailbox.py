@@ -64,20 +64,24 @@ drains to empty; every item published before the flag was set is in a lane by th
 There are two ways a put keeps its test and its publish together:
 
 - atomic (a sender's put, where the C extension ``lean_p2p.runtime._publish`` is built
-  and CPython has a GIL): the closed test, the capacity test and the append are one C
-  call that runs no Python code and never lets the GIL go, so no other thread runs
+  and CPython has a GIL): the closed test, the capacity test and the append run in C
+  with no Python code between them and the GIL never let go, so no other thread runs
   between them. Either the flag was unset and the item is in the lane before ``aclose``
   sets it, or the put raises having published nothing. Nothing is in flight for
   ``aclose`` to wait for. Its test-and-set (step 2) may come after ``aclose`` has
   finished, the item already handled; if the loop is closed by then, the put returns
-  True (it was handled) instead of raising.
+  True (it was handled) instead of raising. A sender that does not yield is the whole
+  put in one C call (``Publisher.send``): the publish, the lane's policy if it was
+  full (Python, after a publish that appended nothing, as in the Python put), then the
+  idle token's pre-check and the test-and-set (Python), in that order.
 - bracketed (``put_wait``, ``put_many``, the race-hook sender, and every put where the
   extension is not built): two lock-free counters, entered and left, around the test,
   the publish and the test-and-set; ``aclose`` waits until they are equal (reading
   "left" first: if equal, no put was inside at that moment).
 
 The bracket costs as much as the rest of a put: on one thread a sender's put took
-94-99 ns atomic and 203-211 ns bracketed (docs/runtime.md).
+94-99 ns atomic and 203-211 ns bracketed; the whole put in one C call took about
+two thirds of the atomic Python put's time (docs/runtime.md).
 
 A handler that raises is counted, reported with its lane and item to
 ``on_handler_error`` (default: logged), and the drain continues with the next item; a
@@ -698,19 +702,29 @@ class Mailbox:
         capacity test and the append are one call that runs no Python code and keeps
         the GIL, so no other thread (``aclose`` included) runs between them, and the
         put needs no in-flight bracket (module docstring, "Close contract")."""
-        publisher = publisher_class(
-            target.items, target.capacity, self._closed_flag, MailboxClosed, target.name
-        )
-        publish = publisher.put  # False: the lane is full, nothing appended
-        force = publisher.force  # the overflow policy made room, or allows the item
         make_room = target.make_room
         idle_token = self._idle_token
-        arm: Callable[[], bool | None] = (
-            self._arm_and_expect_drain if wait_s else self._arm_from_producer
+        publisher = publisher_class(
+            target.items,
+            target.capacity,
+            self._closed_flag,
+            MailboxClosed,
+            target.name,
+            make_room=make_room,
+            idle_token=idle_token,
+            arm=self._arm_from_producer,
         )
+        if not wait_s:
+            # The whole put in C: the publish step, the policy when full, the pre-check
+            # and the test-and-set's call, in the order of the Python one below. Half
+            # the cost of a Python function making the same two calls.
+            return publisher.send
+        publish = publisher.put  # False: the lane is full, nothing appended
+        force = publisher.force  # the overflow policy made room, or allows the item
+        arm = self._arm_and_expect_drain
         wait_for_drain = self._drained.wait
 
-        def send(item: object) -> bool:
+        def send_and_yield(item: object) -> bool:
             if not publish(item) and not (make_room() and force(item)):
                 return False  # rejected and counted; the queued items have a drain
             # 1. published ... (2. then the cheap pre-check and the test-and-set)
@@ -719,7 +733,7 @@ class Mailbox:
             wait_for_drain(wait_s)  # a yielding put woke the loop: let it drain
             return True
 
-        return send
+        return send_and_yield
 
     def _arm_and_expect_drain(self) -> bool:
         """:meth:`_arm_from_producer` for a yielding sender: True if this put woke the

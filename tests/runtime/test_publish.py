@@ -4,9 +4,12 @@ on it guarantees at close."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,6 +50,123 @@ def test_once_the_flag_is_set_nothing_is_appended(publisher_class: Any) -> None:
     with pytest.raises(MailboxClosed):
         publisher.force("after")
     assert list(items) == ["before"]
+
+
+class SendSteps:
+    """What send() calls in Python, recorded: the lane's policy and the mailbox's arm."""
+
+    def __init__(self, items: deque[object], *, room: bool = True) -> None:
+        self.items = items
+        self.room = room
+        self.calls: list[str] = []
+        self.idle_token: list[None] = [None]
+
+    def make_room(self) -> bool:
+        self.calls.append(f"make_room at depth {len(self.items)}")
+        return self.room
+
+    def arm(self) -> None:
+        # The publish comes first: the item is in the lane when the test-and-set runs.
+        self.calls.append(f"arm at depth {len(self.items)}")
+        self.idle_token.pop()
+
+
+def sending_publisher(publisher_class: Any, steps: SendSteps, capacity: int = 2) -> Any:
+    return publisher_class(
+        steps.items,
+        capacity,
+        [],
+        MailboxClosed,
+        "only",
+        make_room=steps.make_room,
+        idle_token=steps.idle_token,
+        arm=steps.arm,
+    )
+
+
+def test_send_publishes_then_arms_only_while_the_drain_is_idle(publisher_class: Any) -> None:
+    steps = SendSteps(deque())
+    send = sending_publisher(publisher_class, steps).send
+    assert send("a") is True
+    assert send("b") is True  # the token is taken: no second arm
+    assert steps.calls == ["arm at depth 1"]
+    assert list(steps.items) == ["a", "b"]
+
+
+@pytest.mark.parametrize("room", [True, False])
+def test_send_to_a_full_lane_asks_the_policy(publisher_class: Any, room: bool) -> None:
+    steps = SendSteps(deque(["a", "b"]), room=room)
+    steps.idle_token.clear()  # a drain is armed
+    send = sending_publisher(publisher_class, steps).send
+    assert send("c") is room
+    assert steps.calls == ["make_room at depth 2"]
+    assert list(steps.items) == (["a", "b", "c"] if room else ["a", "b"])
+
+
+def test_send_raises_what_its_python_steps_raise(publisher_class: Any) -> None:
+    items: deque[object] = deque(["a", "b"])
+
+    def refuse() -> bool:
+        raise RuntimeError("policy failed")
+
+    def arm_closed() -> None:
+        raise MailboxClosed("the loop is closed")
+
+    publisher = publisher_class(
+        items, 2, [], MailboxClosed, "only", make_room=refuse, idle_token=[None], arm=arm_closed
+    )
+    with pytest.raises(RuntimeError, match="policy failed"):
+        publisher.send("c")
+    items.clear()
+    with pytest.raises(MailboxClosed, match="loop is closed"):
+        publisher.send("d")  # published, then the test-and-set's schedule failed
+    assert list(items) == ["d"]
+
+
+def test_send_on_a_closed_mailbox_appends_nothing_and_arms_nothing(publisher_class: Any) -> None:
+    steps = SendSteps(deque())
+    publisher = sending_publisher(publisher_class, steps)
+    publisher_closed = publisher_class(
+        steps.items,
+        2,
+        [True],
+        MailboxClosed,
+        "only",
+        make_room=steps.make_room,
+        idle_token=steps.idle_token,
+        arm=steps.arm,
+    )
+    with pytest.raises(MailboxClosed, match="'only' item not accepted"):
+        publisher_closed.send("late")
+    assert not steps.items
+    assert not steps.calls
+    assert publisher.send("open") is True
+
+
+def test_send_needs_its_python_steps(publisher_class: Any) -> None:
+    with pytest.raises(TypeError, match="made with make_room, idle_token and arm"):
+        publisher_class(deque(), 1, [], MailboxClosed, "x").send("a")
+    with pytest.raises(TypeError, match="go together"):
+        publisher_class(deque(), 1, [], MailboxClosed, "x", make_room=lambda: True)
+    with pytest.raises(TypeError, match="callable"):
+        publisher_class(
+            deque(), 1, [], MailboxClosed, "x", make_room=1, idle_token=[], arm=lambda: None
+        )
+
+
+def test_a_mailbox_whose_senders_are_in_c_is_collected(publisher_class: Any) -> None:
+    """A C sender refers to the mailbox (its arm), which holds its senders: a cycle the
+    collector must see, or every mailbox would live for ever."""
+    loop = asyncio.new_event_loop()
+    try:
+        mailbox = Mailbox(ONE_LANE, lambda _lane, _item: None, loop=loop, atomic_publish=True)
+        assert type(mailbox.sender("only")).__name__ == "builtin_function_or_method"
+        alive = weakref.ref(mailbox)
+        del mailbox
+        gc.collect()
+        assert alive() is None
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize(
@@ -129,13 +249,32 @@ class PublishApart:
     bracket: one put in 200 is held between them until the mailbox has closed."""
 
     def __init__(
-        self, items: deque[object], capacity: int, closed: list[bool], error: type, lane: str
+        self,
+        items: deque[object],
+        capacity: int,
+        closed: list[bool],
+        error: type,
+        lane: str,
+        *,
+        make_room: Callable[[], bool],
+        idle_token: list[None],
+        arm: Callable[[], object],
     ) -> None:
         self._items = items
         self._capacity = capacity
         self._closed = closed
         self._error = error
+        self._make_room = make_room
+        self._idle_token = idle_token
+        self._arm = arm
         self._puts = 0
+
+    def send(self, item: object) -> bool:
+        if not self.put(item) and not (self._make_room() and self.force(item)):
+            return False
+        if self._idle_token:
+            self._arm()
+        return True
 
     def put(self, item: object) -> bool:
         if len(self._items) >= self._capacity:
