@@ -71,11 +71,13 @@ class SendSteps:
         self.idle_token.pop()
 
 
-def sending_publisher(publisher_class: Any, steps: SendSteps, capacity: int = 2) -> Any:
+def sending_publisher(
+    publisher_class: Any, steps: SendSteps, capacity: int = 2, *, closed: bool = False
+) -> Any:
     return publisher_class(
         steps.items,
         capacity,
-        [],
+        [True] if closed else [],
         MailboxClosed,
         "only",
         make_room=steps.make_room,
@@ -125,22 +127,11 @@ def test_send_raises_what_its_python_steps_raise(publisher_class: Any) -> None:
 
 def test_send_on_a_closed_mailbox_appends_nothing_and_arms_nothing(publisher_class: Any) -> None:
     steps = SendSteps(deque())
-    publisher = sending_publisher(publisher_class, steps)
-    publisher_closed = publisher_class(
-        steps.items,
-        2,
-        [True],
-        MailboxClosed,
-        "only",
-        make_room=steps.make_room,
-        idle_token=steps.idle_token,
-        arm=steps.arm,
-    )
     with pytest.raises(MailboxClosed, match="'only' item not accepted"):
-        publisher_closed.send("late")
+        sending_publisher(publisher_class, steps, closed=True).send("late")
     assert not steps.items
     assert not steps.calls
-    assert publisher.send("open") is True
+    assert sending_publisher(publisher_class, steps).send("open") is True
 
 
 def test_send_needs_its_python_steps(publisher_class: Any) -> None:
