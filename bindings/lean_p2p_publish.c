@@ -42,6 +42,13 @@ typedef struct {
 } Publisher;
 
 static int refuse_if_closed(Publisher *self) {
+    /* Only the collector's tp_clear, breaking a garbage cycle, empties the fields; a
+     * finalizer of that cycle could still call in. */
+    if (self->append == NULL || self->items == NULL || self->closed == NULL ||
+        self->error == NULL || self->lane == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "publisher used after the collector cleared it");
+        return -1;
+    }
     if (PyList_GET_SIZE(self->closed) != 0) {
         PyErr_Format(self->error, "mailbox is closed; %R item not accepted", self->lane);
         return -1;
@@ -101,7 +108,7 @@ PyDoc_STRVAR(send_doc,
 
 static PyObject *publisher_send(PyObject *object, PyObject *item) {
     Publisher *self = (Publisher *)object;
-    if (self->arm == NULL) {
+    if (self->arm == NULL || self->idle_token == NULL || self->make_room == NULL) {
         PyErr_SetString(PyExc_TypeError,
                         "send() needs a publisher made with make_room, idle_token and arm");
         return NULL;

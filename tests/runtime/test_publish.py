@@ -4,6 +4,7 @@ on it guarantees at close."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import threading
 import time
@@ -143,6 +144,31 @@ def test_send_needs_its_python_steps(publisher_class: Any) -> None:
         publisher_class(
             deque(), 1, [], MailboxClosed, "x", make_room=1, idle_token=[], arm=lambda: None
         )
+
+
+_PY_TP_CLEAR = 51  # the slot number of tp_clear in CPython's typeslots.h
+
+
+def test_a_publisher_the_collector_cleared_refuses_instead_of_crashing(
+    publisher_class: Any,
+) -> None:
+    """tp_clear empties the fields while breaking a garbage cycle; a call that still
+    reaches the publisher then gets an error, not a null pointer."""
+    steps = SendSteps(deque())
+    publisher = sending_publisher(publisher_class, steps)
+    get_slot = ctypes.pythonapi.PyType_GetSlot
+    get_slot.restype = ctypes.c_void_p
+    get_slot.argtypes = [ctypes.py_object, ctypes.c_int]
+    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)(
+        get_slot(publisher_class, _PY_TP_CLEAR)
+    )
+    assert clear(publisher) == 0
+    for call in (publisher.put, publisher.force):
+        with pytest.raises(RuntimeError, match="after the collector cleared it"):
+            call("late")
+    with pytest.raises(TypeError, match="made with make_room, idle_token and arm"):
+        publisher.send("late")
+    assert not steps.items
 
 
 def test_a_mailbox_whose_senders_are_in_c_is_collected(publisher_class: Any) -> None:
