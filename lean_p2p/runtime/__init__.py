@@ -20,6 +20,7 @@ from lean_p2p.runtime.lanes import LEAN_LANES
 from lean_p2p.runtime.mailbox import (
     ATOMIC_PUBLISH_AVAILABLE,
     DEFAULT_BUDGET,
+    DEFAULT_TIME_BUDGET_S,
     HandlerFailure,
     LaneSpec,
     LaneStatistics,
@@ -34,6 +35,7 @@ from lean_p2p.runtime.timers import TimerHandle, TimerQueue, TimerStatistics
 __all__ = [
     "ATOMIC_PUBLISH_AVAILABLE",
     "DEFAULT_BUDGET",
+    "DEFAULT_TIME_BUDGET_S",
     "LEAN_LANES",
     "Actor",
     "ActorExit",

@@ -119,6 +119,7 @@ __all__ = [
     "ATOMIC_PUBLISH_AVAILABLE",
     "DEFAULT_BUDGET",
     "DEFAULT_LINGER_S",
+    "DEFAULT_TIME_BUDGET_S",
     "DEFAULT_YIELD_TO_LOOP_S",
     "LINGER_MIN_BATCH",
     "HandlerFailure",
@@ -135,6 +136,13 @@ logger = logging.getLogger(__name__)
 
 #: Items one drain serves before it yields back to the loop (step 4 above).
 DEFAULT_BUDGET = 1024
+#: How long one drain runs before it yields back to the loop, checked after each lane's
+#: quantum: a slow handler (milliseconds an item) would otherwise hold timers and I/O
+#: for a whole item budget, seconds. At a few microseconds an item a full budget takes
+#: well under this, so it costs fast handlers nothing.
+DEFAULT_TIME_BUDGET_S = 0.005
+#: The clock of the time budget (a name of its own so tests can drive it).
+_drain_clock = time.perf_counter
 #: How long a drain stays armed (call_soon passes) after a batch (see _should_linger). Off
 #: by default: on CPython the polling loop thread holds the GIL that producers need, which
 #: cost more CPU and a worse latency tail than the wakeups it saved (docs/runtime.md).
@@ -270,7 +278,8 @@ class MailboxStatistics:
     drains: int
     #: ``call_soon_threadsafe`` calls made by producers (at most one per drain cycle)
     wakeups: int
-    #: drains that stopped at the budget with work left and re-armed with ``call_soon``
+    #: drains that stopped at the budget (items or time) with work left and re-armed
+    #: with ``call_soon``
     budget_exhausted: int
     closed: bool
 
@@ -522,7 +531,10 @@ class Mailbox:
     failure (counted once, reported with the whole list as its item) ends only that
     batch, whose items count as handled.
     ``loop`` defaults to the running loop (so construct on the loop thread, or pass it).
-    ``budget`` caps the items one drain handles before yielding to the loop.
+    ``budget`` caps the items one drain handles before yielding to the loop, and
+    ``time_budget_s`` the time it runs: a drain that has run that long when a lane's
+    quantum ends yields too, so a slow handler delays timers and I/O by at most one
+    quantum past it, not by a whole budget.
     ``linger_s`` is how long the drain stays armed after a batch (at least
     ``LINGER_MIN_BATCH`` items), polling with cheap ``call_soon`` passes (0 = go idle at
     once): fewer threadsafe wakeups at high rates, for the price of that much loop time
@@ -542,6 +554,7 @@ class Mailbox:
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         budget: int = DEFAULT_BUDGET,
+        time_budget_s: float = DEFAULT_TIME_BUDGET_S,
         on_handler_error: Callable[[HandlerFailure], None] = _log_handler_failure,
         race_hook: RaceHook | None = None,
         linger_s: float = DEFAULT_LINGER_S,
@@ -554,6 +567,8 @@ class Mailbox:
             raise ValueError(f"lane names must be unique: {names}")
         if budget < 1:
             raise ValueError(f"budget must be >= 1, not {budget}")
+        if not time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be > 0, not {time_budget_s}")
         if linger_s < 0:
             raise ValueError(f"linger_s must be >= 0, not {linger_s}")
         if atomic_publish and _PUBLISHER is None:
@@ -571,6 +586,9 @@ class Mailbox:
         )
         self._on_handler_error = on_handler_error
         self._budget = budget
+        self._time_budget_s = time_budget_s
+        #: set by _serve when the time budget, not the item budget or empty lanes, ended it
+        self._out_of_time = False
         self._lanes = tuple(_Lane(spec) for spec in lanes)
         self._lanes_by_name = {lane.name: lane for lane in self._lanes}
         # One token present = idle (not armed). See the module docstring.
@@ -973,7 +991,7 @@ class Mailbox:
             # with call_soon so I/O and timers run first. If a producer already took the
             # token, its drain is pending and covers the work.
             if self._has_work():
-                if served == self._budget:
+                if served == self._budget or self._out_of_time:
                     self._budget_exhausted += 1
                 self._rearm_from_loop()
             elif self._linger_s and self._should_linger(served):
@@ -1018,8 +1036,13 @@ class Mailbox:
         return any(lane.items for lane in self._lanes)
 
     def _serve(self, budget: int) -> int:
-        """Serve lanes in priority order, a quantum each per round; returns budget left."""
+        """Serve lanes in priority order, a quantum each per round, until the item
+        budget is spent, the time budget has run out (checked after each quantum) or
+        the lanes are empty; returns the item budget left."""
         handler = self._handler
+        clock = _drain_clock
+        deadline = clock() + self._time_budget_s
+        self._out_of_time = False
         while budget > 0:
             budget_at_round_start = budget
             for lane in self._lanes:
@@ -1027,7 +1050,10 @@ class Mailbox:
                     continue
                 budget -= self._serve_lane(lane, min(lane.spec.quantum, budget), handler)
                 if budget == 0:
-                    break
+                    return 0
+                if clock() >= deadline:
+                    self._out_of_time = True
+                    return budget
             if budget == budget_at_round_start:  # every lane empty
                 break
         return budget

@@ -370,13 +370,19 @@ def process_cpu_seconds(pid: int) -> float:
     return cpu_seconds(f"/proc/{pid}/stat") or 0.0
 
 
-def deliberately_slow_handler(microseconds: float) -> Callable[[str, object, float, float], None]:
+def deliberately_slow_handler(
+    microseconds: float, slowing: threading.Event | None = None
+) -> Callable[[str, object, float, float], None]:
     """A node ``on_handled`` hook that burns ``microseconds`` of CPU on the loop thread
-    after every gossip attestation: a known bottleneck, to check the verdict names it."""
+    after every gossip attestation: a known bottleneck, to check the verdict names it.
+
+    Only while ``slowing`` is set, if given: clear it when the profile is taken, or the
+    node's close drains the backlog the bottleneck built (up to a full attestation lane)
+    at the slow rate, for minutes on a loaded machine."""
     seconds = microseconds / 1e6
 
     def slow_attestation_handling(lane: str, item: object, started: float, finished: float) -> None:
-        if type(item) is GossipAttestation:
+        if type(item) is GossipAttestation and (slowing is None or slowing.is_set()):
             until = time.perf_counter() + seconds
             while time.perf_counter() < until:
                 pass
@@ -1110,8 +1116,10 @@ async def profile_network(
                 genesis=GenesisSpec.placeholder(genesis_time, options.validators),
                 bootnodes=(generator.address,),
             )
+            slowing = threading.Event()
+            slowing.set()
             hook = (
-                deliberately_slow_handler(options.slow_handler_us)
+                deliberately_slow_handler(options.slow_handler_us, slowing)
                 if options.slow_handler_us
                 else None
             )
@@ -1124,6 +1132,7 @@ async def profile_network(
                     node, generator, options, out=out, stop=stop, progress=progress
                 )
             finally:
+                slowing.clear()  # the stop drains the backlog at the node's own pace
                 await node.stop()
             result.lost_events = node.report().lost_events
         finally:

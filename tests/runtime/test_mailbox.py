@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from lean_p2p.runtime import LEAN_LANES
+from lean_p2p.runtime import mailbox as mailbox_module
 from lean_p2p.runtime.affinity import WrongThreadError
 from lean_p2p.runtime.mailbox import (
     _BATCH_POP_MIN,
@@ -317,6 +318,60 @@ async def test_budget_yields_to_the_loop_between_batches() -> None:
     await mailbox.aclose()
 
 
+class DrivenClock:
+    """The drain's clock, moved only by the handler: each item "takes" ``per_item_s``."""
+
+    def __init__(self, per_item_s: float) -> None:
+        self.now = 0.0
+        self.per_item_s = per_item_s
+
+    def __call__(self) -> float:
+        return self.now
+
+    def spend(self) -> None:
+        self.now += self.per_item_s
+
+
+async def test_a_slow_handler_yields_to_the_loop_at_the_time_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """4 ms an item against a 10 ms time budget: a drain stops after the quantum in which
+    its time ran out, though its item budget (1,024) is far from spent."""
+    clock = DrivenClock(0.004)
+    monkeypatch.setattr(mailbox_module, "_drain_clock", clock)
+    order: list[str] = []
+
+    def slow(_lane: str, _item: object) -> None:
+        clock.spend()
+        order.append("item")
+
+    mailbox = Mailbox(one_lane(capacity=1_000, quantum=2), slow, time_budget_s=0.010)
+    for number in range(12):
+        mailbox.put("only", number)
+    asyncio.get_running_loop().call_soon(lambda: order.append("timer"))
+    await settle(mailbox)
+    assert order.count("item") == 12
+    # Quanta of 2 items, 8 ms each: the time runs out after the second quantum.
+    assert order.index("timer") == 4
+    stats = mailbox.statistics()
+    assert stats.drains == 3
+    assert stats.budget_exhausted == 2
+    await mailbox.aclose()
+
+
+async def test_fast_handlers_spend_the_item_budget_not_the_time_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = DrivenClock(0.0)  # no time passes
+    monkeypatch.setattr(mailbox_module, "_drain_clock", clock)
+    mailbox = Mailbox(one_lane(capacity=1_000, quantum=2), Recorder(), time_budget_s=1e-9)
+    for number in range(12):
+        mailbox.put("only", number)
+    await settle(mailbox)
+    assert mailbox.statistics().drains == 1
+    await mailbox.aclose()
+
+
 async def test_standard_lean_lanes_are_in_priority_order() -> None:
     names = [spec.name for spec in LEAN_LANES]
     assert names == [
@@ -360,6 +415,9 @@ async def test_invalid_mailbox_configurations_are_rejected() -> None:
         Mailbox(one_lane() + one_lane(), Recorder())
     with pytest.raises(ValueError, match="budget"):
         Mailbox(one_lane(), Recorder(), budget=0)
+    for time_budget in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="time_budget_s"):
+            Mailbox(one_lane(), Recorder(), time_budget_s=time_budget)
 
 
 async def test_put_after_close_raises_and_accepted_items_are_handled_first() -> None:
