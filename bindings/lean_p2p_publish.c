@@ -118,6 +118,7 @@ static PyObject *publisher_send(PyObject *object, PyObject *item) {
         return NULL;
     }
     if (published == Py_False) {
+        Py_DECREF(published); /* put()'s False, a new reference like any result */
         /* Full: the policy decides (it may evict, or allow, or refuse and count). */
         PyObject *room = PyObject_CallNoArgs(self->make_room);
         if (room == NULL) {
@@ -125,8 +126,11 @@ static PyObject *publisher_send(PyObject *object, PyObject *item) {
         }
         int may_append = PyObject_IsTrue(room);
         Py_DECREF(room);
-        if (may_append <= 0) {
-            return may_append < 0 ? NULL : published; /* refused: nothing appended */
+        if (may_append < 0) {
+            return NULL;
+        }
+        if (may_append == 0) {
+            Py_RETURN_FALSE; /* refused: nothing appended */
         }
         published = publisher_force(object, item);
         if (published == NULL) {

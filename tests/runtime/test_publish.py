@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import sys
 import threading
 import time
 import weakref
@@ -106,6 +107,23 @@ def test_send_to_a_full_lane_asks_the_policy(publisher_class: Any, room: bool) -
     assert list(steps.items) == (["a", "b", "c"] if room else ["a", "b"])
 
 
+def test_send_to_a_full_lane_keeps_the_reference_counts(publisher_class: Any) -> None:
+    """Each full-lane send handles put()'s False and returns a bool of its own: a
+    reference lost or kept on the way shows as a drift in False's or True's count
+    (CPython 3.11; from 3.12 both are immortal and their counts do not move)."""
+    for room in (True, False):
+        steps = SendSteps(deque(["a", "b"]), room=room)
+        steps.idle_token.clear()
+        send = sending_publisher(publisher_class, steps).send
+        send("warm-up")
+        before = sys.getrefcount(False), sys.getrefcount(True)
+        for _ in range(10_000):
+            send("c")
+        after = sys.getrefcount(False), sys.getrefcount(True)
+        assert abs(after[0] - before[0]) < 1_000, (room, before, after)
+        assert abs(after[1] - before[1]) < 1_000, (room, before, after)
+
+
 def test_send_raises_what_its_python_steps_raise(publisher_class: Any) -> None:
     items: deque[object] = deque(["a", "b"])
 
@@ -143,6 +161,10 @@ def test_send_needs_its_python_steps(publisher_class: Any) -> None:
     with pytest.raises(TypeError, match="callable"):
         publisher_class(
             deque(), 1, [], MailboxClosed, "x", make_room=1, idle_token=[], arm=lambda: None
+        )
+    with pytest.raises(TypeError, match="list"):
+        publisher_class(
+            deque(), 1, [], MailboxClosed, "x", make_room=bool, idle_token=(), arm=lambda: None
         )
 
 
