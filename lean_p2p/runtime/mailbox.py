@@ -479,12 +479,6 @@ class _Lane:
                 return
             self._evict.increment()
 
-    def sample_depth(self) -> None:
-        """Loop thread: record the high-water mark (sampled when a drain serves the lane)."""
-        depth = len(self.items)
-        if depth > self.high_water:  # noqa: PLR1730 -- store only when it grows
-            self.high_water = depth
-
     def statistics(self) -> LaneStatistics:
         spec = self.spec
         depth = len(self.items)
@@ -612,6 +606,8 @@ class Mailbox:
         # Yielding senders: cleared by one that wakes the loop, set when a drain ends.
         self._drained = threading.Event()
         self._drained.set()
+        #: whether a yielding sender exists: only then does a drain's end set _drained
+        self._yielding_senders = False
         self._senders = {lane.name: self._make_sender(lane) for lane in self._lanes}
         # put_wait's backpressure: producers that found their lane full wait on _room
         # for the next drain. The lock guards only this waiting, never a lane or any
@@ -659,6 +655,7 @@ class Mailbox:
         if send is None:
             raise self._unknown_lane(lane)
         if yield_to_loop_s and _GIL_ENABLED:
+            self._yielding_senders = True  # before the sender exists, so before its puts
             return self._make_sender(self._lanes_by_name[lane], yield_to_loop_s)
         return send
 
@@ -978,6 +975,8 @@ class Mailbox:
     # -- loop thread ------------------------------------------------------------------
 
     def _drain(self) -> None:
+        # Written flat, as is _serve: a drain of a few items is mostly Python calls, and
+        # on a loop thread that slept since the last one each costs about a microsecond.
         self.affinity.check()
         self._idle_token.append(None)  # 3. clear "armed" BEFORE reading the lanes
         if self._race_hook is not None:
@@ -990,22 +989,29 @@ class Mailbox:
             # 4. work left (budget spent, or a put landed after we read a lane): re-arm
             # with call_soon so I/O and timers run first. If a producer already took the
             # token, its drain is pending and covers the work.
-            if self._has_work():
-                if served == self._budget or self._out_of_time:
-                    self._budget_exhausted += 1
-                self._rearm_from_loop()
-            elif self._linger_s and self._should_linger(served):
-                self._rearm_from_loop()
+            for lane in self._lanes:
+                if lane.items:
+                    if served == self._budget or self._out_of_time:
+                        self._budget_exhausted += 1
+                    self._rearm_from_loop()
+                    break
+            else:
+                if self._linger_s and self._should_linger(served):
+                    self._rearm_from_loop()
             if served:
-                self._wake_waiting_producers()
-            if not self._drained.is_set():
+                # _wake_waiting_producers, its test inlined: the generation first
+                self._drain_generation += 1
+                if self._room_waiters:
+                    self._wake_waiting_producers(generation_moved=True)
+            if self._yielding_senders and not self._drained.is_set():
                 self._drained.set()  # a yielding sender waits for this (see sender)
 
-    def _wake_waiting_producers(self) -> None:
+    def _wake_waiting_producers(self, *, generation_moved: bool = False) -> None:
         """Tell put_wait's producers that a drain made room. Publish, then wake: the
         generation moves first, so a producer that registers after the read of the
         waiter count below sees the new generation and does not wait."""
-        self._drain_generation += 1
+        if not generation_moved:
+            self._drain_generation += 1
         if self._room_waiters:
             with self._room:
                 self._room.notify_all()
@@ -1046,9 +1052,17 @@ class Mailbox:
         while budget > 0:
             budget_at_round_start = budget
             for lane in self._lanes:
-                if not lane.items:
+                depth = len(lane.items)
+                if not depth:
                     continue
-                budget -= self._serve_lane(lane, min(lane.spec.quantum, budget), handler)
+                # the high-water mark, sampled when served; stored only when it grows
+                if depth > lane.high_water:  # noqa: PLR1730
+                    lane.high_water = depth
+                limit = min(lane.spec.quantum, budget)
+                if self._handle_many is None and depth < _BATCH_POP_MIN:
+                    budget -= self._serve_lane_items(lane, limit, handler)
+                else:
+                    budget -= self._serve_lane(lane, limit, handler)
                 if budget == 0:
                     return 0
                 if clock() >= deadline:
@@ -1059,9 +1073,8 @@ class Mailbox:
         return budget
 
     def _serve_lane(self, lane: _Lane, limit: int, handler: Callable[[str, object], None]) -> int:
-        lane.sample_depth()
-        if self._handle_many is None and len(lane.items) < _BATCH_POP_MIN:
-            return self._serve_lane_items(lane, limit, handler)
+        """Pop the lane's share of a round as one list and hand it over: to
+        ``handle_many`` at once, else item by item."""
         name = lane.name
         started = time.perf_counter()
         batch = lane.take(limit)
