@@ -21,6 +21,15 @@
  * appended nothing, exactly as in the Python sender. Done in C, a put is one call from
  * the producer's Python instead of a Python function calling two.
  *
+ * LanesPublisher is the publish step of a batch routed to several lanes, for the
+ * native ring's drain, on the loop thread only: room() is the admission (the least room
+ * in a bounded lane), publish(groups) appends each lane's list to its lane and then arms
+ * the drain once: the test-and-set on the idle token in C, and if it won, the mailbox's
+ * wakeup counter and schedule() (the loop's call_soon of the drain, which is enough on
+ * the loop's own thread). The native drain calls the two in one C call (lean_p2p_records.c,
+ * drain_to_lanes) with no Python code between them, so the room it admitted is still
+ * there when it publishes: publish() does not test the capacity again.
+ *
  * Free-threaded CPython has no GIL to make the call atomic: the mailbox does not use
  * this module there.
  */
@@ -278,6 +287,269 @@ static PyTypeObject PublisherType = {
     .tp_new = publisher_new,
 };
 
+/* -- LanesPublisher ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *appends;      /* tuple: each lane deque's bound append */
+    PyObject *queues;       /* tuple: each lane's deque */
+    Py_ssize_t *capacities; /* each lane's capacity; -1: unbounded (never_drop) */
+    Py_ssize_t lanes;
+    PyObject *closed;     /* the mailbox's closed flag: a list, empty while open */
+    PyObject *idle_token; /* the mailbox's idle token: a list, non-empty while idle */
+    PyObject *count_wakeup; /* the mailbox's wakeup counter's increment */
+    PyObject *schedule;     /* call_soon(drain) on the mailbox's loop */
+} LanesPublisher;
+
+static int lanes_refuse_if_cleared(LanesPublisher *self) {
+    if (self->appends == NULL || self->queues == NULL || self->closed == NULL ||
+        self->idle_token == NULL || self->count_wakeup == NULL || self->schedule == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "publisher used after the collector cleared it");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(room_doc,
+             "room() -> int\n--\n\n"
+             "The least free room in a bounded lane (0 if one is full); sys.maxsize when\n"
+             "no lane is bounded or the mailbox is closed (every event then fails at once\n"
+             "and is counted, rather than waiting).");
+
+static PyObject *lanes_room(PyObject *object, PyObject *unused) {
+    (void)unused;
+    LanesPublisher *self = (LanesPublisher *)object;
+    if (lanes_refuse_if_cleared(self) < 0) {
+        return NULL;
+    }
+    Py_ssize_t least = PY_SSIZE_T_MAX;
+    if (PyList_GET_SIZE(self->closed) == 0) {
+        for (Py_ssize_t lane = 0; lane < self->lanes; lane++) {
+            Py_ssize_t capacity = self->capacities[lane];
+            if (capacity < 0) {
+                continue;
+            }
+            Py_ssize_t depth = PyObject_Length(PyTuple_GET_ITEM(self->queues, lane));
+            if (depth < 0) {
+                return NULL;
+            }
+            Py_ssize_t room = depth < capacity ? capacity - depth : 0;
+            if (room < least) {
+                least = room;
+            }
+        }
+    }
+    return PyLong_FromSsize_t(least);
+}
+
+PyDoc_STRVAR(publish_doc,
+             "publish(groups) -> int\n--\n\n"
+             "Append each list of groups (one per lane, in the lanes' order) to its lane,\n"
+             "in order, then arm the drain if it is idle and anything was appended.\n"
+             "Returns how many items were appended, or -1 with nothing appended if the\n"
+             "mailbox is closed. The capacity is not tested: room() admitted them.");
+
+static PyObject *lanes_publish(PyObject *object, PyObject *groups) {
+    LanesPublisher *self = (LanesPublisher *)object;
+    if (lanes_refuse_if_cleared(self) < 0) {
+        return NULL;
+    }
+    if (!PyList_Check(groups) || PyList_GET_SIZE(groups) != self->lanes) {
+        PyErr_Format(PyExc_TypeError, "publish() takes a list of %zd lists", self->lanes);
+        return NULL;
+    }
+    for (Py_ssize_t lane = 0; lane < self->lanes; lane++) {
+        if (!PyList_Check(PyList_GET_ITEM(groups, lane))) {
+            PyErr_Format(PyExc_TypeError, "publish() takes a list of %zd lists", self->lanes);
+            return NULL;
+        }
+    }
+    /* The closed test and the appends run no Python code and allocate nothing the
+     * collector tracks (deque's append is C, its blocks are plain memory), so under the
+     * GIL they are atomic with respect to aclose(), as in Publisher.put(). */
+    if (PyList_GET_SIZE(self->closed) != 0) {
+        return PyLong_FromLong(-1);
+    }
+    Py_ssize_t published = 0;
+    for (Py_ssize_t lane = 0; lane < self->lanes; lane++) {
+        PyObject *group = PyList_GET_ITEM(groups, lane);
+        PyObject *append = PyTuple_GET_ITEM(self->appends, lane);
+        /* The size is read each time: nothing here runs code that could change the
+         * list, but the loop must not read past it if something did. */
+        for (Py_ssize_t index = 0; index < PyList_GET_SIZE(group); index++) {
+            PyObject *result = PyObject_CallOneArg(append, PyList_GET_ITEM(group, index));
+            if (result == NULL) {
+                return NULL;
+            }
+            Py_DECREF(result);
+            published++;
+        }
+    }
+    /* Publish first, then the test-and-set: the no-lost-wakeup order. Taking the token
+     * is list.pop() on the one-slot list, done here as a resize that runs no Python
+     * code: under the GIL no other thread's pop or append can come between the test
+     * and the take, exactly as within list.pop itself. */
+    Py_ssize_t tokens = PyList_GET_SIZE(self->idle_token);
+    if (published != 0 && tokens != 0) {
+        if (PyList_SetSlice(self->idle_token, tokens - 1, tokens, NULL) < 0) {
+            return NULL;
+        }
+        PyObject *counted = PyObject_CallNoArgs(self->count_wakeup);
+        if (counted == NULL) {
+            return NULL;
+        }
+        Py_DECREF(counted);
+        PyObject *handle = PyObject_CallNoArgs(self->schedule);
+        if (handle == NULL) {
+            return NULL;
+        }
+        Py_DECREF(handle);
+    }
+    return PyLong_FromSsize_t(published);
+}
+
+static PyObject *lanes_publisher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"lanes",        "closed",   "idle_token",
+                               "count_wakeup", "schedule", NULL};
+    PyObject *lane_specs;
+    PyObject *closed;
+    PyObject *idle_token;
+    PyObject *count_wakeup;
+    PyObject *schedule;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!OO:LanesPublisher", keywords,
+                                     &PyTuple_Type, &lane_specs, &PyList_Type, &closed,
+                                     &PyList_Type, &idle_token, &count_wakeup, &schedule)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(count_wakeup) || !PyCallable_Check(schedule)) {
+        PyErr_SetString(PyExc_TypeError, "count_wakeup and schedule must be callable");
+        return NULL;
+    }
+    Py_ssize_t lanes = PyTuple_GET_SIZE(lane_specs);
+    if (lanes < 1) {
+        PyErr_SetString(PyExc_ValueError, "a lanes publisher needs at least one lane");
+        return NULL;
+    }
+    PyObject *deque_type = NULL;
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections != NULL) {
+        deque_type = PyObject_GetAttrString(collections, "deque");
+        Py_DECREF(collections);
+    }
+    if (deque_type == NULL) {
+        return NULL;
+    }
+    LanesPublisher *self = (LanesPublisher *)type->tp_alloc(type, 0);
+    Py_ssize_t *capacities = PyMem_New(Py_ssize_t, lanes);
+    PyObject *appends = PyTuple_New(lanes);
+    PyObject *queues = PyTuple_New(lanes);
+    if (self == NULL || capacities == NULL || appends == NULL || queues == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t lane = 0; lane < lanes; lane++) {
+        PyObject *spec = PyTuple_GET_ITEM(lane_specs, lane);
+        PyObject *items;
+        PyObject *capacity;
+        if (!PyArg_ParseTuple(spec, "OO:lane", &items, &capacity)) {
+            goto fail;
+        }
+        /* Only the exact deque is known to run no Python code in len() and append(). */
+        if ((PyObject *)Py_TYPE(items) != deque_type) {
+            PyErr_SetString(PyExc_TypeError, "each lane's items must be a collections.deque");
+            goto fail;
+        }
+        if (capacity == Py_None) {
+            capacities[lane] = -1;
+        } else {
+            capacities[lane] = PyLong_AsSsize_t(capacity);
+            if (capacities[lane] == -1 && PyErr_Occurred()) {
+                goto fail;
+            }
+            if (capacities[lane] < 0) {
+                PyErr_SetString(PyExc_ValueError, "capacity must be >= 0, or None");
+                goto fail;
+            }
+        }
+        PyObject *append = PyObject_GetAttrString(items, "append");
+        if (append == NULL) {
+            goto fail;
+        }
+        PyTuple_SET_ITEM(appends, lane, append);
+        PyTuple_SET_ITEM(queues, lane, Py_NewRef(items));
+    }
+    Py_DECREF(deque_type);
+    self->appends = appends;
+    self->queues = queues;
+    self->capacities = capacities;
+    self->lanes = lanes;
+    self->closed = Py_NewRef(closed);
+    self->idle_token = Py_NewRef(idle_token);
+    self->count_wakeup = Py_NewRef(count_wakeup);
+    self->schedule = Py_NewRef(schedule);
+    return (PyObject *)self;
+fail:
+    Py_DECREF(deque_type);
+    Py_XDECREF(appends);
+    Py_XDECREF(queues);
+    PyMem_Free(capacities);
+    Py_XDECREF(self);
+    return NULL;
+}
+
+/* schedule refers to the mailbox's drain, and so to the mailbox, which a sink holding
+ * this publisher may be reachable from: a cycle the collector must see and break. */
+static int lanes_publisher_traverse(PyObject *object, visitproc visit, void *arg) {
+    LanesPublisher *self = (LanesPublisher *)object;
+    Py_VISIT(self->appends);
+    Py_VISIT(self->queues);
+    Py_VISIT(self->closed);
+    Py_VISIT(self->idle_token);
+    Py_VISIT(self->count_wakeup);
+    Py_VISIT(self->schedule);
+    return 0;
+}
+
+static int lanes_publisher_clear(PyObject *object) {
+    LanesPublisher *self = (LanesPublisher *)object;
+    Py_CLEAR(self->schedule);
+    Py_CLEAR(self->count_wakeup);
+    Py_CLEAR(self->idle_token);
+    Py_CLEAR(self->closed);
+    Py_CLEAR(self->appends);
+    Py_CLEAR(self->queues);
+    return 0;
+}
+
+static void lanes_publisher_dealloc(PyObject *object) {
+    PyObject_GC_UnTrack(object);
+    lanes_publisher_clear(object);
+    PyMem_Free(((LanesPublisher *)object)->capacities);
+    Py_TYPE(object)->tp_free(object);
+}
+
+static PyMethodDef lanes_publisher_methods[] = {
+    {"room", lanes_room, METH_NOARGS, room_doc},
+    {"publish", lanes_publish, METH_O, publish_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(lanes_publisher_doc,
+             "LanesPublisher(lanes, closed, idle_token, count_wakeup, schedule)\n--\n\n"
+             "The publish step of a batch routed to several lanes (the native ring's\n"
+             "drain; loop thread only). lanes: a tuple of (deque, capacity or None) pairs.");
+
+static PyTypeObject LanesPublisherType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "lean_p2p.runtime._publish.LanesPublisher",
+    .tp_basicsize = sizeof(LanesPublisher),
+    .tp_dealloc = lanes_publisher_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = lanes_publisher_doc,
+    .tp_traverse = lanes_publisher_traverse,
+    .tp_clear = lanes_publisher_clear,
+    .tp_methods = lanes_publisher_methods,
+    .tp_new = lanes_publisher_new,
+};
+
 static struct PyModuleDef publish_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lean_p2p.runtime._publish",
@@ -286,14 +558,15 @@ static struct PyModuleDef publish_module = {
 };
 
 PyMODINIT_FUNC PyInit__publish(void) {
-    if (PyType_Ready(&PublisherType) < 0) {
+    if (PyType_Ready(&PublisherType) < 0 || PyType_Ready(&LanesPublisherType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&publish_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Publisher", (PyObject *)&PublisherType) < 0) {
+    if (PyModule_AddObjectRef(module, "Publisher", (PyObject *)&PublisherType) < 0 ||
+        PyModule_AddObjectRef(module, "LanesPublisher", (PyObject *)&LanesPublisherType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -240,6 +240,61 @@ PyDoc_STRVAR(decode_routed_doc,
              "table holds one byte per (kind, column): the lane index, or 255 for none;\n"
              "the column is the channel, or width - 1 for every channel past width - 2.");
 
+/* Decodes count records of state into by_lane (lanes lists, created here) and
+ * unroutable, routing each by cells (one byte per (kind, column)). 0, or -1 with an
+ * exception set and both results NULL. */
+static int route_records(reader *state, Py_ssize_t count, const uint8_t *cells,
+                         Py_ssize_t width, Py_ssize_t lanes, PyObject **by_lane_out,
+                         PyObject **unroutable_out) {
+    PyObject *by_lane = PyList_New(lanes);
+    PyObject *unroutable = PyList_New(0);
+    if (by_lane == NULL || unroutable == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t lane = 0; lane < lanes; lane++) {
+        PyObject *group = PyList_New(0);
+        if (group == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(by_lane, lane, group);
+    }
+    for (Py_ssize_t index = 0; index < count; index++) {
+        lean_p2p_record_header header;
+        PyObject *event = next_event(state, &header);
+        if (event == NULL) {
+            goto fail;
+        }
+        Py_ssize_t column =
+            header.channel < (uint32_t)(width - 1) ? (Py_ssize_t)header.channel : width - 1;
+        uint8_t lane = cells[header.kind * width + column];
+        PyObject *target =
+            lane < lanes ? PyList_GET_ITEM(by_lane, lane) : unroutable; /* borrowed */
+        int appended = PyList_Append(target, event);
+        Py_DECREF(event);
+        if (appended < 0) {
+            goto fail;
+        }
+    }
+    *by_lane_out = by_lane;
+    *unroutable_out = unroutable;
+    return 0;
+fail:
+    Py_XDECREF(by_lane);
+    Py_XDECREF(unroutable);
+    *by_lane_out = NULL;
+    *unroutable_out = NULL;
+    return -1;
+}
+
+static int check_table(PyObject *table, Py_ssize_t width, Py_ssize_t lanes) {
+    if (width < 1 || lanes < 1 || lanes >= UNROUTABLE ||
+        PyBytes_GET_SIZE(table) != width * (LEAN_P2P_EVENT_KIND_MAX + 1)) {
+        PyErr_SetString(PyExc_ValueError, "routing table does not match width and lanes");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *decode_routed(PyObject *module, PyObject *args) {
     (void)module;
     Py_buffer view;
@@ -255,43 +310,11 @@ static PyObject *decode_routed(PyObject *module, PyObject *args) {
     PyObject *by_lane = NULL;
     PyObject *unroutable = NULL;
     PyObject *result = NULL;
-    if (width < 1 || lanes < 1 || lanes >= UNROUTABLE ||
-        PyBytes_GET_SIZE(table) != width * (LEAN_P2P_EVENT_KIND_MAX + 1)) {
-        PyErr_SetString(PyExc_ValueError, "routing table does not match width and lanes");
-        goto done;
+    if (check_table(table, width, lanes) == 0 &&
+        route_records(&state, count, (const uint8_t *)PyBytes_AS_STRING(table), width, lanes,
+                      &by_lane, &unroutable) == 0) {
+        result = PyTuple_Pack(2, by_lane, unroutable);
     }
-    const uint8_t *cells = (const uint8_t *)PyBytes_AS_STRING(table);
-    by_lane = PyList_New(lanes);
-    unroutable = PyList_New(0);
-    if (by_lane == NULL || unroutable == NULL) {
-        goto done;
-    }
-    for (Py_ssize_t lane = 0; lane < lanes; lane++) {
-        PyObject *group = PyList_New(0);
-        if (group == NULL) {
-            goto done;
-        }
-        PyList_SET_ITEM(by_lane, lane, group);
-    }
-    for (Py_ssize_t index = 0; index < count; index++) {
-        lean_p2p_record_header header;
-        PyObject *event = next_event(&state, &header);
-        if (event == NULL) {
-            goto done;
-        }
-        Py_ssize_t column =
-            header.channel < (uint32_t)(width - 1) ? (Py_ssize_t)header.channel : width - 1;
-        uint8_t lane = cells[header.kind * width + column];
-        PyObject *target =
-            lane < lanes ? PyList_GET_ITEM(by_lane, lane) : unroutable; /* borrowed */
-        int appended = PyList_Append(target, event);
-        Py_DECREF(event);
-        if (appended < 0) {
-            goto done;
-        }
-    }
-    result = PyTuple_Pack(2, by_lane, unroutable);
-done:
     Py_XDECREF(by_lane);
     Py_XDECREF(unroutable);
     Py_XDECREF(state.last_peer_id);
@@ -339,11 +362,149 @@ static PyObject *take(PyObject *module, PyObject *args) {
     return Py_BuildValue("nnn", (Py_ssize_t)count, (Py_ssize_t)used, (Py_ssize_t)needed);
 }
 
+PyDoc_STRVAR(drain_to_lanes_doc,
+             "drain_to_lanes(begin_drain, drain, table, width, lanes, room, publish, ring,\n"
+             "               buffer, limit, begin)\n--\n\n"
+             "The ring's whole drain into the mailbox lanes, in one call: limit is cut to\n"
+             "room() (the lanes' admission); lean_p2p_ring_begin_drain if begin; then\n"
+             "lean_p2p_ring_drain into buffer, the records decoded and routed by table as\n"
+             "decode_routed() does, and the routed lists handed to publish(). Returns\n"
+             "(count, needed, limit, published, unpublished, unroutable, error): the\n"
+             "records taken; the buffer size the next record needs if none fitted (else\n"
+             "0); the admitted limit (0: nothing was taken); how many events publish()\n"
+             "appended; the routed lists if publish() appended nothing because the\n"
+             "mailbox is closed (else None); the unroutable events (None if there were\n"
+             "none); and the exception that ended the call after records left the ring\n"
+             "(else None; their fate is then unknown, and the caller counts them as\n"
+             "failed). Taken records are never lost unseen: each is published, returned\n"
+             "or reported.");
+
+/* The raised exception, normalized, with its traceback (a new reference), the error
+ * indicator cleared. */
+static PyObject *take_raised_exception(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type;
+    PyObject *value;
+    PyObject *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+#endif
+}
+
+/* Python int -> Py_ssize_t for a callable's answer; -1 with an exception set. */
+static Py_ssize_t call_for_size(PyObject *function, PyObject *argument, Py_ssize_t *value) {
+    PyObject *answer =
+        argument == NULL ? PyObject_CallNoArgs(function) : PyObject_CallOneArg(function, argument);
+    if (answer == NULL) {
+        return -1;
+    }
+    *value = PyLong_AsSsize_t(answer);
+    Py_DECREF(answer);
+    return *value == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *drain_to_lanes(PyObject *module, PyObject *args) {
+    (void)module;
+    unsigned long long begin_address;
+    unsigned long long drain_address;
+    PyObject *table;
+    Py_ssize_t width;
+    Py_ssize_t lanes;
+    PyObject *room;
+    PyObject *publish;
+    unsigned long long ring_address;
+    Py_buffer view;
+    Py_ssize_t limit;
+    int begin_flag;
+    if (!PyArg_ParseTuple(args, "KKO!nnOOKw*np:drain_to_lanes", &begin_address,
+                          &drain_address, &PyBytes_Type, &table, &width, &lanes, &room,
+                          &publish, &ring_address, &view, &limit, &begin_flag)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PyObject *by_lane = NULL;
+    PyObject *unroutable = NULL;
+    reader state = {.data = view.buf, .length = 0, .offset = 0, .last_peer_id = NULL};
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "lean_p2p.native._records is not configured");
+        goto done;
+    }
+    if (drain_address == 0 || ring_address == 0 || limit < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "drain_to_lanes: a null function or ring, or a negative limit");
+        goto done;
+    }
+    /* Checked before anything leaves the ring. */
+    if (check_table(table, width, lanes) < 0) {
+        goto done;
+    }
+    lean_p2p_ring *ring = (lean_p2p_ring *)(uintptr_t)ring_address;
+    Py_ssize_t admitted;
+    if (call_for_size(room, NULL, &admitted) < 0) {
+        goto done;
+    }
+    if (admitted < limit) {
+        limit = admitted < 0 ? 0 : admitted;
+    }
+    if (begin_flag && begin_address != 0) {
+        ((begin_drain_function)(uintptr_t)begin_address)(ring);
+    }
+    size_t used = 0;
+    size_t needed = 0;
+    size_t count = 0;
+    if (limit > 0) {
+        count = ((drain_function)(uintptr_t)drain_address)(ring, (uint8_t *)view.buf,
+                                                           (size_t)view.len, (size_t)limit,
+                                                           &used, &needed);
+    }
+    Py_ssize_t published = 0;
+    PyObject *unpublished = Py_None;
+    PyObject *rejected = Py_None;
+    PyObject *error = NULL;
+    if (count > 0) {
+        /* From here on the records are out of the ring: a failure is returned, not
+         * raised, so that the caller learns how many records it concerns. */
+        state.length = (Py_ssize_t)used;
+        if (route_records(&state, (Py_ssize_t)count, (const uint8_t *)PyBytes_AS_STRING(table),
+                          width, lanes, &by_lane, &unroutable) < 0 ||
+            call_for_size(publish, by_lane, &published) < 0) {
+            error = take_raised_exception();
+            published = 0;
+        } else {
+            if (published < 0) {
+                published = 0;
+                unpublished = by_lane;
+            }
+            if (PyList_GET_SIZE(unroutable) != 0) {
+                rejected = unroutable;
+            }
+        }
+    }
+    result = Py_BuildValue("nnnnOOO", (Py_ssize_t)count, (Py_ssize_t)needed, limit, published,
+                           unpublished, rejected, error != NULL ? error : Py_None);
+    Py_XDECREF(error);
+done:
+    Py_XDECREF(by_lane);
+    Py_XDECREF(unroutable);
+    Py_XDECREF(state.last_peer_id);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
     {"take", take, METH_VARARGS, take_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"decode_routed", decode_routed, METH_VARARGS, decode_routed_doc},
+    {"drain_to_lanes", drain_to_lanes, METH_VARARGS, drain_to_lanes_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,6 @@
 """Types of the C extension module built from ``bindings/lean_p2p_records.c``."""
 
+from collections.abc import Callable
 from typing import Any
 
 from typing_extensions import Buffer
@@ -12,3 +13,17 @@ def decode_routed(
 def take(
     begin_drain: int, drain: int, ring: int, buffer: Buffer, limit: int, /
 ) -> tuple[int, int, int]: ...
+def drain_to_lanes(
+    begin_drain: int,
+    drain: int,
+    table: bytes,
+    width: int,
+    lanes: int,
+    room: Callable[[], int],
+    publish: Callable[[list[list[Any]]], int],
+    ring: int,
+    buffer: Buffer,
+    limit: int,
+    begin: bool,
+    /,
+) -> tuple[int, int, int, int, list[list[Any]] | None, list[Any] | None, BaseException | None]: ...

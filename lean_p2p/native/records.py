@@ -16,7 +16,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
 from lean_p2p.runtime.lanes import (
@@ -157,6 +157,12 @@ def _load_c_decoder() -> Any:
 _C_DECODER = _load_c_decoder()
 
 
+def c_records() -> Any:
+    """The C extension module ``lean_p2p.native._records``, configured for
+    :class:`NativeEvent`, or None where it is not built or refused the class."""
+    return _C_DECODER
+
+
 def record_decoder() -> str:
     """Which decoder drains records here: ``"C"`` or ``"Python"`` (the extension module
     ``lean_p2p.native._records`` is not built)."""
@@ -246,6 +252,8 @@ class RouteTable:
     #: one byte per (kind, column): an index into ``lanes``, or 255 for unroutable
     cells: bytes
     lanes: tuple[str, ...]
+    #: columns per kind in ``cells``: channels 0..6, then one for every larger channel
+    WIDTH: ClassVar[int] = _ROUTE_COLUMNS
 
     @classmethod
     def from_route(cls, route: Callable[[NativeEvent], str]) -> RouteTable:

@@ -10,6 +10,12 @@ loop watches with ``loop.add_reader``. Each wakeup drains the ring in batches: t
 side packs up to ``batch`` events into one buffer, and ``sink`` gets them in the first
 way it offers:
 
+- ``direct_route`` (a :class:`DirectRoute`): the lanes themselves. The
+  :func:`mailbox_sink` offers it where both C extensions are built and its route reads
+  only the header: then admission, the take from the ring, the decode, the routing and
+  the publish into the lanes (with the one test-and-set that wakes the mailbox's drain)
+  are a single C call per batch (``lean_p2p.native._records.drain_to_lanes``), and no
+  Python runs between the ring and the lanes but the call's own bookkeeping;
 - ``put_records(buffer, used, count)``: the packed records themselves. The
   :func:`mailbox_sink` has it: it decodes them straight into per-lane lists (in C,
   one call per batch, where ``lean_p2p.native._records`` is built) and puts each
@@ -39,10 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from lean_p2p.native.library import (
     EventStruct,
@@ -58,6 +65,7 @@ from lean_p2p.native.records import (
     PushResult,
     RouteTable,
     UnroutableEvent,
+    c_records,
     decode_records_from,
     lean_lane_for,
 )
@@ -72,6 +80,7 @@ __all__ = [
     "DEFAULT_CAPACITY",
     "DEFAULT_MAX_PAYLOAD",
     "BatchSink",
+    "DirectRoute",
     "MailboxSink",
     "NativeRing",
     "NativeRingClosed",
@@ -150,6 +159,23 @@ class BatchSink(Protocol):
         ...
 
 
+class DirectRoute(NamedTuple):
+    """What the ring's drain needs to put a batch straight into mailbox lanes in one C
+    call (loop thread): the route as a table, and the lanes' admission and publish."""
+
+    #: one byte per (kind, column): an index into the lanes, or 255 for unroutable
+    cells: bytes
+    #: columns per kind in ``cells``
+    width: int
+    #: the lanes ``cells`` indexes, in order
+    lanes: tuple[str, ...]
+    #: how many events the lanes can take now (``LanesPublisher.room``)
+    room: Callable[[], int]
+    #: appends each lane's list to its lane, then arms the drain; -1 if closed
+    #: (``LanesPublisher.publish``)
+    publish: Callable[[list[list[NativeEvent]]], int]
+
+
 class MailboxSink:
     """Puts native events on the mailbox lanes ``route`` names (loop thread).
 
@@ -169,6 +195,11 @@ class MailboxSink:
     lane has room for, so a full lane leaves events in the ring, the ring fills, and
     producers get ``LEAN_P2P_FULL``. An "OK" from the ring then means the event will be
     handled: two bounded queues in series never drop between them.
+
+    :attr:`direct_route`, where both C extensions are built and the route reads only
+    the header, lets the ring do all of that in one C call per batch; the admission
+    then covers the lanes the route can reach, and the publish needs no second room
+    check, since nothing runs between the two.
     """
 
     __slots__ = (
@@ -181,6 +212,7 @@ class MailboxSink:
         "_room_of",
         "_route",
         "_table",
+        "direct_route",
         "lost_at_close",
     )
 
@@ -198,6 +230,8 @@ class MailboxSink:
         # A route that reads only kind and channel becomes a table the decoder applies
         # as it goes (put_records), instead of a Python call per event.
         self._table = RouteTable.from_route(route) if route_by_header else None
+        #: the ring's one-call drain into the lanes, where the C extensions are built
+        self.direct_route = self._direct_route(mailbox, self._table)
         self._put = mailbox.put
         self._put_many = mailbox.put_many
         # Lanes that refuse or evict when full (a never-drop lane takes anything).
@@ -213,6 +247,37 @@ class MailboxSink:
         #: held events the mailbox closed on (logged): the only way an admitted event
         #: is not delivered
         self.lost_at_close = 0
+
+    @staticmethod
+    def _direct_route(mailbox: Mailbox, table: RouteTable | None) -> DirectRoute | None:
+        if table is None or not table.lanes or c_records() is None:
+            return None
+        if not set(table.lanes) <= set(mailbox.lane_names):
+            # A route to a lane the mailbox lacks: put_records fails those events one
+            # lane at a time, counted and logged, and keeps the others.
+            return None
+        publisher = mailbox.lanes_publisher(table.lanes)
+        if publisher is None:
+            return None
+        return DirectRoute(table.cells, table.WIDTH, table.lanes, publisher.room, publisher.publish)
+
+    def settle_direct(
+        self,
+        unpublished: list[list[NativeEvent]] | None,
+        unroutable: list[NativeEvent] | None,
+    ) -> tuple[int, int]:
+        """After a drain through :attr:`direct_route`: the events it did not publish,
+        each lane's list if the mailbox was closed (counted as failed, and logged, as
+        :meth:`put_records` does) and the events no lane is meant for (logged and
+        rejected). Returns ``(accepted, failed)`` of these."""
+        accepted = failed = 0
+        if unpublished is not None:
+            assert self.direct_route is not None
+            lanes = self.direct_route.lanes
+            accepted, failed = self._put_groups(zip(lanes, unpublished, strict=True))
+        for event in unroutable or ():
+            self._reject_unroutable(event)
+        return accepted, failed
 
     def admit(self) -> int:
         """How many events the drain may take now: the least room in a bounded lane
@@ -358,12 +423,55 @@ def _take_function(library: ctypes.CDLL) -> TakeFunction:
     return take_with_ctypes
 
 
+#: ``direct(ring, buffer, limit, begin) -> (count, needed, limit, published,
+#: unpublished, unroutable, error)``: ``lean_p2p.native._records.drain_to_lanes`` with
+#: the ring's functions and the route bound.
+DirectFunction = Callable[
+    [int, Any, int, bool],
+    tuple[
+        int,
+        int,
+        int,
+        int,
+        list[list[NativeEvent]] | None,
+        list[NativeEvent] | None,
+        BaseException | None,
+    ],
+]
+
+
+def _direct_function(library: ctypes.CDLL, route: DirectRoute) -> DirectFunction | None:
+    """The one-call drain into the lanes, or None where the records extension is not
+    built (``route`` exists only where it is, but a sink of one's own may offer one)."""
+    records = c_records()
+    if records is None:
+        return None
+    return functools.partial(
+        records.drain_to_lanes,
+        function_address(library.lean_p2p_ring_begin_drain),
+        function_address(library.lean_p2p_ring_drain),
+        route.cells,
+        route.width,
+        len(route.lanes),
+        route.room,
+        route.publish,
+    )
+
+
 def _records_take() -> Callable[[int, int, int, Any, int], tuple[int, int, int]] | None:
     try:
         from lean_p2p.native._records import take
     except ImportError:  # the extension is not built: ctypes does it
         return None
     return take
+
+
+def _settle_nothing(
+    unpublished: list[list[NativeEvent]] | None, unroutable: list[NativeEvent] | None
+) -> tuple[int, int]:
+    """A sink without ``settle_direct``: what a direct drain could not place counts as
+    rejected (never the case for :class:`MailboxSink`, which has it)."""
+    return 0, 0
 
 
 def _log_unroutable(event: NativeEvent, error: UnroutableEvent) -> None:
@@ -440,6 +548,13 @@ class NativeRing:
         ring = self._lib.lean_p2p_ring_create(capacity, max_payload)
         if not ring:
             raise MemoryError(f"lean_p2p_ring_create({capacity}, {max_payload}) failed")
+        # A sink that offers the lanes themselves gets each batch in one C call, which
+        # does the sink's own admission; an admit() given here is honoured instead.
+        route: DirectRoute | None = getattr(sink, "direct_route", None) if admit is None else None
+        self._direct = _direct_function(self._lib, route) if route is not None else None
+        self._settle_direct: Callable[
+            [list[list[NativeEvent]] | None, list[NativeEvent] | None], tuple[int, int]
+        ] = getattr(sink, "settle_direct", _settle_nothing)
         self._ring: int | None = ring
         self._capacity: int = self._lib.lean_p2p_ring_capacity(ring)
         self._max_payload: int = self._lib.lean_p2p_ring_max_payload(ring)
@@ -464,7 +579,7 @@ class NativeRing:
         self._drop_log_due = 0.0
         # Binds on first use, which is the first drain: on the loop thread by construction.
         self.affinity = LoopAffinity("NativeRing (drain, aclose)", "lean_p2p_ring_push")
-        self._loop.add_reader(self._event_fd, self._on_wakeup)
+        self._loop.add_reader(self._event_fd, self._drain_batch)
 
     # -- any thread -------------------------------------------------------------------
 
@@ -543,28 +658,79 @@ class NativeRing:
 
     # -- loop thread ------------------------------------------------------------------
 
-    def _on_wakeup(self) -> None:
-        self._drain_batch()
-
     def _on_continue(self) -> None:
         self._continue_scheduled = False
         if not self._closed:
             self._drain_batch()
 
-    @loop_only
     def _drain_batch(self) -> None:
+        """The eventfd's reader, and the continuation of a drain that left events.
+
+        Written flat, and the direct path first: on a loop thread that slept since the
+        last burst each Python call costs about a microsecond."""
+        self.affinity.check()
         ring = self._live_ring()
-        limit = self._admitted(self._batch)
-        if limit == 0:
-            self._begin_drain(ring)  # the wakeup is taken; the retry drains
-            self._schedule_continue(_ADMIT_RETRY_S)
-        elif self._drain_once(ring, limit, begin=True):
+        if self._direct is not None:
+            admitted, more = self._drain_direct(ring, begin=True)
+        else:
+            admitted, more = self._drain_step(ring, begin=True)
+        if not admitted:
+            self._schedule_continue(_ADMIT_RETRY_S)  # the wakeup is taken; the retry drains
+        elif more:
             # More is waiting: come back after timers and I/O had their turn.
             self._schedule_continue(0.0)
-        self._log_new_refusals()
+        if self._loop.time() >= self._drop_log_due:
+            self._log_new_refusals()
+
+    def _drain_step(self, ring: int, *, begin: bool) -> tuple[bool, bool]:
+        """One batch, through the sink's lanes directly where it offers them; returns
+        (admitted, more): whether admission let the drain take anything, and whether
+        more is waiting. ``begin`` takes the wakeup first, admitted or not."""
+        if self._direct is not None:
+            return self._drain_direct(ring, begin=begin)
+        limit = self._admitted(self._batch)
+        if limit == 0:
+            if begin:
+                self._begin_drain(ring)
+            return False, False
+        return True, self._drain_once(ring, limit, begin=begin)
 
     def _admitted(self, limit: int) -> int:
         return limit if self._admit is None else max(0, min(limit, self._admit()))
+
+    def _drain_direct(self, ring: int, *, begin: bool) -> tuple[bool, bool]:
+        """:meth:`_drain_step` through the sink's :class:`DirectRoute`: admission, the
+        take, the decode and the publish are one C call."""
+        if self._c_close_running:
+            raise RuntimeError("native ring drained while its close runs on another thread")
+        direct = self._direct
+        assert direct is not None
+        count, needed, limit, published, unpublished, unroutable, error = direct(
+            ring, self._buffer, self._batch, begin
+        )
+        if count == 0 and needed:
+            # One event larger than the buffer (up to the payload limit): grow and retry.
+            self._buffer = ctypes.create_string_buffer(needed)
+            count, needed, limit, published, unpublished, unroutable, error = direct(
+                ring, self._buffer, self._batch, False
+            )
+        if limit == 0:
+            return False, False
+        self._drains += 1
+        if error is not None:
+            # Out of the ring, and not known to be in a lane (a failed allocation, say):
+            # counted as failed as a whole, as a batch sink that raised.
+            self._sink_errors += count
+            logger.error("native batch not handed over", exc_info=error, extra={"events": count})
+        elif count:
+            accepted, failed = published, 0
+            if unpublished is not None or unroutable is not None:
+                settled, failed = self._settle_direct(unpublished, unroutable)
+                accepted += settled
+            self._delivered += accepted
+            self._sink_errors += failed
+            self._sink_rejected += count - accepted - failed
+        return True, count == limit or needed != 0
 
     def _schedule_continue(self, delay: float) -> None:
         if self._continue_scheduled:
@@ -685,11 +851,11 @@ class NativeRing:
         finally:
             self._c_close_running = False
         while True:
-            limit = self._admitted(self._batch)
-            if limit == 0:
+            admitted, more = self._drain_step(ring, begin=False)
+            if not admitted:
                 await asyncio.sleep(_ADMIT_RETRY_S)
                 continue
-            if not self._drain_once(ring, limit):
+            if not more:
                 break
             await asyncio.sleep(0)  # let timers and I/O run between batches
         self._close_finished = True

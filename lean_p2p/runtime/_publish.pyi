@@ -3,6 +3,7 @@ with the GIL held: a sender's publish step)."""
 
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 class Publisher:
     def __init__(
@@ -20,3 +21,15 @@ class Publisher:
     def put(self, item: object, /) -> bool: ...
     def force(self, item: object, /) -> bool: ...
     def send(self, item: object, /) -> bool: ...
+
+class LanesPublisher:
+    def __init__(
+        self,
+        lanes: tuple[tuple[deque[object], int | None], ...],
+        closed: list[bool],
+        idle_token: list[None],
+        count_wakeup: Callable[[], object],
+        schedule: Callable[[], object],
+    ) -> None: ...
+    def room(self) -> int: ...
+    def publish(self, groups: list[list[Any]], /) -> int: ...

@@ -30,7 +30,9 @@ holds for each item of the batch exactly as for an item put alone.
 A put on the loop's own thread (the native ring's drain) that wins the test-and-set
 schedules the drain with ``call_soon`` instead: the loop is awake, so it needs no
 self-wakeup. Only the primitive changes; the order of the steps, and so the argument
-below, does not.
+below, does not. The native ring's drain publishes a routed batch to several lanes
+with one C call (:meth:`Mailbox.lanes_publisher`): every lane's items first, then one
+test-and-set, the same two steps again.
 
 "Armed" is the absence of a single token in a one-slot list. ``list.pop`` and
 ``list.append`` are atomic (under the GIL, and under free-threaded CPython's per-object
@@ -99,6 +101,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import sys
@@ -113,7 +116,7 @@ from typing import TYPE_CHECKING, Any
 from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
 
 if TYPE_CHECKING:
-    from lean_p2p.runtime._publish import Publisher
+    from lean_p2p.runtime._publish import LanesPublisher, Publisher
 
 __all__ = [
     "ATOMIC_PUBLISH_AVAILABLE",
@@ -173,7 +176,17 @@ def _publisher_class() -> type[Publisher] | None:
     return Publisher
 
 
+def _lanes_publisher_class() -> type[LanesPublisher] | None:
+    """The C publish step of a routed batch, where :func:`_publisher_class` has one."""
+    if _publisher_class() is None:
+        return None
+    from lean_p2p.runtime._publish import LanesPublisher
+
+    return LanesPublisher
+
+
 _PUBLISHER = _publisher_class()
+_LANES_PUBLISHER = _lanes_publisher_class()
 #: Whether :class:`Mailbox` puts publish through one C call by default (see its docs).
 ATOMIC_PUBLISH_AVAILABLE = _PUBLISHER is not None
 
@@ -940,6 +953,37 @@ class Mailbox:
             return room if room > 0 else 0
 
         return least_room
+
+    def lanes_publisher(self, lanes: Sequence[str]) -> LanesPublisher | None:
+        """The C publish step of a batch routed to ``lanes``, for the native ring's
+        drain (loop thread only: a won test-and-set schedules the drain with
+        ``call_soon``), or None where puts do not publish in C (the extension is
+        not built, there is no GIL, or ``atomic_publish=False``).
+
+        ``room()`` is the least free room among the bounded ones of ``lanes`` (what
+        :meth:`room_probe` of them says; ``sys.maxsize`` once closing has begun, so a
+        drain takes every event and each fails at once, counted). ``publish(groups)``
+        appends each lane's list (in ``lanes``' order) without testing the capacity
+        (``room()`` admitted them in the same C call), then runs the test-and-set once;
+        -1, with nothing published, once closing has begun: the close contract of an
+        atomic put. Raises :class:`UnknownLaneError` for a lane the mailbox does not have.
+        """
+        targets = tuple(map(self._lane, lanes))
+        if self._publisher is None or _LANES_PUBLISHER is None or not targets:
+            return None
+        return _LANES_PUBLISHER(
+            tuple(
+                (
+                    target.items,
+                    None if target.spec.policy is OverflowPolicy.NEVER_DROP else target.capacity,
+                )
+                for target in targets
+            ),
+            self._closed_flag,
+            self._idle_token,
+            self._wakeups.increment,
+            functools.partial(self._loop.call_soon, self._drain),
+        )
 
     def _lane(self, name: str) -> _Lane:
         target = self._lanes_by_name.get(name)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import functools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -25,9 +27,19 @@ from lean_p2p.native import (
     mailbox_sink,
 )
 from lean_p2p.native import ring as ring_module
-from lean_p2p.native.library import EventStruct, holding_gil, load_library
+from lean_p2p.native.library import (
+    EventStruct,
+    RingStatsStruct,
+    function_address,
+    holding_gil,
+    load_library,
+)
+from lean_p2p.native.records import RouteTable, c_records, lean_lane_for
+from lean_p2p.native.ring import DirectRoute, MailboxSink
 from lean_p2p.runtime import LEAN_LANES, LaneSpec, Mailbox, OverflowPolicy
+from lean_p2p.runtime import mailbox as mailbox_module
 from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun, read_stamp
+from tests.native.test_records import native_build_hint
 
 TEN_MIB = 10 * 1024 * 1024
 
@@ -78,6 +90,29 @@ def take_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return path
 
 
+@pytest.fixture(params=["direct", "records", "per-event"])
+def sink_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How a mailbox sink takes each drained batch: straight into the lanes in one C
+    call (``direct``: a route that reads only the header, where both extensions are
+    built, the default), decoded by its route table and put from Python (``records``),
+    or routed event by event (``per-event``: a route that reads more than the header)."""
+    path: str = request.param
+    if path == "direct" and (c_records() is None or mailbox_module._LANES_PUBLISHER is None):
+        pytest.fail(f"the one-call drain is not built: {native_build_hint()}")
+    if path == "records":
+        monkeypatch.setattr(MailboxSink, "_direct_route", staticmethod(lambda *_: None))
+    return path
+
+
+def path_sink(
+    mailbox: Mailbox, sink_path: str, route: Callable[[NativeEvent], str] = lean_lane_for
+) -> MailboxSink:
+    """``mailbox_sink(mailbox, route)`` taking batches the way ``sink_path`` says."""
+    sink = mailbox_sink(mailbox, route, route_by_header=sink_path != "per-event")
+    assert (sink.direct_route is not None) == (sink_path == "direct")
+    return sink
+
+
 def test_the_drain_calls_keep_the_gil() -> None:
     for name in ("lean_p2p_ring_begin_drain", "lean_p2p_ring_drain", "lean_p2p_ring_mark_pending"):
         assert holding_gil(name)._flags_ & ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
@@ -100,6 +135,145 @@ def test_the_c_take_refuses_a_null_ring_and_a_negative_limit() -> None:
         assert take(0, drain, ring, buffer, 8) == (0, 0, 0)  # empty: nothing taken
     finally:
         load_library().lean_p2p_ring_destroy(ring)
+
+
+class OneCallDrain:
+    """``drain_to_lanes`` on a raw ring, with ``room`` and ``publish`` of the test's
+    own, routing by ``lean_lane_for``."""
+
+    def __init__(self) -> None:
+        if c_records() is None:
+            pytest.fail(f"the C record decoder is not built: {native_build_hint()}")
+        self.library = load_library()
+        self.ring = self.library.lean_p2p_ring_create(64, 1024)
+        self.table = RouteTable.from_route(lean_lane_for)
+        self.room_left = 1 << 20
+        self.answer: int | None = None  # publish()'s answer; None: how many it got
+        self.published: list[list[list[int]]] = []
+        self.drain = self.call()
+
+    def call(
+        self,
+        *,
+        width: int | None = None,
+        publish: Callable[[list[list[NativeEvent]]], int] | None = None,
+    ) -> Callable[..., tuple[Any, ...]]:
+        """``drain_to_lanes`` bound to this ring's functions and route (``width`` and
+        ``publish`` replaced if given): call it with ``(ring, buffer, limit, begin)``."""
+        return functools.partial(
+            c_records().drain_to_lanes,
+            function_address(self.library.lean_p2p_ring_begin_drain),
+            function_address(self.library.lean_p2p_ring_drain),
+            self.table.cells,
+            self.table.WIDTH if width is None else width,
+            len(self.table.lanes),
+            lambda: self.room_left,
+            self.publish if publish is None else publish,
+        )
+
+    def publish(self, groups: list[list[NativeEvent]]) -> int:
+        self.published.append([[event.request_id for event in group] for group in groups])
+        if self.answer is not None:
+            return self.answer
+        return sum(map(len, groups))
+
+    def push(self, kind: EventKind, channel: int, request_id: int) -> None:
+        event = _event(kind=kind, channel=channel, request_id=request_id)
+        assert self.library.lean_p2p_ring_push(self.ring, ctypes.byref(event)) == PushResult.OK
+
+    def queued(self) -> int:
+        stats = RingStatsStruct()
+        self.library.lean_p2p_ring_stats_read(self.ring, ctypes.byref(stats))
+        return int(stats.queued)
+
+    def lane(self, name: str) -> int:
+        return self.table.lanes.index(name)
+
+    def close(self) -> None:
+        self.library.lean_p2p_ring_close(self.ring)
+        self.library.lean_p2p_ring_destroy(self.ring)
+
+
+@pytest.fixture
+def one_call_drain() -> Iterator[OneCallDrain]:
+    drain = OneCallDrain()
+    yield drain
+    drain.close()
+
+
+def test_the_one_call_drain_takes_what_the_lanes_have_room_for(
+    one_call_drain: OneCallDrain,
+) -> None:
+    for request_id in range(5):
+        one_call_drain.push(EventKind.GOSSIP, 1, request_id)  # blocks
+    one_call_drain.push(EventKind.GOSSIP, 2, 5)  # attestations
+    buffer = ctypes.create_string_buffer(4096)
+    one_call_drain.room_left = 0
+    assert one_call_drain.drain(one_call_drain.ring, buffer, 16, True) == (
+        0, 0, 0, 0, None, None, None
+    )  # fmt: skip
+    assert one_call_drain.queued() == 6 and one_call_drain.published == []
+    one_call_drain.room_left = 3
+    assert one_call_drain.drain(one_call_drain.ring, buffer, 16, True) == (
+        3, 0, 3, 3, None, None, None
+    )  # fmt: skip
+    one_call_drain.room_left = 1 << 20
+    assert one_call_drain.drain(one_call_drain.ring, buffer, 16, False)[:4] == (3, 0, 16, 3)
+    blocks, attestations = one_call_drain.lane("blocks"), one_call_drain.lane("attestations")
+    first, second = one_call_drain.published
+    assert first[blocks] == [0, 1, 2] and second[blocks] == [3, 4]
+    assert second[attestations] == [5]
+    assert one_call_drain.queued() == 0
+
+
+def test_the_one_call_drain_returns_what_it_could_not_publish(
+    one_call_drain: OneCallDrain,
+) -> None:
+    one_call_drain.push(EventKind.GOSSIP, 1, 0)
+    one_call_drain.push(EventKind.GOSSIP, 77, 1)  # no such topic
+    one_call_drain.push(EventKind.PEER_CONNECTED, 0, 2)
+    one_call_drain.answer = -1  # the mailbox is closed
+    buffer = ctypes.create_string_buffer(4096)
+    count, needed, limit, published, unpublished, unroutable, error = one_call_drain.drain(
+        one_call_drain.ring, buffer, 16, True
+    )
+    assert (count, needed, limit, published, error) == (3, 0, 16, 0, None)
+    assert unpublished is not None and unroutable is not None
+    by_lane = dict(zip(one_call_drain.table.lanes, unpublished, strict=True))
+    assert [event.request_id for event in by_lane["blocks"]] == [0]
+    assert [event.request_id for event in by_lane["control"]] == [2]
+    assert [(event.channel, event.request_id) for event in unroutable] == [(77, 1)]
+
+
+def test_the_one_call_drain_reports_a_failed_publish_with_its_count(
+    one_call_drain: OneCallDrain,
+) -> None:
+    for request_id in range(4):
+        one_call_drain.push(EventKind.GOSSIP, 2, request_id)
+
+    def fail(_groups: object) -> int:
+        raise MemoryError("no room for the batch")
+
+    drain = one_call_drain.call(publish=fail)
+    buffer = ctypes.create_string_buffer(4096)
+    count, _needed, _limit, published, _unpublished, _unroutable, error = drain(
+        one_call_drain.ring, buffer, 16, True
+    )
+    assert (count, published) == (4, 0)  # out of the ring, and said so
+    assert isinstance(error, MemoryError) and error.__traceback__ is not None
+
+
+def test_the_one_call_drain_checks_its_table_before_anything_leaves_the_ring(
+    one_call_drain: OneCallDrain,
+) -> None:
+    one_call_drain.push(EventKind.GOSSIP, 1, 0)
+    buffer = ctypes.create_string_buffer(4096)
+    bad_width = one_call_drain.call(width=one_call_drain.table.WIDTH + 1)
+    with pytest.raises(ValueError, match="routing table"):
+        bad_width(one_call_drain.ring, buffer, 16, True)
+    with pytest.raises(ValueError, match="negative"):
+        one_call_drain.drain(one_call_drain.ring, buffer, -1, True)
+    assert one_call_drain.queued() == 1
 
 
 @pytest.mark.stress
@@ -242,14 +416,14 @@ async def test_close_with_producers_still_pushing_delivers_every_accepted_push(
 
 
 async def test_close_into_a_small_lane_hands_every_accepted_push_to_the_handler(
-    producer_driver: ProducerDriver,
+    producer_driver: ProducerDriver, sink_path: str
 ) -> None:
     """At close, what the ring still holds goes to the mailbox as the lane makes room:
     nothing the ring accepted is discarded (the mailbox closes after the ring)."""
     collector = Collector()
     lane = LaneSpec("blocks", capacity=64, policy=OverflowPolicy.REJECT_NEWEST, quantum=16)
     mailbox = Mailbox([lane], lambda _lane, event: collector(event))  # type: ignore[arg-type]
-    ring = NativeRing(mailbox_sink(mailbox, route=lambda _event: "blocks"), capacity=4096)
+    ring = NativeRing(path_sink(mailbox, sink_path, route=lambda _event: "blocks"), capacity=4096)
     run = producer_driver.start(
         ring.push_function_address, ring.address, threads=6, events_per_thread=0
     )
@@ -438,7 +612,7 @@ async def test_sink_errors_and_rejections_are_counted_and_logged(
     ring.release()
 
 
-async def test_mailbox_sink_routes_kinds_to_lean_lanes() -> None:
+async def test_mailbox_sink_routes_kinds_to_lean_lanes(sink_path: str) -> None:
     seen: list[tuple[str, EventKind]] = []
 
     def handler(lane: str, item: object) -> None:
@@ -446,7 +620,7 @@ async def test_mailbox_sink_routes_kinds_to_lean_lanes() -> None:
         seen.append((lane, item.kind))
 
     mailbox = Mailbox(LEAN_LANES, handler)
-    ring = NativeRing(mailbox_sink(mailbox))
+    ring = NativeRing(path_sink(mailbox, sink_path))
     pushes = [
         (EventKind.GOSSIP, 1, "blocks"),
         (EventKind.GOSSIP, 2, "attestations"),
@@ -501,13 +675,13 @@ async def test_a_header_route_of_ones_own_is_applied_as_a_table_in_drain_order()
     await mailbox.aclose()
 
 
-async def test_mailbox_sink_takes_no_more_than_the_lane_has_room_for() -> None:
+async def test_mailbox_sink_takes_no_more_than_the_lane_has_room_for(sink_path: str) -> None:
     """A full lane leaves events in the ring (the drain admits what fits): every event
     the ring accepted is handled, in push order, none refused by the lane."""
     handled: list[int] = []
     lane = LaneSpec("native", capacity=5, policy=OverflowPolicy.REJECT_NEWEST, quantum=64)
     mailbox = Mailbox([lane], lambda _lane, item: handled.append(item.request_id))  # type: ignore[attr-defined]
-    ring = NativeRing(mailbox_sink(mailbox, route=lambda _event: "native"))
+    ring = NativeRing(path_sink(mailbox, sink_path, route=lambda _event: "native"))
     for request_id in range(8):  # all pushed before the loop drains
         ring.push_threadsafe(EventKind.CUSTOM, request_id=request_id)
     await busy_python(lambda: len(handled) == 8)
@@ -544,14 +718,14 @@ async def test_events_a_lane_refused_after_admission_are_held_and_handed_over_fi
 
 @pytest.mark.stress
 async def test_native_producers_retrying_on_full_deliver_every_event_through_a_small_lane(
-    producer_driver: ProducerDriver,
+    producer_driver: ProducerDriver, sink_path: str
 ) -> None:
     """The embedder's path (docs/embedding-native.md): pthreads push, retrying on FULL;
     the ring drains into a lane far smaller than the stream. "OK" means handled."""
     collector = Collector()
     lane = LaneSpec("blocks", capacity=256, policy=OverflowPolicy.REJECT_NEWEST, quantum=64)
     mailbox = Mailbox([lane], lambda _lane, event: collector(event))  # type: ignore[arg-type]
-    ring = NativeRing(mailbox_sink(mailbox, route=lambda _event: "blocks"), capacity=1024)
+    ring = NativeRing(path_sink(mailbox, sink_path, route=lambda _event: "blocks"), capacity=1024)
     run = producer_driver.start(
         ring.push_function_address, ring.address, threads=8, events_per_thread=25_000
     )
@@ -569,11 +743,11 @@ async def test_native_producers_retrying_on_full_deliver_every_event_through_a_s
 
 
 async def test_a_closed_mailbox_counts_the_batch_as_sink_errors_and_logs_it(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, sink_path: str
 ) -> None:
     mailbox = Mailbox(LEAN_LANES, lambda _lane, _item: None)
     await mailbox.aclose()
-    ring = NativeRing(mailbox_sink(mailbox))
+    ring = NativeRing(path_sink(mailbox, sink_path))
     for _ in range(3):
         ring.push_threadsafe(EventKind.PEER_CONNECTED)
     ring.push_threadsafe(EventKind.GOSSIP, channel=77)  # unroutable: rejected, not an error
@@ -731,3 +905,121 @@ async def test_mailbox_sink_called_per_event_puts_rejects_and_logs(
     await mailbox.aclose()
     assert sorted(handled) == [("blocks", 1), ("other", 3)]
     assert mailbox.statistics().lane("blocks").rejected_full == 1
+
+
+async def test_a_header_route_drains_into_the_lanes_in_one_c_call_per_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default sink: no Python decode, route or put per batch; the counters and the
+    per-lane order are those of the other paths."""
+    seen: list[tuple[str, int]] = []
+    # The lean lanes, each served oldest first (evicting lanes serve the freshest).
+    fifo = [dataclasses.replace(spec, policy=OverflowPolicy.REJECT_NEWEST) for spec in LEAN_LANES]
+    mailbox = Mailbox(fifo, lambda lane, item: seen.append((lane, item.request_id)))  # type: ignore[attr-defined]
+    sink = mailbox_sink(mailbox)
+    calls: list[int] = []
+    assert sink.direct_route is not None, native_build_hint()
+
+    def no_python_hand_over(*_args: object) -> tuple[int, int]:
+        raise AssertionError("a batch went through Python")
+
+    monkeypatch.setattr(MailboxSink, "put_records", no_python_hand_over)
+    monkeypatch.setattr(MailboxSink, "put_batch", no_python_hand_over)
+    publish = sink.direct_route.publish
+
+    def counting_publish(groups: list[list[NativeEvent]]) -> int:
+        calls.append(sum(map(len, groups)))
+        return publish(groups)
+
+    sink.direct_route = sink.direct_route._replace(publish=counting_publish)
+    ring = NativeRing(sink, batch=8)
+    channels = [1, 2, 3] * 6  # blocks, attestations, aggregates
+    for request_id, channel in enumerate(channels):
+        ring.push_threadsafe(EventKind.GOSSIP, channel=channel, request_id=request_id)
+    await busy_python(lambda: len(seen) == len(channels))
+    assert calls == [8, 8, 2]  # one publish per drained batch
+    for lane, channel in (("blocks", 1), ("attestations", 2), ("aggregates", 3)):
+        assert [request_id for name, request_id in seen if name == lane] == [
+            request_id for request_id, sent in enumerate(channels) if sent == channel
+        ]
+    statistics = ring.statistics()
+    assert (statistics.delivered, statistics.sink_rejected, statistics.sink_errors) == (18, 0, 0)
+    assert statistics.drains == 3
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
+class FailingRoute:
+    """A sink offering a direct route whose first publish fails (a failed allocation,
+    say), then puts every event on one lane."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        table = RouteTable.from_route(lambda _event: "native")
+        publisher = mailbox.lanes_publisher(table.lanes)
+        assert publisher is not None, native_build_hint()
+        self._publish = publisher.publish
+        self.failures = 1
+        self.direct_route = DirectRoute(
+            table.cells, table.WIDTH, table.lanes, publisher.room, self.publish
+        )
+
+    def __call__(self, event: NativeEvent) -> bool:
+        raise AssertionError("a direct route is handed batches")
+
+    def publish(self, groups: list[list[NativeEvent]]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise MemoryError("no memory for the batch")
+        return self._publish(groups)
+
+
+async def test_a_batch_whose_direct_hand_over_failed_is_counted_logged_and_the_drain_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled: list[int] = []
+    lane = LaneSpec("native", capacity=64, policy=OverflowPolicy.REJECT_NEWEST, quantum=8)
+    mailbox = Mailbox([lane], lambda _lane, item: handled.append(item.request_id))  # type: ignore[attr-defined]
+    ring = NativeRing(FailingRoute(mailbox), batch=4)
+    for request_id in range(6):
+        ring.push_threadsafe(EventKind.CUSTOM, request_id=request_id)
+    with caplog.at_level(logging.ERROR, logger="lean_p2p.native.ring"):
+        await busy_python(lambda: ring.statistics().drained == 6 and len(handled) == 2)
+    statistics = ring.statistics()
+    assert (statistics.sink_errors, statistics.delivered, statistics.sink_rejected) == (4, 2, 0)
+    assert handled == [4, 5]
+    assert "native batch not handed over" in caplog.text and "MemoryError" in caplog.text
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
+async def test_an_admit_of_ones_own_turns_the_direct_route_off() -> None:
+    mailbox = Mailbox(LEAN_LANES, lambda _lane, _item: None)
+    sink = mailbox_sink(mailbox)
+    assert sink.direct_route is not None, native_build_hint()
+    assert NativeRing(sink)._direct is not None
+    admitted = NativeRing(sink, admit=lambda: 1)
+    assert admitted._direct is None  # its admit() decides, in Python
+    await admitted.aclose()
+    admitted.release()
+    await mailbox.aclose()
+
+
+async def test_a_route_to_a_lane_the_mailbox_lacks_takes_the_python_path() -> None:
+    """Its events fail one lane at a time, counted and logged; the other lanes' arrive."""
+    lanes = [LaneSpec("blocks", capacity=8, policy=OverflowPolicy.REJECT_NEWEST, quantum=8)]
+    handled: list[int] = []
+    mailbox = Mailbox(lanes, lambda _lane, item: handled.append(item.request_id))  # type: ignore[attr-defined]
+    sink = mailbox_sink(
+        mailbox, lambda event: "blocks" if event.channel == 1 else "missing", route_by_header=True
+    )
+    assert sink.direct_route is None
+    ring = NativeRing(sink)
+    ring.push_threadsafe(EventKind.GOSSIP, channel=1, request_id=0)
+    ring.push_threadsafe(EventKind.GOSSIP, channel=2, request_id=1)
+    await busy_python(lambda: ring.statistics().drained == 2 and handled == [0])
+    assert ring.statistics().sink_errors == 1
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()

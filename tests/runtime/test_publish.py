@@ -17,9 +17,16 @@ from typing import Any
 import pytest
 
 from lean_p2p.runtime import mailbox as mailbox_module
-from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
+from lean_p2p.runtime.mailbox import (
+    LaneSpec,
+    Mailbox,
+    MailboxClosed,
+    OverflowPolicy,
+    UnknownLaneError,
+)
 from tests.runtime.close_race import race_aclose
 from tests.runtime.conftest import publish_build_hint
+from tests.runtime.test_mailbox import settle
 
 ONE_LANE = [LaneSpec("only", 100, OverflowPolicy.REJECT_NEWEST, 8)]
 
@@ -340,3 +347,202 @@ async def test_the_close_race_loses_items_when_the_test_and_the_publish_are_apar
     monkeypatch.setattr(mailbox_module, "_PUBLISHER", PublishApart)
     handled, accepted = await race_aclose(yielding=False, rounds=3)
     assert set(accepted) - set(handled)
+
+
+# -- LanesPublisher: a routed batch into several lanes (the native ring's drain) -------
+
+
+@pytest.fixture
+def lanes_publisher_class() -> Any:
+    if mailbox_module._LANES_PUBLISHER is None:
+        pytest.fail(f"the C publish step is not built: {publish_build_hint()}")
+    return mailbox_module._LANES_PUBLISHER
+
+
+class ArmSteps:
+    """What publish() calls when it wins the test-and-set: the wakeup counter, then
+    the drain's scheduling; each records the lanes' depths at that moment."""
+
+    def __init__(self, *queues: deque[object]) -> None:
+        self.queues = queues
+        self.idle_token: list[None] = [None]
+        self.calls: list[str] = []
+
+    def count_wakeup(self) -> None:
+        self.calls.append("count")
+
+    def schedule(self) -> None:
+        self.calls.append(f"schedule at depths {[len(queue) for queue in self.queues]}")
+
+
+def lanes_publisher(
+    lanes_publisher_class: Any,
+    steps: ArmSteps,
+    capacities: tuple[int | None, ...],
+    *,
+    closed: list[bool] | None = None,
+) -> Any:
+    return lanes_publisher_class(
+        tuple(zip(steps.queues, capacities, strict=True)),
+        [] if closed is None else closed,
+        steps.idle_token,
+        steps.count_wakeup,
+        steps.schedule,
+    )
+
+
+def test_room_is_the_least_room_of_a_bounded_lane(lanes_publisher_class: Any) -> None:
+    blocks: deque[object] = deque(["queued"] * 3)
+    votes: deque[object] = deque(["queued"])
+    control: deque[object] = deque(["queued"] * 50)
+    steps = ArmSteps(blocks, votes, control)
+    publisher = lanes_publisher(lanes_publisher_class, steps, (4, 10, None))
+    assert publisher.room() == 1  # blocks; control is never_drop and never limits
+    blocks.extend(["over"] * 3)  # past the capacity (producers may overshoot it)
+    assert publisher.room() == 0
+    unbounded = lanes_publisher(lanes_publisher_class, ArmSteps(deque()), (None,))
+    assert unbounded.room() == sys.maxsize
+
+
+def test_publish_appends_every_lane_in_order_then_arms_once(lanes_publisher_class: Any) -> None:
+    blocks: deque[object] = deque(["old"])
+    votes: deque[object] = deque()
+    steps = ArmSteps(blocks, votes)
+    publisher = lanes_publisher(lanes_publisher_class, steps, (2, 8))
+    # Not tested against the capacity: room() admitted the batch in the same C call.
+    assert publisher.publish([["b1", "b2"], ["v1", "v2", "v3"]]) == 5
+    assert list(blocks) == ["old", "b1", "b2"] and list(votes) == ["v1", "v2", "v3"]
+    assert steps.calls == ["count", "schedule at depths [3, 3]"]  # after every append
+    assert steps.idle_token == []  # taken: the drain is armed
+    assert publisher.publish([[], ["v4"]]) == 1
+    assert steps.calls == ["count", "schedule at depths [3, 3]"]  # armed already: no wakeup
+    steps.idle_token.append(None)  # the drain began (it gives the token back)
+    assert publisher.publish([[], []]) == 0
+    assert steps.calls == ["count", "schedule at depths [3, 3]"]  # nothing to drain
+    assert steps.idle_token == [None]
+
+
+def test_publish_once_the_flag_is_set_appends_nothing(lanes_publisher_class: Any) -> None:
+    lane: deque[object] = deque()
+    steps = ArmSteps(lane)
+    closed: list[bool] = []
+    publisher = lanes_publisher(lanes_publisher_class, steps, (4,), closed=closed)
+    closed.append(True)
+    assert publisher.room() == sys.maxsize  # take everything: each event fails at once
+    assert publisher.publish([["late"]]) == -1
+    assert not lane and steps.calls == [] and steps.idle_token == [None]
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [(["a"], ["b"]), [["a"]], [["a"], ["b"], ["c"]], [("a",), ["b"]], [["a"], None], "ab"],
+    ids=repr,
+)
+def test_publish_refuses_groups_that_do_not_match_its_lanes(
+    lanes_publisher_class: Any, groups: object
+) -> None:
+    steps = ArmSteps(deque(), deque())
+    publisher = lanes_publisher(lanes_publisher_class, steps, (4, 4))
+    with pytest.raises(TypeError, match="a list of 2 lists"):
+        publisher.publish(groups)
+    assert not any(steps.queues) and steps.calls == [] and steps.idle_token == [None]
+
+
+def test_publish_raises_what_scheduling_raises_with_the_items_in_their_lanes(
+    lanes_publisher_class: Any,
+) -> None:
+    lane: deque[object] = deque()
+    steps = ArmSteps(lane)
+
+    def loop_closed() -> None:
+        raise RuntimeError("Event loop is closed")
+
+    publisher = lanes_publisher_class(
+        ((lane, 4),), [], steps.idle_token, steps.count_wakeup, loop_closed
+    )
+    with pytest.raises(RuntimeError, match="loop is closed"):
+        publisher.publish([["a"]])
+    assert list(lane) == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("lanes", "message", "error"),
+    [
+        ((), "at least one lane", ValueError),
+        ((([], 1),), "collections.deque", TypeError),
+        (((type("Sub", (deque,), {})(), 1),), "collections.deque", TypeError),
+        (((deque(), -1),), "capacity", ValueError),
+        (((deque(),),), "lane", TypeError),
+    ],
+)
+def test_a_lanes_publisher_refuses_what_it_cannot_keep_atomic(
+    lanes_publisher_class: Any, lanes: tuple[Any, ...], message: str, error: type[Exception]
+) -> None:
+    # A deque subclass could run Python code in len() or append(), and let the GIL go.
+    with pytest.raises(error, match=message):
+        lanes_publisher_class(lanes, [], [None], lambda: None, lambda: None)
+    with pytest.raises(TypeError, match="callable"):
+        lanes_publisher_class(((deque(), 1),), [], [None], None, lambda: None)
+
+
+def test_a_lanes_publisher_the_collector_cleared_refuses_instead_of_crashing(
+    lanes_publisher_class: Any,
+) -> None:
+    lane: deque[object] = deque()
+    publisher = lanes_publisher(lanes_publisher_class, ArmSteps(lane), (4,))
+    get_slot = ctypes.pythonapi.PyType_GetSlot
+    get_slot.restype = ctypes.c_void_p
+    get_slot.argtypes = [ctypes.py_object, ctypes.c_int]
+    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)(
+        get_slot(lanes_publisher_class, _PY_TP_CLEAR)
+    )
+    assert clear(publisher) == 0
+    with pytest.raises(RuntimeError, match="after the collector cleared it"):
+        publisher.publish([["late"]])
+    with pytest.raises(RuntimeError, match="after the collector cleared it"):
+        publisher.room()
+    assert not lane
+
+
+async def test_a_mailbox_lanes_publisher_feeds_its_drain_from_the_loop_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Published on the loop's own thread: one test-and-set for the batch, scheduled
+    with call_soon (no self-wakeup), every lane's items handled in their order."""
+    loop = asyncio.get_running_loop()
+    handled: list[tuple[str, object]] = []
+    lanes = [
+        LaneSpec("blocks", 2, OverflowPolicy.REJECT_NEWEST, 8),
+        LaneSpec("votes", 8, OverflowPolicy.EVICT_OLDEST, 8),
+        LaneSpec("control", 1, OverflowPolicy.NEVER_DROP, 8),
+    ]
+    mailbox = Mailbox(lanes, lambda lane, item: handled.append((lane, item)))
+    publisher = mailbox.lanes_publisher(["votes", "control", "blocks"])
+    assert publisher is not None
+    assert publisher.room() == 2  # blocks; control never limits
+
+    def no_self_wakeup(*args: object) -> None:
+        raise AssertionError("the awake loop was woken through call_soon_threadsafe")
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", no_self_wakeup)
+    assert publisher.publish([["v1", "v2"], ["c1", "c2"], ["b1"]]) == 5
+    assert mailbox.statistics().wakeups == 1
+    await settle(mailbox)
+    monkeypatch.undo()
+    assert [item for lane, item in handled if lane == "blocks"] == ["b1"]
+    assert [item for lane, item in handled if lane == "control"] == ["c1", "c2"]
+    # an evicting lane serves the freshest first
+    assert [item for lane, item in handled if lane == "votes"] == ["v2", "v1"]
+    await mailbox.aclose()
+    assert publisher.publish([["late"], [], []]) == -1  # the close contract
+    assert mailbox.statistics().lane("votes").handled == 2
+
+
+async def test_a_mailbox_has_no_lanes_publisher_where_puts_do_not_publish_in_c() -> None:
+    mailbox = Mailbox(ONE_LANE, lambda _lane, _item: None, atomic_publish=False)
+    assert mailbox.lanes_publisher(["only"]) is None
+    atomic = Mailbox(ONE_LANE, lambda _lane, _item: None)
+    with pytest.raises(UnknownLaneError, match="no lane 'missing'"):
+        atomic.lanes_publisher(["only", "missing"])
+    await mailbox.aclose()
+    await atomic.aclose()
