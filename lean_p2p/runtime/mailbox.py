@@ -621,6 +621,8 @@ class Mailbox:
         self._drained.set()
         #: whether a yielding sender exists: only then does a drain's end set _drained
         self._yielding_senders = False
+        #: [None] while a drain a caller_drains lanes publisher armed is owed
+        self._drain_owed: list[None] = []
         self._senders = {lane.name: self._make_sender(lane) for lane in self._lanes}
         # put_wait's backpressure: producers that found their lane full wait on _room
         # for the next drain. The lock guards only this waiting, never a lane or any
@@ -954,11 +956,19 @@ class Mailbox:
 
         return least_room
 
-    def lanes_publisher(self, lanes: Sequence[str]) -> LanesPublisher | None:
+    def lanes_publisher(
+        self, lanes: Sequence[str], *, caller_drains: bool = False
+    ) -> LanesPublisher | None:
         """The C publish step of a batch routed to ``lanes``, for the native ring's
         drain (loop thread only: a won test-and-set schedules the drain with
         ``call_soon``), or None where puts do not publish in C (the extension is
         not built, there is no GIL, or ``atomic_publish=False``).
+
+        ``caller_drains``: a won test-and-set does not schedule the drain but leaves it
+        owed, and the caller runs it with :meth:`run_owed_drain` as soon as its
+        callback's own work is done, in a ``finally``: the events are handled in the
+        same loop callback that published them, one loop iteration sooner (on asyncio a
+        whole pass of its Python loop).
 
         ``room()`` is the least free room among the bounded ones of ``lanes`` (what
         :meth:`room_probe` of them says; ``sys.maxsize`` once closing has begun, so a
@@ -982,8 +992,20 @@ class Mailbox:
             self._closed_flag,
             self._idle_token,
             self._wakeups.increment,
-            functools.partial(self._loop.call_soon, self._drain),
+            (
+                functools.partial(self._drain_owed.append, None)
+                if caller_drains
+                else functools.partial(self._loop.call_soon, self._drain)
+            ),
         )
+
+    def run_owed_drain(self) -> None:
+        """Run the drain that a ``caller_drains`` lanes publisher's test-and-set owes,
+        if it owes one (loop thread). The token stays taken until then, so every put
+        meanwhile finds the drain armed, as it is: this drain serves their items."""
+        if self._drain_owed:
+            self._drain_owed.clear()
+            self._drain()
 
     def _lane(self, name: str) -> _Lane:
         target = self._lanes_by_name.get(name)

@@ -956,12 +956,17 @@ class FailingRoute:
 
     def __init__(self, mailbox: Mailbox) -> None:
         table = RouteTable.from_route(lambda _event: "native")
-        publisher = mailbox.lanes_publisher(table.lanes)
+        publisher = mailbox.lanes_publisher(table.lanes, caller_drains=True)
         assert publisher is not None, native_build_hint()
         self._publish = publisher.publish
         self.failures = 1
         self.direct_route = DirectRoute(
-            table.cells, table.WIDTH, table.lanes, publisher.room, self.publish
+            table.cells,
+            table.WIDTH,
+            table.lanes,
+            publisher.room,
+            self.publish,
+            mailbox.run_owed_drain,
         )
 
     def __call__(self, event: NativeEvent) -> bool:
@@ -1020,6 +1025,32 @@ async def test_a_route_to_a_lane_the_mailbox_lacks_takes_the_python_path() -> No
     ring.push_threadsafe(EventKind.GOSSIP, channel=2, request_id=1)
     await busy_python(lambda: ring.statistics().drained == 2 and handled == [0])
     assert ring.statistics().sink_errors == 1
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
+async def test_a_direct_drain_hands_its_batch_to_the_handler_in_the_same_loop_callback() -> None:
+    """The mailbox's drain runs right after the ring's, not a loop iteration later."""
+
+    class WatchedRing(NativeRing):
+        draining = False
+
+        def _drain_batch(self) -> None:
+            self.draining = True
+            try:
+                super()._drain_batch()
+            finally:
+                self.draining = False
+
+    inside: list[bool] = []
+    mailbox = Mailbox(LEAN_LANES, lambda _lane, _item: inside.append(ring.draining))
+    ring = WatchedRing(mailbox_sink(mailbox), batch=4)
+    for request_id in range(10):
+        ring.push_threadsafe(EventKind.PEER_CONNECTED, request_id=request_id)
+    await busy_python(lambda: len(inside) == 10)
+    assert inside == [True] * 10
+    assert mailbox.statistics().wakeups == 3  # one test-and-set per batch of 4, 4, 2
     await ring.aclose()
     ring.release()
     await mailbox.aclose()

@@ -546,3 +546,34 @@ async def test_a_mailbox_has_no_lanes_publisher_where_puts_do_not_publish_in_c()
         atomic.lanes_publisher(["only", "missing"])
     await mailbox.aclose()
     await atomic.aclose()
+
+
+async def test_a_caller_drains_publisher_leaves_the_drain_to_its_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No loop callback is scheduled: the drain is owed until the caller runs it, and
+    meanwhile the token stays taken, so further publishes and puts find it armed."""
+    loop = asyncio.get_running_loop()
+    handled: list[object] = []
+    mailbox = Mailbox(ONE_LANE, lambda _lane, item: handled.append(item))
+    publisher = mailbox.lanes_publisher(["only"], caller_drains=True)
+    assert publisher is not None
+
+    def nothing_scheduled(*args: object) -> None:
+        raise AssertionError("a caller_drains publisher scheduled the drain")
+
+    monkeypatch.setattr(loop, "call_soon", nothing_scheduled)
+    monkeypatch.setattr(loop, "call_soon_threadsafe", nothing_scheduled)
+    assert publisher.publish([["a", "b"]]) == 2
+    assert mailbox.put("only", "c") is True  # armed: no wakeup of its own
+    assert publisher.publish([["d"]]) == 1
+    assert handled == [] and mailbox.statistics().wakeups == 1
+    monkeypatch.undo()
+    mailbox.run_owed_drain()
+    assert handled == ["a", "b", "c", "d"]
+    mailbox.run_owed_drain()  # nothing owed: no second drain
+    assert mailbox.statistics().drains == 1
+    assert publisher.publish([["e"]]) == 1  # the drain gave the token back: armed again
+    mailbox.run_owed_drain()
+    assert handled == ["a", "b", "c", "d", "e"]
+    await mailbox.aclose()
