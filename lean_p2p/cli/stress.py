@@ -27,6 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--native", type=int, default=0, metavar="N", help="native pthreads pushing via the C ring"
     )
+    parser.add_argument(
+        "--native-path",
+        choices=["direct", "feeder"],
+        default="direct",
+        help="how the ring hands events to the mailbox: direct, the mailbox sink's one C call "
+        "per batch into a lane shared with Python producers (an embedder's default); feeder, "
+        "a Python sink putting each event on its producer's lane",
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="total events")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--json", metavar="PATH", type=output_file, help="write the result as JSON")
@@ -62,7 +70,7 @@ def producer_groups(args: argparse.Namespace) -> list[ProducerGroup]:
     if args.native:
         from lean_p2p.tools.native_stress import NativeProducers
 
-        groups.append(NativeProducers(args.native))
+        groups.append(NativeProducers(args.native, path=args.native_path))
     if args.producers:
         groups.append(ThreadProducers(args.producers))
     return groups

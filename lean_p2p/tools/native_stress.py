@@ -1,15 +1,23 @@
 """Native producers for ``lean-p2p stress --native N``: C pthreads through the ring.
 
 Threads: the producers are C pthreads (``bindings/testing``) pushing into a
-:class:`NativeRing` without the GIL; the ring drains on the loop thread into a feeder
-that ``put``s each event on the stress run's mailbox as ``(producer_id, sequence)``;
-:meth:`NativeProducers.wait` blocks on a worker thread (the stress runner calls it
-through ``asyncio.to_thread``).
+:class:`NativeRing` without the GIL; the ring drains on the loop thread into the stress
+run's mailbox; :meth:`NativeProducers.wait` blocks on a worker thread (the stress runner
+calls it through ``asyncio.to_thread``).
 
-The path under test is the one an embedder uses: native push, eventfd wakeup, batched
-drain, mailbox lanes. Nothing is dropped: when a mailbox lane is full the feeder holds
-the event and tells the ring to admit no more until it could hand it over, so the ring
-fills and the producers retry on ``LEAN_P2P_FULL`` (counted as rejected retries).
+Two paths from the ring to the mailbox:
+
+- ``direct`` (the default): the one an embedder gets from ``mailbox_sink``: each
+  drained batch goes into the lane of the first native producer in one C call
+  (admission, take, decode, publish), as native events, beside the Python producers'
+  items on that lane. Nothing is dropped: the drain takes no more than the lane has
+  room for, so the ring fills and the producers retry on ``LEAN_P2P_FULL`` (counted as
+  rejected retries). Before the run closes the mailbox under the producers, the ring
+  is closed: the producers race that close, and every push it accepted is handled.
+- ``feeder``: a Python sink ``put``s each event on its producer's lane as
+  ``(producer_id, sequence)``; when a lane is full it holds the event and tells the
+  ring to admit no more until it could hand it over. When the mailbox closes under it,
+  it closes the ring.
 """
 
 from __future__ import annotations
@@ -22,15 +30,18 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lean_p2p.native.records import NativeEvent
-from lean_p2p.native.ring import NativeRing
-from lean_p2p.runtime.mailbox import MailboxClosed
+from lean_p2p.native.ring import NativeRing, mailbox_sink
+from lean_p2p.runtime.mailbox import Mailbox, MailboxClosed
 from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun, read_stamp
 from lean_p2p.tools.stress import ProducerOutcome
 
 if TYPE_CHECKING:
     from lean_p2p.tools.stress import StressConfig
 
-__all__ = ["NativeProducers"]
+__all__ = ["NATIVE_PATHS", "NativeProducers"]
+
+#: How the ring hands events to the mailbox (see the module docstring).
+NATIVE_PATHS = ("direct", "feeder")
 
 _RING_CAPACITY = 65_536
 _UNLIMITED = 1 << 30
@@ -134,8 +145,13 @@ class NativeProducers:
 
     kind = "native"
 
-    def __init__(self, count: int, *, driver: ProducerDriver | None = None) -> None:
+    def __init__(
+        self, count: int, *, driver: ProducerDriver | None = None, path: str = "direct"
+    ) -> None:
+        if path not in NATIVE_PATHS:
+            raise ValueError(f"path must be one of {NATIVE_PATHS}, not {path!r}")
         self.count = count
+        self.path = path
         self._driver = driver
         self._ring: NativeRing | None = None
         self._run: ProducerRun | None = None
@@ -147,7 +163,7 @@ class NativeProducers:
 
     def start(
         self,
-        put: Callable[[str, object], bool],
+        mailbox: Mailbox,
         lane_for: Callable[[int], str],
         first_id: int,
         plan: Sequence[int],
@@ -156,12 +172,18 @@ class NativeProducers:
         """On the loop thread: make the ring, then start the pthreads."""
         loop = asyncio.get_running_loop()
         driver = self._driver if self._driver is not None else ProducerDriver()
-        feeder = _Feeder(put, lane_for, first_id, len(plan), loop)
-        ring = NativeRing(feeder.sink, loop=loop, capacity=_RING_CAPACITY, admit=feeder.admit)
-        # A closed mailbox closes the ring, so the producers see LEAN_P2P_ERR_CLOSED and
-        # stop, as Python producers stop at MailboxClosed.
-        feeder.on_closed = self._close_soon
-        self._loop, self._feeder, self._ring = loop, feeder, ring
+        if self.path == "direct":
+            lane = lane_for(first_id)
+            sink = mailbox_sink(mailbox, route=lambda _event: lane, route_by_header=True)
+            ring = NativeRing(sink, loop=loop, capacity=_RING_CAPACITY)
+        else:
+            feeder = _Feeder(mailbox.put, lane_for, first_id, len(plan), loop)
+            ring = NativeRing(feeder.sink, loop=loop, capacity=_RING_CAPACITY, admit=feeder.admit)
+            # A closed mailbox closes the ring, so the producers see LEAN_P2P_ERR_CLOSED
+            # and stop, as Python producers stop at MailboxClosed.
+            feeder.on_closed = self._close_soon
+            self._feeder = feeder
+        self._loop, self._ring = loop, ring
         self._first_id = first_id
         self._timeout_s = config.timeout_s
         self._run = driver.start(
@@ -172,9 +194,20 @@ class NativeProducers:
             retry_when_full=True,
         )
 
+    async def aclose(self) -> None:
+        """Loop thread, before the run closes the mailbox under the producers: on the
+        direct path, close the ring now, which hands every push it accepted to the
+        mailbox (the feeder closes the ring itself when it meets the closed mailbox)."""
+        if self.path == "direct" and self._ring is not None:
+            self._close_soon()
+            assert self._close_task is not None
+            await self._close_task
+
     def wait(self) -> list[ProducerOutcome]:
         """Off the loop thread: join the pthreads, wait until the mailbox has every
         event they pushed, then close and free the ring."""
+        if self.path == "direct":
+            return self._wait_direct()
         run, feeder, ring, loop = self._run, self._feeder, self._ring, self._loop
         if run is None or feeder is None or ring is None or loop is None:
             raise RuntimeError("wait() before start()")
@@ -201,6 +234,44 @@ class NativeProducers:
                     accepted=feeder.delivered[index],
                     rejected_retries=own.full,
                     stopped_early=timed_out or feeder.closed or own.closed > 0,
+                )
+            )
+        run.free()
+        return outcomes
+
+    def _wait_direct(self) -> list[ProducerOutcome]:
+        run, ring, loop = self._run, self._ring, self._loop
+        if run is None or ring is None or loop is None:
+            raise RuntimeError("wait() before start()")
+        deadline = time.monotonic() + self._timeout_s
+        timed_out = False
+        while not run.done():
+            if time.monotonic() > deadline:
+                run.stop()  # e.g. the loop stopped draining: do not spin forever
+                timed_out = True
+                break
+            time.sleep(0.01)
+        totals = run.join()
+        # Every accepted push has left the ring for the mailbox (or was counted as not
+        # handed over, which the run then reports as lost).
+        while True:
+            statistics = ring.statistics()
+            settled = statistics.delivered + statistics.sink_errors + statistics.sink_rejected
+            if settled >= totals.accepted or time.monotonic() > deadline:
+                timed_out = timed_out or settled < totals.accepted
+                break
+            time.sleep(0.001)
+        asyncio.run_coroutine_threadsafe(self._close_ring(ring), loop).result()
+        outcomes = []
+        for index in range(run.threads):
+            own = run.totals_of(index)
+            outcomes.append(
+                ProducerOutcome(
+                    producer_id=self._first_id + index,
+                    kind=self.kind,
+                    accepted=own.accepted,  # the ring's OK: each must be handled
+                    rejected_retries=own.full,
+                    stopped_early=timed_out or own.closed > 0,
                 )
             )
         run.free()

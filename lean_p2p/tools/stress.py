@@ -17,7 +17,10 @@ backpressure without losing events). The checker, on the loop thread, verifies:
 
 With ``close_after`` the loop closes the mailbox while producers are still sending:
 each producer stops at its first :class:`MailboxClosed`, and every sequence whose put
-returned normally must still have been handled.
+returned normally must still have been handled. A group whose producers hand their
+events to a queue of its own first (native threads, through the ring) closes that queue
+just before: its producers race that close instead, and everything it accepted reaches
+the mailbox before the mailbox closes.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
+from lean_p2p.native.records import NativeEvent
 from lean_p2p.runtime import affinity
 from lean_p2p.runtime.affinity import LoopAffinity
 from lean_p2p.runtime.mailbox import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
+from lean_p2p.tools.native_producers import read_stamp
 from lean_p2p.tools.running import Progress, run_loop
 
 __all__ = [
@@ -110,9 +115,12 @@ class ProducerOutcome:
 class ProducerGroup(Protocol):
     """A kind of producer. ``lean-p2p stress`` runs one group per kind.
 
-    ``start`` launches ``len(plan)`` producers with ids ``first_id, first_id+1, ...``;
-    producer ``first_id + i`` must send ``(id, 0) .. (id, plan[i]-1)`` in order through
-    ``put(lane_for(id), item)`` and stop at :class:`MailboxClosed`. ``wait`` blocks
+    ``start`` (loop thread) launches ``len(plan)`` producers with ids ``first_id,
+    first_id+1, ...``; producer ``first_id + i`` must send ``(id, 0) .. (id, plan[i]-1)``
+    in order into ``mailbox`` (each item either that tuple or a native event whose
+    stamp names producer ``i`` and the sequence), on lane ``lane_for(id)`` or another
+    lane of the mailbox, and stop at :class:`MailboxClosed`. ``aclose`` (loop thread)
+    runs just before the run closes the mailbox under the producers. ``wait`` blocks
     (off the loop thread) until all have finished and returns their outcomes.
     """
 
@@ -121,12 +129,14 @@ class ProducerGroup(Protocol):
 
     def start(
         self,
-        put: Callable[[str, object], bool],
+        mailbox: Mailbox,
         lane_for: Callable[[int], str],
         first_id: int,
         plan: Sequence[int],
         config: StressConfig,
     ) -> None: ...
+
+    async def aclose(self) -> None: ...
 
     def wait(self) -> list[ProducerOutcome]: ...
 
@@ -145,12 +155,13 @@ class ThreadProducers:
 
     def start(
         self,
-        put: Callable[[str, object], bool],
+        mailbox: Mailbox,
         lane_for: Callable[[int], str],
         first_id: int,
         plan: Sequence[int],
         config: StressConfig,
     ) -> None:
+        put = mailbox.put
         self._outcomes = [None] * len(plan)
         deadline = time.monotonic() + config.timeout_s
         for index, events in enumerate(plan):
@@ -201,6 +212,9 @@ class ThreadProducers:
             self._outcomes[index] = ProducerOutcome(
                 producer_id, self.kind, sequence, retries, stopped_early
             )
+
+    async def aclose(self) -> None:
+        """Nothing to close: each thread puts into the mailbox itself."""
 
     def wait(self) -> list[ProducerOutcome]:
         for thread in self._threads:
@@ -272,6 +286,8 @@ class _Checker:
 
     def __init__(self, plan: Sequence[int]) -> None:
         self.affinity = LoopAffinity("stress checker", "Mailbox.put")
+        #: the producer id of a native event's stamp producer 0
+        self.native_first_id = 0
         self.seen = [bytearray(events) for events in plan]
         self.highest = [-1] * len(plan)
         self.state = [0] * len(plan)
@@ -283,7 +299,11 @@ class _Checker:
 
     def __call__(self, _lane: str, item: object) -> None:
         self.affinity.check()
-        producer_id, sequence = cast(tuple[int, int], item)
+        if type(item) is tuple:
+            producer_id, sequence = cast(tuple[int, int], item)
+        else:  # a native event, as the ring's drain put it in the lane
+            stamp = read_stamp(cast(NativeEvent, item).payload)
+            producer_id, sequence = self.native_first_id + stamp.producer, stamp.sequence
         self.handled += 1
         seen = self.seen[producer_id]
         if not 0 <= sequence < len(seen):
@@ -331,21 +351,30 @@ async def run_stress_async(
     lane_names = mailbox.lane_names
     violations_before = affinity.violation_count()
     close_task: asyncio.Task[None] | None = None
+
+    async def close_under_producers() -> None:
+        # The groups' own queues first: what they accepted reaches the mailbox.
+        for group in groups:
+            await group.aclose()
+        await mailbox.aclose()
+
     if config.close_after is not None:
         threshold = config.close_after
 
         def close_when_due(handled: int) -> None:
             nonlocal close_task
             if handled >= threshold and close_task is None:
-                close_task = loop.create_task(mailbox.aclose(), name="stress-close")
+                close_task = loop.create_task(close_under_producers(), name="stress-close")
 
         checker.on_handled = close_when_due
 
     started = time.perf_counter()
     first_id = 0
     for group in groups:
+        if group.kind == "native":
+            checker.native_first_id = first_id
         group.start(
-            mailbox.put,
+            mailbox,
             lambda producer_id: lane_names[producer_id % len(lane_names)],
             first_id,
             plan[first_id : first_id + group.count],
@@ -362,7 +391,7 @@ async def run_stress_async(
         await stop.wait()
         interrupted = True
         if close_task is None:
-            close_task = loop.create_task(mailbox.aclose(), name="stress-close")
+            close_task = loop.create_task(close_under_producers(), name="stress-close")
 
     async def report_progress() -> None:
         assert progress is not None

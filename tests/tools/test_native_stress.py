@@ -13,18 +13,20 @@ import pytest
 from lean_p2p.native import EventKind, NativeEvent
 from lean_p2p.runtime import MailboxClosed
 from lean_p2p.tools.native_producers import STAMP, ProducerDriver
-from lean_p2p.tools.native_stress import NativeProducers, _Feeder
+from lean_p2p.tools.native_stress import NATIVE_PATHS, NativeProducers, _Feeder
 from lean_p2p.tools.stress import StressConfig, ThreadProducers, run_stress
 from tests.native.test_ring import busy_python
 
 
 @pytest.mark.stress
+@pytest.mark.parametrize("path", NATIVE_PATHS)
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_native_and_python_producers_exactly_once_in_order(
-    producer_driver: ProducerDriver, loop: str
+    producer_driver: ProducerDriver, loop: str, path: str
 ) -> None:
     config = StressConfig(events=200_000, producers=8, loop=loop, timeout_s=120)  # type: ignore[arg-type]
-    result = run_stress(config, [NativeProducers(4, driver=producer_driver), ThreadProducers(4)])
+    native = NativeProducers(4, driver=producer_driver, path=path)
+    result = run_stress(config, [native, ThreadProducers(4)])
     assert result.producer_kinds == {"native": 4, "thread": 4}
     assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
     assert result.state_mismatches == 0
@@ -33,11 +35,13 @@ def test_native_and_python_producers_exactly_once_in_order(
 
 
 @pytest.mark.stress
+@pytest.mark.parametrize("path", NATIVE_PATHS)
 def test_close_while_native_producers_push_loses_nothing_accepted(
-    producer_driver: ProducerDriver,
+    producer_driver: ProducerDriver, path: str
 ) -> None:
     config = StressConfig(events=400_000, producers=6, close_after=50_000, timeout_s=120)
-    result = run_stress(config, [NativeProducers(3, driver=producer_driver), ThreadProducers(3)])
+    native = NativeProducers(3, driver=producer_driver, path=path)
+    result = run_stress(config, [native, ThreadProducers(3)])
     assert result.ok, result.as_dict()
     assert 50_000 <= result.handled < 400_000
     assert result.lost == 0
@@ -113,3 +117,8 @@ async def test_feeder_retries_held_events_by_itself_once_the_ring_is_quiet() -> 
     room[0] = 3  # the mailbox drained; nobody calls admit() any more
     await busy_python(lambda: len(accepted) == 3)
     assert accepted == [(0, 0), (0, 1), (0, 2)]
+
+
+def test_an_unknown_native_path_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="direct"):
+        NativeProducers(1, path="fast")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import pytest
 
+from lean_p2p.runtime.mailbox import Mailbox
 from lean_p2p.tools.stress import (
     ProducerOutcome,
     StressConfig,
@@ -118,12 +120,13 @@ class FaultyProducers:
 
     def start(
         self,
-        put: Callable[[str, object], bool],
+        mailbox: Mailbox,
         lane_for: Callable[[int], str],
         first_id: int,
         plan: Sequence[int],
         config: StressConfig,
     ) -> None:
+        put = mailbox.put
         sequences = list(range(plan[0]))
         if self.fault == "duplicate":
             sequences.insert(10, 5)
@@ -139,6 +142,9 @@ class FaultyProducers:
 
         self._thread = threading.Thread(target=produce)
         self._thread.start()
+
+    async def aclose(self) -> None:
+        pass
 
     def wait(self) -> list[ProducerOutcome]:
         assert self._thread is not None
@@ -190,13 +196,14 @@ def test_thread_producers_report_outcomes_per_producer() -> None:
     group = ThreadProducers(3)
     received: list[tuple[int, int]] = []
 
-    def put(_lane: str, item: object) -> bool:
-        assert isinstance(item, tuple)
-        received.append(item)
-        return True
+    class Recorder:
+        def put(self, _lane: str, item: object) -> bool:
+            assert isinstance(item, tuple)
+            received.append(item)
+            return True
 
     group.start(
-        put,
+        cast(Mailbox, Recorder()),
         lambda producer_id: f"lane-{producer_id}",
         first_id=4,
         plan=[3, 2, 1],
