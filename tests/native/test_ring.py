@@ -513,6 +513,24 @@ async def test_events_larger_than_the_drain_buffer_grow_it(take_path: str) -> No
     ring.release()
 
 
+async def test_events_larger_than_the_drain_buffer_grow_it_on_every_sink_path(
+    sink_path: str,
+) -> None:
+    received: list[bytes] = []
+    mailbox = Mailbox(LEAN_LANES, lambda _lane, item: received.append(item.payload))  # type: ignore[attr-defined]
+    ring = NativeRing(path_sink(mailbox, sink_path), max_payload=2 * 1024 * 1024)
+    payloads = [bytes([index]) * (1024 * 1024 + index) for index in range(3)]
+    for payload in payloads:
+        ring.push_threadsafe(EventKind.RESPONSE_CHUNK, channel=2, payload=payload)
+    await busy_python(lambda: len(received) == 3)
+    assert received == payloads
+    statistics = ring.statistics()
+    assert (statistics.delivered, statistics.sink_errors, statistics.sink_rejected) == (3, 0, 0)
+    await ring.aclose()
+    ring.release()
+    await mailbox.aclose()
+
+
 def _raw_push(ring: NativeRing, event: EventStruct | None) -> int:
     push = load_library().lean_p2p_ring_push
     result: int = push(ring.address, ctypes.byref(event) if event is not None else None)
