@@ -15,7 +15,8 @@ way it offers:
   only the header: then admission, the take from the ring, the decode, the routing and
   the publish into the lanes (with the one test-and-set that wakes the mailbox's drain)
   are a single C call per batch (``lean_p2p.native._records.drain_to_lanes``), and no
-  Python runs between the ring and the lanes but the call's own bookkeeping;
+  Python runs between the ring and the lanes but the call's own bookkeeping; the
+  mailbox's drain follows in the same loop callback (``DirectRoute.run_drain``);
 - ``put_records(buffer, used, count)``: the packed records themselves. The
   :func:`mailbox_sink` has it: it decodes them straight into per-lane lists (in C,
   one call per batch, where ``lean_p2p.native._records`` is built) and puts each
@@ -202,7 +203,9 @@ class MailboxSink:
     :attr:`direct_route`, where both C extensions are built and the route reads only
     the header, lets the ring do all of that in one C call per batch; the admission
     then covers the lanes the route can reach, and the publish needs no second room
-    check, since nothing runs between the two.
+    check, since only the decode runs between the two (``docs/runtime.md``, "Close
+    contract", says what a collection during the decode could change). The mailbox's
+    drain then runs in the ring's own callback, right after the batch.
     """
 
     __slots__ = (
