@@ -206,10 +206,13 @@ class NativeProducers:
     def wait(self) -> list[ProducerOutcome]:
         """Off the loop thread: join the pthreads, wait until the mailbox has every
         event they pushed, then close and free the ring."""
-        if self.path == "direct":
-            return self._wait_direct()
         run, feeder, ring, loop = self._run, self._feeder, self._ring, self._loop
-        if run is None or feeder is None or ring is None or loop is None:
+        if (
+            run is None
+            or ring is None
+            or loop is None
+            or (feeder is None) != (self.path == "direct")
+        ):
             raise RuntimeError("wait() before start()")
         deadline = time.monotonic() + self._timeout_s
         timed_out = False
@@ -220,9 +223,12 @@ class NativeProducers:
                 break
             time.sleep(0.01)
         totals = run.join()
-        feeder.expect(totals.accepted)
-        remaining = max(0.0, deadline - time.monotonic())
-        timed_out = not feeder.finished.wait(remaining) or timed_out
+        if feeder is None:
+            handed_over = _wait_until_handed_over(ring, totals.accepted, deadline)
+        else:
+            feeder.expect(totals.accepted)
+            handed_over = feeder.finished.wait(max(0.0, deadline - time.monotonic()))
+        timed_out = timed_out or not handed_over
         asyncio.run_coroutine_threadsafe(self._close_ring(ring), loop).result()
         outcomes = []
         for index in range(run.threads):
@@ -231,47 +237,13 @@ class NativeProducers:
                 ProducerOutcome(
                     producer_id=self._first_id + index,
                     kind=self.kind,
-                    accepted=feeder.delivered[index],
+                    # direct: the ring's OK, each of which must be handled; the feeder:
+                    # what it put, which stops short when the mailbox closes under it
+                    accepted=own.accepted if feeder is None else feeder.delivered[index],
                     rejected_retries=own.full,
-                    stopped_early=timed_out or feeder.closed or own.closed > 0,
-                )
-            )
-        run.free()
-        return outcomes
-
-    def _wait_direct(self) -> list[ProducerOutcome]:
-        run, ring, loop = self._run, self._ring, self._loop
-        if run is None or ring is None or loop is None:
-            raise RuntimeError("wait() before start()")
-        deadline = time.monotonic() + self._timeout_s
-        timed_out = False
-        while not run.done():
-            if time.monotonic() > deadline:
-                run.stop()  # e.g. the loop stopped draining: do not spin forever
-                timed_out = True
-                break
-            time.sleep(0.01)
-        totals = run.join()
-        # Every accepted push has left the ring for the mailbox (or was counted as not
-        # handed over, which the run then reports as lost).
-        while True:
-            statistics = ring.statistics()
-            settled = statistics.delivered + statistics.sink_errors + statistics.sink_rejected
-            if settled >= totals.accepted or time.monotonic() > deadline:
-                timed_out = timed_out or settled < totals.accepted
-                break
-            time.sleep(0.001)
-        asyncio.run_coroutine_threadsafe(self._close_ring(ring), loop).result()
-        outcomes = []
-        for index in range(run.threads):
-            own = run.totals_of(index)
-            outcomes.append(
-                ProducerOutcome(
-                    producer_id=self._first_id + index,
-                    kind=self.kind,
-                    accepted=own.accepted,  # the ring's OK: each must be handled
-                    rejected_retries=own.full,
-                    stopped_early=timed_out or own.closed > 0,
+                    stopped_early=timed_out
+                    or own.closed > 0
+                    or (feeder is not None and feeder.closed),
                 )
             )
         run.free()
@@ -289,3 +261,17 @@ class NativeProducers:
             await self._close_task  # the close the mailbox's closing started
         await ring.aclose()
         ring.release()  # the producers were joined: nothing can touch it any more
+
+
+def _wait_until_handed_over(ring: NativeRing, accepted: int, deadline: float) -> bool:
+    """Any thread: wait until ``accepted`` pushes have left the ring for the mailbox (or
+    were counted as not handed over, which the run then reports as lost); False at the
+    deadline."""
+    while True:
+        statistics = ring.statistics()
+        settled = statistics.delivered + statistics.sink_errors + statistics.sink_rejected
+        if settled >= accepted:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)

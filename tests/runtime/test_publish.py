@@ -178,6 +178,19 @@ def test_send_needs_its_python_steps(publisher_class: Any) -> None:
 _PY_TP_CLEAR = 51  # the slot number of tp_clear in CPython's typeslots.h
 
 
+def clear_as_the_collector_does(instance: object) -> int:
+    """Call the type's own tp_clear on ``instance``, as the collector does when it
+    breaks a garbage cycle."""
+    get_slot = ctypes.pythonapi.PyType_GetSlot
+    get_slot.restype = ctypes.c_void_p
+    get_slot.argtypes = [ctypes.py_object, ctypes.c_int]
+    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)(
+        get_slot(type(instance), _PY_TP_CLEAR)
+    )
+    result: int = clear(instance)
+    return result
+
+
 def test_a_publisher_the_collector_cleared_refuses_instead_of_crashing(
     publisher_class: Any,
 ) -> None:
@@ -185,13 +198,7 @@ def test_a_publisher_the_collector_cleared_refuses_instead_of_crashing(
     reaches the publisher then gets an error, not a null pointer."""
     steps = SendSteps(deque())
     publisher = sending_publisher(publisher_class, steps)
-    get_slot = ctypes.pythonapi.PyType_GetSlot
-    get_slot.restype = ctypes.c_void_p
-    get_slot.argtypes = [ctypes.py_object, ctypes.c_int]
-    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)(
-        get_slot(publisher_class, _PY_TP_CLEAR)
-    )
-    assert clear(publisher) == 0
+    assert clear_as_the_collector_does(publisher) == 0
     for call in (publisher.put, publisher.force):
         with pytest.raises(RuntimeError, match="after the collector cleared it"):
             call("late")
@@ -490,13 +497,7 @@ def test_a_lanes_publisher_the_collector_cleared_refuses_instead_of_crashing(
 ) -> None:
     lane: deque[object] = deque()
     publisher = lanes_publisher(lanes_publisher_class, ArmSteps(lane), (4,))
-    get_slot = ctypes.pythonapi.PyType_GetSlot
-    get_slot.restype = ctypes.c_void_p
-    get_slot.argtypes = [ctypes.py_object, ctypes.c_int]
-    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)(
-        get_slot(lanes_publisher_class, _PY_TP_CLEAR)
-    )
-    assert clear(publisher) == 0
+    assert clear_as_the_collector_does(publisher) == 0
     with pytest.raises(RuntimeError, match="after the collector cleared it"):
         publisher.publish([["late"]])
     with pytest.raises(RuntimeError, match="after the collector cleared it"):
