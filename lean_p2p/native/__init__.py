@@ -29,6 +29,7 @@ from lean_p2p.native.records import (
 )
 from lean_p2p.native.ring import (
     BatchSink,
+    DirectRoute,
     MailboxSink,
     NativeRing,
     NativeRingClosed,
@@ -43,6 +44,7 @@ __all__ = [
     "BatchSink",
     "CallbackBridge",
     "CallbackStatistics",
+    "DirectRoute",
     "EventKind",
     "MailboxSink",
     "NativeEvent",
