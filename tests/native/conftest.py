@@ -17,6 +17,10 @@ from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun
 from tests.native.cbuild import PRODUCERS_SOURCE, RING_SOURCE, compile_c, running_in_ci
 
 
+def native_build_hint() -> str:
+    return "install gcc and the Python headers, then `pip install -e .` (see setup.py)"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def ring_library(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The ring library: the package's build, or (not built here) one compiled now."""

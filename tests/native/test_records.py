@@ -23,6 +23,7 @@ from lean_p2p.native.records import (
     record_decoder,
 )
 from lean_p2p.net.protocol import GossipTopic, ReqRespProtocol
+from tests.native.conftest import native_build_hint
 
 
 def _record(kind: int, channel: int, request_id: int, peer_id: bytes, payload: bytes) -> bytes:
@@ -40,10 +41,6 @@ def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         pytest.fail(f"the C record decoder is not built: {native_build_hint()}")
     assert record_decoder() == request.param
     return str(request.param)
-
-
-def native_build_hint() -> str:
-    return "install gcc and the Python headers, then `pip install -e .` (see setup.py)"
 
 
 @pytest.mark.usefixtures("decoder")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from lean_p2p.runtime import mailbox as mailbox_module
+from lean_p2p.runtime.mailbox import Mailbox
 
 
 def publish_build_hint() -> str:
@@ -21,3 +24,13 @@ def publish_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     elif mailbox_module._PUBLISHER is None:
         pytest.fail(f"the C publish step is not built: {publish_build_hint()}")
     return str(request.param)
+
+
+async def settle(mailbox: Mailbox) -> None:
+    """Yield to the loop until no drain is pending and every lane is empty."""
+    for attempt in range(10_000):
+        stats = mailbox.statistics()
+        if stats.depth == 0 and mailbox._idle_token:
+            return
+        await asyncio.sleep(0 if attempt < 1_000 else 0.001)
+    raise AssertionError(f"mailbox did not settle: {mailbox.statistics()}")

@@ -22,6 +22,7 @@ from lean_p2p.runtime.mailbox import (
     UnknownLaneError,
 )
 from tests.runtime.close_race import race_aclose
+from tests.runtime.conftest import settle
 
 FIFO = OverflowPolicy.REJECT_NEWEST
 LIFO = OverflowPolicy.EVICT_OLDEST
@@ -41,16 +42,6 @@ class Recorder:
 
     def items(self, lane: str | None = None) -> list[object]:
         return [item for name, item in self.seen if lane is None or name == lane]
-
-
-async def settle(mailbox: Mailbox) -> None:
-    """Yield to the loop until no drain is pending and every lane is empty."""
-    for attempt in range(10_000):
-        stats = mailbox.statistics()
-        if stats.depth == 0 and mailbox._idle_token:
-            return
-        await asyncio.sleep(0 if attempt < 1_000 else 0.001)
-    raise AssertionError(f"mailbox did not settle: {mailbox.statistics()}")
 
 
 def one_lane(
