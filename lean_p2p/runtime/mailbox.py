@@ -976,10 +976,13 @@ class Mailbox:
         appends each lane's list (in ``lanes``' order) without testing the capacity
         (``room()`` admitted them in the same C call), then runs the test-and-set once;
         -1, with nothing published, once closing has begun: the close contract of an
-        atomic put. Raises :class:`UnknownLaneError` for a lane the mailbox does not have.
+        atomic put. Raises :class:`UnknownLaneError` for a lane the mailbox does not have,
+        ValueError for no lane.
         """
+        if not lanes:
+            raise ValueError("a lanes publisher needs at least one lane")
         targets = tuple(map(self._lane, lanes))
-        if self._publisher is None or _LANES_PUBLISHER is None or not targets:
+        if self._publisher is None or _LANES_PUBLISHER is None:
             return None
         return _LANES_PUBLISHER(
             tuple(
@@ -1065,22 +1068,24 @@ class Mailbox:
                 if self._linger_s and self._should_linger(served):
                     self._rearm_from_loop()
             if served:
-                # _wake_waiting_producers, its test inlined: the generation first
+                # _wake_waiting_producers with its test inlined: the generation first
                 self._drain_generation += 1
                 if self._room_waiters:
-                    self._wake_waiting_producers(generation_moved=True)
+                    self._notify_room_waiters()
             if self._yielding_senders and not self._drained.is_set():
                 self._drained.set()  # a yielding sender waits for this (see sender)
 
-    def _wake_waiting_producers(self, *, generation_moved: bool = False) -> None:
+    def _wake_waiting_producers(self) -> None:
         """Tell put_wait's producers that a drain made room. Publish, then wake: the
         generation moves first, so a producer that registers after the read of the
         waiter count below sees the new generation and does not wait."""
-        if not generation_moved:
-            self._drain_generation += 1
+        self._drain_generation += 1
         if self._room_waiters:
-            with self._room:
-                self._room.notify_all()
+            self._notify_room_waiters()
+
+    def _notify_room_waiters(self) -> None:
+        with self._room:
+            self._room.notify_all()
 
     def _should_linger(self, served: int) -> bool:
         """Stay armed a little longer (cheap call_soon passes, no syscall)?

@@ -39,7 +39,7 @@ from lean_p2p.native.ring import DirectRoute, MailboxSink
 from lean_p2p.runtime import LEAN_LANES, LaneSpec, Mailbox, OverflowPolicy
 from lean_p2p.runtime import mailbox as mailbox_module
 from lean_p2p.tools.native_producers import ProducerDriver, ProducerRun, read_stamp
-from tests.native.test_records import native_build_hint
+from tests.native.conftest import native_build_hint
 
 TEN_MIB = 10 * 1024 * 1024
 
@@ -263,7 +263,7 @@ def test_the_one_call_drain_reports_a_failed_publish_with_its_count(
     assert isinstance(error, MemoryError) and error.__traceback__ is not None
 
 
-def test_the_one_call_drain_checks_its_table_before_anything_leaves_the_ring(
+def test_the_one_call_drain_checks_its_arguments_before_anything_leaves_the_ring(
     one_call_drain: OneCallDrain,
 ) -> None:
     one_call_drain.push(EventKind.GOSSIP, 1, 0)
@@ -273,6 +273,8 @@ def test_the_one_call_drain_checks_its_table_before_anything_leaves_the_ring(
         bad_width(one_call_drain.ring, buffer, 16, True)
     with pytest.raises(ValueError, match="negative"):
         one_call_drain.drain(one_call_drain.ring, buffer, -1, True)
+    with pytest.raises(ValueError, match="null"):
+        one_call_drain.drain(0, buffer, 16, True)
     assert one_call_drain.queued() == 1
 
 

@@ -25,8 +25,7 @@ from lean_p2p.runtime.mailbox import (
     UnknownLaneError,
 )
 from tests.runtime.close_race import race_aclose
-from tests.runtime.conftest import publish_build_hint
-from tests.runtime.test_mailbox import settle
+from tests.runtime.conftest import publish_build_hint, settle
 
 ONE_LANE = [LaneSpec("only", 100, OverflowPolicy.REJECT_NEWEST, 8)]
 
@@ -545,6 +544,9 @@ async def test_a_mailbox_has_no_lanes_publisher_where_puts_do_not_publish_in_c()
     atomic = Mailbox(ONE_LANE, lambda _lane, _item: None)
     with pytest.raises(UnknownLaneError, match="no lane 'missing'"):
         atomic.lanes_publisher(["only", "missing"])
+    for mailbox_either_way in (mailbox, atomic):
+        with pytest.raises(ValueError, match="at least one lane"):
+            mailbox_either_way.lanes_publisher([])
     await mailbox.aclose()
     await atomic.aclose()
 
