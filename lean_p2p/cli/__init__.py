@@ -23,10 +23,13 @@ with exit code 1. Output paths use :func:`lean_p2p.tools.running.output_file`.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 __all__ = ["BENCHMARKS", "COMMANDS", "build_parser", "entry_point", "main"]
 
@@ -147,21 +150,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry_point() -> int:
     """The ``lean-p2p`` executable: :func:`main`, then the process exits."""
-    from lean_p2p.tools.running import EXIT_INTERRUPTED
+    from lean_p2p.tools.running import INTERRUPTS
 
-    exit_code = main()
-    if exit_code == EXIT_INTERRUPTED:
-        # A KeyboardInterrupt lands between any two bytecodes, so it can leave an object
-        # half-built (an event loop interrupted in its __init__); its finalizer then fails
-        # as the process exits, and Python prints that as a traceback. The run is over,
-        # and such finalizers have nothing left to report. (Not in main(): callers in
-        # the same process keep their own hook.)
-        sys.unraisablehook = _ignore_unraisable
-    return exit_code
+    # A KeyboardInterrupt lands between any two bytecodes, so it can leave an object
+    # half-built (an event loop interrupted in its __init__), whose finalizer then fails
+    # as it is freed, during the command's unwinding or at exit; Python prints that as
+    # a traceback. Likewise a task the interrupt landed in (a bench's busy loop) holds
+    # it as its exception, and asyncio logs "Task exception was never retrieved" with
+    # the whole traceback when the task is freed. The interrupt is reported in one line
+    # already, so both are dropped once the run was interrupted, and only then. (Not in
+    # main(): callers in the same process keep their own hook and logging.)
+    sys.unraisablehook = functools.partial(
+        _unless_interrupted, sys.unraisablehook, lambda: INTERRUPTS.interrupted
+    )
+    logging.getLogger("asyncio").addFilter(_drop_interrupt_records)
+    return main()
 
 
-def _ignore_unraisable(_unraisable: object) -> None:
-    return None
+def _unless_interrupted(
+    hook: Callable[[Any], object], interrupted: Callable[[], bool], unraisable: Any
+) -> None:
+    if not interrupted():
+        hook(unraisable)
+
+
+def _drop_interrupt_records(record: logging.LogRecord) -> bool:
+    """A logging filter: False (drop) for a record that reports a KeyboardInterrupt."""
+    return not (record.exc_info is not None and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 if __name__ == "__main__":

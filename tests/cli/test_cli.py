@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 import subprocess
 import sys
 
 import pytest
 
-from lean_p2p.cli import BENCHMARKS, COMMANDS, build_parser, main
+from lean_p2p.cli import (
+    BENCHMARKS,
+    COMMANDS,
+    _drop_interrupt_records,
+    _unless_interrupted,
+    build_parser,
+    main,
+)
 
 
 @pytest.mark.parametrize("module_name", sorted({*COMMANDS.values(), *BENCHMARKS.values()}))
@@ -51,3 +60,35 @@ def test_console_entry_point_runs_as_module() -> None:
         timeout=60,
     )
     assert completed.stdout.startswith("lean-p2p ")
+
+
+def test_after_an_interrupt_only_its_own_reports_are_dropped() -> None:
+    """entry_point's hook passes every unraisable exception on until the run was
+    interrupted, and its asyncio filter drops only records about the interrupt."""
+    seen: list[object] = []
+    interrupted = False
+    hook = functools.partial(_unless_interrupted, seen.append, lambda: interrupted)
+    hook("a finalizer failed")
+    interrupted = True
+    hook("a half-built loop's finalizer failed")
+    assert seen == ["a finalizer failed"]
+
+    def record(error: BaseException) -> logging.LogRecord:
+        return logging.LogRecord(
+            "asyncio",
+            logging.ERROR,
+            __file__,
+            1,
+            "Task exception was never retrieved",
+            None,
+            (type(error), error, None),
+        )
+
+    assert _drop_interrupt_records(record(KeyboardInterrupt())) is False
+    assert _drop_interrupt_records(record(ValueError("a real failure"))) is True
+    assert (
+        _drop_interrupt_records(
+            logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "slow callback", None, None)
+        )
+        is True
+    )

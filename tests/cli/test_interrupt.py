@@ -406,3 +406,36 @@ def test_bench_bridge_finishes_the_case_in_hand_and_prints_what_was_measured(
     code = command.finish()
     assert_clean_interrupt(command, code)
     assert any("bench bridge (all rows)" in line for line in command.stdout)
+
+
+def test_bench_native_stops_in_a_busy_loop_case_without_a_traceback(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    """The interrupt lands in the task that keeps the loop busy, which then holds it as
+    its exception: when that task is freed, asyncio must not print it as an error."""
+    arguments = ["bench", "native", "--paths", "ring", "--loop-states", "busy"]
+    command = cleanup(
+        start([*arguments, "--producers", "8", "--events", "100000000", "--repeat", "1"], tmp_path)
+    )
+    command.wait_for("stderr", lambda line: "case 1 of" in line)
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+
+
+@pytest.mark.stress
+def test_stress_with_native_producers_stops_and_loses_nothing(
+    tmp_path: Path, cleanup: Callable[[Command], Command]
+) -> None:
+    """The native producers' default path (the ring's one-call drain into a lane they
+    share with Python producers): the ring closes before the mailbox, so every push
+    it accepted is handled."""
+    arguments = ["stress", "--events", "100000000", "--producers", "4", "--native", "4"]
+    command = cleanup(start(arguments, tmp_path))
+    command.wait_for("stderr", lambda line: line.startswith("stress: "))
+    command.interrupt()
+    code = command.finish()
+    assert_clean_interrupt(command, code)
+    out = "\n".join(command.stdout)
+    assert "interrupted: the mailbox was closed under the producers" in out
+    assert "verdict OK" in out
