@@ -30,6 +30,16 @@
  * drain_to_lanes) with no Python code between them, so the room it admitted is still
  * there when it publishes: publish() does not test the capacity again.
  *
+ * serve(pop, limit, handler, name) is the mailbox's serving of a few items of one lane,
+ * on the loop thread: up to limit times, pop() an item and call handler(name, item). It
+ * stops early when pop() finds the lane empty (IndexError) or when the handler raises,
+ * and returns (served, item, error): how many items it handed to the handler (the one
+ * that raised included), and that item and its exception, or (served, None, None). The
+ * caller reports a handler's Exception and calls again for the rest, and re-raises any
+ * other BaseException (KeyboardInterrupt) after counting what was served; items not yet
+ * popped stay in the lane, so a stop loses none. The loop is the one in
+ * Mailbox._serve_lane_items, without its Python bytecode around each handler call.
+ *
  * Free-threaded CPython has no GIL to make the call atomic: the mailbox does not use
  * this module there.
  */
@@ -550,11 +560,92 @@ static PyTypeObject LanesPublisherType = {
     .tp_new = lanes_publisher_new,
 };
 
+/* -- serve ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(serve_doc,
+             "serve(pop, limit, handler, name) -> (served, item, error)\n\n"
+             "Loop thread: up to limit times, pop() an item and call handler(name, item).\n"
+             "Stops when pop() raises IndexError (the lane is empty) or the handler raises;\n"
+             "served counts the items handed to the handler, the one that raised included,\n"
+             "and item and error are that item and its exception (else None, None).");
+
+/* The exception being raised, normalized, with its traceback, and cleared. */
+static PyObject *take_raised(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+#endif
+}
+
+static PyObject *serve(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "serve() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *pop = args[0];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *handler = args[2];
+    if (!PyCallable_Check(pop) || !PyCallable_Check(handler)) {
+        PyErr_SetString(PyExc_TypeError, "pop and handler must be callable");
+        return NULL;
+    }
+    /* handler(name, item): slot 0 is scratch space that vectorcall may use for a bound
+     * method's self (PY_VECTORCALL_ARGUMENTS_OFFSET) */
+    PyObject *call_args[3] = {NULL, args[3], NULL};
+    Py_ssize_t served = 0;
+    while (served < limit) {
+        PyObject *item = PyObject_CallNoArgs(pop);
+        if (item == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_IndexError)) {
+                PyErr_Clear(); /* emptied: an evicting producer may shed the last item */
+                break;
+            }
+            return NULL; /* a deque's pop raises nothing else */
+        }
+        served++;
+        call_args[2] = item;
+        PyObject *result = PyObject_Vectorcall(
+            handler, call_args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (result == NULL) {
+            PyObject *value = take_raised();
+            if (value == NULL) { /* a failure without an exception object: keep it raised */
+                Py_DECREF(item);
+                PyErr_SetString(PyExc_SystemError, "handler failed without an exception");
+                return NULL;
+            }
+            PyObject *outcome = Py_BuildValue("(nNN)", served, item, value);
+            return outcome; /* Py_BuildValue's N took both references, even on failure */
+        }
+        Py_DECREF(result);
+        Py_DECREF(item);
+    }
+    return Py_BuildValue("(nOO)", served, Py_None, Py_None);
+}
+
+static PyMethodDef publish_functions[] = {
+    {"serve", (PyCFunction)(void (*)(void))serve, METH_FASTCALL, serve_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef publish_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lean_p2p.runtime._publish",
     .m_doc = "The mailbox's publish step as one C call, atomic under the GIL.",
     .m_size = -1,
+    .m_methods = publish_functions,
 };
 
 PyMODINIT_FUNC PyInit__publish(void) {

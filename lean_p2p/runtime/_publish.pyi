@@ -33,3 +33,14 @@ class LanesPublisher:
     ) -> None: ...
     def room(self) -> int: ...
     def publish(self, groups: list[list[Any]], /) -> int: ...
+
+def serve(
+    pop: Callable[[], object],
+    limit: int,
+    handler: Callable[[str, object], object],
+    name: str,
+    /,
+) -> tuple[int, object, BaseException | None]:
+    """Loop thread: up to ``limit`` times, ``pop()`` an item and call ``handler(name,
+    item)``; stops when the lane is empty or the handler raises. Returns (served, the
+    item whose handler raised, its exception), or (served, None, None)."""

@@ -118,6 +118,12 @@ from lean_p2p.runtime.affinity import LoopAffinity, WrongThreadError, loop_only
 if TYPE_CHECKING:
     from lean_p2p.runtime._publish import LanesPublisher, Publisher
 
+#: ``serve(pop, limit, handler, name) -> (served, item, error)``: lean_p2p.runtime._publish
+ServeFunction = Callable[
+    [Callable[[], object], int, Callable[[str, object], None], str],
+    tuple[int, object, BaseException | None],
+]
+
 __all__ = [
     "ATOMIC_PUBLISH_AVAILABLE",
     "DEFAULT_BUDGET",
@@ -185,8 +191,19 @@ def _lanes_publisher_class() -> type[LanesPublisher] | None:
     return LanesPublisher
 
 
+def _serve_function() -> ServeFunction | None:
+    """The C serving of a few items (``_publish.serve``), where it is built; else None,
+    and the mailbox serves them in Python (``Mailbox._serve_lane_items``)."""
+    try:
+        from lean_p2p.runtime._publish import serve
+    except ImportError:  # not built: no C compiler at install time
+        return None
+    return serve
+
+
 _PUBLISHER = _publisher_class()
 _LANES_PUBLISHER = _lanes_publisher_class()
+_SERVE = _serve_function()
 #: Whether :class:`Mailbox` puts publish through one C call by default (see its docs).
 ATOMIC_PUBLISH_AVAILABLE = _PUBLISHER is not None
 
@@ -591,6 +608,8 @@ class Mailbox:
         self._handle_many: Callable[[str, list[object]], None] | None = getattr(
             handler, "handle_many", None
         )
+        # A few items are served by one C call where it is built (see _serve_few_in_c).
+        self._serve_few = self._serve_lane_items if _SERVE is None else self._serve_few_in_c
         self._on_handler_error = on_handler_error
         self._budget = budget
         self._time_budget_s = time_budget_s
@@ -1131,7 +1150,7 @@ class Mailbox:
                     lane.high_water = depth
                 limit = min(lane.spec.quantum, budget)
                 if self._handle_many is None and depth < _BATCH_POP_MIN:
-                    budget -= self._serve_lane_items(lane, limit, handler)
+                    budget -= self._serve_few(lane, limit, handler)
                 else:
                     budget -= self._serve_lane(lane, limit, handler)
                 if budget == 0:
@@ -1199,6 +1218,34 @@ class Mailbox:
                 except Exception as error:
                     lane.handler_errors += 1
                     self._report(HandlerFailure(name, item, error))
+        finally:
+            lane.handled += served
+            lane.handling_time_s += time.perf_counter() - started
+        return served
+
+    def _serve_few_in_c(
+        self, lane: _Lane, limit: int, handler: Callable[[str, object], None]
+    ) -> int:
+        """:meth:`_serve_lane_items` with its loop in C (``_publish.serve``): each pop
+        and handler call without Python bytecode around it. The C loop stops at a
+        handler's exception and hands it back; an Exception is reported here and the
+        serving goes on, anything else (KeyboardInterrupt) is raised once the served
+        items are counted. Items not yet popped stay in the lane, so no stop loses one."""
+        assert _SERVE is not None
+        name = lane.name
+        serve_one = lane.serve_one
+        served = 0
+        started = time.perf_counter()
+        try:
+            while served < limit:
+                count, item, error = _SERVE(serve_one, limit - served, handler, name)
+                served += count
+                if error is None:  # the limit, or the lane ran empty
+                    break
+                if not isinstance(error, Exception):
+                    raise error
+                lane.handler_errors += 1
+                self._report(HandlerFailure(name, item, error))
         finally:
             lane.handled += served
             lane.handling_time_s += time.perf_counter() - started

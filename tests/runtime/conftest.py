@@ -26,6 +26,18 @@ def publish_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return str(request.param)
 
 
+@pytest.fixture(params=["c", "python"])
+def serve_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each way the drain serves a few items of a lane: one C call
+    (``_publish.serve``, the default where it is built) and the Python loop (everywhere
+    else). Mailboxes made in the test take the path in force."""
+    if request.param == "python":
+        monkeypatch.setattr(mailbox_module, "_SERVE", None)
+    elif mailbox_module._SERVE is None:
+        pytest.fail(f"the C serving loop is not built: {publish_build_hint()}")
+    return str(request.param)
+
+
 async def settle(mailbox: Mailbox) -> None:
     """Yield to the loop until no drain is pending and every lane is empty."""
     for attempt in range(10_000):

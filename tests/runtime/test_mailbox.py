@@ -27,8 +27,9 @@ from tests.runtime.conftest import settle
 FIFO = OverflowPolicy.REJECT_NEWEST
 LIFO = OverflowPolicy.EVICT_OLDEST
 
-# Every test here runs with both publish paths (tests/runtime/conftest.py).
-pytestmark = pytest.mark.usefixtures("publish_path")
+# Every test here runs with both publish paths and both serving paths
+# (tests/runtime/conftest.py).
+pytestmark = pytest.mark.usefixtures("publish_path", "serve_path")
 
 
 class Recorder:
@@ -443,6 +444,33 @@ async def test_a_raising_handler_is_reported_counted_and_strands_nothing() -> No
     assert (failures[0].lane, failures[0].item) == ("only", 3)
     assert isinstance(failures[0].error, ValueError)
     assert mailbox.statistics().lane("only").handler_errors == 1
+    await mailbox.aclose()
+
+
+async def test_a_handlers_error_is_reported_with_its_traceback_and_the_serving_goes_on() -> None:
+    """Two failures within one round of a few items: each is reported with the
+    traceback of the handler that raised, and every other item is still handled."""
+    failures: list[HandlerFailure] = []
+    handled: list[object] = []
+
+    def handler(_lane: str, item: object) -> None:
+        if item in (1, 2):
+            raise ValueError(f"bad item {item}")
+        handled.append(item)
+
+    mailbox = Mailbox(one_lane(quantum=8), handler, on_handler_error=failures.append)
+    mailbox.put_many("only", list(range(5)))
+    await settle(mailbox)
+    assert handled == [0, 3, 4]
+    assert [failure.item for failure in failures] == [1, 2]
+    for failure in failures:
+        traceback = failure.error.__traceback__
+        assert traceback is not None
+        while traceback.tb_next is not None:
+            traceback = traceback.tb_next
+        assert traceback.tb_frame.f_code.co_name == "handler"
+    lane = mailbox.statistics().lane("only")
+    assert (lane.handled, lane.handler_errors) == (5, 2)
     await mailbox.aclose()
 
 

@@ -580,3 +580,83 @@ async def test_a_caller_drains_publisher_leaves_the_drain_to_its_caller(
     mailbox.run_owed_drain()
     assert handled == ["a", "b", "c", "d", "e"]
     await mailbox.aclose()
+
+
+# -- serve: a few items of a lane, served by one C call ---------------------------------
+
+
+@pytest.fixture
+def serve() -> Any:
+    if mailbox_module._SERVE is None:
+        pytest.fail(f"the C serving loop is not built: {publish_build_hint()}")
+    return mailbox_module._SERVE
+
+
+def test_serve_hands_up_to_its_limit_over_in_order_and_leaves_the_rest(serve: Any) -> None:
+    items: deque[object] = deque(range(5))
+    seen: list[tuple[str, object]] = []
+    assert serve(items.popleft, 3, lambda lane, item: seen.append((lane, item)), "only") == (
+        3,
+        None,
+        None,
+    )
+    assert seen == [("only", 0), ("only", 1), ("only", 2)]
+    assert list(items) == [3, 4]
+
+
+def test_serve_stops_where_the_lane_runs_empty(serve: Any) -> None:
+    items: deque[object] = deque(["a"])
+    seen: list[object] = []
+    assert serve(items.pop, 10, lambda _lane, item: seen.append(item), "only") == (1, None, None)
+    assert serve(items.pop, 10, lambda _lane, item: seen.append(item), "only") == (0, None, None)
+    assert seen == ["a"]
+
+
+def test_serve_stops_at_a_raising_handler_and_returns_the_item_and_its_error(
+    serve: Any,
+) -> None:
+    items: deque[object] = deque(range(4))
+    seen: list[object] = []
+
+    def handler(_lane: str, item: object) -> None:
+        seen.append(item)
+        if item == 1:
+            raise ValueError("bad")
+
+    served, item, error = serve(items.popleft, 4, handler, "only")
+    assert (served, item) == (2, 1)  # the item that raised was handed over: it counts
+    assert isinstance(error, ValueError) and error.__traceback__ is not None
+    assert list(items) == [2, 3] and seen == [0, 1]
+
+
+def test_serve_hands_back_a_keyboard_interrupt_instead_of_raising_it(serve: Any) -> None:
+    """The caller counts what was served before it re-raises: so the C loop returns
+    every exception, not only an Exception."""
+    items: deque[object] = deque(range(3))
+
+    def handler(_lane: str, item: object) -> None:
+        if item == 0:
+            raise KeyboardInterrupt
+
+    served, item, error = serve(items.popleft, 3, handler, "only")
+    assert (served, item, type(error)) == (1, 0, KeyboardInterrupt)
+    assert list(items) == [1, 2]
+
+
+def test_serve_refuses_bad_arguments_before_popping_anything(serve: Any) -> None:
+    items: deque[object] = deque([1])
+    with pytest.raises(TypeError, match="takes 4 arguments"):
+        serve(items.popleft, 1, print)
+    with pytest.raises(TypeError, match="callable"):
+        serve(items.popleft, 1, "not callable", "only")
+    with pytest.raises(TypeError):
+        serve(items.popleft, "one", print, "only")
+    assert list(items) == [1]
+
+
+def test_serve_propagates_a_pop_that_fails_otherwise_than_empty(serve: Any) -> None:
+    def broken_pop() -> object:
+        raise RuntimeError("not a deque")
+
+    with pytest.raises(RuntimeError, match="not a deque"):
+        serve(broken_pop, 1, print, "only")
