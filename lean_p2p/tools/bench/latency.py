@@ -45,6 +45,12 @@ that the kernel's wakeup and the interpreter's GIL set for any hand-off between 
 threads on this machine.
 ``--levers`` adds the same cases with the interpreter's switch interval at 1 ms
 (default 5 ms) and with the heap frozen after start-up (``gc.freeze()``).
+
+The native burst cases also run with the mailbox's linger on (``lever`` ``linger``:
+``linger_s`` of :data:`NATIVE_LINGER_S`): after a drain of a batch the loop thread
+polls in ``call_soon`` passes instead of sleeping, so the next burst finds it running
+and warm. C producers need no GIL, so the polling takes nothing from them; it costs a
+core, which ``loop_cpu_pct`` shows (the loop thread's CPU time over the case's run).
 """
 
 from __future__ import annotations
@@ -93,10 +99,14 @@ COLUMNS = (
     "tail_gc_share",
     "gc_pauses",
     "gc_max_us",
+    "loop_cpu_pct",
 )
 _LANE = "bench"
 #: events per wakeup of the native ``burst`` cases
 NATIVE_BURST = 16
+#: the mailbox's linger_s in the native ``linger`` cases: past the 160 us between two
+#: staggered bursts at 100k events/s, so that the loop keeps polling while they flow
+NATIVE_LINGER_S = 0.0005
 _CASE_TIMEOUT_S = 120.0
 #: the shortest sleep of a paced Python producer (see _python_producer)
 PRODUCER_MIN_SLEEP_S = 0.0001
@@ -214,7 +224,7 @@ class Case:
     producers: int
     rate: int
     events: int
-    lever: str = "default"  # "default", "switch-1ms", "gc-freeze"
+    lever: str = "default"  # "default", "switch-1ms", "gc-freeze", "linger"
     #: native producers: events pushed back to back per wakeup (1: each paced alone)
     burst: int = 1
     #: native producers: "together" (every producer wakes at the same instants, the
@@ -243,6 +253,9 @@ class CaseResult:
     #: stamp (see LoopClock). Plain ints again, for the same reason.
     sent_readings: Readings = field(default_factory=Readings)
     drain_readings: Readings = field(default_factory=Readings)
+    #: the loop thread's CPU time and the wall time over the producers' run (0: no loop)
+    loop_cpu_ns: int = 0
+    loop_wall_ns: int = 0
 
     def row(self) -> dict[str, Any]:
         totals = sorted(self.totals_ns)
@@ -263,6 +276,7 @@ class CaseResult:
                 + (f"/burst{case.burst}" if case.burst > 1 else "")
                 + ("/staggered" if case.phases == "staggered" else "")
                 + (f"/{case.handoff}" if case.handoff != "mailbox" else "")
+                + (f"/{case.lever}" if case.lever != "default" else "")
             ),
             "loop": case.loop,
             "producer_kind": case.producer_kind,
@@ -289,6 +303,9 @@ class CaseResult:
             "tail_gc_share": overlapping / len(tail) if tail else 0.0,
             "gc_pauses": len(pauses),
             "gc_max_us": max(pauses) / 1e3 if pauses else 0.0,
+            "loop_cpu_pct": (
+                100 * self.loop_cpu_ns / self.loop_wall_ns if self.loop_wall_ns else None
+            ),
         }
 
     def _tail_wait_split(self, tail: Sequence[int]) -> dict[str, float | None]:
@@ -478,7 +495,8 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
         handler = handle_python
 
     lane = LaneSpec(_LANE, 1 << 22, OverflowPolicy.REJECT_NEWEST, 1024)
-    mailbox = _StampedMailbox([lane], handler, loop=loop)
+    linger_s = NATIVE_LINGER_S if case.lever == "linger" else 0.0
+    mailbox = _StampedMailbox([lane], handler, loop=loop, linger_s=linger_s)
     mailbox.stamps = stamps
     submit: Callable[[int], object] = mailbox.sender(_LANE)
     if case.handoff == "call_soon":
@@ -494,6 +512,7 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
     if consumer is not None:
         submit = consumer.start(record, stamps.readings)
     _settle_heap()
+    cpu_began, wall_began = time.thread_time_ns(), time.monotonic_ns()
     with GcWatch() as watch:
         if native:
             await _drive_native(case, mailbox, stamps, finished, stop)
@@ -506,6 +525,9 @@ async def _run_case(case: Case, stop: threading.Event) -> CaseResult:
                 loop_clock=loop_clock,
                 readings=result.sent_readings,
             )
+    if consumer is None:  # else the hand-off is that thread's, and this one only waits
+        result.loop_cpu_ns = time.thread_time_ns() - cpu_began
+        result.loop_wall_ns = time.monotonic_ns() - wall_began
     await mailbox.aclose()
     for stamp, drain_started, now in zip(pushes_ns, drains_ns, handled_ns, strict=True):
         account(stamp, drain_started, now)
@@ -765,7 +787,12 @@ def plan(args: argparse.Namespace) -> list[Case]:
                     # (independent threads), each beside its floor: a C thread that
                     # drains the ring itself, with no loop and no Python.
                     for phases in ("together", "staggered"):
-                        for handoff in ("mailbox", "thread"):
+                        # The mailbox with its linger on beside it (see NATIVE_LINGER_S).
+                        for handoff, lever in (
+                            ("mailbox", "default"),
+                            ("mailbox", "linger"),
+                            ("thread", "default"),
+                        ):
                             cases.append(
                                 Case(
                                     loop,
@@ -773,6 +800,7 @@ def plan(args: argparse.Namespace) -> list[Case]:
                                     producers,
                                     rate,
                                     events,
+                                    lever,
                                     burst=NATIVE_BURST,
                                     phases=phases,
                                     handoff=handoff,

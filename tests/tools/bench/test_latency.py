@@ -11,6 +11,7 @@ from lean_p2p.cli import main
 from lean_p2p.tools.bench.latency import (
     CLOCK_SAMPLE_EVERY,
     NATIVE_BURST,
+    NATIVE_LINGER_S,
     Case,
     LoopClock,
     Readings,
@@ -58,30 +59,65 @@ def test_a_lever_is_applied_for_its_case_only() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def test_the_linger_lever_keeps_the_mailbox_polling_for_its_case_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lean_p2p.runtime import Mailbox
+
+    lingers: list[float] = []
+    real_init = Mailbox.__init__
+
+    def recording_init(self: Mailbox, *args: object, **kwargs: object) -> None:
+        lingers.append(kwargs.get("linger_s", 0.0))  # type: ignore[arg-type]
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Mailbox, "__init__", recording_init)
+    for lever in ("linger", "default"):
+        case = Case("asyncio", "native", 2, 5_000, 400, lever, burst=4, phases="staggered")
+        assert len(measure_case(case, loop_factory("asyncio")).totals_ns) == 400
+    assert lingers == [NATIVE_LINGER_S, 0.0]
+
+
 def test_the_command_writes_a_row_per_case(tmp_path: Path) -> None:
     out = tmp_path / "latency.json"
     arguments = ["bench", "latency", "--quick", "--loops", "asyncio", "--rates", "5000"]
     assert main([*arguments, "--events", "500", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     kinds = [
-        (row["producer_kind"], row["producers"], row["burst"], row["phases"], row["handoff"])
+        (
+            row["producer_kind"],
+            row["producers"],
+            row["burst"],
+            row["phases"],
+            row["handoff"],
+            row["lever"],
+        )
         for row in rows
     ]
     assert kinds == [
-        ("python", 1, 1, "", "mailbox"),
-        ("python", 8, 1, "", "mailbox"),
-        ("python", 8, 1, "", "call_soon"),
-        ("python", 8, 1, "", "thread"),
-        ("native", 8, 1, "together", "mailbox"),
-        ("native", 8, NATIVE_BURST, "together", "mailbox"),
-        ("native", 8, NATIVE_BURST, "together", "thread"),
-        ("native", 8, NATIVE_BURST, "staggered", "mailbox"),
-        ("native", 8, NATIVE_BURST, "staggered", "thread"),
+        ("python", 1, 1, "", "mailbox", "default"),
+        ("python", 8, 1, "", "mailbox", "default"),
+        ("python", 8, 1, "", "call_soon", "default"),
+        ("python", 8, 1, "", "thread", "default"),
+        ("native", 8, 1, "together", "mailbox", "default"),
+        ("native", 8, NATIVE_BURST, "together", "mailbox", "default"),
+        ("native", 8, NATIVE_BURST, "together", "mailbox", "linger"),
+        ("native", 8, NATIVE_BURST, "together", "thread", "default"),
+        ("native", 8, NATIVE_BURST, "staggered", "mailbox", "default"),
+        ("native", 8, NATIVE_BURST, "staggered", "mailbox", "linger"),
+        ("native", 8, NATIVE_BURST, "staggered", "thread", "default"),
     ]
+    assert len({row["variant"] for row in rows}) == len(rows)  # the lever is in its name
     for row in rows:
         assert row["events"] == 500
         for key in ("variant", "loop", "rate", "p50_us", "p99_us", "p999_us", "tail_wait_us"):
             assert key in row
+        # The loop thread's CPU share where the loop does the hand-off; none where a
+        # thread of its own does (the floors), since the loop only waits there.
+        if row["handoff"] == "thread":
+            assert row["loop_cpu_pct"] is None
+        else:
+            assert 0 < row["loop_cpu_pct"] <= 100
 
 
 def test_without_the_native_build_the_native_cases_are_left_out_and_it_says_why(
