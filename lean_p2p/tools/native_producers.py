@@ -12,8 +12,10 @@ thread that drains a ring on its own (the floor of the native hand-off).
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -171,6 +173,7 @@ class ProducerDriver:
         interval_ns: int = 0,
         burst: int = 1,
         stagger: bool = False,
+        nice: int = 0,
     ) -> ProducerRun:
         """Start ``threads`` pthreads pushing ``events_per_thread`` events each (0: until
         stopped or the ring closes; a sequence: producer i pushes the i-th count).
@@ -182,16 +185,20 @@ class ProducerDriver:
         sleeps once per ``burst`` events and pushes them back to back, as a network
         thread does with what one read brought (one wakeup per burst, not per event).
         Paced producers wake at the same instants, or with ``stagger`` producer i a
-        fraction i/threads of a period after the first, as independent threads would."""
+        fraction i/threads of a period after the first, as independent threads would.
+        ``nice`` > 0 runs the producers that much lower in priority than the calling
+        thread, which keeps its own (see :func:`_started_lowered`)."""
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst}")
+        if nice < 0:
+            raise ValueError(f"nice must be >= 0 (raising a priority needs privileges), not {nice}")
         if isinstance(events_per_thread, int):
             counts = None if events_per_thread == 0 else [events_per_thread] * threads
         else:
             counts = list(events_per_thread)
             if len(counts) != threads:
                 raise ValueError(f"{len(counts)} counts for {threads} producer threads")
-        run = self._lib.producers_start_counts(
+        arguments = (
             push_function_address,
             context_address,
             threads,
@@ -204,9 +211,36 @@ class ProducerDriver:
             int(stagger),
             on_thread_exit_address,
         )
+        start = self._lib.producers_start_counts
+        run = _started_lowered(nice, lambda: start(*arguments)) if nice else start(*arguments)
         if not run:
             raise RuntimeError(f"could not start {threads} native producer threads")
         return ProducerRun(self._lib, run, threads)
+
+
+def _started_lowered(nice: int, start: Callable[[], int]) -> int:
+    """``start()`` called on a short-lived thread that first lowers its own priority by
+    ``nice``: on Linux a thread's nice value is its own, and the pthreads ``start``
+    creates inherit it, while the calling thread (a loop thread, say) keeps its own. An
+    unprivileged process may lower a priority but not raise it back, so lowering the
+    caller and restoring it afterwards is not an option."""
+    outcome: list[int] = []
+    failure: list[BaseException] = []
+
+    def lowered() -> None:
+        try:
+            thread = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+            outcome.append(start())
+        except BaseException as error:  # handed to the caller, whatever it is
+            failure.append(error)
+
+    starter = threading.Thread(target=lowered, name="lean-p2p-producers-start")
+    starter.start()
+    starter.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class ProducerRun:

@@ -4,7 +4,11 @@ the C ring consumer that is the native hand-off's floor."""
 from __future__ import annotations
 
 import ctypes
+import os
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +72,50 @@ def test_a_stopped_c_consumer_returns_what_it_took(raw_ring: int) -> None:
     consumer.free()
     with pytest.raises(RuntimeError, match="freed"):
         consumer.delays_ns()
+
+
+def _thread_nice_values() -> dict[int, int]:
+    """Every thread of this process by id, with its nice value (field 19 of its stat)."""
+    values: dict[int, int] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # the thread ended while we looked
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        values[int(task.name)] = int(fields[16])
+    return values
+
+
+def test_nice_lowers_the_producers_priority_and_not_the_callers(raw_ring: int) -> None:
+    caller = threading.get_native_id()
+    own = os.getpriority(os.PRIO_PROCESS, caller)
+    before = set(_thread_nice_values())
+    # Paced slowly and without an end, so that the threads are alive while we look.
+    run = ProducerDriver().start(
+        _push_address(), raw_ring, threads=3, events_per_thread=0, interval_ns=10_000_000, nice=5
+    )
+    try:
+        # The short-lived thread that started them may still be on its way out, with the
+        # same lowered priority: look until only the 3 producers are new.
+        deadline = time.monotonic() + 30
+        while True:
+            producers = {
+                thread: nice
+                for thread, nice in _thread_nice_values().items()
+                if thread not in before
+            }
+            if len(producers) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+    finally:
+        run.stop()
+        run.join()
+        run.free()
+    assert sorted(producers.values()) == [own + 5] * 3
+    assert os.getpriority(os.PRIO_PROCESS, caller) == own
+
+
+def test_a_negative_nice_is_refused() -> None:
+    with pytest.raises(ValueError, match="nice must be >= 0"):
+        ProducerDriver().start(0, None, threads=1, events_per_thread=1, nice=-1)

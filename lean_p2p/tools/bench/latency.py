@@ -44,7 +44,10 @@ blocked on an eventfd with no event loop at all (``handoff`` ``thread``): the fl
 that the kernel's wakeup and the interpreter's GIL set for any hand-off between Python
 threads on this machine.
 ``--levers`` adds the same cases with the interpreter's switch interval at 1 ms
-(default 5 ms) and with the heap frozen after start-up (``gc.freeze()``).
+(default 5 ms) and with the heap frozen after start-up (``gc.freeze()``), and the native
+mailbox cases with the C producers at a lower priority than the loop thread (``lever``
+``producers-nice``: nice :data:`PRODUCER_NICE`, as an embedder may run its network
+threads): on 2 cores the kernel's fair scheduler gives 9 runnable threads a ninth each.
 
 The native burst cases also run with the mailbox's linger on (``lever`` ``linger``:
 ``linger_s`` of :data:`NATIVE_LINGER_S`): after a drain of a batch the loop thread
@@ -107,6 +110,8 @@ NATIVE_BURST = 16
 #: the mailbox's linger_s in the native ``linger`` cases: past the 160 us between two
 #: staggered bursts at 100k events/s, so that the loop keeps polling while they flow
 NATIVE_LINGER_S = 0.0005
+#: how much lower the C producers' priority is in the ``producers-nice`` cases
+PRODUCER_NICE = 10
 _CASE_TIMEOUT_S = 120.0
 #: the shortest sleep of a paced Python producer (see _python_producer)
 PRODUCER_MIN_SLEEP_S = 0.0001
@@ -224,7 +229,8 @@ class Case:
     producers: int
     rate: int
     events: int
-    lever: str = "default"  # "default", "switch-1ms", "gc-freeze", "linger"
+    #: "default", "switch-1ms", "gc-freeze", "linger", "producers-nice"
+    lever: str = "default"
     #: native producers: events pushed back to back per wakeup (1: each paced alone)
     burst: int = 1
     #: native producers: "together" (every producer wakes at the same instants, the
@@ -676,6 +682,7 @@ async def _drive_native(
         interval_ns=case.producers * 1_000_000_000 // case.rate,
         burst=case.burst,
         stagger=case.phases == "staggered",
+        nice=PRODUCER_NICE if case.lever == "producers-nice" else 0,
     )
     try:
         await _until_done_or_stopped(finished, stop)
@@ -809,6 +816,22 @@ def plan(args: argparse.Namespace) -> list[Case]:
             if args.levers:
                 for lever in ("switch-1ms", "gc-freeze"):
                     cases.append(Case(loop, "python", 8, rate, events, lever))
+                if _native_unavailable() is None:
+                    nice = "producers-nice"
+                    cases.append(Case(loop, "native", 8, rate, events, nice))
+                    for phases in ("together", "staggered"):
+                        cases.append(
+                            Case(
+                                loop,
+                                "native",
+                                8,
+                                rate,
+                                events,
+                                nice,
+                                burst=NATIVE_BURST,
+                                phases=phases,
+                            )
+                        )
     return cases
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,10 +16,12 @@ from lean_p2p.tools.bench.latency import (
     CLOCK_SAMPLE_EVERY,
     NATIVE_BURST,
     NATIVE_LINGER_S,
+    PRODUCER_NICE,
     Case,
     LoopClock,
     Readings,
     measure_case,
+    plan,
     split_wait,
 )
 from lean_p2p.tools.stress import loop_factory
@@ -57,6 +63,42 @@ def test_a_lever_is_applied_for_its_case_only() -> None:
     measure_case(Case("asyncio", "python", 1, 5_000, 200, "gc-freeze"), loop_factory("asyncio"))
     assert sys.getswitchinterval() == interval
     assert gc.get_freeze_count() == 0
+
+
+def test_the_producers_nice_lever_lowers_the_producers_and_leaves_the_loop_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lean_p2p.tools.native_producers import ProducerDriver
+
+    nice_values: list[int] = []
+    real_start = ProducerDriver.start
+
+    def recording_start(self: ProducerDriver, *args: Any, **kwargs: Any) -> Any:
+        nice_values.append(kwargs.get("nice", 0))
+        return real_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProducerDriver, "start", recording_start)
+    loop_thread = threading.get_native_id()  # measure_case runs the loop on this thread
+    own = os.getpriority(os.PRIO_PROCESS, loop_thread)
+    for lever in ("producers-nice", "default"):
+        case = Case("asyncio", "native", 2, 5_000, 400, lever, burst=4)
+        assert len(measure_case(case, loop_factory("asyncio")).totals_ns) == 400
+    assert nice_values == [PRODUCER_NICE, 0]
+    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == own
+
+
+def test_levers_add_the_native_cases_with_the_producers_below_the_loop() -> None:
+    arguments = argparse.Namespace(
+        quick=True, events=1_000, loops=["uvloop"], rates=[20_000], levers=True
+    )
+    levers = [(case.producer_kind, case.burst, case.phases, case.lever) for case in plan(arguments)]
+    assert levers[-5:] == [
+        ("python", 1, "together", "switch-1ms"),
+        ("python", 1, "together", "gc-freeze"),
+        ("native", 1, "together", "producers-nice"),
+        ("native", NATIVE_BURST, "together", "producers-nice"),
+        ("native", NATIVE_BURST, "staggered", "producers-nice"),
+    ]
 
 
 def test_the_linger_lever_keeps_the_mailbox_polling_for_its_case_only(
