@@ -16,7 +16,7 @@ from lean_p2p.native import PUSH_FUNCTION_TYPE, CallbackBridge, EventKind, Nativ
 from lean_p2p.native.library import EventStruct
 from lean_p2p.runtime import LaneSpec, Mailbox, MailboxClosed, OverflowPolicy
 from lean_p2p.tools.native_producers import ProducerDriver
-from tests.native.test_ring import Collector, assert_exactly_once_in_order, busy_python
+from tests.native.delivery import Collector, assert_exactly_once_in_order, busy_python
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from lean_p2p.node.keys import (
 )
 from lean_p2p.node.node import Node
 from lean_p2p.node.testing import FakeDriver, ManualClock
-from tests.node.test_node import GENESIS_TIME, _run_linked
+from tests.node.linked import GENESIS_TIME, run_linked
 
 SEED = b"tests/node/test_keys"
 
@@ -125,7 +125,7 @@ async def test_two_nodes_that_sign_for_real_finalize_and_reject_bad_signatures(
     node_a = Node(configs[0], driver=drivers["a"], clock=clock, serve_api=False)
     node_b = Node(configs[1], driver=drivers["b"], clock=clock, serve_api=False)
     async with node_a, node_b:
-        await _run_linked(clock, [node_a, node_b], drivers, 5 * 8)
+        await run_linked(clock, [node_a, node_b], drivers, 5 * 8)
         report_a, report_b = node_a.report(), node_b.report()
         assert report_a.chain.head_root == report_b.chain.head_root
         assert report_a.chain.finalized_slot == report_b.chain.finalized_slot >= 3

@@ -9,7 +9,6 @@ threads; recording and deterministic replay; the HTTP API served by a live node.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from lean_p2p.containers import (
 from lean_p2p.net.commands import Publish, SendRequest
 from lean_p2p.net.events import (
     Direction,
-    GossipAggregate,
     GossipAttestation,
     GossipBlock,
     PeerConnected,
@@ -41,9 +39,7 @@ from lean_p2p.node.testing import FakeDriver, ManualClock
 from lean_p2p.runtime import MailboxClosed
 from lean_p2p.runtime.affinity import WrongThreadError
 from lean_p2p.wire.keys import NodeKey
-
-GENESIS_TIME = 1_000
-INTERVAL = 0.8
+from tests.node.linked import GENESIS_TIME, INTERVAL, run_linked
 
 
 def _config(name: str, indices: tuple[int, ...], validators: int = 4, **extra: Any) -> NodeConfig:
@@ -80,49 +76,13 @@ async def test_lone_node_with_all_validators_finalizes() -> None:
     assert driver.stopped
 
 
-def _relay(drivers: dict[str, FakeDriver]) -> int:
-    """Deliver every published message to the other nodes, as gossip would."""
-    moved = 0
-    for sender, driver in drivers.items():
-        for command in driver.take_sent():
-            if not isinstance(command, Publish):
-                continue
-            message_id = hashlib.sha256(command.message.encode()).digest()[:20]
-            for receiver, other in drivers.items():
-                if receiver == sender:
-                    continue
-                match command.message:
-                    case SignedBlock():
-                        other.inject(GossipBlock(sender, message_id, command.message))
-                    case SignedAttestation():
-                        other.inject(GossipAttestation(sender, message_id, command.message))
-                    case _:
-                        other.inject(GossipAggregate(sender, message_id, command.message))
-                moved += 1
-    return moved
-
-
-async def _run_linked(
-    clock: ManualClock, nodes: list[Node], drivers: dict[str, FakeDriver], intervals: int
-) -> None:
-    for _ in range(intervals):
-        clock.set(round(clock.now() + INTERVAL, 6))  # no float drift across many steps
-        for _ in range(3):  # a message can trigger another (block -> attestation)
-            for node in nodes:
-                await node.wait_idle()
-            if not _relay(drivers):
-                break
-        for node in nodes:
-            await node.wait_idle()
-
-
 async def test_two_linked_nodes_agree_and_finalize() -> None:
     clock = ManualClock(GENESIS_TIME)
     drivers = {"a": FakeDriver("a"), "b": FakeDriver("b")}
     node_a = Node(_config("a", (0, 2), is_aggregator=True), driver=drivers["a"], clock=clock)
     node_b = Node(_config("b", (1, 3)), driver=drivers["b"], clock=clock)
     async with node_a, node_b:
-        await _run_linked(clock, [node_a, node_b], drivers, 5 * 10)
+        await run_linked(clock, [node_a, node_b], drivers, 5 * 10)
         report_a, report_b = node_a.report(), node_b.report()
         assert report_a.chain.head_root == report_b.chain.head_root
         assert report_a.chain.head_slot == 10
@@ -338,9 +298,9 @@ async def test_recording_replays_to_the_same_store(tmp_path: Path) -> None:
     )
     node_b = Node(_config("b", (1, 3)), driver=drivers["b"], clock=clock)
     async with node_a, node_b:
-        await _run_linked(clock, [node_a, node_b], drivers, 5 * 6)
+        await run_linked(clock, [node_a, node_b], drivers, 5 * 6)
         node_a.set_aggregator(False)  # recorded too: a role change is a control item
-        await _run_linked(clock, [node_a, node_b], drivers, 5 * 2)
+        await run_linked(clock, [node_a, node_b], drivers, 5 * 2)
     recorded = node_a.report()
     result = await replay_recording(path)
     assert result.items == recorded.handled + 1  # + the admin role change

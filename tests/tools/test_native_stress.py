@@ -15,7 +15,7 @@ from lean_p2p.runtime import MailboxClosed
 from lean_p2p.tools.native_producers import STAMP, ProducerDriver
 from lean_p2p.tools.native_stress import NATIVE_PATHS, NativeProducers, _Feeder
 from lean_p2p.tools.stress import StressConfig, ThreadProducers, run_stress
-from tests.native.test_ring import busy_python
+from tests.native.delivery import busy_python
 
 
 @pytest.mark.stress
