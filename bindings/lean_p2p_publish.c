@@ -643,7 +643,8 @@ static PyMethodDef publish_functions[] = {
 static struct PyModuleDef publish_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lean_p2p.runtime._publish",
-    .m_doc = "The mailbox's publish step as one C call, atomic under the GIL.",
+    .m_doc = "The mailbox's publish step as one C call, atomic under the GIL, and the "
+             "serving of a few items of a lane.",
     .m_size = -1,
     .m_methods = publish_functions,
 };

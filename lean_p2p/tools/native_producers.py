@@ -187,7 +187,8 @@ class ProducerDriver:
         Paced producers wake at the same instants, or with ``stagger`` producer i a
         fraction i/threads of a period after the first, as independent threads would.
         ``nice`` > 0 runs the producers that much lower in priority than the calling
-        thread, which keeps its own (see :func:`_started_lowered`)."""
+        thread, which keeps its own (see :func:`_started_lowered`; the caller then waits
+        for a short-lived thread to start them)."""
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst}")
         if nice < 0:
