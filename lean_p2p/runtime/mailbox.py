@@ -192,15 +192,14 @@ def _lanes_publisher_class() -> type[LanesPublisher] | None:
 
 
 def _serve_function() -> ServeFunction | None:
-    """The C serving of a few items (``_publish.serve``), where it is built; else None,
-    and the mailbox serves them in Python (``Mailbox._serve_lane_items``). Not on a
-    free-threaded CPython: importing the extension there would turn the GIL back on."""
-    if not _GIL_ENABLED:
+    """The C serving of a few items (``_publish.serve``), where :func:`_publisher_class`
+    has its extension; else None, and the mailbox serves them in Python
+    (``Mailbox._serve_lane_items``). Not on a free-threaded CPython either: importing
+    the extension there would turn the GIL back on."""
+    if _publisher_class() is None:
         return None
-    try:
-        from lean_p2p.runtime._publish import serve
-    except ImportError:  # not built: no C compiler at install time
-        return None
+    from lean_p2p.runtime._publish import serve
+
     return serve
 
 
