@@ -27,6 +27,7 @@ import functools
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -158,10 +159,16 @@ def entry_point() -> int:
     # a traceback. Likewise a task the interrupt landed in (a bench's busy loop) holds
     # it as its exception, and asyncio logs "Task exception was never retrieved" with
     # the whole traceback when the task is freed. The interrupt is reported in one line
-    # already, so both are dropped once the run was interrupted, and only then. (Not in
-    # main(): callers in the same process keep their own hook and logging.)
+    # already, so both are dropped once the run was interrupted, and only then. So is
+    # the RuntimeWarning about a coroutine that was never awaited: the interrupt can land
+    # between a coroutine's creation and its first step (the argument of a Runner.run),
+    # and the warning comes when the interrupt's traceback lets the coroutine go. (Not
+    # in main(): callers in the same process keep their own hook, logging and warnings.)
     sys.unraisablehook = functools.partial(
         _unless_interrupted, sys.unraisablehook, lambda: INTERRUPTS.interrupted
+    )
+    warnings.showwarning = functools.partial(
+        _show_warning_unless_interrupted, warnings.showwarning, lambda: INTERRUPTS.interrupted
     )
     logging.getLogger("asyncio").addFilter(_drop_interrupt_records)
     return main()
@@ -172,6 +179,24 @@ def _unless_interrupted(
 ) -> None:
     if not interrupted():
         hook(unraisable)
+
+
+#: how CPython words the RuntimeWarning about a coroutine freed before its first step
+_NEVER_AWAITED = "was never awaited"
+
+
+def _show_warning_unless_interrupted(
+    show: Callable[..., object],
+    interrupted: Callable[[], bool],
+    message: Warning | str,
+    category: type[Warning],
+    *where: Any,
+) -> None:
+    """``warnings.showwarning`` (``where``: its filename, lineno, file and line), except
+    for a coroutine never awaited once the run was interrupted."""
+    if interrupted() and issubclass(category, RuntimeWarning) and _NEVER_AWAITED in str(message):
+        return
+    show(message, category, *where)
 
 
 def _drop_interrupt_records(record: logging.LogRecord) -> bool:

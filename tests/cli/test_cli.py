@@ -14,6 +14,7 @@ from lean_p2p.cli import (
     BENCHMARKS,
     COMMANDS,
     _drop_interrupt_records,
+    _show_warning_unless_interrupted,
     _unless_interrupted,
     build_parser,
     main,
@@ -64,7 +65,8 @@ def test_console_entry_point_runs_as_module() -> None:
 
 def test_after_an_interrupt_only_its_own_reports_are_dropped() -> None:
     """entry_point's hook passes every unraisable exception on until the run was
-    interrupted, and its asyncio filter drops only records about the interrupt."""
+    interrupted, its warnings hook drops only a never-awaited coroutine's warning after
+    it, and its asyncio filter drops only records about the interrupt."""
     seen: list[object] = []
     interrupted = False
     hook = functools.partial(_unless_interrupted, seen.append, lambda: interrupted)
@@ -84,6 +86,25 @@ def test_after_an_interrupt_only_its_own_reports_are_dropped() -> None:
             (type(error), error, None),
         )
 
+    shown: list[tuple[str, type[Warning]]] = []
+
+    def show(message: Warning | str, category: type[Warning], *_where: object) -> None:
+        shown.append((str(message), category))
+
+    interrupted = False
+    show_warning = functools.partial(_show_warning_unless_interrupted, show, lambda: interrupted)
+    never_awaited = "coroutine 'Runner.run.<locals>.main' was never awaited"
+    show_warning(never_awaited, RuntimeWarning, __file__, 1)
+    interrupted = True
+    show_warning(never_awaited, RuntimeWarning, __file__, 2)  # the interrupt's: dropped
+    show_warning("a real runtime warning", RuntimeWarning, __file__, 3, None, None)
+    show_warning(never_awaited, DeprecationWarning, __file__, 4)
+    assert shown == [
+        (never_awaited, RuntimeWarning),
+        ("a real runtime warning", RuntimeWarning),
+        (never_awaited, DeprecationWarning),
+    ]
+
     assert _drop_interrupt_records(record(KeyboardInterrupt())) is False
     assert _drop_interrupt_records(record(ValueError("a real failure"))) is True
     assert (
@@ -92,3 +113,35 @@ def test_after_an_interrupt_only_its_own_reports_are_dropped() -> None:
         )
         is True
     )
+
+
+def test_the_executable_drops_a_never_awaited_coroutine_only_after_an_interrupt() -> None:
+    """entry_point's wiring, in a process of its own: a coroutine freed unstarted warns
+    as usual, unless the run was interrupted (the interrupt can land between a
+    coroutine's creation and its first step)."""
+    script = """
+import asyncio, gc, sys
+from lean_p2p import cli
+from lean_p2p.tools.running import INTERRUPTS
+
+async def never_started() -> None:
+    pass
+
+def run() -> int:
+    first = never_started()
+    del first
+    gc.collect()
+    INTERRUPTS.count = 1  # as Ctrl-C would
+    second = never_started()
+    del second
+    gc.collect()
+    return 130
+
+cli.main = run
+sys.exit(cli.entry_point())
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 130
+    assert completed.stderr.count("was never awaited") == 1, completed.stderr
