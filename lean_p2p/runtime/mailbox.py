@@ -191,13 +191,33 @@ def _lanes_publisher_class() -> type[LanesPublisher] | None:
     return LanesPublisher
 
 
-def _serve_function() -> ServeFunction | None:
-    """The C serving of a few items (``_publish.serve``), where :func:`_publisher_class`
-    has its extension; else None, and the mailbox serves them in Python
-    (``Mailbox._serve_lane_items``). Not on a free-threaded CPython either: importing
-    the extension there would turn the GIL back on."""
+def serve_in_python(
+    pop: Callable[[], object], limit: int, handler: Callable[[str, object], None], name: str
+) -> tuple[int, object, BaseException | None]:
+    """Loop thread: up to ``limit`` times, ``pop()`` an item and call ``handler(name,
+    item)``; stop where the lane runs empty (IndexError) or the handler raises. Returns
+    (served, the item whose handler raised, its exception) or (served, None, None);
+    served counts the item that raised. ``_publish.serve`` is the same loop in C."""
+    served = 0
+    while served < limit:
+        try:
+            item = pop()
+        except IndexError:  # emptied (an evicting producer shed the last item)
+            break
+        served += 1
+        try:
+            handler(name, item)
+        except BaseException as error:  # handed back: the caller reports or re-raises
+            return served, item, error
+    return served, None, None
+
+
+def _serve_function() -> ServeFunction:
+    """The serving of a few items: ``_publish.serve`` where :func:`_publisher_class` has
+    its extension, else :func:`serve_in_python`. Not the extension on a free-threaded
+    CPython either: importing it there would turn the GIL back on."""
     if _publisher_class() is None:
-        return None
+        return serve_in_python
     from lean_p2p.runtime._publish import serve
 
     return serve
@@ -610,8 +630,6 @@ class Mailbox:
         self._handle_many: Callable[[str, list[object]], None] | None = getattr(
             handler, "handle_many", None
         )
-        # A few items are served by one C call where it is built (see _serve_few_in_c).
-        self._serve_few = self._serve_lane_items if _SERVE is None else self._serve_few_in_c
         self._on_handler_error = on_handler_error
         self._budget = budget
         self._time_budget_s = time_budget_s
@@ -1152,7 +1170,7 @@ class Mailbox:
                     lane.high_water = depth
                 limit = min(lane.spec.quantum, budget)
                 if self._handle_many is None and depth < _BATCH_POP_MIN:
-                    budget -= self._serve_few(lane, limit, handler)
+                    budget -= self._serve_lane_items(lane, limit, handler)
                 else:
                     budget -= self._serve_lane(lane, limit, handler)
                 if budget == 0:
@@ -1200,47 +1218,20 @@ class Mailbox:
     def _serve_lane_items(
         self, lane: _Lane, limit: int, handler: Callable[[str, object], None]
     ) -> int:
-        """A few items: popped and handled one at a time (no list, no iterator).
-
-        Its per-item handling repeats :meth:`_serve_lane`'s on purpose: a shared helper
-        would be one more Python call per item on the hottest loop of the node."""
-        serve_one = lane.serve_one
-        name = lane.name
-        served = 0
-        started = time.perf_counter()
-        try:
-            while served < limit:
-                try:
-                    item = serve_one()
-                except IndexError:  # emptied (an evicting producer shed the last item)
-                    break
-                served += 1
-                try:
-                    handler(name, item)
-                except Exception as error:
-                    lane.handler_errors += 1
-                    self._report(HandlerFailure(name, item, error))
-        finally:
-            lane.handled += served
-            lane.handling_time_s += time.perf_counter() - started
-        return served
-
-    def _serve_few_in_c(
-        self, lane: _Lane, limit: int, handler: Callable[[str, object], None]
-    ) -> int:
-        """:meth:`_serve_lane_items` with its loop in C (``_publish.serve``): each pop
-        and handler call without Python bytecode around it. The C loop stops at a
-        handler's exception and hands it back; an Exception is reported here and the
-        serving goes on, anything else (KeyboardInterrupt) is raised once the served
-        items are counted. Items not yet popped stay in the lane, so no stop loses one."""
-        assert _SERVE is not None
+        """A few items: popped and handled one at a time (no list, no iterator), by
+        ``_SERVE``: one C call where the extension is built (``_publish.serve``), else
+        :func:`serve_in_python`. Either stops at a handler's exception and hands it back;
+        an Exception is reported here and the serving goes on, anything else
+        (KeyboardInterrupt) is raised once the served items are counted. Items not yet
+        popped stay in the lane, so no stop loses one."""
+        serve = _SERVE
         name = lane.name
         serve_one = lane.serve_one
         served = 0
         started = time.perf_counter()
         try:
             while served < limit:
-                count, item, error = _SERVE(serve_one, limit - served, handler, name)
+                count, item, error = serve(serve_one, limit - served, handler, name)
                 served += count
                 if error is None:  # the limit, or the lane ran empty
                     break

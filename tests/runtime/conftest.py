@@ -30,10 +30,10 @@ def publish_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 def serve_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with each way the drain serves a few items of a lane: one C call
     (``_publish.serve``, the default where it is built) and the Python loop (everywhere
-    else). Mailboxes made in the test take the path in force."""
+    else, ``serve_in_python``). Every drain in the test takes the path in force."""
     if request.param == "python":
-        monkeypatch.setattr(mailbox_module, "_SERVE", None)
-    elif mailbox_module._SERVE is None:
+        monkeypatch.setattr(mailbox_module, "_SERVE", mailbox_module.serve_in_python)
+    elif mailbox_module._SERVE is mailbox_module.serve_in_python:
         pytest.fail(f"the C serving loop is not built: {publish_build_hint()}")
     return str(request.param)
 

@@ -582,14 +582,20 @@ async def test_a_caller_drains_publisher_leaves_the_drain_to_its_caller(
     await mailbox.aclose()
 
 
-# -- serve: a few items of a lane, served by one C call ---------------------------------
+# -- serve: a few items of a lane, served by one C call (or its Python twin) ------------
 
 
 @pytest.fixture
-def serve() -> Any:
-    if mailbox_module._SERVE is None:
+def c_serve() -> Any:
+    if mailbox_module._SERVE is mailbox_module.serve_in_python:
         pytest.fail(f"the C serving loop is not built: {publish_build_hint()}")
     return mailbox_module._SERVE
+
+
+@pytest.fixture(params=["c", "python"])
+def serve(request: pytest.FixtureRequest, c_serve: Any) -> Any:
+    """Each implementation of the serving contract: the C call and its Python twin."""
+    return c_serve if request.param == "c" else mailbox_module.serve_in_python
 
 
 def test_serve_hands_up_to_its_limit_over_in_order_and_leaves_the_rest(serve: Any) -> None:
@@ -643,14 +649,14 @@ def test_serve_hands_back_a_keyboard_interrupt_instead_of_raising_it(serve: Any)
     assert list(items) == [1, 2]
 
 
-def test_serve_refuses_bad_arguments_before_popping_anything(serve: Any) -> None:
+def test_serve_refuses_bad_arguments_before_popping_anything(c_serve: Any) -> None:
     items: deque[object] = deque([1])
     with pytest.raises(TypeError, match="takes 4 arguments"):
-        serve(items.popleft, 1, print)
+        c_serve(items.popleft, 1, print)
     with pytest.raises(TypeError, match="callable"):
-        serve(items.popleft, 1, "not callable", "only")
+        c_serve(items.popleft, 1, "not callable", "only")
     with pytest.raises(TypeError):
-        serve(items.popleft, "one", print, "only")
+        c_serve(items.popleft, "one", print, "only")
     assert list(items) == [1]
 
 
