@@ -139,6 +139,12 @@ def assert_clean_interrupt(command: Command, code: int) -> None:
     assert_nothing_left(command)
 
 
+def interrupt_cleanly(command: Command) -> None:
+    """Ctrl-C the command, let it finish, and check that it ended as it should."""
+    command.interrupt()
+    assert_clean_interrupt(command, command.finish())
+
+
 @pytest.fixture
 def cleanup() -> Iterator[Callable[[Command], Command]]:
     started: list[Command] = []
@@ -161,9 +167,7 @@ def test_stress_stops_and_prints_the_partial_result(
 ) -> None:
     command = cleanup(start(["stress", "--events", "100000000", "--producers", "4"], tmp_path))
     command.wait_for("stderr", lambda line: line.startswith("stress: "))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     out = "\n".join(command.stdout)
     assert "interrupted: the mailbox was closed under the producers" in out
     assert "verdict OK" in out  # what was accepted before the stop was handled once
@@ -177,9 +181,7 @@ def test_devnet_stops_its_nodes_and_prints_the_partial_summary(
     command = cleanup(start([*arguments, "--genesis-delay", "4", "--dir", "net"], tmp_path))
     # every node answers its API: each has started and handles SIGTERM in order
     command.wait_for("stdout", lambda line: line.startswith("t=") and "  up=2  " in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     summary = [line for line in command.stdout if line.startswith("summary: ")]
     assert len(summary) == 1
     assert '"interrupted": true' in summary[0]
@@ -200,9 +202,7 @@ def test_a_scenario_stops_its_nodes_and_its_relays_and_judges_what_ran(
     command = cleanup(start([*arguments, "--json", "out/split.json"], tmp_path))
     # both nodes answer their API: each has started and handles SIGTERM in order
     command.wait_for("stdout", lambda line: line.startswith("t=") and "down" not in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     summary = json.loads((tmp_path / "out" / "split.json").read_text())
     assert summary["interrupted"] is True
     assert {check["check"] for check in summary["checks"]} >= {"no_crashes", "one_head"}
@@ -218,9 +218,7 @@ def test_devnet_stops_its_key_generation_at_once(
     command = cleanup(start([*arguments, "--dir", "net"], tmp_path))
     command.wait_for("stdout", lambda line: "generating 2 production XMSS keys" in line)
     interrupted_at = time.monotonic()
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     assert time.monotonic() - interrupted_at < 30  # a key takes about 60 s here
     summary = [line for line in command.stdout if line.startswith("summary: ")]
     assert len(summary) == 1 and '"interrupted": true' in summary[0]
@@ -262,9 +260,7 @@ def test_node_stops_in_order_with_its_summary_line(
     )
     command = cleanup(start(["node", "--devnet", "net", "--name", entries[0].name], tmp_path))
     command.wait_for("stdout", lambda line: line.startswith(f"node {entries[0].name} peer_id="))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     assert command.stdout[-1].startswith(f"node {entries[0].name} stopped: head=")
 
 
@@ -277,9 +273,7 @@ def test_profile_is_cancelled_cleanly(
     arguments += ["--out", "out"]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: line.startswith("profile: run 1 of 2"))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 @pytest.mark.network
@@ -290,9 +284,7 @@ def test_profile_network_stops_its_generator_and_writes_the_partial_report(
     command = cleanup(start([*arguments, "--out", "out"], tmp_path))
     # a step's progress line: the generator is up and loading the node
     command.wait_for("stderr", lambda line: line.startswith("profile: step 1/"))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     out = "\n".join(command.stdout)
     assert "Interrupted: partial." in out
     assert (tmp_path / "out" / "report.html").exists()
@@ -307,9 +299,7 @@ def test_bench_gossip_stops_its_receiver_process(
     arguments = ["bench", "gossip", "--quick", "--variants", "lean", "--repeats", "50"]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: line.startswith("[1/"))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 def test_bench_verify_stops_its_workers_and_probe(
@@ -319,9 +309,7 @@ def test_bench_verify_stops_its_workers_and_probe(
     arguments = ["bench", "verify", "--seconds", "100", "--repeats", "1", "--scheme", "test"]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: "repeat 1/1" in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 def test_spectest_is_interrupted_while_it_reads_a_vector_file(
@@ -342,9 +330,7 @@ def test_spectest_is_interrupted_while_it_reads_a_vector_file(
     os.mkfifo(directory / "b.json")
     command = cleanup(start(["spectest", "fixtures", "--format", "ssz"], tmp_path))
     command.wait_for("stderr", lambda line: line == "spectest: ssz: 1 vectors")
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 @pytest.mark.slow
@@ -355,9 +341,7 @@ def test_soak_stops_its_nodes_and_prints_the_partial_verdict(
     command = cleanup(start(["soak", "--duration", "600", "--dir", "net"], tmp_path))
     # its first sample: every node has started and serves its API
     command.wait_for("stdout", lambda line: " up=4 " in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     assert '"interrupted": true' in "\n".join(command.stdout)
 
 
@@ -367,9 +351,7 @@ def test_crashtest_ends_after_the_kill_in_hand_with_its_partial_table(
     arguments = ["crashtest", "--kills", "1000", "--slots", "60", "--dir", str(tmp_path / "w")]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: line.startswith("crashtest: kill 1/"))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     assert any(line.startswith("clean restarts") for line in command.stdout)
 
 
@@ -379,9 +361,7 @@ def test_bench_storage_stops_its_writer_and_probe(
     arguments = ["bench", "storage", "--repeats", "50", "--slots", "100", "--dir", str(tmp_path)]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: "repeat 1/50: loop" in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 def test_bench_latency_stops_its_producers(
@@ -391,9 +371,7 @@ def test_bench_latency_stops_its_producers(
     arguments += ["--events", "3000"]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: "case 2/" in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 def test_bench_bridge_finishes_the_case_in_hand_and_prints_what_was_measured(
@@ -402,9 +380,7 @@ def test_bench_bridge_finishes_the_case_in_hand_and_prints_what_was_measured(
     arguments = ["bench", "bridge", "--quick", "--loops", "asyncio", "--producers", "1"]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stdout", lambda line: "events/s" in line)  # a case has finished
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     assert any("bench bridge (all rows)" in line for line in command.stdout)
 
 
@@ -418,9 +394,7 @@ def test_bench_native_stops_in_a_busy_loop_case_without_a_traceback(
         start([*arguments, "--producers", "8", "--events", "100000000", "--repeat", "1"], tmp_path)
     )
     command.wait_for("stderr", lambda line: "case 1 of" in line)
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
 
 
 @pytest.mark.stress
@@ -433,9 +407,7 @@ def test_stress_with_native_producers_stops_and_loses_nothing(
     arguments = ["stress", "--events", "100000000", "--producers", "4", "--native", "4"]
     command = cleanup(start(arguments, tmp_path))
     command.wait_for("stderr", lambda line: line.startswith("stress: "))
-    command.interrupt()
-    code = command.finish()
-    assert_clean_interrupt(command, code)
+    interrupt_cleanly(command)
     out = "\n".join(command.stdout)
     assert "interrupted: the mailbox was closed under the producers" in out
     assert "verdict OK" in out
