@@ -213,18 +213,24 @@ class ProducerDriver:
             on_thread_exit_address,
         )
         start = self._lib.producers_start_counts
-        run = _started_lowered(nice, lambda: start(*arguments)) if nice else start(*arguments)
+        run = (
+            _started_lowered(nice, lambda: start(*arguments), self._lib.producers_free)
+            if nice
+            else start(*arguments)
+        )
         if not run:
             raise RuntimeError(f"could not start {threads} native producer threads")
         return ProducerRun(self._lib, run, threads)
 
 
-def _started_lowered(nice: int, start: Callable[[], int]) -> int:
+def _started_lowered(nice: int, start: Callable[[], int], abandon: Callable[[int], object]) -> int:
     """``start()`` called on a short-lived thread that first lowers its own priority by
     ``nice``: on Linux a thread's nice value is its own, and the pthreads ``start``
     creates inherit it, while the calling thread (a loop thread, say) keeps its own. An
     unprivileged process may lower a priority but not raise it back, so lowering the
-    caller and restoring it afterwards is not an option."""
+    caller and restoring it afterwards is not an option. A Ctrl-C that lands while the
+    caller waits lets the start finish and hands what it started to ``abandon`` (stop,
+    join and free), so that no producer is left pushing with nobody holding its run."""
     outcome: list[int] = []
     failure: list[BaseException] = []
 
@@ -238,7 +244,13 @@ def _started_lowered(nice: int, start: Callable[[], int]) -> int:
 
     starter = threading.Thread(target=lowered, name="lean-p2p-producers-start")
     starter.start()
-    starter.join()
+    try:
+        starter.join()
+    except BaseException:
+        starter.join()
+        if outcome and outcome[0]:
+            abandon(outcome[0])
+        raise
     if failure:
         raise failure[0]
     return outcome[0]

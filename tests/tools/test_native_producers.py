@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lean_p2p.native.library import load_library
-from lean_p2p.tools.native_producers import ProducerDriver, RingConsumer
+from lean_p2p.tools.native_producers import ProducerDriver, RingConsumer, _started_lowered
 
 
 @pytest.fixture
@@ -119,3 +119,24 @@ def test_nice_lowers_the_producers_priority_and_not_the_callers(raw_ring: int) -
 def test_a_negative_nice_is_refused() -> None:
     with pytest.raises(ValueError, match="nice must be >= 0"):
         ProducerDriver().start(0, None, threads=1, events_per_thread=1, nice=-1)
+
+
+def test_a_ctrl_c_during_a_lowered_start_takes_its_producers_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interrupt lands while the caller waits for the short-lived thread that
+    starts the producers: the start finishes, and its run is stopped and freed."""
+    real_join = threading.Thread.join
+    interrupted: list[bool] = []
+
+    def join_then_interrupt(self: threading.Thread, timeout: float | None = None) -> None:
+        real_join(self, timeout)
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt  # as if Ctrl-C landed just as the start ended
+
+    monkeypatch.setattr(threading.Thread, "join", join_then_interrupt)
+    abandoned: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        _started_lowered(3, lambda: 42, abandoned.append)
+    assert abandoned == [42]
